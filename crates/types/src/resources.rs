@@ -1,0 +1,325 @@
+//! Resources asked for by tasks, offered by nodes and granted to allocations.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Default CPU for a task that does not ask (MHz), as in Nomad.
+pub const DEFAULT_CPU_MHZ: i64 = 100;
+/// Default memory for a task that does not ask (MiB), as in Nomad.
+pub const DEFAULT_MEMORY_MB: i64 = 300;
+/// Default ephemeral disk for a group (MiB), as in Nomad.
+pub const DEFAULT_DISK_MB: i64 = 300;
+
+/// What a task asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    /// CPU shares in MHz.
+    pub cpu: i64,
+    /// Whole reserved cores; when non-zero `cpu` is derived from them.
+    pub cores: i64,
+    /// Memory in MiB.
+    pub memory_mb: i64,
+    /// Memory oversubscription limit in MiB (0: none).
+    pub memory_max_mb: i64,
+    /// Task-level networks (deprecated in Nomad, kept for old files).
+    pub networks: Vec<NetworkResource>,
+    /// Generic devices such as GPUs.
+    pub devices: Vec<RequestedDevice>,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu: DEFAULT_CPU_MHZ,
+            cores: 0,
+            memory_mb: DEFAULT_MEMORY_MB,
+            memory_max_mb: 0,
+            networks: Vec::new(),
+            devices: Vec::new(),
+        }
+    }
+}
+
+/// A request for a generic device (`device "nvidia/gpu" { count = 1 }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RequestedDevice {
+    pub name: String,
+    pub count: u64,
+    pub constraints: Vec<crate::Constraint>,
+    pub affinities: Vec<crate::Affinity>,
+}
+
+/// A group or task network: mode plus the ports it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct NetworkResource {
+    /// "host", "bridge", "none", "cni/<name>"; empty means host.
+    pub mode: String,
+    pub device: String,
+    pub ip: String,
+    pub hostname: String,
+    pub mbits: i64,
+    pub dns: Option<DnsConfig>,
+    /// Ports with a fixed host port.
+    pub reserved_ports: Vec<Port>,
+    /// Ports the scheduler picks from the node's dynamic range.
+    pub dynamic_ports: Vec<Port>,
+}
+
+/// A named port. `value` is the host port (0 until assigned for dynamic
+/// ports); `to` is the port inside the task's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Port {
+    pub label: String,
+    pub value: u16,
+    pub to: i32,
+    pub host_network: String,
+}
+
+/// DNS settings for a group network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DnsConfig {
+    pub servers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<String>,
+}
+
+/// A group's scratch disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EphemeralDisk {
+    pub sticky: bool,
+    pub migrate: bool,
+    pub size_mb: i64,
+}
+
+impl Default for EphemeralDisk {
+    fn default() -> Self {
+        EphemeralDisk {
+            sticky: false,
+            migrate: false,
+            size_mb: DEFAULT_DISK_MB,
+        }
+    }
+}
+
+/// The flattened, comparable amount of resources: what the scheduler adds
+/// and subtracts. Kept small and `Copy` so usage indexes stay cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(default)]
+pub struct ComparableResources {
+    pub cpu_mhz: i64,
+    pub cores: i64,
+    pub memory_mb: i64,
+    pub memory_max_mb: i64,
+    pub disk_mb: i64,
+}
+
+impl ComparableResources {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &ComparableResources) {
+        self.cpu_mhz += other.cpu_mhz;
+        self.cores += other.cores;
+        self.memory_mb += other.memory_mb;
+        self.memory_max_mb += other.memory_max_mb;
+        self.disk_mb += other.disk_mb;
+    }
+
+    /// Subtracts `other` from `self`.
+    pub fn subtract(&mut self, other: &ComparableResources) {
+        self.cpu_mhz -= other.cpu_mhz;
+        self.cores -= other.cores;
+        self.memory_mb -= other.memory_mb;
+        self.memory_max_mb -= other.memory_max_mb;
+        self.disk_mb -= other.disk_mb;
+    }
+
+    /// Whether `self` fits inside `capacity`. On failure names the first
+    /// exhausted dimension ("cpu", "memory", "disk", "cores").
+    pub fn fits_in(&self, capacity: &ComparableResources) -> Result<(), &'static str> {
+        if self.cpu_mhz > capacity.cpu_mhz {
+            return Err("cpu");
+        }
+        if self.memory_mb > capacity.memory_mb {
+            return Err("memory");
+        }
+        if self.disk_mb > capacity.disk_mb {
+            return Err("disk");
+        }
+        if self.cores > capacity.cores {
+            return Err("cores");
+        }
+        Ok(())
+    }
+}
+
+/// What a node offers to the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct NodeResources {
+    /// Total CPU in MHz (cores × MHz per core).
+    pub cpu_mhz: i64,
+    /// Total number of cores.
+    pub cores: i64,
+    /// Total memory in MiB.
+    pub memory_mb: i64,
+    /// Total scratch disk in MiB.
+    pub disk_mb: i64,
+    /// Host networks the node can offer ports on.
+    pub networks: Vec<NodeNetwork>,
+    /// Lowest port of the dynamic port range (Nomad's default: 20000).
+    pub min_dynamic_port: u16,
+    /// Highest port of the dynamic port range (Nomad's default: 32000).
+    pub max_dynamic_port: u16,
+    /// Device groups fingerprinted on the node.
+    pub devices: Vec<NodeDevice>,
+}
+
+impl NodeResources {
+    /// The node's totals in comparable form.
+    pub fn comparable(&self) -> ComparableResources {
+        ComparableResources {
+            cpu_mhz: self.cpu_mhz,
+            cores: self.cores,
+            memory_mb: self.memory_mb,
+            memory_max_mb: 0,
+            disk_mb: self.disk_mb,
+        }
+    }
+}
+
+/// A host network on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct NodeNetwork {
+    pub mode: String,
+    pub device: String,
+    pub ip: String,
+    pub mbits: i64,
+}
+
+/// A group of identical devices on a node (vendor/type/name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct NodeDevice {
+    pub vendor: String,
+    pub device_type: String,
+    pub name: String,
+    pub instance_ids: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl NodeDevice {
+    /// Whether a request name (`"gpu"`, `"nvidia/gpu"`, `"nvidia/gpu/1080ti"`)
+    /// matches this device group.
+    pub fn matches(&self, request: &str) -> bool {
+        let parts: Vec<&str> = request.split('/').collect();
+        match parts.as_slice() {
+            [device_type] => *device_type == self.device_type,
+            [vendor, device_type] => *vendor == self.vendor && *device_type == self.device_type,
+            [vendor, device_type, name] => {
+                *vendor == self.vendor && *device_type == self.device_type && *name == self.name
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Resources granted to one task of an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AllocatedTaskResources {
+    pub cpu_mhz: i64,
+    /// Core IDs reserved for the task when it asked for `cores`.
+    pub reserved_cores: Vec<u16>,
+    pub memory_mb: i64,
+    pub memory_max_mb: i64,
+    /// Device instance IDs granted, by device name.
+    pub devices: BTreeMap<String, Vec<String>>,
+}
+
+/// Resources granted to an allocation as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AllocatedResources {
+    pub tasks: BTreeMap<String, AllocatedTaskResources>,
+    pub disk_mb: i64,
+    /// Networks with their host ports assigned.
+    pub networks: Vec<NetworkResource>,
+}
+
+impl AllocatedResources {
+    /// The total in comparable form, for fit checks and usage indexes.
+    pub fn comparable(&self) -> ComparableResources {
+        let mut total = ComparableResources {
+            disk_mb: self.disk_mb,
+            ..ComparableResources::default()
+        };
+        for task in self.tasks.values() {
+            total.cpu_mhz += task.cpu_mhz;
+            total.cores += task.reserved_cores.len() as i64;
+            total.memory_mb += task.memory_mb;
+            total.memory_max_mb += task.memory_max_mb.max(task.memory_mb);
+        }
+        total
+    }
+
+    /// Every host port the allocation holds.
+    pub fn host_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.networks.iter().flat_map(|network| {
+            network
+                .reserved_ports
+                .iter()
+                .chain(network.dynamic_ports.iter())
+                .map(|port| port.value)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_names_the_exhausted_dimension() {
+        let capacity = ComparableResources {
+            cpu_mhz: 1000,
+            cores: 2,
+            memory_mb: 1024,
+            memory_max_mb: 0,
+            disk_mb: 100,
+        };
+        let mut ask = ComparableResources {
+            cpu_mhz: 500,
+            memory_mb: 2048,
+            ..Default::default()
+        };
+        assert_eq!(ask.fits_in(&capacity), Err("memory"));
+        ask.memory_mb = 512;
+        assert_eq!(ask.fits_in(&capacity), Ok(()));
+        ask.add(&ask.clone());
+        assert_eq!(ask.cpu_mhz, 1000);
+        assert_eq!(ask.fits_in(&capacity), Ok(()));
+        ask.cpu_mhz += 1;
+        assert_eq!(ask.fits_in(&capacity), Err("cpu"));
+    }
+
+    #[test]
+    fn device_names_match_at_every_depth() {
+        let device = NodeDevice {
+            vendor: "nvidia".into(),
+            device_type: "gpu".into(),
+            name: "1080ti".into(),
+            ..Default::default()
+        };
+        assert!(device.matches("gpu"));
+        assert!(device.matches("nvidia/gpu"));
+        assert!(device.matches("nvidia/gpu/1080ti"));
+        assert!(!device.matches("amd/gpu"));
+        assert!(!device.matches("fpga"));
+    }
+}

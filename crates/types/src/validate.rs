@@ -1,0 +1,460 @@
+//! Job validation. Every problem is collected (not only the first) and names
+//! its field path, so the jobspec layer can attach a line:column to it.
+
+use crate::job::{Job, JobType, RestartMode, Task, TaskGroup};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Where a problem is in the source text, 1-based, when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePos {
+    pub line: u32,
+    pub column: u32,
+}
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationError {
+    /// Path segments from the job down, e.g. `["job \"web\"", "group \"api\"",
+    /// "task \"server\"", "resources.memory"]`.
+    pub path: Vec<String>,
+    pub message: String,
+    pub pos: Option<SourcePos>,
+}
+
+impl ValidationError {
+    /// The path as printed: segments joined with " → ".
+    pub fn path_text(&self) -> String {
+        self.path.join(" → ")
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(pos) = self.pos {
+            write!(f, "{}:{}: ", pos.line, pos.column)?;
+        }
+        write!(f, "{}: {}", self.path_text(), self.message)
+    }
+}
+
+/// All the problems found in a job.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        write!(f, "{count} error(s) occurred:")?;
+        for error in &self.0 {
+            write!(f, "\n* {error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+struct Collector {
+    errors: Vec<ValidationError>,
+}
+
+impl Collector {
+    fn push(&mut self, path: &[String], field: &str, message: impl Into<String>) {
+        let mut full = path.to_vec();
+        if !field.is_empty() {
+            full.push(field.to_string());
+        }
+        self.errors.push(ValidationError {
+            path: full,
+            message: message.into(),
+            pos: None,
+        });
+    }
+}
+
+/// Operators a constraint may use.
+pub const CONSTRAINT_OPERATORS: &[&str] = &[
+    "=",
+    "==",
+    "is",
+    "!=",
+    "not",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "regexp",
+    "set_contains",
+    "set_contains_any",
+    "set_contains_all",
+    "version",
+    "semver",
+    "is_set",
+    "is_not_set",
+    "distinct_hosts",
+    "distinct_property",
+];
+
+impl Job {
+    /// Checks the job for every problem Nomad would reject it for. Call it
+    /// after [`Job::canonicalize`].
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut collector = Collector { errors: Vec::new() };
+        let job_path = vec![format!("job {:?}", self.id)];
+        if self.id.is_empty() {
+            collector.push(&job_path, "id", "missing job ID");
+        } else if self.id.contains(' ') {
+            collector.push(&job_path, "id", "job ID contains a space");
+        } else if self.id.contains('\0') {
+            collector.push(&job_path, "id", "job ID contains a null character");
+        }
+        if self.name.is_empty() {
+            collector.push(&job_path, "name", "missing job name");
+        }
+        if !(1..=100).contains(&self.priority) {
+            collector.push(&job_path, "priority", "job priority must be between 1 and 100");
+        }
+        if self.datacenters.is_empty() || self.datacenters.iter().any(String::is_empty) {
+            collector.push(
+                &job_path,
+                "datacenters",
+                "job must name at least one datacenter, and none empty",
+            );
+        }
+        if self.task_groups.is_empty() {
+            collector.push(&job_path, "group", "job has no task groups");
+        }
+        for (idx, constraint) in self.constraints.iter().enumerate() {
+            check_constraint(&mut collector, &job_path, idx, constraint);
+        }
+        if let Some(periodic) = &self.periodic {
+            if periodic.enabled && !matches!(self.job_type, JobType::Batch | JobType::Sysbatch) {
+                collector.push(
+                    &job_path,
+                    "periodic",
+                    format!(
+                        "periodic can only be used with batch or sysbatch jobs, not {:?}",
+                        self.job_type.as_str()
+                    ),
+                );
+            }
+            if periodic.enabled && periodic.specs.is_empty() {
+                collector.push(&job_path, "periodic.cron", "periodic job needs a cron expression");
+            }
+        }
+        if let Some(parameterized) = &self.parameterized {
+            if !matches!(self.job_type, JobType::Batch | JobType::Sysbatch) {
+                collector.push(
+                    &job_path,
+                    "parameterized",
+                    "parameterized jobs must be batch or sysbatch",
+                );
+            }
+            if !matches!(parameterized.payload.as_str(), "optional" | "required" | "forbidden") {
+                collector.push(
+                    &job_path,
+                    "parameterized.payload",
+                    format!(
+                        "payload must be \"optional\", \"required\" or \"forbidden\", not {:?}",
+                        parameterized.payload
+                    ),
+                );
+            }
+            if parameterized.payload == "forbidden" {
+                for group in &self.task_groups {
+                    for task in &group.tasks {
+                        if task.dispatch_payload.is_some() {
+                            collector.push(
+                                &[
+                                    job_path[0].clone(),
+                                    format!("group {:?}", group.name),
+                                    format!("task {:?}", task.name),
+                                ],
+                                "dispatch_payload",
+                                "dispatch_payload is set but the job's parameterized payload is forbidden",
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let mut group_names = BTreeSet::new();
+        for group in &self.task_groups {
+            if !group_names.insert(group.name.as_str()) {
+                collector.push(&job_path, &format!("group {:?}", group.name), "duplicate group name");
+            }
+            validate_group(&mut collector, self, group, &job_path);
+        }
+        if collector.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(collector.errors))
+        }
+    }
+}
+
+fn check_constraint(collector: &mut Collector, path: &[String], idx: usize, constraint: &crate::Constraint) {
+    let field = format!("constraint[{idx}]");
+    let operand = if constraint.operand.is_empty() {
+        "="
+    } else {
+        constraint.operand.as_str()
+    };
+    if !CONSTRAINT_OPERATORS.contains(&operand) {
+        collector.push(path, &field, format!("unknown constraint operator {operand:?}"));
+        return;
+    }
+    match operand {
+        "distinct_hosts" => {}
+        "distinct_property" | "is_set" | "is_not_set" => {
+            if constraint.ltarget.is_empty() {
+                collector.push(path, &field, format!("operator {operand:?} needs an attribute"));
+            }
+        }
+        _ => {
+            if constraint.ltarget.is_empty() && constraint.rtarget.is_empty() {
+                collector.push(
+                    path,
+                    &field,
+                    format!("operator {operand:?} needs an attribute and a value"),
+                );
+            } else if constraint.rtarget.is_empty() {
+                collector.push(path, &field, format!("operator {operand:?} needs a value"));
+            }
+        }
+    }
+    if operand == "regexp" && !constraint.rtarget.is_empty() && constraint.rtarget.contains("(?<") {
+        collector.push(path, &field, "regexp uses an unsupported named-group syntax");
+    }
+}
+
+fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_path: &[String]) {
+    let mut path = job_path.to_vec();
+    path.push(format!("group {:?}", group.name));
+    if group.name.is_empty() {
+        collector.push(job_path, "group", "task group has no name");
+    }
+    if group.tasks.is_empty() {
+        collector.push(&path, "task", "group has no tasks");
+    }
+    if let Some(scaling) = &group.scaling {
+        if u64::from(group.count) > scaling.max {
+            collector.push(
+                &path,
+                "count",
+                format!("count {} is greater than scaling.max {}", group.count, scaling.max),
+            );
+        }
+        if let Some(min) = scaling.min {
+            if u64::from(group.count) < min {
+                collector.push(
+                    &path,
+                    "count",
+                    format!("count {} is less than scaling.min {min}", group.count),
+                );
+            }
+            if min > scaling.max {
+                collector.push(&path, "scaling.min", "scaling.min is greater than scaling.max");
+            }
+        }
+    }
+    if let Some(restart) = &group.restart_policy {
+        if restart.mode == RestartMode::Delay && restart.interval < restart.delay * restart.attempts {
+            collector.push(
+                &path,
+                "restart.interval",
+                "restart interval is shorter than attempts × delay, so delay mode can never restart",
+            );
+        }
+    }
+    if let Some(reschedule) = &group.reschedule_policy {
+        if !matches!(
+            reschedule.delay_function.as_str(),
+            "constant" | "exponential" | "fibonacci" | ""
+        ) {
+            collector.push(
+                &path,
+                "reschedule.delay_function",
+                format!("unknown delay function {:?}", reschedule.delay_function),
+            );
+        }
+        if reschedule.unlimited
+            && reschedule.attempts > 0
+            && job.job_type == JobType::Batch
+            && reschedule.interval.is_zero()
+        {
+            collector.push(
+                &path,
+                "reschedule.interval",
+                "batch reschedule with attempts needs an interval",
+            );
+        }
+    }
+    for (idx, constraint) in group.constraints.iter().enumerate() {
+        check_constraint(collector, &path, idx, constraint);
+    }
+    // Static ports must not collide within a group.
+    let mut static_ports = BTreeSet::new();
+    let mut labels = BTreeSet::new();
+    for network in &group.networks {
+        for port in network.reserved_ports.iter().chain(network.dynamic_ports.iter()) {
+            if !labels.insert(port.label.as_str()) {
+                collector.push(&path, &format!("network.port {:?}", port.label), "duplicate port label");
+            }
+        }
+        for port in &network.reserved_ports {
+            if !static_ports.insert(port.value) {
+                collector.push(
+                    &path,
+                    &format!("network.port {:?}", port.label),
+                    format!(
+                        "static port {} is already reserved by another port in this group",
+                        port.value
+                    ),
+                );
+            }
+        }
+    }
+    let mut task_names = BTreeSet::new();
+    let mut leaders = 0;
+    for task in &group.tasks {
+        if !task_names.insert(task.name.as_str()) {
+            collector.push(&path, &format!("task {:?}", task.name), "duplicate task name");
+        }
+        if task.leader {
+            leaders += 1;
+        }
+        validate_task(collector, task, &path);
+    }
+    if leaders > 1 {
+        collector.push(&path, "task", "only one task may be marked as leader");
+    }
+}
+
+fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) {
+    let mut path = group_path.to_vec();
+    path.push(format!("task {:?}", task.name));
+    if task.name.is_empty() {
+        collector.push(group_path, "task", "task has no name");
+    }
+    if task.name.contains('/') {
+        collector.push(&path, "name", "task name may not contain '/'");
+    }
+    if task.driver.is_empty() {
+        collector.push(&path, "driver", "missing task driver");
+    }
+    if task.resources.cpu < 0 {
+        collector.push(&path, "resources.cpu", "cpu may not be negative");
+    }
+    if task.resources.cpu > 0 && task.resources.cpu < 1 {
+        collector.push(&path, "resources.cpu", "cpu must be at least 1 MHz");
+    }
+    if task.resources.memory_mb < 10 {
+        collector.push(
+            &path,
+            "resources.memory",
+            format!("memory must be at least 10 MB, not {}", task.resources.memory_mb),
+        );
+    }
+    if task.resources.memory_max_mb != 0 && task.resources.memory_max_mb < task.resources.memory_mb {
+        collector.push(&path, "resources.memory_max", "memory_max must not be less than memory");
+    }
+    if task.resources.cores > 0 && task.resources.cpu > 0 && task.resources.cpu != crate::DEFAULT_CPU_MHZ {
+        collector.push(&path, "resources.cores", "cores and cpu may not both be set");
+    }
+    if let Some(lifecycle) = &task.lifecycle {
+        if !matches!(lifecycle.hook.as_str(), "prestart" | "poststart" | "poststop") {
+            collector.push(
+                &path,
+                "lifecycle.hook",
+                format!("unknown lifecycle hook {:?}", lifecycle.hook),
+            );
+        }
+    }
+    for (idx, constraint) in task.constraints.iter().enumerate() {
+        check_constraint(collector, &path, idx, constraint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Constraint, NetworkResource, Port, Resources};
+
+    fn job() -> Job {
+        let mut job = Job {
+            id: "web".into(),
+            task_groups: vec![TaskGroup {
+                name: "api".into(),
+                tasks: vec![Task {
+                    name: "server".into(),
+                    driver: "raw_exec".into(),
+                    ..Task::default()
+                }],
+                ..TaskGroup::default()
+            }],
+            ..Job::default()
+        };
+        job.canonicalize();
+        job
+    }
+
+    #[test]
+    fn valid_job_passes() {
+        assert_eq!(job().validate(), Ok(()));
+    }
+
+    #[test]
+    fn collects_every_error_with_its_path() {
+        let mut job = job();
+        job.task_groups[0].tasks[0].resources = Resources {
+            memory_mb: 1,
+            ..Resources::default()
+        };
+        job.task_groups[0].tasks[0].driver.clear();
+        job.constraints.push(Constraint {
+            ltarget: "${attr.kernel.name}".into(),
+            operand: "=".into(),
+            rtarget: String::new(),
+        });
+        job.task_groups[0].networks.push(NetworkResource {
+            reserved_ports: vec![
+                Port {
+                    label: "a".into(),
+                    value: 80,
+                    ..Port::default()
+                },
+                Port {
+                    label: "b".into(),
+                    value: 80,
+                    ..Port::default()
+                },
+            ],
+            ..NetworkResource::default()
+        });
+        let errors = job.validate().expect_err("job is invalid").0;
+        let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rendered,
+            vec![
+                "job \"web\" → constraint[0]: operator \"=\" needs a value",
+                "job \"web\" → group \"api\" → network.port \"b\": static port 80 is already reserved by another port in this group",
+                "job \"web\" → group \"api\" → task \"server\" → driver: missing task driver",
+                "job \"web\" → group \"api\" → task \"server\" → resources.memory: memory must be at least 10 MB, not 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn periodic_service_is_rejected() {
+        let mut job = job();
+        job.periodic = Some(crate::PeriodicConfig {
+            specs: vec!["* * * * *".into()],
+            ..Default::default()
+        });
+        let errors = job.validate().expect_err("periodic service is invalid");
+        assert!(errors.0[0].message.contains("periodic can only be used with batch"));
+    }
+}
