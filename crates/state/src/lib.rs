@@ -1,1 +1,13 @@
-//! placeholder
+//! The cluster state machine: in-memory tables with secondary indexes, the
+//! Raft command enum, and a deterministic `apply`.
+//!
+//! Tables are persistent maps (`imbl`), so a read snapshot is an O(1) clone
+//! that later writes never disturb. `apply` takes the Raft index and the
+//! command and nothing else: IDs and timestamps were made before the command
+//! entered the log, so every server computes the same state.
+
+mod command;
+mod store;
+
+pub use command::{Command, CommandResult};
+pub use store::{JobSummary, StateError, StateSnapshot, TableIndexes, TaskGroupSummary};

@@ -260,14 +260,15 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
             }
         }
     }
-    if let Some(restart) = &group.restart_policy {
-        if restart.mode == RestartMode::Delay && restart.interval < restart.delay * restart.attempts {
-            collector.push(
-                &path,
-                "restart.interval",
-                "restart interval is shorter than attempts × delay, so delay mode can never restart",
-            );
-        }
+    if let Some(restart) = &group.restart_policy
+        && restart.mode == RestartMode::Delay
+        && restart.interval < restart.delay * restart.attempts
+    {
+        collector.push(
+            &path,
+            "restart.interval",
+            "restart interval is shorter than attempts × delay, so delay mode can never restart",
+        );
     }
     if let Some(reschedule) = &group.reschedule_policy {
         if !matches!(
@@ -364,14 +365,14 @@ fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) 
     if task.resources.cores > 0 && task.resources.cpu > 0 && task.resources.cpu != crate::DEFAULT_CPU_MHZ {
         collector.push(&path, "resources.cores", "cores and cpu may not both be set");
     }
-    if let Some(lifecycle) = &task.lifecycle {
-        if !matches!(lifecycle.hook.as_str(), "prestart" | "poststart" | "poststop") {
-            collector.push(
-                &path,
-                "lifecycle.hook",
-                format!("unknown lifecycle hook {:?}", lifecycle.hook),
-            );
-        }
+    if let Some(lifecycle) = &task.lifecycle
+        && !matches!(lifecycle.hook.as_str(), "prestart" | "poststart" | "poststop")
+    {
+        collector.push(
+            &path,
+            "lifecycle.hook",
+            format!("unknown lifecycle hook {:?}", lifecycle.hook),
+        );
     }
     for (idx, constraint) in task.constraints.iter().enumerate() {
         check_constraint(collector, &path, idx, constraint);

@@ -1,0 +1,89 @@
+//! The Raft command enum. **Append-only**: variants and their fields are part
+//! of the on-disk log, so new variants go at the end and fields are added with
+//! `#[serde(default)]`, never renamed or removed.
+
+use serde::{Deserialize, Serialize};
+use types::{AllocClientUpdate, Allocation, Evaluation, Index, Job, Node, NodeStatus, UnixNanos};
+
+/// One state change, as written to the Raft log.
+// Commands are decoded once and moved into `apply`; boxing would only add an
+// allocation per entry.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Register or update a job, with the evaluation it triggers.
+    JobRegister {
+        job: Job,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
+    /// Stop (or purge) a job, with the evaluation that stops its allocations.
+    JobDeregister {
+        namespace: String,
+        job_id: String,
+        purge: bool,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
+    /// Register a node or refresh its fingerprint.
+    NodeRegister { node: Node, now: UnixNanos },
+    /// Change a node's status (heartbeat missed, node back), with the
+    /// evaluations for jobs that had allocations there.
+    NodeUpdateStatus {
+        node_id: String,
+        status: NodeStatus,
+        now: UnixNanos,
+        evals: Vec<Evaluation>,
+    },
+    /// Create or update evaluations.
+    EvalUpsert { evals: Vec<Evaluation> },
+    /// Commit the verified part of a plan: new and updated allocations (stops
+    /// and preemptions included), the evaluation's outcome and follow-ups.
+    PlanApply {
+        allocs: Vec<Allocation>,
+        eval_update: Option<Evaluation>,
+        created_evals: Vec<Evaluation>,
+        now: UnixNanos,
+    },
+    /// Client-reported allocation status, with evaluations for failures that
+    /// need rescheduling.
+    AllocClientUpdate {
+        updates: Vec<AllocClientUpdate>,
+        evals: Vec<Evaluation>,
+        now: UnixNanos,
+    },
+    /// Remove terminal evaluations and allocations (garbage collection).
+    GcDelete {
+        eval_ids: Vec<String>,
+        alloc_ids: Vec<String>,
+    },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::JobRegister { .. } => "job-register",
+            Command::JobDeregister { .. } => "job-deregister",
+            Command::NodeRegister { .. } => "node-register",
+            Command::NodeUpdateStatus { .. } => "node-update-status",
+            Command::EvalUpsert { .. } => "eval-upsert",
+            Command::PlanApply { .. } => "plan-apply",
+            Command::AllocClientUpdate { .. } => "alloc-client-update",
+            Command::GcDelete { .. } => "gc-delete",
+        }
+    }
+}
+
+/// What applying a command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CommandResult {
+    /// The Raft index the command was applied at.
+    pub index: Index,
+    /// Evaluations created or updated that the eval broker should see.
+    pub evals_to_enqueue: Vec<String>,
+    /// The job version written, for job registrations.
+    pub job_version: Option<u64>,
+    /// A deterministic, user-facing rejection (the state is unchanged).
+    pub error: Option<String>,
+}

@@ -1,0 +1,945 @@
+//! The tables, their indexes, reads, and the deterministic `apply`.
+
+use crate::command::{Command, CommandResult};
+use imbl::{OrdMap, OrdSet};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use types::{
+    AllocClientStatus, AllocDesiredStatus, Allocation, EvalStatus, Evaluation, Index, Job, JobStatus, JobType, Node,
+    NodeStatus, UnixNanos,
+};
+
+/// Key of a namespaced object: (namespace, id).
+type NsKey = (String, String);
+
+/// Errors reading the state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("ambiguous prefix {prefix:?} matches {count} objects")]
+    AmbiguousPrefix { prefix: String, count: usize },
+}
+
+/// The last index at which each table changed, for blocking queries and the
+/// `X-Nomad-Index` header on list endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TableIndexes {
+    pub jobs: Index,
+    pub nodes: Index,
+    pub allocs: Index,
+    pub evals: Index,
+}
+
+/// Counts of allocations per client status for one task group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TaskGroupSummary {
+    pub queued: u64,
+    pub complete: u64,
+    pub failed: u64,
+    pub running: u64,
+    pub starting: u64,
+    pub lost: u64,
+    pub unknown: u64,
+}
+
+/// A job's allocation counts by task group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub namespace: String,
+    pub summary: BTreeMap<String, TaskGroupSummary>,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
+/// The whole cluster state at one Raft index. Cloning it is O(1) and gives
+/// a read snapshot that later writes do not change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(into = "PersistedState", from = "PersistedState")]
+pub struct StateSnapshot {
+    index: Index,
+    tables: TableIndexes,
+    jobs: OrdMap<NsKey, Arc<Job>>,
+    /// Every version of every job: (namespace, id, version).
+    job_versions: OrdMap<(String, String, u64), Arc<Job>>,
+    nodes: OrdMap<String, Arc<Node>>,
+    allocs: OrdMap<String, Arc<Allocation>>,
+    allocs_by_job: OrdMap<NsKey, OrdSet<String>>,
+    allocs_by_node: OrdMap<String, OrdSet<String>>,
+    /// Per node: the last index any of its allocations changed at.
+    node_alloc_index: OrdMap<String, Index>,
+    evals: OrdMap<String, Arc<Evaluation>>,
+    evals_by_job: OrdMap<NsKey, OrdSet<String>>,
+}
+
+/// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
+/// are derived, so they are rebuilt on load rather than stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PersistedState {
+    index: Index,
+    tables: TableIndexes,
+    job_versions: Vec<Job>,
+    jobs: Vec<Job>,
+    nodes: Vec<Node>,
+    allocs: Vec<Allocation>,
+    evals: Vec<Evaluation>,
+    node_alloc_index: Vec<(String, Index)>,
+}
+
+impl From<StateSnapshot> for PersistedState {
+    fn from(state: StateSnapshot) -> PersistedState {
+        PersistedState {
+            index: state.index,
+            tables: state.tables,
+            job_versions: state.job_versions.values().map(|job| (**job).clone()).collect(),
+            jobs: state.jobs.values().map(|job| (**job).clone()).collect(),
+            nodes: state.nodes.values().map(|node| (**node).clone()).collect(),
+            allocs: state.allocs.values().map(|alloc| (**alloc).clone()).collect(),
+            evals: state.evals.values().map(|eval| (**eval).clone()).collect(),
+            node_alloc_index: state.node_alloc_index.into_iter().collect(),
+        }
+    }
+}
+
+impl From<PersistedState> for StateSnapshot {
+    fn from(persisted: PersistedState) -> StateSnapshot {
+        let mut state = StateSnapshot {
+            index: persisted.index,
+            tables: persisted.tables,
+            node_alloc_index: persisted.node_alloc_index.into_iter().collect(),
+            ..StateSnapshot::default()
+        };
+        for job in persisted.job_versions {
+            state
+                .job_versions
+                .insert((job.namespace.clone(), job.id.clone(), job.version), Arc::new(job));
+        }
+        for job in persisted.jobs {
+            state.jobs.insert(key(&job.namespace, &job.id), Arc::new(job));
+        }
+        for node in persisted.nodes {
+            state.nodes.insert(node.id.clone(), Arc::new(node));
+        }
+        for alloc in persisted.allocs {
+            state
+                .allocs_by_job
+                .entry(key(&alloc.namespace, &alloc.job_id))
+                .or_default()
+                .insert(alloc.id.clone());
+            state
+                .allocs_by_node
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .insert(alloc.id.clone());
+            state.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+        }
+        for eval in persisted.evals {
+            state
+                .evals_by_job
+                .entry(key(&eval.namespace, &eval.job_id))
+                .or_default()
+                .insert(eval.id.clone());
+            state.evals.insert(eval.id.clone(), Arc::new(eval));
+        }
+        state
+    }
+}
+
+fn key(namespace: &str, id: &str) -> NsKey {
+    (namespace.to_string(), id.to_string())
+}
+
+/// Whether two job versions have the same user-written spec.
+fn same_spec(old: &Job, new: &Job) -> bool {
+    let mut old = old.clone();
+    let mut new = new.clone();
+    for job in [&mut old, &mut new] {
+        job.status = JobStatus::Pending;
+        job.status_description.clear();
+        job.stable = false;
+        job.version = 0;
+        job.submit_time = 0;
+        job.create_index = 0;
+        job.modify_index = 0;
+        job.job_modify_index = 0;
+    }
+    old == new
+}
+
+impl StateSnapshot {
+    /// An empty state.
+    pub fn new() -> StateSnapshot {
+        StateSnapshot::default()
+    }
+
+    /// The Raft index of the last applied command.
+    pub fn index(&self) -> Index {
+        self.index
+    }
+
+    /// Per-table last-change indexes.
+    pub fn table_indexes(&self) -> TableIndexes {
+        self.tables
+    }
+
+    // ----- reads -------------------------------------------------------
+
+    pub fn job(&self, namespace: &str, id: &str) -> Option<Arc<Job>> {
+        self.jobs.get(&key(namespace, id)).cloned()
+    }
+
+    pub fn job_version(&self, namespace: &str, id: &str, version: u64) -> Option<Arc<Job>> {
+        self.job_versions
+            .get(&(namespace.to_string(), id.to_string(), version))
+            .cloned()
+    }
+
+    /// All versions of a job, newest first.
+    pub fn job_versions(&self, namespace: &str, id: &str) -> Vec<Arc<Job>> {
+        let start = (namespace.to_string(), id.to_string(), 0);
+        let end = (namespace.to_string(), id.to_string(), u64::MAX);
+        let mut versions: Vec<Arc<Job>> = self
+            .job_versions
+            .range(start..=end)
+            .map(|(_, job)| job.clone())
+            .collect();
+        versions.reverse();
+        versions
+    }
+
+    /// Jobs in a namespace (`None`: every namespace), by ID.
+    pub fn jobs(&self, namespace: Option<&str>) -> Vec<Arc<Job>> {
+        self.jobs
+            .iter()
+            .filter(|((ns, _), _)| namespace.is_none_or(|wanted| wanted == ns))
+            .map(|(_, job)| job.clone())
+            .collect()
+    }
+
+    pub fn node(&self, id: &str) -> Option<Arc<Node>> {
+        self.nodes.get(id).cloned()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.nodes.values()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn alloc(&self, id: &str) -> Option<Arc<Allocation>> {
+        self.allocs.get(id).cloned()
+    }
+
+    pub fn allocs(&self) -> impl Iterator<Item = &Arc<Allocation>> {
+        self.allocs.values()
+    }
+
+    pub fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<Arc<Allocation>> {
+        self.allocs_by_job
+            .get(&key(namespace, job_id))
+            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn allocs_by_node(&self, node_id: &str) -> Vec<Arc<Allocation>> {
+        self.allocs_by_node
+            .get(node_id)
+            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The last index at which any allocation on `node_id` changed.
+    pub fn node_alloc_index(&self, node_id: &str) -> Index {
+        self.node_alloc_index.get(node_id).copied().unwrap_or(0)
+    }
+
+    pub fn eval(&self, id: &str) -> Option<Arc<Evaluation>> {
+        self.evals.get(id).cloned()
+    }
+
+    pub fn evals(&self) -> impl Iterator<Item = &Arc<Evaluation>> {
+        self.evals.values()
+    }
+
+    pub fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<Arc<Evaluation>> {
+        self.evals_by_job
+            .get(&key(namespace, job_id))
+            .map(|ids| ids.iter().filter_map(|id| self.evals.get(id).cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Finds the one ID in `ids` that starts with `prefix`.
+    fn unique_prefix<'a>(ids: impl Iterator<Item = &'a String>, prefix: &str) -> Result<Option<String>, StateError> {
+        let matches: Vec<&String> = ids.filter(|id| id.starts_with(prefix)).take(2).collect();
+        match matches.as_slice() {
+            [] => Ok(None),
+            [only] => Ok(Some((*only).clone())),
+            _ => Err(StateError::AmbiguousPrefix {
+                prefix: prefix.to_string(),
+                count: matches.len(),
+            }),
+        }
+    }
+
+    /// An allocation by full ID or unique prefix, as the CLI accepts them.
+    pub fn alloc_by_prefix(&self, prefix: &str) -> Result<Option<Arc<Allocation>>, StateError> {
+        if let Some(alloc) = self.alloc(prefix) {
+            return Ok(Some(alloc));
+        }
+        let range = self.allocs.range(prefix.to_string()..).map(|(id, _)| id);
+        Ok(Self::unique_prefix(range.take_while(|id| id.starts_with(prefix)), prefix)?.and_then(|id| self.alloc(&id)))
+    }
+
+    /// A node by full ID or unique prefix.
+    pub fn node_by_prefix(&self, prefix: &str) -> Result<Option<Arc<Node>>, StateError> {
+        if let Some(node) = self.node(prefix) {
+            return Ok(Some(node));
+        }
+        let range = self.nodes.range(prefix.to_string()..).map(|(id, _)| id);
+        Ok(Self::unique_prefix(range.take_while(|id| id.starts_with(prefix)), prefix)?.and_then(|id| self.node(&id)))
+    }
+
+    /// An evaluation by full ID or unique prefix.
+    pub fn eval_by_prefix(&self, prefix: &str) -> Result<Option<Arc<Evaluation>>, StateError> {
+        if let Some(eval) = self.eval(prefix) {
+            return Ok(Some(eval));
+        }
+        let range = self.evals.range(prefix.to_string()..).map(|(id, _)| id);
+        Ok(Self::unique_prefix(range.take_while(|id| id.starts_with(prefix)), prefix)?.and_then(|id| self.eval(&id)))
+    }
+
+    /// The job's allocation counts per task group, as Nomad's job summary.
+    pub fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary> {
+        let job = self.job(namespace, job_id)?;
+        let mut summary: BTreeMap<String, TaskGroupSummary> = job
+            .task_groups
+            .iter()
+            .map(|group| (group.name.clone(), TaskGroupSummary::default()))
+            .collect();
+        for alloc in self.allocs_by_job(namespace, job_id) {
+            let entry = summary.entry(alloc.task_group.clone()).or_default();
+            match alloc.client_status {
+                AllocClientStatus::Pending => entry.starting += 1,
+                AllocClientStatus::Running => entry.running += 1,
+                AllocClientStatus::Complete => entry.complete += 1,
+                AllocClientStatus::Failed => entry.failed += 1,
+                AllocClientStatus::Lost => entry.lost += 1,
+                AllocClientStatus::Unknown => entry.unknown += 1,
+            }
+        }
+        // Queued: what the newest evaluation could not place.
+        if let Some(latest) = self
+            .evals_by_job(namespace, job_id)
+            .into_iter()
+            .max_by_key(|eval| eval.create_index)
+        {
+            for (group, queued) in &latest.queued_allocations {
+                summary.entry(group.clone()).or_default().queued = *queued;
+            }
+        }
+        Some(JobSummary {
+            job_id: job.id.clone(),
+            namespace: job.namespace.clone(),
+            summary,
+            create_index: job.create_index,
+            modify_index: self.tables.allocs.max(job.modify_index),
+        })
+    }
+
+    // ----- apply -------------------------------------------------------
+
+    /// Applies one command at Raft index `index`. Deterministic: the result
+    /// depends only on the state, the index and the command.
+    pub fn apply(&mut self, index: Index, command: Command) -> CommandResult {
+        self.index = self.index.max(index);
+        let mut result = CommandResult {
+            index,
+            ..CommandResult::default()
+        };
+        match command {
+            Command::JobRegister { job, eval, now } => {
+                result.job_version = Some(self.upsert_job(index, job, now));
+                if let Some(eval) = eval {
+                    result.evals_to_enqueue.push(eval.id.clone());
+                    self.upsert_eval(index, eval);
+                }
+            }
+            Command::JobDeregister {
+                namespace,
+                job_id,
+                purge,
+                eval,
+                now,
+            } => {
+                let job_key = key(&namespace, &job_id);
+                let Some(existing) = self.jobs.get(&job_key).cloned() else {
+                    result.error = Some(format!("job {job_id:?} not found"));
+                    return result;
+                };
+                if purge {
+                    self.jobs.remove(&job_key);
+                    let versions: Vec<_> = self
+                        .job_versions
+                        .keys()
+                        .filter(|(ns, id, _)| *ns == namespace && *id == job_id)
+                        .cloned()
+                        .collect();
+                    for version in versions {
+                        self.job_versions.remove(&version);
+                    }
+                } else {
+                    let mut stopped = (*existing).clone();
+                    stopped.stop = true;
+                    self.upsert_job(index, stopped, now);
+                }
+                self.tables.jobs = index;
+                if let Some(eval) = eval {
+                    result.evals_to_enqueue.push(eval.id.clone());
+                    self.upsert_eval(index, eval);
+                }
+            }
+            Command::NodeRegister { mut node, now } => {
+                if let Some(existing) = self.nodes.get(&node.id) {
+                    node.create_index = existing.create_index;
+                    // A re-registration keeps the operator's eligibility and drain.
+                    node.scheduling_eligibility = existing.scheduling_eligibility;
+                    node.drain = existing.drain.clone();
+                } else {
+                    node.create_index = index;
+                }
+                node.modify_index = index;
+                node.status = NodeStatus::Ready;
+                node.status_updated_at = now;
+                self.nodes.insert(node.id.clone(), Arc::new(node));
+                self.tables.nodes = index;
+            }
+            Command::NodeUpdateStatus {
+                node_id,
+                status,
+                now,
+                evals,
+            } => {
+                let Some(existing) = self.nodes.get(&node_id).cloned() else {
+                    result.error = Some(format!("node {node_id:?} not found"));
+                    return result;
+                };
+                let mut node = (*existing).clone();
+                node.status = status;
+                node.status_updated_at = now;
+                node.modify_index = index;
+                self.nodes.insert(node_id, Arc::new(node));
+                self.tables.nodes = index;
+                for eval in evals {
+                    result.evals_to_enqueue.push(eval.id.clone());
+                    self.upsert_eval(index, eval);
+                }
+            }
+            Command::EvalUpsert { evals } => {
+                for eval in evals {
+                    if matches!(eval.status, EvalStatus::Pending) {
+                        result.evals_to_enqueue.push(eval.id.clone());
+                    }
+                    self.upsert_eval(index, eval);
+                }
+            }
+            Command::PlanApply {
+                allocs,
+                eval_update,
+                created_evals,
+                now,
+            } => {
+                let mut touched_jobs = Vec::new();
+                for alloc in allocs {
+                    touched_jobs.push(key(&alloc.namespace, &alloc.job_id));
+                    self.upsert_alloc(index, alloc, now);
+                }
+                if let Some(eval) = eval_update {
+                    touched_jobs.push(key(&eval.namespace, &eval.job_id));
+                    self.upsert_eval(index, eval);
+                }
+                for eval in created_evals {
+                    if eval.status == EvalStatus::Pending {
+                        result.evals_to_enqueue.push(eval.id.clone());
+                    }
+                    self.upsert_eval(index, eval);
+                }
+                touched_jobs.sort();
+                touched_jobs.dedup();
+                for (namespace, job_id) in touched_jobs {
+                    self.refresh_job_status(index, &namespace, &job_id);
+                }
+            }
+            Command::AllocClientUpdate { updates, evals, now } => {
+                let mut touched_jobs = Vec::new();
+                for update in updates {
+                    let Some(existing) = self.allocs.get(&update.alloc_id).cloned() else {
+                        continue;
+                    };
+                    let mut alloc = (*existing).clone();
+                    alloc.client_status = update.client_status;
+                    alloc.client_description = update.client_description;
+                    alloc.task_states = update.task_states;
+                    alloc.modify_time = if update.modify_time > 0 {
+                        update.modify_time
+                    } else {
+                        now
+                    };
+                    alloc.modify_index = index;
+                    touched_jobs.push(key(&alloc.namespace, &alloc.job_id));
+                    self.node_alloc_index.insert(alloc.node_id.clone(), index);
+                    self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+                    self.tables.allocs = index;
+                }
+                for eval in evals {
+                    result.evals_to_enqueue.push(eval.id.clone());
+                    self.upsert_eval(index, eval);
+                }
+                touched_jobs.sort();
+                touched_jobs.dedup();
+                for (namespace, job_id) in touched_jobs {
+                    self.refresh_job_status(index, &namespace, &job_id);
+                }
+            }
+            Command::GcDelete { eval_ids, alloc_ids } => {
+                for id in eval_ids {
+                    if let Some(eval) = self.evals.remove(&id) {
+                        let job_key = key(&eval.namespace, &eval.job_id);
+                        if let Some(set) = self.evals_by_job.get_mut(&job_key) {
+                            set.remove(&id);
+                        }
+                        self.tables.evals = index;
+                    }
+                }
+                for id in alloc_ids {
+                    if let Some(alloc) = self.allocs.remove(&id) {
+                        let job_key = key(&alloc.namespace, &alloc.job_id);
+                        if let Some(set) = self.allocs_by_job.get_mut(&job_key) {
+                            set.remove(&id);
+                        }
+                        if let Some(set) = self.allocs_by_node.get_mut(&alloc.node_id) {
+                            set.remove(&id);
+                        }
+                        self.node_alloc_index.insert(alloc.node_id.clone(), index);
+                        self.tables.allocs = index;
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Stores a job; bumps its version when the spec changed. Returns the
+    /// version stored.
+    fn upsert_job(&mut self, index: Index, mut job: Job, now: UnixNanos) -> u64 {
+        let job_key = key(&job.namespace, &job.id);
+        match self.jobs.get(&job_key) {
+            Some(existing) => {
+                job.create_index = existing.create_index;
+                if same_spec(existing, &job) {
+                    job.version = existing.version;
+                    job.job_modify_index = existing.job_modify_index;
+                    job.submit_time = existing.submit_time;
+                } else {
+                    job.version = existing.version + 1;
+                    job.job_modify_index = index;
+                    job.submit_time = now;
+                }
+            }
+            None => {
+                job.create_index = index;
+                job.version = 0;
+                job.job_modify_index = index;
+                job.submit_time = now;
+            }
+        }
+        job.modify_index = index;
+        job.status = self.compute_job_status(&job);
+        let version = job.version;
+        let job = Arc::new(job);
+        self.job_versions
+            .insert((job.namespace.clone(), job.id.clone(), version), Arc::clone(&job));
+        self.jobs.insert(job_key, job);
+        self.tables.jobs = index;
+        version
+    }
+
+    fn upsert_eval(&mut self, index: Index, mut eval: Evaluation) {
+        match self.evals.get(&eval.id) {
+            Some(existing) => eval.create_index = existing.create_index,
+            None => eval.create_index = index,
+        }
+        eval.modify_index = index;
+        let job_key = key(&eval.namespace, &eval.job_id);
+        self.evals_by_job
+            .entry(job_key.clone())
+            .or_default()
+            .insert(eval.id.clone());
+        self.evals.insert(eval.id.clone(), Arc::new(eval));
+        self.tables.evals = index;
+        // The job's status may depend on pending evaluations.
+        self.refresh_job_status(index, &job_key.0, &job_key.1);
+    }
+
+    fn upsert_alloc(&mut self, index: Index, mut alloc: Allocation, now: UnixNanos) {
+        match self.allocs.get(&alloc.id) {
+            Some(existing) => {
+                alloc.create_index = existing.create_index;
+                alloc.create_time = existing.create_time;
+                // The client owns these fields; a plan never rolls them back.
+                alloc.client_status = existing.client_status;
+                alloc.client_description = existing.client_description.clone();
+                alloc.task_states = existing.task_states.clone();
+                if alloc.desired_status != existing.desired_status || alloc.job_version != existing.job_version {
+                    alloc.alloc_modify_index = index;
+                } else {
+                    alloc.alloc_modify_index = existing.alloc_modify_index;
+                }
+            }
+            None => {
+                alloc.create_index = index;
+                alloc.alloc_modify_index = index;
+                if alloc.create_time == 0 {
+                    alloc.create_time = now;
+                }
+            }
+        }
+        alloc.modify_index = index;
+        alloc.modify_time = now;
+        // Link the replaced allocation forward to its replacement.
+        if !alloc.previous_allocation.is_empty()
+            && let Some(previous) = self.allocs.get(&alloc.previous_allocation).cloned()
+            && previous.next_allocation != alloc.id
+        {
+            let mut previous = (*previous).clone();
+            previous.next_allocation = alloc.id.clone();
+            previous.modify_index = index;
+            self.allocs.insert(previous.id.clone(), Arc::new(previous));
+        }
+        let job_key = key(&alloc.namespace, &alloc.job_id);
+        self.allocs_by_job.entry(job_key).or_default().insert(alloc.id.clone());
+        self.allocs_by_node
+            .entry(alloc.node_id.clone())
+            .or_default()
+            .insert(alloc.id.clone());
+        self.node_alloc_index.insert(alloc.node_id.clone(), index);
+        self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+        self.tables.allocs = index;
+    }
+
+    /// Nomad's job status rule: running while any allocation is live,
+    /// pending while evaluations are outstanding, dead once everything ended.
+    fn compute_job_status(&self, job: &Job) -> JobStatus {
+        let allocs = self.allocs_by_job(&job.namespace, &job.id);
+        if allocs
+            .iter()
+            .any(|alloc| !alloc.client_status.is_terminal() && alloc.desired_status == AllocDesiredStatus::Run)
+        {
+            return JobStatus::Running;
+        }
+        if job.is_template() && !job.stop {
+            return JobStatus::Running;
+        }
+        let evals = self.evals_by_job(&job.namespace, &job.id);
+        if evals
+            .iter()
+            .any(|eval| matches!(eval.status, EvalStatus::Pending | EvalStatus::Blocked))
+        {
+            return JobStatus::Pending;
+        }
+        if job.stop || !allocs.is_empty() {
+            // Stopped, or every allocation finished. A service job whose
+            // allocations all ended and that is not stopped is still pending
+            // a replacement unless it was batch work.
+            if job.stop || matches!(job.job_type, JobType::Batch | JobType::Sysbatch) || !evals.is_empty() {
+                return JobStatus::Dead;
+            }
+        }
+        JobStatus::Pending
+    }
+
+    fn refresh_job_status(&mut self, index: Index, namespace: &str, job_id: &str) {
+        let job_key = key(namespace, job_id);
+        let Some(job) = self.jobs.get(&job_key).cloned() else {
+            return;
+        };
+        let status = self.compute_job_status(&job);
+        if status != job.status {
+            let mut updated = (*job).clone();
+            updated.status = status;
+            updated.modify_index = index;
+            self.jobs.insert(job_key, Arc::new(updated));
+            self.tables.jobs = index;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use types::{AllocClientUpdate, Task, TaskGroup};
+
+    fn job(id: &str) -> Job {
+        let mut job = Job {
+            id: id.to_string(),
+            job_type: JobType::Batch,
+            task_groups: vec![TaskGroup {
+                name: "g".into(),
+                tasks: vec![Task {
+                    name: "t".into(),
+                    driver: "raw_exec".into(),
+                    ..Task::default()
+                }],
+                ..TaskGroup::default()
+            }],
+            ..Job::default()
+        };
+        job.canonicalize();
+        job
+    }
+
+    fn eval(id: &str, job_id: &str) -> Evaluation {
+        Evaluation {
+            id: id.to_string(),
+            namespace: "default".into(),
+            job_id: job_id.to_string(),
+            status: EvalStatus::Pending,
+            ..Evaluation::default()
+        }
+    }
+
+    fn alloc(id: &str, job_id: &str, node_id: &str) -> Allocation {
+        Allocation {
+            id: id.to_string(),
+            namespace: "default".into(),
+            job_id: job_id.to_string(),
+            node_id: node_id.to_string(),
+            task_group: "g".into(),
+            name: format!("{job_id}.g[0]"),
+            ..Allocation::default()
+        }
+    }
+
+    #[test]
+    fn job_versions_bump_only_on_spec_change() {
+        let mut state = StateSnapshot::new();
+        let result = state.apply(
+            1,
+            Command::JobRegister {
+                job: job("a"),
+                eval: Some(eval("e1", "a")),
+                now: 10,
+            },
+        );
+        assert_eq!(result.job_version, Some(0));
+        assert_eq!(result.evals_to_enqueue, vec!["e1".to_string()]);
+        let result = state.apply(
+            2,
+            Command::JobRegister {
+                job: job("a"),
+                eval: None,
+                now: 20,
+            },
+        );
+        assert_eq!(result.job_version, Some(0));
+        let mut changed = job("a");
+        changed.priority = 70;
+        let result = state.apply(
+            3,
+            Command::JobRegister {
+                job: changed,
+                eval: None,
+                now: 30,
+            },
+        );
+        assert_eq!(result.job_version, Some(1));
+        let stored = state.job("default", "a").expect("job stored");
+        assert_eq!(
+            (stored.create_index, stored.modify_index, stored.job_modify_index),
+            (1, 3, 3)
+        );
+        assert_eq!(stored.submit_time, 30);
+        assert_eq!(state.job_versions("default", "a").len(), 2);
+        assert_eq!(state.table_indexes().jobs, 3);
+    }
+
+    #[test]
+    fn snapshots_are_isolated_from_later_writes() {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            1,
+            Command::JobRegister {
+                job: job("a"),
+                eval: None,
+                now: 1,
+            },
+        );
+        let snapshot = state.clone();
+        state.apply(
+            2,
+            Command::JobRegister {
+                job: job("b"),
+                eval: None,
+                now: 2,
+            },
+        );
+        assert_eq!(snapshot.jobs(None).len(), 1);
+        assert_eq!(state.jobs(None).len(), 2);
+        assert_eq!(snapshot.index(), 1);
+    }
+
+    #[test]
+    fn plan_and_client_updates_maintain_indexes_and_job_status() {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            1,
+            Command::JobRegister {
+                job: job("a"),
+                eval: Some(eval("e1", "a")),
+                now: 1,
+            },
+        );
+        assert_eq!(
+            state.job("default", "a").map(|job| job.status),
+            Some(JobStatus::Pending)
+        );
+        let mut done = eval("e1", "a");
+        done.status = EvalStatus::Complete;
+        state.apply(
+            2,
+            Command::PlanApply {
+                allocs: vec![alloc("x1", "a", "n1")],
+                eval_update: Some(done),
+                created_evals: Vec::new(),
+                now: 5,
+            },
+        );
+        assert_eq!(state.allocs_by_node("n1").len(), 1);
+        assert_eq!(state.allocs_by_job("default", "a").len(), 1);
+        assert_eq!(state.node_alloc_index("n1"), 2);
+        assert_eq!(
+            state.job("default", "a").map(|job| job.status),
+            Some(JobStatus::Running)
+        );
+        state.apply(
+            3,
+            Command::AllocClientUpdate {
+                updates: vec![AllocClientUpdate {
+                    alloc_id: "x1".into(),
+                    client_status: AllocClientStatus::Complete,
+                    ..AllocClientUpdate::default()
+                }],
+                evals: Vec::new(),
+                now: 9,
+            },
+        );
+        let stored = state.alloc("x1").expect("alloc");
+        assert_eq!((stored.create_index, stored.modify_index), (2, 3));
+        assert_eq!(state.job("default", "a").map(|job| job.status), Some(JobStatus::Dead));
+        let summary = state.job_summary("default", "a").expect("summary");
+        assert_eq!(summary.summary["g"].complete, 1);
+        // A plan re-sending the alloc must not roll back the client's status.
+        state.apply(
+            4,
+            Command::PlanApply {
+                allocs: vec![alloc("x1", "a", "n1")],
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 10,
+            },
+        );
+        assert_eq!(
+            state.alloc("x1").map(|a| a.client_status),
+            Some(AllocClientStatus::Complete)
+        );
+    }
+
+    #[test]
+    fn prefixes_resolve_uniquely() {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            1,
+            Command::PlanApply {
+                allocs: vec![alloc("abc1", "a", "n"), alloc("abd2", "a", "n")],
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 1,
+            },
+        );
+        assert_eq!(
+            state.alloc_by_prefix("abc").expect("ok").map(|a| a.id.clone()),
+            Some("abc1".into())
+        );
+        assert!(state.alloc_by_prefix("ab").is_err());
+        assert_eq!(state.alloc_by_prefix("zz").expect("ok"), None);
+    }
+
+    #[test]
+    fn deregister_stops_or_purges() {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            1,
+            Command::JobRegister {
+                job: job("a"),
+                eval: None,
+                now: 1,
+            },
+        );
+        state.apply(
+            2,
+            Command::JobDeregister {
+                namespace: "default".into(),
+                job_id: "a".into(),
+                purge: false,
+                eval: None,
+                now: 2,
+            },
+        );
+        let stopped = state.job("default", "a").expect("still there");
+        assert!(stopped.stop);
+        assert_eq!(stopped.status, JobStatus::Dead);
+        state.apply(
+            3,
+            Command::JobDeregister {
+                namespace: "default".into(),
+                job_id: "a".into(),
+                purge: true,
+                eval: None,
+                now: 3,
+            },
+        );
+        assert!(state.job("default", "a").is_none());
+        let missing = state.apply(
+            4,
+            Command::JobDeregister {
+                namespace: "default".into(),
+                job_id: "a".into(),
+                purge: true,
+                eval: None,
+                now: 4,
+            },
+        );
+        assert!(missing.error.is_some());
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_state() {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            1,
+            Command::JobRegister {
+                job: job("a"),
+                eval: Some(eval("e1", "a")),
+                now: 1,
+            },
+        );
+        let bytes = serde_json::to_vec(&state).expect("encode");
+        let restored: StateSnapshot = serde_json::from_slice(&bytes).expect("decode");
+        assert_eq!(restored.index(), 1);
+        assert_eq!(restored.job("default", "a"), state.job("default", "a"));
+        assert_eq!(restored.evals_by_job("default", "a").len(), 1);
+        assert_eq!(restored.job_versions("default", "a").len(), 1);
+        assert_eq!(restored.table_indexes(), state.table_indexes());
+    }
+}
