@@ -1,1 +1,306 @@
-//! placeholder
+//! A typed client for Drover's (Nomad's) HTTP API, used by the CLI, the
+//! benchmarks and the tests. It speaks only HTTP and `api-types`.
+
+use api_types::{
+    AllocListStub, Allocation, Evaluation, JobDeregisterResponse, JobListStub, JobRegisterRequest, JobRegisterResponse,
+    JobSummary, JobValidateResponse, JobsParseRequest, Node, NodeListStub,
+};
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Errors calling the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with an error status.
+    #[error("{status}: {message}")]
+    Status { status: u16, message: String },
+    /// The server could not be reached.
+    #[error("cannot reach {address}: {message}")]
+    Connect { address: String, message: String },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from {path}: {message}")]
+    Decode { path: String, message: String },
+}
+
+impl ApiError {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A response body with the index the server reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indexed<T> {
+    pub value: T,
+    /// `X-Nomad-Index`.
+    pub index: u64,
+}
+
+/// Options for a log read.
+#[derive(Debug, Clone, Default)]
+pub struct LogsRequest {
+    pub task: String,
+    /// "stdout" or "stderr".
+    pub log_type: String,
+    pub follow: bool,
+    pub offset: u64,
+    /// "start" or "end".
+    pub origin: String,
+}
+
+/// The API client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    address: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the agent at `address` (`http://127.0.0.1:4646`).
+    pub fn new(address: impl Into<String>) -> Client {
+        let address = address.into().trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Client { address, http }
+    }
+
+    /// The agent address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn connect_error(&self, error: reqwest::Error) -> ApiError {
+        ApiError::Connect {
+            address: self.address.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let response = request.send().await.map_err(|error| self.connect_error(error))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let message = response.text().await.unwrap_or_default();
+        Err(ApiError::Status {
+            status: status.as_u16(),
+            message: message.trim().to_string(),
+        })
+    }
+
+    async fn decode<T: DeserializeOwned>(path: &str, response: reqwest::Response) -> Result<Indexed<T>, ApiError> {
+        let index = response
+            .headers()
+            .get("X-Nomad-Index")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        let bytes = response.bytes().await.map_err(|error| ApiError::Decode {
+            path: path.to_string(),
+            message: error.to_string(),
+        })?;
+        let value = serde_json::from_slice(&bytes).map_err(|error| ApiError::Decode {
+            path: path.to_string(),
+            message: error.to_string(),
+        })?;
+        Ok(Indexed { value, index })
+    }
+
+    /// `GET path` decoded, with the index header.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Indexed<T>, ApiError> {
+        let response = self.send(self.http.get(self.url(path))).await?;
+        Self::decode(path, response).await
+    }
+
+    /// A blocking query: waits for the index to pass `index`, up to `wait`.
+    pub async fn get_blocking<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        index: u64,
+        wait: Duration,
+    ) -> Result<Indexed<T>, ApiError> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let full = format!("{path}{separator}index={index}&wait={}ms", wait.as_millis());
+        let response = self
+            .send(self.http.get(self.url(&full)).timeout(wait + Duration::from_secs(10)))
+            .await?;
+        Self::decode(path, response).await
+    }
+
+    async fn put_json<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        let response = self.send(self.http.put(self.url(path)).json(body)).await?;
+        Ok(Self::decode(path, response).await?.value)
+    }
+
+    /// Registers a job given as Nomad API JSON (the bare job).
+    pub async fn register_job(&self, job: Value) -> Result<JobRegisterResponse, ApiError> {
+        let request = JobRegisterRequest {
+            job,
+            ..JobRegisterRequest::default()
+        };
+        self.put_json("/v1/jobs", &request).await
+    }
+
+    /// Parses HCL on the agent.
+    pub async fn parse_job(&self, hcl: &str) -> Result<Value, ApiError> {
+        let request = JobsParseRequest {
+            job_hcl: hcl.to_string(),
+            canonicalize: true,
+            variables: String::new(),
+        };
+        let response = self
+            .send(self.http.post(self.url("/v1/jobs/parse")).json(&request))
+            .await?;
+        Ok(Self::decode("/v1/jobs/parse", response).await?.value)
+    }
+
+    /// Validates a job on the agent.
+    pub async fn validate_job(&self, job: Value) -> Result<JobValidateResponse, ApiError> {
+        self.put_json("/v1/validate/job", &serde_json::json!({ "Job": job }))
+            .await
+    }
+
+    pub async fn jobs(&self, prefix: &str) -> Result<Vec<JobListStub>, ApiError> {
+        Ok(self.get(&format!("/v1/jobs?prefix={}", encode(prefix))).await?.value)
+    }
+
+    /// A job as Nomad API JSON.
+    pub async fn job(&self, id: &str) -> Result<Value, ApiError> {
+        Ok(self.get(&format!("/v1/job/{}", encode(id))).await?.value)
+    }
+
+    pub async fn job_summary(&self, id: &str) -> Result<JobSummary, ApiError> {
+        Ok(self.get(&format!("/v1/job/{}/summary", encode(id))).await?.value)
+    }
+
+    pub async fn job_allocations(&self, id: &str) -> Result<Vec<AllocListStub>, ApiError> {
+        Ok(self.get(&format!("/v1/job/{}/allocations", encode(id))).await?.value)
+    }
+
+    pub async fn job_evaluations(&self, id: &str) -> Result<Vec<Evaluation>, ApiError> {
+        Ok(self.get(&format!("/v1/job/{}/evaluations", encode(id))).await?.value)
+    }
+
+    pub async fn stop_job(&self, id: &str, purge: bool) -> Result<JobDeregisterResponse, ApiError> {
+        let path = format!("/v1/job/{}?purge={purge}", encode(id));
+        let response = self.send(self.http.delete(self.url(&path))).await?;
+        Ok(Self::decode(&path, response).await?.value)
+    }
+
+    pub async fn allocations(&self, prefix: &str) -> Result<Vec<AllocListStub>, ApiError> {
+        Ok(self
+            .get(&format!("/v1/allocations?prefix={}", encode(prefix)))
+            .await?
+            .value)
+    }
+
+    pub async fn allocation(&self, id: &str) -> Result<Allocation, ApiError> {
+        Ok(self.get(&format!("/v1/allocation/{}", encode(id))).await?.value)
+    }
+
+    pub async fn evaluations(&self, prefix: &str) -> Result<Vec<Evaluation>, ApiError> {
+        Ok(self
+            .get(&format!("/v1/evaluations?prefix={}", encode(prefix)))
+            .await?
+            .value)
+    }
+
+    pub async fn evaluation(&self, id: &str) -> Result<Evaluation, ApiError> {
+        Ok(self.get(&format!("/v1/evaluation/{}", encode(id))).await?.value)
+    }
+
+    pub async fn nodes(&self, prefix: &str) -> Result<Vec<NodeListStub>, ApiError> {
+        Ok(self.get(&format!("/v1/nodes?prefix={}", encode(prefix))).await?.value)
+    }
+
+    pub async fn node(&self, id: &str) -> Result<Node, ApiError> {
+        Ok(self.get(&format!("/v1/node/{}", encode(id))).await?.value)
+    }
+
+    pub async fn node_allocations(&self, id: &str) -> Result<Vec<AllocListStub>, ApiError> {
+        Ok(self.get(&format!("/v1/node/{}/allocations", encode(id))).await?.value)
+    }
+
+    pub async fn leader(&self) -> Result<String, ApiError> {
+        Ok(self.get("/v1/status/leader").await?.value)
+    }
+
+    pub async fn agent_self(&self) -> Result<Value, ApiError> {
+        Ok(self.get("/v1/agent/self").await?.value)
+    }
+
+    /// Streams a task's log as plain bytes.
+    pub async fn logs(
+        &self,
+        alloc_id: &str,
+        request: &LogsRequest,
+    ) -> Result<impl Stream<Item = Result<bytes::Bytes, ApiError>> + use<>, ApiError> {
+        let path = format!(
+            "/v1/client/fs/logs/{}?task={}&type={}&follow={}&offset={}&origin={}&plain=true",
+            encode(alloc_id),
+            encode(&request.task),
+            encode(&request.log_type),
+            request.follow,
+            request.offset,
+            encode(if request.origin.is_empty() {
+                "start"
+            } else {
+                &request.origin
+            }),
+        );
+        let response = self.send(self.http.get(self.url(&path))).await?;
+        use futures::StreamExt;
+        Ok(response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|error| ApiError::Decode {
+                path: path.clone(),
+                message: error.to_string(),
+            })
+        }))
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_reserved_characters() {
+        assert_eq!(encode("web/api v1"), "web%2Fapi%20v1");
+        assert_eq!(encode("abc-123_x.y~"), "abc-123_x.y~");
+    }
+
+    #[tokio::test]
+    async fn unreachable_agent_is_a_connect_error() {
+        // Port 1 on loopback refuses connections.
+        let client = Client::new("http://127.0.0.1:1/");
+        assert_eq!(client.address(), "http://127.0.0.1:1");
+        let error = client.leader().await.expect_err("nothing listens on port 1");
+        assert!(matches!(error, ApiError::Connect { .. }), "{error:?}");
+        assert_eq!(error.status(), None);
+    }
+}

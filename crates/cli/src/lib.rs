@@ -1,1 +1,527 @@
-//! placeholder
+//! The `drover` command line for jobs, allocations and nodes. It talks only
+//! HTTP (through `api-client`) and parses job files locally with `jobspec`.
+//! What it prints comes from the pure functions in [`render`].
+
+pub mod render;
+
+use anyhow::{Context, anyhow, bail};
+use api_client::{ApiError, Client, LogsRequest};
+use api_types::{AllocListStub, Evaluation};
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The agent address, from `--address`, `DROVER_ADDR` or `NOMAD_ADDR`.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Address of the Drover agent.
+    #[arg(long, global = true, env = "DROVER_ADDR", default_value = "http://127.0.0.1:4646")]
+    pub address: String,
+}
+
+/// Commands that talk to an agent.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Work with allocations.
+    #[command(subcommand)]
+    Alloc(AllocCommand),
+    /// Work with client nodes.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Submit a job file and watch it get placed.
+    Run(JobRunArgs),
+    /// Show a job, or list all jobs.
+    Status { id: Option<String> },
+    /// Stop a running job.
+    Stop {
+        id: String,
+        /// Remove the job from the state entirely.
+        #[arg(long)]
+        purge: bool,
+        /// Return at once instead of watching the evaluation.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Check a job file for errors without submitting it.
+    Validate(JobFileArgs),
+    /// Write an example job file.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "example.nomad.hcl")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct JobFileArgs {
+    /// The job file (HCL2 or JSON).
+    pub file: PathBuf,
+    /// Set an HCL variable: `--var name=value`.
+    #[arg(long = "var")]
+    pub vars: Vec<String>,
+    /// Read HCL variables from a file.
+    #[arg(long = "var-file")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobRunArgs {
+    #[command(flatten)]
+    pub file: JobFileArgs,
+    /// Return once the job is submitted.
+    #[arg(long)]
+    pub detach: bool,
+    /// Print the job as JSON and submit nothing.
+    #[arg(long)]
+    pub output: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllocCommand {
+    /// Show an allocation and its tasks.
+    Status { id: String },
+    /// Print (or follow) a task's output.
+    Logs {
+        /// Follow new output.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Show stderr instead of stdout.
+        #[arg(long)]
+        stderr: bool,
+        /// Show only the last N bytes... or lines, as `-tail` in Nomad.
+        #[arg(long)]
+        tail: bool,
+        alloc: String,
+        task: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Show a node, or list all nodes.
+    Status { id: Option<String> },
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Runs a command and returns the process exit code.
+pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(global.address.clone());
+    match command {
+        Command::Job(job) => run_job(job, &client).await,
+        Command::Alloc(alloc) => run_alloc(alloc, &client).await,
+        Command::Node(node) => run_node(node, &client).await,
+    }
+}
+
+/// Reads and parses a job file locally, as Nomad's CLI does.
+pub fn load_job(args: &JobFileArgs) -> anyhow::Result<Result<types::Job, String>> {
+    let source = std::fs::read_to_string(&args.file).with_context(|| format!("read {}", args.file.display()))?;
+    let filename = args.file.display().to_string();
+    let mut variables = BTreeMap::new();
+    for (key, value) in std::env::vars() {
+        if let Some(name) = key
+            .strip_prefix("NOMAD_VAR_")
+            .or_else(|| key.strip_prefix("DROVER_VAR_"))
+        {
+            variables.insert(name.to_string(), value);
+        }
+    }
+    for pair in &args.vars {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--var {pair:?} must be name=value"))?;
+        variables.insert(name.to_string(), value.to_string());
+    }
+    let mut var_files = Vec::new();
+    for path in &args.var_files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        var_files.push((path.display().to_string(), text));
+    }
+    let base = args.file.parent().map(PathBuf::from).unwrap_or_default();
+    let read_file = move |name: &str| -> Result<String, String> {
+        std::fs::read_to_string(base.join(name)).map_err(|error| format!("read {name}: {error}"))
+    };
+    let options = jobspec::ParseOptions {
+        variables,
+        var_files,
+        now: now_nanos(),
+        read_file: Some(&read_file),
+        ..jobspec::ParseOptions::default()
+    };
+    Ok(jobspec::parse(&source, &filename, &options).map_err(|diagnostics| diagnostics.render(&source, &filename)))
+}
+
+/// Resolves an ID or unique prefix through a prefix list.
+fn resolve_prefix<T>(items: Vec<T>, prefix: &str, id_of: impl Fn(&T) -> &str, kind: &str) -> anyhow::Result<T> {
+    let mut matches: Vec<T> = items
+        .into_iter()
+        .filter(|item| id_of(item).starts_with(prefix))
+        .collect();
+    if let Some(pos) = matches.iter().position(|item| id_of(item) == prefix) {
+        return Ok(matches.swap_remove(pos));
+    }
+    match matches.len() {
+        0 => bail!("No {kind} with prefix or ID {prefix:?} found"),
+        1 => Ok(matches.remove(0)),
+        _ => {
+            let ids: Vec<&str> = matches.iter().map(&id_of).collect();
+            bail!("Prefix {prefix:?} matched multiple {kind}s:\n{}", ids.join("\n"))
+        }
+    }
+}
+
+async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    match command {
+        JobCommand::Run(args) => job_run(args, client).await,
+        JobCommand::Status { id: None } => {
+            let jobs = client.jobs("").await?;
+            print!("{}", render::job_list(&jobs));
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Status { id: Some(id) } => {
+            let stub = resolve_prefix(client.jobs(&id).await?, &id, |job| job.id.as_str(), "job")?;
+            let job = client.job(&stub.id).await?;
+            let summary = client.job_summary(&stub.id).await.ok();
+            let allocs = client.job_allocations(&stub.id).await?;
+            print!("{}", render::job_status(&job, summary.as_ref(), &allocs, now_nanos()));
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Stop { id, purge, detach } => {
+            let stub = resolve_prefix(client.jobs(&id).await?, &id, |job| job.id.as_str(), "job")?;
+            let response = client.stop_job(&stub.id, purge).await?;
+            if detach || response.eval_id.is_empty() {
+                println!("{}", response.eval_id);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("==> Monitoring evaluation {:?}", types::short_id(&response.eval_id));
+            let eval = wait_eval(client, &response.eval_id).await?;
+            println!("    {}", render::eval_line(&eval));
+            println!(
+                "==> Evaluation {:?} finished with status {:?}",
+                types::short_id(&eval.id),
+                eval.status
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Validate(args) => match load_job(&args)? {
+            Ok(_) => {
+                println!("Job validation successful");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(rendered) => {
+                eprintln!("Job validation errors:\n{rendered}");
+                Ok(ExitCode::from(1))
+            }
+        },
+        JobCommand::Init { file } => {
+            if file.exists() {
+                bail!("Job file {} already exists", file.display());
+            }
+            std::fs::write(&file, EXAMPLE_JOB).with_context(|| format!("write {}", file.display()))?;
+            println!("Example job file written to {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Waits for an evaluation to reach a terminal status (blocking queries).
+async fn wait_eval(client: &Client, eval_id: &str) -> anyhow::Result<Evaluation> {
+    let mut index = 0;
+    loop {
+        let answer = client
+            .get_blocking::<Evaluation>(&format!("/v1/evaluation/{eval_id}"), index, Duration::from_secs(30))
+            .await?;
+        let eval = answer.value;
+        if matches!(eval.status.as_str(), "complete" | "failed" | "canceled" | "blocked") {
+            return Ok(eval);
+        }
+        index = answer.index.max(index);
+    }
+}
+
+async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> {
+    let job = match load_job(&args.file)? {
+        Ok(job) => job,
+        Err(rendered) => {
+            eprintln!("Error parsing job file {}:\n{rendered}", args.file.file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if args.output {
+        println!("{}", jobspec::render_json(&job));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let job_type = job.job_type;
+    let job_id = job.id.clone();
+    let response = client.register_job(jobspec::job_to_api(&job)).await.map_err(describe)?;
+    if args.detach || response.eval_id.is_empty() {
+        println!("Job registration successful");
+        if !response.eval_id.is_empty() {
+            println!("Evaluation ID: {}", response.eval_id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("==> Monitoring evaluation {:?}", types::short_id(&response.eval_id));
+    let eval = wait_eval(client, &response.eval_id).await?;
+    println!("    {}", render::eval_line(&eval));
+    let failures = render::placement_failures(&eval);
+    if !failures.is_empty() {
+        println!(
+            "==> Evaluation {:?} finished with placement failures:",
+            types::short_id(&eval.id)
+        );
+        print!("{failures}");
+        return Ok(ExitCode::from(2));
+    }
+    if eval.status != "complete" {
+        println!(
+            "==> Evaluation {:?} finished with status {:?}",
+            types::short_id(&eval.id),
+            eval.status
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let job_value = client.job(&job_id).await?;
+    let version = job_value.get("Version").and_then(|v| v.as_u64()).unwrap_or(0);
+    let wanted: u64 = job.task_groups.iter().map(|group| u64::from(group.count)).sum();
+    let started = std::time::Instant::now();
+    let mut reported: BTreeMap<String, String> = BTreeMap::new();
+    let mut index = 0;
+    loop {
+        let answer = client
+            .get_blocking::<Vec<AllocListStub>>(&format!("/v1/job/{job_id}/allocations"), index, Duration::from_secs(5))
+            .await?;
+        index = answer.index.max(index);
+        let current: Vec<&AllocListStub> = answer
+            .value
+            .iter()
+            .filter(|alloc| alloc.job_version == version && alloc.desired_status == "run")
+            .collect();
+        for alloc in &current {
+            if reported.get(&alloc.id) != Some(&alloc.client_status) {
+                println!(
+                    "    Allocation {:?} on node {:?}: {}",
+                    types::short_id(&alloc.id),
+                    types::short_id(&alloc.node_id),
+                    alloc.client_status
+                );
+                reported.insert(alloc.id.clone(), alloc.client_status.clone());
+            }
+        }
+        let done = match job_type {
+            // A batch job is done once placed; a service once its tasks run.
+            types::JobType::Batch | types::JobType::Sysbatch => !current.is_empty(),
+            types::JobType::Service => {
+                current.iter().filter(|alloc| alloc.client_status == "running").count() as u64 >= wanted
+            }
+            types::JobType::System => {
+                !current.is_empty() && current.iter().all(|alloc| alloc.client_status == "running")
+            }
+        };
+        let failed = current.iter().any(|alloc| alloc.client_status == "failed");
+        if done {
+            println!(
+                "==> Job {job_id:?} is {}",
+                if job_type == types::JobType::Service {
+                    "running"
+                } else {
+                    "placed"
+                }
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if failed && job_type == types::JobType::Service {
+            println!("==> An allocation of job {job_id:?} failed; see `drover alloc status`");
+            return Ok(ExitCode::from(2));
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            println!("==> Gave up waiting for job {job_id:?}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+}
+
+fn describe(error: ApiError) -> anyhow::Error {
+    match error {
+        ApiError::Status { status, message } => anyhow!("Error submitting job ({status}): {message}"),
+        other => anyhow!(other),
+    }
+}
+
+async fn run_alloc(command: AllocCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    match command {
+        AllocCommand::Status { id } => {
+            let stub = resolve_prefix(
+                client.allocations(&id).await?,
+                &id,
+                |alloc| alloc.id.as_str(),
+                "allocation",
+            )?;
+            let alloc = client.allocation(&stub.id).await?;
+            print!("{}", render::alloc_status(&alloc, now_nanos()));
+            Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Logs {
+            follow,
+            stderr,
+            tail,
+            alloc,
+            task,
+        } => {
+            let stub = resolve_prefix(
+                client.allocations(&alloc).await?,
+                &alloc,
+                |alloc| alloc.id.as_str(),
+                "allocation",
+            )?;
+            let task = match task {
+                Some(task) => task,
+                None => {
+                    let full = client.allocation(&stub.id).await?;
+                    let names: Vec<String> = full
+                        .job
+                        .as_ref()
+                        .and_then(|job| job.get("TaskGroups"))
+                        .and_then(|groups| groups.as_array())
+                        .and_then(|groups| {
+                            groups
+                                .iter()
+                                .find(|group| group.get("Name").and_then(|n| n.as_str()) == Some(&stub.task_group))
+                        })
+                        .and_then(|group| group.get("Tasks"))
+                        .and_then(|tasks| tasks.as_array())
+                        .map(|tasks| {
+                            tasks
+                                .iter()
+                                .filter_map(|task| task.get("Name").and_then(|n| n.as_str()).map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    match names.as_slice() {
+                        [only] => only.clone(),
+                        _ => bail!(
+                            "Allocation {} has several tasks; name one: {}",
+                            stub.id,
+                            names.join(", ")
+                        ),
+                    }
+                }
+            };
+            let request = LogsRequest {
+                task,
+                log_type: if stderr { "stderr" } else { "stdout" }.to_string(),
+                follow,
+                offset: if tail { 10 * 1024 } else { 0 },
+                origin: if tail { "end" } else { "start" }.to_string(),
+            };
+            let mut stream = Box::pin(client.logs(&stub.id, &request).await?);
+            let mut stdout = std::io::stdout();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                stdout.write_all(&chunk)?;
+                stdout.flush()?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    match command {
+        NodeCommand::Status { id: None } => {
+            print!("{}", render::node_list(&client.nodes("").await?));
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Status { id: Some(id) } => {
+            let stub = resolve_prefix(client.nodes(&id).await?, &id, |node| node.id.as_str(), "node")?;
+            let node = client.node(&stub.id).await?;
+            let allocs = client.node_allocations(&stub.id).await?;
+            print!("{}", render::node_status(&node, &allocs, now_nanos()));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// What `job init` writes.
+pub const EXAMPLE_JOB: &str = r#"# An example Drover (Nomad-compatible) job: a service that prints a line
+# every few seconds. Run it with `drover job run example.nomad.hcl`.
+job "example" {
+  # Run anywhere; list datacenters to narrow it down.
+  datacenters = ["*"]
+  type        = "service"
+
+  group "app" {
+    count = 1
+
+    # Restart a failing task twice within 30 minutes, then give up.
+    restart {
+      attempts = 2
+      interval = "30m"
+      delay    = "15s"
+      mode     = "fail"
+    }
+
+    task "hello" {
+      driver = "raw_exec"
+
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "while true; do echo hello from $NOMAD_ALLOC_ID; sleep 5; done"]
+      }
+
+      resources {
+        cpu    = 100 # MHz
+        memory = 64  # MB
+      }
+    }
+  }
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_resolve_or_explain() {
+        let ids = vec!["abc1".to_string(), "abd2".to_string(), "abd".to_string()];
+        assert_eq!(
+            resolve_prefix(ids.clone(), "abc", |id| id.as_str(), "job").expect("unique"),
+            "abc1"
+        );
+        // An exact match wins over longer IDs sharing the prefix.
+        assert_eq!(
+            resolve_prefix(ids.clone(), "abd", |id| id.as_str(), "job").expect("exact"),
+            "abd"
+        );
+        let error = resolve_prefix(ids.clone(), "ab", |id| id.as_str(), "job").expect_err("ambiguous");
+        assert!(error.to_string().contains("matched multiple jobs"), "{error}");
+        let error = resolve_prefix(ids, "zz", |id| id.as_str(), "job").expect_err("missing");
+        assert!(error.to_string().contains("No job with prefix"), "{error}");
+    }
+
+    #[test]
+    fn example_job_parses() {
+        let options = jobspec::ParseOptions::default();
+        let job = jobspec::parse(EXAMPLE_JOB, "example.nomad.hcl", &options).expect("example job is valid");
+        assert_eq!(job.id, "example");
+        assert_eq!(job.task_groups[0].tasks[0].driver, "raw_exec");
+    }
+}

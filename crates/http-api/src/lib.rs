@@ -1,1 +1,92 @@
-//! placeholder
+//! The HTTP API: Nomad's `/v1/*` paths and JSON shapes over axum, plus a
+//! small status page.
+//!
+//! [`app`] builds the router from an [`AppState`]; tests call it in-process
+//! with `tower::ServiceExt::oneshot` or over a real socket. Every handler
+//! returns `Result<_, ApiError>`, and [`ApiError`] maps to a status code in
+//! one place: bad input is a 400 with its message, unknown IDs a 404,
+//! internal failures a logged 500. Only this crate knows HTTP.
+
+mod error;
+mod handlers;
+mod logs;
+mod query;
+mod ui;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::routing::{get, post};
+use server::Server;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Facts about this agent for `/v1/agent/self`.
+#[derive(Debug, Clone, Default)]
+pub struct AgentInfo {
+    pub node_name: String,
+    pub datacenter: String,
+    pub region: String,
+    pub http_addr: String,
+    pub rpc_addr: String,
+    pub data_dir: String,
+    pub version: String,
+    pub dev_mode: bool,
+    pub client_node_id: Option<String>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub server: Server,
+    /// Where the local client keeps allocation directories
+    /// (`<root>/<alloc_id>/alloc/logs/...`), when this agent runs a client.
+    pub alloc_root: Option<PathBuf>,
+    pub agent: Arc<AgentInfo>,
+}
+
+/// Builds the router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/jobs",
+            get(handlers::list_jobs)
+                .put(handlers::register_jobs)
+                .post(handlers::register_jobs),
+        )
+        .route("/v1/jobs/parse", post(handlers::parse_job).put(handlers::parse_job))
+        .route(
+            "/v1/validate/job",
+            post(handlers::validate_job).put(handlers::validate_job),
+        )
+        .route(
+            "/v1/job/{id}",
+            get(handlers::get_job)
+                .post(handlers::register_job_by_id)
+                .put(handlers::register_job_by_id)
+                .delete(handlers::deregister_job),
+        )
+        .route("/v1/job/{id}/allocations", get(handlers::job_allocations))
+        .route("/v1/job/{id}/evaluations", get(handlers::job_evaluations))
+        .route("/v1/job/{id}/summary", get(handlers::job_summary))
+        .route("/v1/job/{id}/versions", get(handlers::job_versions))
+        .route("/v1/allocations", get(handlers::list_allocations))
+        .route("/v1/allocation/{id}", get(handlers::get_allocation))
+        .route("/v1/evaluations", get(handlers::list_evaluations))
+        .route("/v1/evaluation/{id}", get(handlers::get_evaluation))
+        .route("/v1/evaluation/{id}/allocations", get(handlers::evaluation_allocations))
+        .route("/v1/nodes", get(handlers::list_nodes))
+        .route("/v1/node/{id}", get(handlers::get_node))
+        .route("/v1/node/{id}/allocations", get(handlers::node_allocations))
+        .route("/v1/status/leader", get(handlers::status_leader))
+        .route("/v1/status/peers", get(handlers::status_peers))
+        .route("/v1/agent/self", get(handlers::agent_self))
+        .route("/v1/agent/health", get(handlers::agent_health))
+        .route("/v1/regions", get(handlers::regions))
+        .route("/v1/client/fs/logs/{alloc}", get(logs::logs))
+        .route("/", get(ui::index))
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .fallback(handlers::not_found)
+        .with_state(state)
+}

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{
-    AllocClientStatus, AllocDesiredStatus, Allocation, EvalStatus, Evaluation, Index, Job, JobStatus, JobType, Node,
-    NodeStatus, UnixNanos,
+    AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, EvalStatus, Evaluation, Index, Job,
+    JobStatus, JobType, Node, NodeStatus, UnixNanos,
 };
 
 /// Key of a namespaced object: (namespace, id).
@@ -66,10 +66,14 @@ pub struct StateSnapshot {
     allocs: OrdMap<String, Arc<Allocation>>,
     allocs_by_job: OrdMap<NsKey, OrdSet<String>>,
     allocs_by_node: OrdMap<String, OrdSet<String>>,
-    /// Per node: the last index any of its allocations changed at.
+    /// Per node: the last index the servers changed any of its allocations
+    /// at (placements, stops, GC); client reports do not count.
     node_alloc_index: OrdMap<String, Index>,
     evals: OrdMap<String, Arc<Evaluation>>,
     evals_by_job: OrdMap<NsKey, OrdSet<String>>,
+    /// Per node: resources held by allocations that still hold them, kept
+    /// up to date on every allocation change instead of being recomputed.
+    node_usage: OrdMap<String, ComparableResources>,
 }
 
 /// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
@@ -131,6 +135,7 @@ impl From<PersistedState> for StateSnapshot {
                 .entry(alloc.node_id.clone())
                 .or_default()
                 .insert(alloc.id.clone());
+            state.track_usage(None, Some(&alloc));
             state.allocs.insert(alloc.id.clone(), Arc::new(alloc));
         }
         for eval in persisted.evals {
@@ -214,6 +219,48 @@ impl StateSnapshot {
             .filter(|((ns, _), _)| namespace.is_none_or(|wanted| wanted == ns))
             .map(|(_, job)| job.clone())
             .collect()
+    }
+
+    /// Resources held on a node by its live allocations (incremental index).
+    pub fn node_usage(&self, node_id: &str) -> ComparableResources {
+        self.node_usage.get(node_id).copied().unwrap_or_default()
+    }
+
+    /// Borrowing reads, for the scheduler's view of a snapshot.
+    pub fn node_ref(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id).map(|node| &**node)
+    }
+
+    pub fn job_ref(&self, namespace: &str, id: &str) -> Option<&Job> {
+        self.jobs.get(&key(namespace, id)).map(|job| &**job)
+    }
+
+    pub fn job_version_ref(&self, namespace: &str, id: &str, version: u64) -> Option<&Job> {
+        self.job_versions
+            .get(&(namespace.to_string(), id.to_string(), version))
+            .map(|job| &**job)
+    }
+
+    pub fn allocs_by_job_ref(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
+        self.allocs_by_job
+            .get(&key(namespace, job_id))
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.allocs.get(id).map(|alloc| &**alloc))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn allocs_by_node_ref(&self, node_id: &str) -> Vec<&Allocation> {
+        self.allocs_by_node
+            .get(node_id)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.allocs.get(id).map(|alloc| &**alloc))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn node(&self, id: &str) -> Option<Arc<Node>> {
@@ -477,6 +524,14 @@ impl StateSnapshot {
                     let Some(existing) = self.allocs.get(&update.alloc_id).cloned() else {
                         continue;
                     };
+                    // A client re-reporting what is already stored (after an
+                    // agent restart, say) changes nothing and bumps no index.
+                    if existing.client_status == update.client_status
+                        && existing.client_description == update.client_description
+                        && existing.task_states == update.task_states
+                    {
+                        continue;
+                    }
                     let mut alloc = (*existing).clone();
                     alloc.client_status = update.client_status;
                     alloc.client_description = update.client_description;
@@ -488,7 +543,9 @@ impl StateSnapshot {
                     };
                     alloc.modify_index = index;
                     touched_jobs.push(key(&alloc.namespace, &alloc.job_id));
-                    self.node_alloc_index.insert(alloc.node_id.clone(), index);
+                    // The node's own reports do not wake its allocation watch:
+                    // only server-side changes (`node_alloc_index`) do.
+                    self.track_usage(Some(&existing), Some(&alloc));
                     self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
                     self.tables.allocs = index;
                 }
@@ -514,6 +571,7 @@ impl StateSnapshot {
                 }
                 for id in alloc_ids {
                     if let Some(alloc) = self.allocs.remove(&id) {
+                        self.track_usage(Some(&alloc), None);
                         let job_key = key(&alloc.namespace, &alloc.job_id);
                         if let Some(set) = self.allocs_by_job.get_mut(&job_key) {
                             set.remove(&id);
@@ -587,9 +645,12 @@ impl StateSnapshot {
             Some(existing) => {
                 alloc.create_index = existing.create_index;
                 alloc.create_time = existing.create_time;
-                // The client owns these fields; a plan never rolls them back.
-                alloc.client_status = existing.client_status;
-                alloc.client_description = existing.client_description.clone();
+                // The client owns these fields; a plan never rolls them back,
+                // except to mark an allocation on a down node as lost.
+                if alloc.client_status != AllocClientStatus::Lost || existing.client_status.is_terminal() {
+                    alloc.client_status = existing.client_status;
+                    alloc.client_description = existing.client_description.clone();
+                }
                 alloc.task_states = existing.task_states.clone();
                 if alloc.desired_status != existing.desired_status || alloc.job_version != existing.job_version {
                     alloc.alloc_modify_index = index;
@@ -624,8 +685,23 @@ impl StateSnapshot {
             .or_default()
             .insert(alloc.id.clone());
         self.node_alloc_index.insert(alloc.node_id.clone(), index);
+        let previous = self.allocs.get(&alloc.id).cloned();
+        self.track_usage(previous.as_deref(), Some(&alloc));
         self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
         self.tables.allocs = index;
+    }
+
+    /// Moves an allocation's resources in or out of its node's usage as it
+    /// starts or stops holding them.
+    fn track_usage(&mut self, before: Option<&Allocation>, after: Option<&Allocation>) {
+        if let Some(before) = before.filter(|alloc| alloc.holds_resources()) {
+            let usage = self.node_usage.entry(before.node_id.clone()).or_default();
+            usage.subtract(&before.allocated_resources.comparable());
+        }
+        if let Some(after) = after.filter(|alloc| alloc.holds_resources()) {
+            let usage = self.node_usage.entry(after.node_id.clone()).or_default();
+            usage.add(&after.allocated_resources.comparable());
+        }
     }
 
     /// Nomad's job status rule: running while any allocation is live,
@@ -717,6 +793,18 @@ mod tests {
             node_id: node_id.to_string(),
             task_group: "g".into(),
             name: format!("{job_id}.g[0]"),
+            allocated_resources: types::AllocatedResources {
+                tasks: [(
+                    "t".to_string(),
+                    types::AllocatedTaskResources {
+                        cpu_mhz: 250,
+                        memory_mb: 64,
+                        ..Default::default()
+                    },
+                )]
+                .into(),
+                ..Default::default()
+            },
             ..Allocation::default()
         }
     }
@@ -818,6 +906,7 @@ mod tests {
         assert_eq!(state.allocs_by_node("n1").len(), 1);
         assert_eq!(state.allocs_by_job("default", "a").len(), 1);
         assert_eq!(state.node_alloc_index("n1"), 2);
+        assert_eq!(state.node_usage("n1").cpu_mhz, 250);
         assert_eq!(
             state.job("default", "a").map(|job| job.status),
             Some(JobStatus::Running)
@@ -836,6 +925,11 @@ mod tests {
         );
         let stored = state.alloc("x1").expect("alloc");
         assert_eq!((stored.create_index, stored.modify_index), (2, 3));
+        assert_eq!(
+            state.node_usage("n1"),
+            ComparableResources::default(),
+            "a finished alloc frees its node"
+        );
         assert_eq!(state.job("default", "a").map(|job| job.status), Some(JobStatus::Dead));
         let summary = state.job_summary("default", "a").expect("summary");
         assert_eq!(summary.summary["g"].complete, 1);

@@ -1,0 +1,421 @@
+//! Handlers for jobs, allocations, evaluations, nodes, status and agent.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::query::{QueryOptions, block_until, index_headers};
+use api_types::state_summary::JobSummaryView;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use types::{Job, JobType};
+
+type Answer = Result<axum::response::Response, ApiError>;
+
+fn reply<T: serde::Serialize>(state: &AppState, index: u64, body: &T) -> Answer {
+    let headers = index_headers(index, state.server.leader().is_some());
+    Ok((headers, Json(body)).into_response())
+}
+
+/// Parses a request body as JSON, turning every failure into a 400.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("request body is empty".to_string()));
+    }
+    serde_json::from_slice(body).map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))
+}
+
+/// Reads the job out of a `{"Job": {...}}` register body.
+fn job_from_body(body: &Bytes) -> Result<Job, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("request body is not UTF-8".to_string()))?;
+    let value: Value = parse_body(body)?;
+    match value.get("Job") {
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err(ApiError::BadRequest("field \"Job\" must be an object".to_string())),
+        None => return Err(ApiError::BadRequest("request body has no \"Job\" object".to_string())),
+    }
+    jobspec::parse_json(text).map_err(|diagnostics| ApiError::BadRequest(diagnostics.to_string()))
+}
+
+fn summary_of(state: &server::StateSnapshot, namespace: &str, job_id: &str) -> Option<api_types::JobSummary> {
+    let summary = state.job_summary(namespace, job_id)?;
+    Some(api_types::job_summary(&JobSummaryView {
+        job_id: summary.job_id,
+        namespace: summary.namespace,
+        groups: summary
+            .summary
+            .into_iter()
+            .map(|(group, counts)| {
+                (
+                    group,
+                    api_types::TaskGroupSummary {
+                        queued: counts.queued,
+                        complete: counts.complete,
+                        failed: counts.failed,
+                        running: counts.running,
+                        starting: counts.starting,
+                        lost: counts.lost,
+                        unknown: counts.unknown,
+                    },
+                )
+            })
+            .collect(),
+        create_index: summary.create_index,
+        modify_index: summary.modify_index,
+    }))
+}
+
+fn find_job(state: &server::StateSnapshot, options: &QueryOptions, id: &str) -> Result<Arc<Job>, ApiError> {
+    state
+        .job(options.single_namespace(), id)
+        .ok_or_else(|| ApiError::NotFound(format!("job {id:?}")))
+}
+
+// ----- jobs --------------------------------------------------------------
+
+pub async fn list_jobs(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().jobs).await?;
+    let snapshot = state.server.state();
+    let stubs: Vec<api_types::JobListStub> = snapshot
+        .jobs(options.namespace())
+        .iter()
+        .filter(|job| job.id.starts_with(options.prefix()))
+        .map(|job| api_types::job_stub(job, summary_of(&snapshot, &job.namespace, &job.id)))
+        .collect();
+    reply(&state, snapshot.table_indexes().jobs, &stubs)
+}
+
+async fn register(state: &AppState, job: Job) -> Answer {
+    let result = state.server.register_job(job).await?;
+    let body = api_types::JobRegisterResponse {
+        eval_id: result.eval_id.unwrap_or_default(),
+        eval_create_index: result.eval_create_index,
+        job_modify_index: result.job_modify_index,
+        warnings: result.warnings,
+        index: result.index,
+        last_contact: 0,
+        known_leader: true,
+    };
+    reply(state, result.index, &body)
+}
+
+pub async fn register_jobs(State(state): State<AppState>, body: Bytes) -> Answer {
+    let job = job_from_body(&body)?;
+    register(&state, job).await
+}
+
+pub async fn register_job_by_id(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let job = job_from_body(&body)?;
+    if job.id != id {
+        return Err(ApiError::BadRequest(format!(
+            "job ID {:?} in the body does not match {id:?} in the URL",
+            job.id
+        )));
+    }
+    register(&state, job).await
+}
+
+pub async fn parse_job(State(state): State<AppState>, body: Bytes) -> Answer {
+    let request: api_types::JobsParseRequest = parse_body(&body)?;
+    if request.job_hcl.trim().is_empty() {
+        return Err(ApiError::BadRequest("JobHCL is empty".to_string()));
+    }
+    let options = jobspec::ParseOptions::default();
+    let job = jobspec::parse_hcl(&request.job_hcl, "input.hcl", &options)
+        .map_err(|diagnostics| ApiError::BadRequest(diagnostics.render(&request.job_hcl, "input.hcl")))?;
+    reply(&state, state.server.state().index(), &jobspec::job_to_api(&job))
+}
+
+pub async fn validate_job(State(state): State<AppState>, body: Bytes) -> Answer {
+    let _: Value = parse_body(&body)?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("request body is not UTF-8".to_string()))?;
+    let response = match jobspec::parse_json(text) {
+        Ok(_) => api_types::JobValidateResponse {
+            driver_config_validated: true,
+            ..Default::default()
+        },
+        Err(diagnostics) => {
+            let errors: Vec<String> = diagnostics.0.iter().map(ToString::to_string).collect();
+            api_types::JobValidateResponse {
+                driver_config_validated: false,
+                error: diagnostics.to_string(),
+                validation_errors: errors,
+                warnings: String::new(),
+            }
+        }
+    };
+    reply(&state, state.server.state().index(), &response)
+}
+
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let namespace = options.single_namespace().to_string();
+    block_until(&state, &options, |snapshot| {
+        snapshot.job(&namespace, &id).map(|job| job.modify_index).unwrap_or(0)
+    })
+    .await?;
+    let snapshot = state.server.state();
+    let job = find_job(&snapshot, &options, &id)?;
+    reply(&state, job.modify_index, &jobspec::job_to_api(&job))
+}
+
+pub async fn job_versions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let snapshot = state.server.state();
+    let job = find_job(&snapshot, &options, &id)?;
+    let versions: Vec<Value> = snapshot
+        .job_versions(&job.namespace, &job.id)
+        .iter()
+        .map(|version| jobspec::job_to_api(version))
+        .collect();
+    reply(
+        &state,
+        job.modify_index,
+        &json!({ "Versions": versions, "Diffs": null }),
+    )
+}
+
+pub async fn deregister_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let result = state
+        .server
+        .deregister_job(options.single_namespace(), &id, options.purge.unwrap_or(false))
+        .await?;
+    let body = api_types::JobDeregisterResponse {
+        eval_id: result.eval_id.unwrap_or_default(),
+        eval_create_index: result.eval_create_index,
+        job_modify_index: result.job_modify_index,
+        index: result.index,
+    };
+    reply(&state, result.index, &body)
+}
+
+pub async fn job_allocations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
+    let snapshot = state.server.state();
+    let job = find_job(&snapshot, &options, &id)?;
+    let stubs: Vec<api_types::AllocListStub> = snapshot
+        .allocs_by_job(&job.namespace, &job.id)
+        .iter()
+        .map(|alloc| api_types::alloc_stub(alloc, Some(job.job_type)))
+        .collect();
+    reply(&state, snapshot.table_indexes().allocs, &stubs)
+}
+
+pub async fn job_evaluations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
+    let snapshot = state.server.state();
+    let job = find_job(&snapshot, &options, &id)?;
+    let mut evals = snapshot.evals_by_job(&job.namespace, &job.id);
+    evals.sort_by_key(|eval| std::cmp::Reverse(eval.create_index));
+    let body: Vec<api_types::Evaluation> = evals.iter().map(|eval| api_types::Evaluation::from(&**eval)).collect();
+    reply(&state, snapshot.table_indexes().evals, &body)
+}
+
+pub async fn job_summary(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
+    let snapshot = state.server.state();
+    let job = find_job(&snapshot, &options, &id)?;
+    let summary = summary_of(&snapshot, &job.namespace, &job.id)
+        .ok_or_else(|| ApiError::NotFound(format!("job summary for {id:?}")))?;
+    reply(&state, summary.modify_index, &summary)
+}
+
+// ----- allocations -------------------------------------------------------
+
+fn job_type_of(snapshot: &server::StateSnapshot, alloc: &types::Allocation) -> Option<JobType> {
+    snapshot.job(&alloc.namespace, &alloc.job_id).map(|job| job.job_type)
+}
+
+pub async fn list_allocations(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
+    let snapshot = state.server.state();
+    let namespace = options.namespace();
+    let stubs: Vec<api_types::AllocListStub> = snapshot
+        .allocs()
+        .filter(|alloc| alloc.id.starts_with(options.prefix()))
+        .filter(|alloc| namespace.is_none_or(|wanted| wanted == alloc.namespace))
+        .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
+        .collect();
+    reply(&state, snapshot.table_indexes().allocs, &stubs)
+}
+
+pub async fn get_allocation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    block_until(&state, &options, |snapshot| {
+        snapshot.alloc(&id).map(|alloc| alloc.modify_index).unwrap_or(0)
+    })
+    .await?;
+    let snapshot = state.server.state();
+    let alloc = snapshot
+        .alloc_by_prefix(&id)
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("allocation {id:?}")))?;
+    let job = snapshot
+        .job_version(&alloc.namespace, &alloc.job_id, alloc.job_version)
+        .or_else(|| snapshot.job(&alloc.namespace, &alloc.job_id))
+        .map(|job| jobspec::job_to_api(&job));
+    reply(&state, alloc.modify_index, &api_types::allocation(&alloc, job))
+}
+
+// ----- evaluations -------------------------------------------------------
+
+pub async fn list_evaluations(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
+    let snapshot = state.server.state();
+    let namespace = options.namespace();
+    let body: Vec<api_types::Evaluation> = snapshot
+        .evals()
+        .filter(|eval| eval.id.starts_with(options.prefix()))
+        .filter(|eval| namespace.is_none_or(|wanted| wanted == eval.namespace))
+        .map(|eval| api_types::Evaluation::from(&**eval))
+        .collect();
+    reply(&state, snapshot.table_indexes().evals, &body)
+}
+
+pub async fn get_evaluation(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    let snapshot = state.server.state();
+    let eval = snapshot
+        .eval_by_prefix(&id)
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("evaluation {id:?}")))?;
+    reply(&state, eval.modify_index, &api_types::Evaluation::from(&*eval))
+}
+
+pub async fn evaluation_allocations(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    let snapshot = state.server.state();
+    let eval = snapshot
+        .eval_by_prefix(&id)
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("evaluation {id:?}")))?;
+    let stubs: Vec<api_types::AllocListStub> = snapshot
+        .allocs_by_job(&eval.namespace, &eval.job_id)
+        .iter()
+        .filter(|alloc| alloc.eval_id == eval.id)
+        .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
+        .collect();
+    reply(&state, snapshot.table_indexes().allocs, &stubs)
+}
+
+// ----- nodes -------------------------------------------------------------
+
+pub async fn list_nodes(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().nodes).await?;
+    let snapshot = state.server.state();
+    let stubs: Vec<api_types::NodeListStub> = snapshot
+        .nodes()
+        .filter(|node| node.id.starts_with(options.prefix()))
+        .map(|node| api_types::node_stub(node))
+        .collect();
+    reply(&state, snapshot.table_indexes().nodes, &stubs)
+}
+
+pub async fn get_node(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    let snapshot = state.server.state();
+    let node = snapshot
+        .node_by_prefix(&id)
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("node {id:?}")))?;
+    reply(&state, node.modify_index, &api_types::node(&node))
+}
+
+pub async fn node_allocations(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    let snapshot = state.server.state();
+    let node = snapshot
+        .node_by_prefix(&id)
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("node {id:?}")))?;
+    let stubs: Vec<api_types::AllocListStub> = snapshot
+        .allocs_by_node(&node.id)
+        .iter()
+        .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
+        .collect();
+    reply(&state, snapshot.table_indexes().allocs, &stubs)
+}
+
+// ----- status and agent --------------------------------------------------
+
+pub async fn status_leader(State(state): State<AppState>) -> Answer {
+    let leader = state.server.leader().unwrap_or_default();
+    reply(&state, state.server.state().index(), &leader)
+}
+
+pub async fn status_peers(State(state): State<AppState>) -> Answer {
+    reply(&state, state.server.state().index(), &state.server.peers())
+}
+
+pub async fn regions(State(state): State<AppState>) -> Answer {
+    reply(&state, state.server.state().index(), &vec![state.agent.region.clone()])
+}
+
+pub async fn agent_health(State(state): State<AppState>) -> Answer {
+    let body = json!({
+        "server": { "ok": state.server.leader().is_some(), "message": "ok" },
+        "client": { "ok": state.agent.client_node_id.is_some(), "message": "ok" },
+    });
+    reply(&state, state.server.state().index(), &body)
+}
+
+pub async fn agent_self(State(state): State<AppState>) -> Answer {
+    let agent = &state.agent;
+    let (pending, unacked) = state.server.broker_stats();
+    let snapshot = state.server.state();
+    let body = json!({
+        "config": {
+            "Region": agent.region,
+            "Datacenter": agent.datacenter,
+            "NodeName": agent.node_name,
+            "DataDir": agent.data_dir,
+            "DevMode": agent.dev_mode,
+            "Version": { "Version": agent.version, "VersionPrerelease": "", "Revision": "" },
+            "Addresses": { "HTTP": agent.http_addr, "RPC": agent.rpc_addr },
+            "Server": { "Enabled": true },
+            "Client": { "Enabled": agent.client_node_id.is_some() },
+        },
+        "member": {
+            "Name": format!("{}.{}", agent.node_name, agent.region),
+            "Addr": agent.rpc_addr.rsplit_once(':').map(|(host, _)| host).unwrap_or(""),
+            "Port": agent.rpc_addr.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).unwrap_or(0),
+            "Status": "alive",
+            "Tags": { "region": agent.region, "dc": agent.datacenter, "role": "nomad", "build": agent.version },
+        },
+        "stats": {
+            "raft": { "applied_index": snapshot.index().to_string(), "state": if state.server.is_leader() { "Leader" } else { "Follower" } },
+            "broker": { "total_ready": pending.to_string(), "total_unacked": unacked.to_string() },
+            "client": { "node_id": agent.client_node_id.clone().unwrap_or_default() },
+            "nomad": { "leader": state.server.is_leader().to_string(), "known_regions": "1" },
+        },
+    });
+    reply(&state, snapshot.index(), &body)
+}
+
+pub async fn not_found(method: Method, uri: Uri, _headers: HeaderMap) -> ApiError {
+    ApiError::NotFound(format!("{method} {}", uri.path()))
+}

@@ -1,0 +1,89 @@
+//! Query parameters shared by many endpoints (`namespace`, `prefix`, and
+//! the blocking-query pair `index` / `wait`), and the blocking wait itself.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::http::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Longest a blocking query may wait, as in Nomad.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+/// Wait used when `index` is given without `wait`.
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// Common query parameters.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct QueryOptions {
+    pub namespace: Option<String>,
+    pub prefix: Option<String>,
+    pub index: Option<u64>,
+    pub wait: Option<String>,
+    pub purge: Option<bool>,
+}
+
+impl QueryOptions {
+    /// The namespace asked for; `None` means every namespace (`*`).
+    pub fn namespace(&self) -> Option<&str> {
+        match self.namespace.as_deref() {
+            None | Some("") => Some(types::DEFAULT_NAMESPACE),
+            Some("*") => None,
+            Some(namespace) => Some(namespace),
+        }
+    }
+
+    /// The single namespace for object lookups.
+    pub fn single_namespace(&self) -> &str {
+        self.namespace().unwrap_or(types::DEFAULT_NAMESPACE)
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("")
+    }
+
+    fn wait_duration(&self) -> Result<Duration, ApiError> {
+        match self.wait.as_deref() {
+            None | Some("") => Ok(DEFAULT_WAIT),
+            Some(text) => types::duration::parse_duration(text)
+                .map(|wait| wait.min(MAX_WAIT))
+                .map_err(|error| ApiError::BadRequest(format!("invalid wait {text:?}: {error}"))),
+        }
+    }
+}
+
+/// Runs a blocking query: when `index` is set, waits until `current_index`
+/// (read from a fresh state each time) passes it or the wait runs out.
+pub async fn block_until<F>(state: &AppState, options: &QueryOptions, current_index: F) -> Result<(), ApiError>
+where
+    F: Fn(&server::StateSnapshot) -> u64,
+{
+    let Some(min_index) = options.index else {
+        return Ok(());
+    };
+    let wait = options.wait_duration()?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut applied = state.server.subscribe();
+    loop {
+        if current_index(&state.server.state()) > min_index {
+            return Ok(());
+        }
+        match tokio::time::timeout_at(deadline, applied.changed()).await {
+            Err(_) => return Ok(()),
+            Ok(Err(_)) => return Err(ApiError::Internal("state watch closed".to_string())),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Headers Nomad sets on every read.
+pub fn index_headers(index: u64, known_leader: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Nomad-Index", HeaderValue::from(index.max(1)));
+    headers.insert(
+        "X-Nomad-KnownLeader",
+        HeaderValue::from_static(if known_leader { "true" } else { "false" }),
+    );
+    headers.insert("X-Nomad-LastContact", HeaderValue::from_static("0"));
+    headers
+}
