@@ -84,7 +84,10 @@ impl Agent {
         let server = server::Server::start(server_config)
             .await
             .map_err(|error| anyhow::anyhow!("start server: {error}"))?;
-        tokio::spawn(rpc::serve(rpc_listener, Arc::new(server::RpcService::new(server.clone()))));
+        tokio::spawn(rpc::serve(
+            rpc_listener,
+            Arc::new(server::RpcService::new(server.clone())),
+        ));
 
         let mut client_config = client::ClientConfig::new(data_dir.clone());
         client_config.node_name = config.node_name.clone().unwrap_or_default();

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "drover", version, about = "A single-binary workload orchestrator that runs Nomad jobs")]
+#[command(
+    name = "drover",
+    version,
+    about = "A single-binary workload orchestrator that runs Nomad jobs"
+)]
 struct Cli {
     #[command(flatten)]
     global: cli::GlobalArgs,

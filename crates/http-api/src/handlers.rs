@@ -191,7 +191,7 @@ pub async fn deregister_job(
 ) -> Answer {
     let result = state
         .server
-        .deregister_job(options.single_namespace(), &id, options.purge.unwrap_or(false))
+        .deregister_job(options.single_namespace(), &id, options.purge()?)
         .await?;
     let body = api_types::JobDeregisterResponse {
         eval_id: result.eval_id.unwrap_or_default(),

@@ -20,7 +20,8 @@ pub struct QueryOptions {
     pub prefix: Option<String>,
     pub index: Option<u64>,
     pub wait: Option<String>,
-    pub purge: Option<bool>,
+    /// Kept as text: clients send `true`, `True` (Python) or `1`.
+    pub purge: Option<String>,
 }
 
 impl QueryOptions {
@@ -36,6 +37,11 @@ impl QueryOptions {
     /// The single namespace for object lookups.
     pub fn single_namespace(&self) -> &str {
         self.namespace().unwrap_or(types::DEFAULT_NAMESPACE)
+    }
+
+    /// Whether `purge` was asked for; an unreadable value is a 400.
+    pub fn purge(&self) -> Result<bool, ApiError> {
+        parse_bool("purge", self.purge.as_deref())
     }
 
     pub fn prefix(&self) -> &str {
@@ -86,4 +92,16 @@ pub fn index_headers(index: u64, known_leader: bool) -> HeaderMap {
     );
     headers.insert("X-Nomad-LastContact", HeaderValue::from_static("0"));
     headers
+}
+
+/// Reads a boolean query parameter the way Go's `strconv.ParseBool` does.
+pub fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") => Ok(false),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid value {other:?} for {name}: want true or false"
+        ))),
+    }
 }

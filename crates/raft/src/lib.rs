@@ -88,10 +88,25 @@ impl RaftNode {
             message: error.to_string(),
         })?;
         let path = data_dir.join("raft.redb");
-        let db = Database::create(&path).map_err(|error| RaftNodeError::OpenDatabase {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })?;
+        // A previous Raft node of this process on the same data dir (a
+        // restart in tests or an embedding) releases redb's file lock from
+        // its storage tasks shortly after shutdown, so wait briefly for it.
+        let mut waited = Duration::ZERO;
+        let db = loop {
+            match Database::create(&path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if waited < Duration::from_secs(5) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    waited += Duration::from_millis(20);
+                }
+                Err(error) => {
+                    return Err(RaftNodeError::OpenDatabase {
+                        path: path.display().to_string(),
+                        message: error.to_string(),
+                    });
+                }
+            }
+        };
         // Create the tables up front so read transactions can always open them.
         let init = || -> Result<(), redb::Error> {
             let txn = db.begin_write()?;

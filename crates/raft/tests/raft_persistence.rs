@@ -35,19 +35,7 @@ fn job(id: &str) -> Job {
 }
 
 async fn open(dir: &std::path::Path) -> RaftNode {
-    // The previous instance's background tasks release the database lock
-    // shortly after shutdown; a real restart is a new process.
-    let mut attempts = 0;
-    let node = loop {
-        match RaftNode::open(dir, config(1)).await {
-            Ok(node) => break node,
-            Err(error) if attempts < 100 && error.to_string().contains("already open") => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("open raft: {error}"),
-        }
-    };
+    let node = RaftNode::open(dir, config(1)).await.expect("open raft");
     node.wait_for_leader(Duration::from_secs(10)).await.expect("leader");
     node
 }

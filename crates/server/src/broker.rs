@@ -114,14 +114,14 @@ impl BrokerCore {
         };
         let job = job_key(&eval);
         self.in_flight_jobs.remove(&job);
-        if let Some(mut waiting) = self.blocked_on_job.remove(&job) {
+        if let Some(mut waiting) = self.blocked_on_job.remove(&job)
+            && !waiting.is_empty()
+        {
+            let next = waiting.remove(0);
             if !waiting.is_empty() {
-                let next = waiting.remove(0);
-                if !waiting.is_empty() {
-                    self.blocked_on_job.insert(job, waiting);
-                }
-                self.make_ready(&next);
+                self.blocked_on_job.insert(job, waiting);
             }
+            self.make_ready(&next);
         }
     }
 

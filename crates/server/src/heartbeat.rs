@@ -30,10 +30,10 @@ impl Heartbeats {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(timer) = timers.get(node_id) {
-            if timer.send(()).is_ok() {
-                return;
-            }
+        if let Some(timer) = timers.get(node_id)
+            && timer.send(()).is_ok()
+        {
+            return;
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
         timers.insert(node_id.to_string(), tx);

@@ -246,10 +246,10 @@ impl Server {
             let snapshot = self.state();
             let now = now_nanos();
             for eval_id in &result.evals_to_enqueue {
-                if let Some(eval) = snapshot.eval(eval_id) {
-                    if eval.status == EvalStatus::Pending {
-                        self.inner.broker.enqueue((*eval).clone(), now);
-                    }
+                if let Some(eval) = snapshot.eval(eval_id)
+                    && eval.status == EvalStatus::Pending
+                {
+                    self.inner.broker.enqueue((*eval).clone(), now);
                 }
             }
         }
@@ -384,10 +384,11 @@ impl Server {
         let snapshot = self.state();
         let mut jobs: std::collections::BTreeMap<(String, String), Arc<Job>> = Default::default();
         for alloc in snapshot.allocs_by_node(node_id) {
-            if alloc.desired_status == AllocDesiredStatus::Run && !alloc.client_status.is_terminal() {
-                if let Some(job) = snapshot.job(&alloc.namespace, &alloc.job_id) {
-                    jobs.insert((job.namespace.clone(), job.id.clone()), job);
-                }
+            if alloc.desired_status == AllocDesiredStatus::Run
+                && !alloc.client_status.is_terminal()
+                && let Some(job) = snapshot.job(&alloc.namespace, &alloc.job_id)
+            {
+                jobs.insert((job.namespace.clone(), job.id.clone()), job);
             }
         }
         for job in snapshot.jobs(None) {
@@ -415,10 +416,11 @@ impl Server {
             if alloc.desired_status != AllocDesiredStatus::Run || alloc.client_status == AllocClientStatus::Failed {
                 continue;
             }
-            if let Some(job) = snapshot.job(&alloc.namespace, &alloc.job_id) {
-                if !job.stop && matches!(job.job_type, JobType::Service | JobType::Batch) {
-                    jobs.insert((job.namespace.clone(), job.id.clone()), job);
-                }
+            if let Some(job) = snapshot.job(&alloc.namespace, &alloc.job_id)
+                && !job.stop
+                && matches!(job.job_type, JobType::Service | JobType::Batch)
+            {
+                jobs.insert((job.namespace.clone(), job.id.clone()), job);
             }
         }
         jobs.values()

@@ -70,10 +70,11 @@ impl RpcService {
             return Err(RpcError::BadRequest("node has no ID".to_string()));
         }
         let existing = self.server.state().node(&node.id);
-        if let Some(existing) = &existing {
-            if !existing.secret_id.is_empty() && existing.secret_id != node.secret_id {
-                return Err(RpcError::PermissionDenied(format!("wrong secret for node {}", node.id)));
-            }
+        if let Some(existing) = &existing
+            && !existing.secret_id.is_empty()
+            && existing.secret_id != node.secret_id
+        {
+            return Err(RpcError::PermissionDenied(format!("wrong secret for node {}", node.id)));
         }
         // Only a new node, or one coming back to ready, needs evaluations.
         let transitions = existing.is_none_or(|existing| existing.status != NodeStatus::Ready);
@@ -100,22 +101,23 @@ impl RpcService {
         self.check_secret(&request.node_id, &request.secret_id)?;
         let state = self.server.state();
         let mut index = state.index();
-        if let Some(node) = state.node(&request.node_id) {
-            if node.status != NodeStatus::Ready && request.status == NodeStatus::Ready {
-                let now = crate::now_nanos();
-                let evals = self.server.node_evals(&request.node_id, trigger::NODE_UPDATE, now);
-                let result = self
-                    .server
-                    .write(state::Command::NodeUpdateStatus {
-                        node_id: request.node_id.clone(),
-                        status: NodeStatus::Ready,
-                        now,
-                        evals,
-                    })
-                    .await?;
-                index = result.index;
-                self.server.unblock_evals().await;
-            }
+        if let Some(node) = state.node(&request.node_id)
+            && node.status != NodeStatus::Ready
+            && request.status == NodeStatus::Ready
+        {
+            let now = crate::now_nanos();
+            let evals = self.server.node_evals(&request.node_id, trigger::NODE_UPDATE, now);
+            let result = self
+                .server
+                .write(state::Command::NodeUpdateStatus {
+                    node_id: request.node_id.clone(),
+                    status: NodeStatus::Ready,
+                    now,
+                    evals,
+                })
+                .await?;
+            index = result.index;
+            self.server.unblock_evals().await;
         }
         self.server
             .inner()

@@ -1,0 +1,113 @@
+//! The on-disk layout of an allocation, as Nomad lays it out:
+//!
+//! ```text
+//! <data_dir>/alloc/<alloc_id>/alloc/{logs,data,tmp}     shared by the group's tasks
+//! <data_dir>/alloc/<alloc_id>/<task>/{local,secrets,tmp} one per task
+//! ```
+
+use crate::error::BuildAllocDirError;
+use std::path::{Path, PathBuf};
+
+/// One allocation's directory tree. Building it is idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocDir {
+    root: PathBuf,
+}
+
+impl AllocDir {
+    /// The directory of `alloc_id` under `alloc_root` (`<data_dir>/alloc`).
+    pub fn new(alloc_root: &Path, alloc_id: &str) -> AllocDir {
+        AllocDir {
+            root: alloc_root.join(alloc_id),
+        }
+    }
+
+    /// `<alloc_id>/`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<alloc_id>/alloc`: shared by every task (`NOMAD_ALLOC_DIR`).
+    pub fn shared_dir(&self) -> PathBuf {
+        self.root.join("alloc")
+    }
+
+    /// `<alloc_id>/alloc/logs`.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.shared_dir().join("logs")
+    }
+
+    /// `<alloc_id>/<task>`: the task's working directory.
+    pub fn task_dir(&self, task: &str) -> PathBuf {
+        self.root.join(task)
+    }
+
+    /// `<alloc_id>/<task>/local` (`NOMAD_TASK_DIR`).
+    pub fn local_dir(&self, task: &str) -> PathBuf {
+        self.task_dir(task).join("local")
+    }
+
+    /// `<alloc_id>/<task>/secrets` (`NOMAD_SECRETS_DIR`).
+    pub fn secrets_dir(&self, task: &str) -> PathBuf {
+        self.task_dir(task).join("secrets")
+    }
+
+    /// A task's log file: `<alloc_id>/alloc/logs/<task>.<stream>.<index>`,
+    /// where `stream` is `stdout` or `stderr`.
+    pub fn log_file(&self, task: &str, stream: &str, index: u32) -> PathBuf {
+        self.logs_dir().join(format!("{task}.{stream}.{index}"))
+    }
+
+    /// Creates the shared directories and those of `tasks`.
+    pub fn build<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) -> Result<(), BuildAllocDirError> {
+        let shared = self.shared_dir();
+        let mut dirs = vec![shared.join("logs"), shared.join("data"), shared.join("tmp")];
+        for task in tasks {
+            let task_dir = self.task_dir(task);
+            dirs.extend([task_dir.join("local"), task_dir.join("secrets"), task_dir.join("tmp")]);
+        }
+        for dir in dirs {
+            std::fs::create_dir_all(&dir).map_err(|source| BuildAllocDirError { path: dir, source })?;
+        }
+        Ok(())
+    }
+
+    /// Removes the whole tree.
+    pub fn destroy(&self) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(&self.root) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_nomad_layout() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = AllocDir::new(tmp.path(), "a1");
+        dir.build(["web", "sidecar"]).expect("build");
+        dir.build(["web"]).expect("build again");
+        for path in [
+            "a1/alloc/logs",
+            "a1/alloc/data",
+            "a1/alloc/tmp",
+            "a1/web/local",
+            "a1/web/secrets",
+            "a1/web/tmp",
+            "a1/sidecar/local",
+        ] {
+            assert!(tmp.path().join(path).is_dir(), "{path} missing");
+        }
+        assert_eq!(
+            dir.log_file("web", "stdout", 0),
+            tmp.path().join("a1/alloc/logs/web.stdout.0")
+        );
+        dir.destroy().expect("destroy");
+        assert!(!tmp.path().join("a1").exists());
+        dir.destroy().expect("destroy twice");
+    }
+}

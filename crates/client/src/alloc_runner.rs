@@ -1,0 +1,771 @@
+//! The alloc runner: builds an allocation's directory, starts its tasks in
+//! lifecycle order (prestart, main, poststart, poststop), stops them when
+//! the servers say so or when the group is finished, derives the
+//! allocation's client status from its tasks, and reports and persists
+//! every change.
+//!
+//! The ordering rules are a pure function, [`plan_steps`], of the tasks'
+//! states; the runner loop only executes what it returns.
+
+use crate::alloc_dir::AllocDir;
+use crate::clock::unix_nanos;
+use crate::env::{EnvInputs, TaskEnv};
+use crate::local_state::{LocalAllocState, LocalStore};
+use crate::task_runner::{TaskRunnerSpec, TaskUpdate, run_task};
+use crate::updater::UpdateSender;
+use driver_api::{Driver, LogPaths, TaskConfig, TaskHandle};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use types::{
+    AllocClientStatus, AllocClientUpdate, Allocation, Job, Node, RestartPolicy, Task, TaskEvent, TaskGroup, TaskState,
+    TaskStateKind, task_event,
+};
+
+/// The event type when the allocation directory cannot be built.
+const SETUP_FAILURE: &str = "Setup Failure";
+
+/// Where a task sits in its group's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Runs before the main tasks: to completion, or alongside as a sidecar.
+    Prestart { sidecar: bool },
+    /// A main task (no lifecycle block).
+    Main,
+    /// Starts once the main tasks run.
+    Poststart { sidecar: bool },
+    /// Runs after every other task is dead.
+    Poststop,
+}
+
+impl TaskKind {
+    /// The kind of `task`, from its `lifecycle` block.
+    pub fn of(task: &Task) -> TaskKind {
+        match &task.lifecycle {
+            Some(lifecycle) => match lifecycle.hook.as_str() {
+                "prestart" => TaskKind::Prestart {
+                    sidecar: lifecycle.sidecar,
+                },
+                "poststart" => TaskKind::Poststart {
+                    sidecar: lifecycle.sidecar,
+                },
+                "poststop" => TaskKind::Poststop,
+                _ => TaskKind::Main,
+            },
+            None => TaskKind::Main,
+        }
+    }
+}
+
+/// One task of the group, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSlot {
+    /// The task's name.
+    pub name: String,
+    /// Its lifecycle position.
+    pub kind: TaskKind,
+    /// Whether its death ends the group.
+    pub leader: bool,
+}
+
+/// What the runner should do next.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Steps {
+    /// Tasks to start now.
+    pub start: Vec<String>,
+    /// Tasks to kill now, with the reason.
+    pub kill: Vec<(String, String)>,
+    /// Every task that will ever run has run: the allocation is finished.
+    pub done: bool,
+}
+
+/// Decides which tasks to start and kill, from the tasks' states, which
+/// runners exist (`spawned`) and were told to stop (`kill_sent`), and
+/// whether the servers want the allocation stopped.
+pub fn plan_steps(
+    slots: &[TaskSlot],
+    states: &BTreeMap<String, TaskState>,
+    spawned: &BTreeSet<String>,
+    kill_sent: &BTreeSet<String>,
+    stopping: bool,
+) -> Steps {
+    let state = |name: &str| states.get(name);
+    let dead = |name: &str| state(name).is_some_and(|s| s.state == TaskStateKind::Dead);
+    let failed = |name: &str| state(name).is_some_and(|s| s.failed);
+    let running = |name: &str| state(name).is_some_and(|s| s.state == TaskStateKind::Running);
+    let has_started = |name: &str| state(name).is_some_and(|s| s.started_at != 0);
+    let is_spawned = |name: &str| spawned.contains(name);
+
+    let non_poststop: Vec<&TaskSlot> = slots.iter().filter(|s| s.kind != TaskKind::Poststop).collect();
+    let poststop: Vec<&TaskSlot> = slots.iter().filter(|s| s.kind == TaskKind::Poststop).collect();
+    let explicit_mains: Vec<&TaskSlot> = slots.iter().filter(|s| s.kind == TaskKind::Main).collect();
+    // A group of hook tasks only: treat them all as its main tasks.
+    let mains = if explicit_mains.is_empty() {
+        non_poststop.clone()
+    } else {
+        explicit_mains
+    };
+
+    let any_failed = non_poststop.iter().any(|s| failed(&s.name));
+    let leader_dead = slots.iter().any(|s| s.leader && dead(&s.name));
+    let mains_dead = mains.iter().all(|s| dead(&s.name));
+    let mut steps = Steps::default();
+
+    let reason = if stopping {
+        Some("allocation is being stopped")
+    } else if any_failed {
+        Some("a sibling task failed")
+    } else if leader_dead {
+        Some("the leader task is dead")
+    } else if mains_dead {
+        Some("the main tasks are finished")
+    } else {
+        None
+    };
+
+    if let Some(reason) = reason {
+        for slot in &non_poststop {
+            if is_spawned(&slot.name) && !dead(&slot.name) && !kill_sent.contains(&slot.name) {
+                steps.kill.push((slot.name.clone(), reason.to_string()));
+            }
+        }
+        let others_finished = non_poststop.iter().all(|s| !is_spawned(&s.name) || dead(&s.name));
+        if others_finished {
+            for slot in &poststop {
+                if !is_spawned(&slot.name) {
+                    steps.start.push(slot.name.clone());
+                }
+            }
+            steps.done = steps.start.is_empty() && poststop.iter().all(|s| dead(&s.name));
+        }
+        return steps;
+    }
+
+    let prestart: Vec<&TaskSlot> = slots
+        .iter()
+        .filter(|s| matches!(s.kind, TaskKind::Prestart { .. }) && mains.iter().all(|m| m.name != s.name))
+        .collect();
+    for slot in &prestart {
+        if !is_spawned(&slot.name) {
+            steps.start.push(slot.name.clone());
+        }
+    }
+    let prestart_ready = prestart.iter().all(|s| match s.kind {
+        TaskKind::Prestart { sidecar: true } => running(&s.name),
+        _ => dead(&s.name),
+    });
+    if !prestart_ready {
+        return steps;
+    }
+    for slot in &mains {
+        if !is_spawned(&slot.name) {
+            steps.start.push(slot.name.clone());
+        }
+    }
+    if mains.iter().all(|s| has_started(&s.name)) {
+        for slot in slots {
+            if matches!(slot.kind, TaskKind::Poststart { .. })
+                && !is_spawned(&slot.name)
+                && mains.iter().all(|m| m.name != slot.name)
+            {
+                steps.start.push(slot.name.clone());
+            }
+        }
+    }
+    steps
+}
+
+/// The allocation's client status derived from its tasks.
+pub fn client_status(states: &BTreeMap<String, TaskState>, done: bool) -> (AllocClientStatus, &'static str) {
+    if done {
+        if states.values().any(|s| s.failed) {
+            (AllocClientStatus::Failed, "Failed tasks")
+        } else {
+            (AllocClientStatus::Complete, "All tasks have completed")
+        }
+    } else if states.values().any(|s| s.state == TaskStateKind::Running) {
+        (AllocClientStatus::Running, "Tasks are running")
+    } else {
+        (AllocClientStatus::Pending, "No tasks have started")
+    }
+}
+
+/// What every alloc runner of one client shares.
+pub struct AllocContext {
+    /// The fingerprinted node (for `${node.*}` and `${attr.*}`).
+    pub node: Arc<Node>,
+    /// The region, for `NOMAD_REGION`.
+    pub region: String,
+    /// The drivers by name.
+    pub drivers: BTreeMap<String, Arc<dyn Driver>>,
+    /// `<data_dir>/alloc`.
+    pub alloc_root: PathBuf,
+    /// Where allocation state is persisted.
+    pub store: LocalStore,
+    /// Where status updates for the servers go.
+    pub updates: UpdateSender,
+    /// The agent's environment, for drivers without isolation.
+    pub host_env: BTreeMap<String, String>,
+}
+
+/// The client's grip on one running alloc runner.
+pub struct AllocRunner {
+    alloc_id: String,
+    stop: watch::Sender<bool>,
+    join: JoinHandle<()>,
+}
+
+impl AllocRunner {
+    /// Starts running `alloc`, or resumes from `restored` local state.
+    pub fn spawn(
+        context: Arc<AllocContext>,
+        alloc: Allocation,
+        job: Job,
+        restored: Option<LocalAllocState>,
+    ) -> AllocRunner {
+        let alloc_id = alloc.id.clone();
+        let (stop, stop_rx) = watch::channel(false);
+        let join = tokio::spawn(run_alloc(context, alloc, job, restored, stop_rx));
+        AllocRunner { alloc_id, stop, join }
+    }
+
+    /// The allocation this runner runs.
+    pub fn alloc_id(&self) -> &str {
+        &self.alloc_id
+    }
+
+    /// Asks the runner to stop every task (idempotent).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Whether the runner has finished (every task is dead).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Stops every task and waits until they are dead.
+    pub async fn stop_and_wait(self) {
+        self.stop();
+        let _ = self.join.await;
+    }
+
+    /// Drops the runner without touching its tasks: they keep running and
+    /// are reattached from local state on the next start.
+    pub fn detach(self) {
+        self.join.abort();
+    }
+}
+
+/// The restart policy of `task`: its own, its group's, or the job type's.
+fn restart_policy(job: &Job, group: &TaskGroup, task: &Task) -> RestartPolicy {
+    task.restart_policy
+        .clone()
+        .or_else(|| group.restart_policy.clone())
+        .unwrap_or_else(|| RestartPolicy::default_for(job.job_type))
+}
+
+struct AllocLoop {
+    context: Arc<AllocContext>,
+    local: LocalAllocState,
+    last_report: Option<(AllocClientStatus, BTreeMap<String, TaskState>)>,
+}
+
+impl AllocLoop {
+    /// Sends the status to the servers and saves it locally, when changed.
+    fn report(&mut self, done: bool) {
+        let (status, description) = client_status(&self.local.task_states, done);
+        let current = (status, self.local.task_states.clone());
+        if self.last_report.as_ref() == Some(&current) {
+            return;
+        }
+        self.last_report = Some(current);
+        self.local.client_status = status;
+        self.local.client_description = description.to_string();
+        if let Err(error) = self.context.store.save(&self.local) {
+            tracing::warn!(alloc_id = %self.local.alloc.id, %error, "could not save local state");
+        }
+        let _ = self.context.updates.send(AllocClientUpdate {
+            alloc_id: self.local.alloc.id.clone(),
+            client_status: status,
+            client_description: description.to_string(),
+            task_states: self.local.task_states.clone(),
+            modify_time: unix_nanos(),
+        });
+    }
+
+    fn fail_all(&mut self, event_type: &str, message: &str) {
+        for state in self.local.task_states.values_mut() {
+            let mut failure = TaskEvent::new(event_type, unix_nanos(), message);
+            failure.fails_task = true;
+            state.events.push(failure);
+            state.state = TaskStateKind::Dead;
+            state.failed = true;
+            state.finished_at = unix_nanos();
+        }
+        self.report(true);
+    }
+}
+
+fn task_spec(
+    context: &AllocContext,
+    alloc: &Allocation,
+    job: &Job,
+    group: &TaskGroup,
+    task: &Task,
+    alloc_dir: &AllocDir,
+) -> Result<TaskRunnerSpec, String> {
+    let driver = context
+        .drivers
+        .get(&task.driver)
+        .cloned()
+        .ok_or_else(|| format!("driver {:?} is not available on this node", task.driver))?;
+    let no_isolation = driver.capabilities().fs_isolation == "none";
+    let empty = BTreeMap::new();
+    let env = TaskEnv::build(EnvInputs {
+        node: &context.node,
+        region: &context.region,
+        alloc,
+        job,
+        group,
+        task,
+        alloc_dir,
+        host_env: if no_isolation { &context.host_env } else { &empty },
+    });
+    let resources = alloc
+        .allocated_resources
+        .tasks
+        .get(&task.name)
+        .cloned()
+        .unwrap_or_else(|| types::AllocatedTaskResources {
+            cpu_mhz: task.resources.cpu,
+            memory_mb: task.resources.memory_mb,
+            memory_max_mb: task.resources.memory_max_mb,
+            ..Default::default()
+        });
+    Ok(TaskRunnerSpec {
+        task_name: task.name.clone(),
+        job_type: job.job_type,
+        restart_policy: restart_policy(job, group, task),
+        driver,
+        driver_config: TaskConfig {
+            alloc_id: alloc.id.clone(),
+            task_name: task.name.clone(),
+            config: env.interpolate_json(&task.config),
+            env: env.vars().clone(),
+            alloc_dir: alloc_dir.shared_dir(),
+            task_dir: alloc_dir.task_dir(&task.name),
+            logs: LogPaths::for_task(alloc_dir.logs_dir(), &task.name, task.log_config.clone()),
+            user: task.user.clone(),
+            resources,
+        },
+        kill_timeout: task.kill_timeout,
+        kill_signal: task.kill_signal.clone(),
+    })
+}
+
+async fn run_alloc(
+    context: Arc<AllocContext>,
+    alloc: Allocation,
+    job: Job,
+    restored: Option<LocalAllocState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let alloc_id = alloc.id.clone();
+    let group = job.group(&alloc.task_group).cloned();
+    let mut task_states = BTreeMap::new();
+    let mut handles: BTreeMap<String, TaskHandle> = BTreeMap::new();
+    let mut restored_terminal = false;
+    if let Some(restored) = restored {
+        task_states = restored.task_states;
+        handles = restored.handles;
+        restored_terminal = restored.client_status.is_terminal();
+    }
+    if let Some(group) = &group {
+        for task in &group.tasks {
+            task_states.entry(task.name.clone()).or_insert_with(|| TaskState {
+                events: vec![TaskEvent::new(
+                    task_event::RECEIVED,
+                    unix_nanos(),
+                    "Task received by client",
+                )],
+                ..TaskState::default()
+            });
+        }
+    }
+    let mut state = AllocLoop {
+        context: Arc::clone(&context),
+        local: LocalAllocState {
+            alloc: alloc.clone(),
+            job: job.clone(),
+            client_status: AllocClientStatus::Pending,
+            client_description: String::new(),
+            task_states,
+            handles: handles.clone(),
+        },
+        last_report: None,
+    };
+    if restored_terminal {
+        // Finished before the restart: report again in case the servers
+        // never heard, and run nothing.
+        state.report(true);
+        return;
+    }
+    let Some(group) = group else {
+        tracing::warn!(%alloc_id, group = %alloc.task_group, "task group missing from the job");
+        state.local.task_states.clear();
+        state.report(true);
+        return;
+    };
+    let alloc_dir = AllocDir::new(&context.alloc_root, &alloc_id);
+    if let Err(error) = alloc_dir.build(group.tasks.iter().map(|task| task.name.as_str())) {
+        tracing::warn!(%alloc_id, %error, "allocation directory setup failed");
+        state.fail_all(SETUP_FAILURE, &error.to_string());
+        return;
+    }
+
+    let slots: Vec<TaskSlot> = group
+        .tasks
+        .iter()
+        .map(|task| TaskSlot {
+            name: task.name.clone(),
+            kind: TaskKind::of(task),
+            leader: task.leader,
+        })
+        .collect();
+    let (updates_tx, mut updates_rx) = mpsc::unbounded_channel::<TaskUpdate>();
+    let mut tasks = TaskSet {
+        runners: JoinSet::new(),
+        kills: BTreeMap::new(),
+        spawned: BTreeSet::new(),
+        kill_sent: BTreeSet::new(),
+        updates: updates_tx,
+    };
+    let setup = TaskSetup {
+        context: &context,
+        alloc: &alloc,
+        job: &job,
+        group: &group,
+        alloc_dir: &alloc_dir,
+    };
+
+    // Reattach first: tasks with a stored handle, and remember the dead.
+    for slot in &slots {
+        let task_state = state.local.task_states.get(&slot.name).cloned().unwrap_or_default();
+        if task_state.state == TaskStateKind::Dead {
+            tasks.spawned.insert(slot.name.clone());
+        } else if let Some(handle) = handles.remove(&slot.name) {
+            tasks.spawn(&setup, &slot.name, Some(handle), &mut state);
+        }
+    }
+
+    let mut stopping = *stop.borrow();
+    loop {
+        let steps = plan_steps(
+            &slots,
+            &state.local.task_states,
+            &tasks.spawned,
+            &tasks.kill_sent,
+            stopping,
+        );
+        for (name, reason) in &steps.kill {
+            if let Some(kill) = tasks.kills.get(name) {
+                kill.send_replace(Some(reason.clone()));
+            }
+            tasks.kill_sent.insert(name.clone());
+        }
+        for name in &steps.start {
+            tasks.spawn(&setup, name, None, &mut state);
+        }
+        if steps.done {
+            break;
+        }
+        state.report(false);
+        if !steps.start.is_empty() {
+            // A task may have failed to get a driver: plan again at once.
+            continue;
+        }
+        tokio::select! {
+            update = updates_rx.recv() => {
+                let Some(update) = update else { break };
+                match update.handle {
+                    Some(handle) => state.local.handles.insert(update.task_name.clone(), handle),
+                    None => state.local.handles.remove(&update.task_name),
+                };
+                state.local.task_states.insert(update.task_name, update.state);
+            }
+            changed = stop.changed(), if !stopping => {
+                stopping = changed.is_err() || *stop.borrow();
+            }
+            Some(_) = tasks.runners.join_next() => {}
+        }
+    }
+    // Tasks that never ran are dead too.
+    for slot in &slots {
+        if let Some(task_state) = state.local.task_states.get_mut(&slot.name)
+            && task_state.state != TaskStateKind::Dead
+        {
+            task_state.state = TaskStateKind::Dead;
+            task_state.finished_at = unix_nanos();
+        }
+    }
+    state.local.handles.clear();
+    state.report(true);
+    while tasks.runners.join_next().await.is_some() {}
+}
+
+/// What building a task runner needs from the allocation.
+struct TaskSetup<'a> {
+    context: &'a AllocContext,
+    alloc: &'a Allocation,
+    job: &'a Job,
+    group: &'a TaskGroup,
+    alloc_dir: &'a AllocDir,
+}
+
+/// The task runners of one allocation.
+struct TaskSet {
+    runners: JoinSet<TaskState>,
+    kills: BTreeMap<String, watch::Sender<Option<String>>>,
+    spawned: BTreeSet<String>,
+    kill_sent: BTreeSet<String>,
+    updates: mpsc::UnboundedSender<TaskUpdate>,
+}
+
+impl TaskSet {
+    /// Starts a runner for `name`, or marks the task failed when it cannot
+    /// run here (no such driver).
+    fn spawn(&mut self, setup: &TaskSetup<'_>, name: &str, restored: Option<TaskHandle>, state: &mut AllocLoop) {
+        self.spawned.insert(name.to_string());
+        let Some(task) = setup.group.task(name) else { return };
+        match task_spec(
+            setup.context,
+            setup.alloc,
+            setup.job,
+            setup.group,
+            task,
+            setup.alloc_dir,
+        ) {
+            Ok(spec) => {
+                let (kill_tx, kill_rx) = watch::channel(None);
+                self.kills.insert(name.to_string(), kill_tx);
+                let initial = state.local.task_states.get(name).cloned().unwrap_or_default();
+                self.runners
+                    .spawn(run_task(spec, initial, restored, self.updates.clone(), kill_rx));
+            }
+            Err(reason) => {
+                if let Some(task_state) = state.local.task_states.get_mut(name) {
+                    let mut failure = TaskEvent::new(task_event::DRIVER_FAILURE, unix_nanos(), reason.clone());
+                    failure.driver_error = reason;
+                    failure.fails_task = true;
+                    task_state.events.push(failure);
+                    task_state.state = TaskStateKind::Dead;
+                    task_state.failed = true;
+                    task_state.finished_at = unix_nanos();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(name: &str, kind: TaskKind) -> TaskSlot {
+        TaskSlot {
+            name: name.to_string(),
+            kind,
+            leader: false,
+        }
+    }
+
+    fn with(states: &[(&str, TaskStateKind, bool)]) -> BTreeMap<String, TaskState> {
+        states
+            .iter()
+            .map(|(name, kind, failed)| {
+                (
+                    name.to_string(),
+                    TaskState {
+                        state: *kind,
+                        failed: *failed,
+                        started_at: if *kind == TaskStateKind::Pending { 0 } else { 1 },
+                        ..TaskState::default()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    use TaskStateKind::{Dead, Pending, Running};
+
+    fn group() -> Vec<TaskSlot> {
+        vec![
+            slot("init", TaskKind::Prestart { sidecar: false }),
+            slot("proxy", TaskKind::Prestart { sidecar: true }),
+            slot("app", TaskKind::Main),
+            slot("announce", TaskKind::Poststart { sidecar: false }),
+            slot("cleanup", TaskKind::Poststop),
+        ]
+    }
+
+    #[test]
+    fn a_single_task_starts_then_finishes() {
+        let slots = vec![slot("app", TaskKind::Main)];
+        let steps = plan_steps(&slots, &with(&[("app", Pending, false)]), &set(&[]), &set(&[]), false);
+        assert_eq!(steps.start, vec!["app".to_string()]);
+        let steps = plan_steps(&slots, &with(&[("app", Dead, false)]), &set(&["app"]), &set(&[]), false);
+        assert!(steps.done);
+        assert!(steps.kill.is_empty());
+    }
+
+    #[test]
+    fn lifecycle_hooks_run_in_order() {
+        let slots = group();
+        let states = with(&[
+            ("init", Pending, false),
+            ("proxy", Pending, false),
+            ("app", Pending, false),
+            ("announce", Pending, false),
+            ("cleanup", Pending, false),
+        ]);
+        let steps = plan_steps(&slots, &states, &set(&[]), &set(&[]), false);
+        assert_eq!(steps.start, vec!["init".to_string(), "proxy".to_string()]);
+
+        // The main task waits for init to finish and the sidecar to run.
+        let states = with(&[
+            ("init", Running, false),
+            ("proxy", Running, false),
+            ("app", Pending, false),
+            ("announce", Pending, false),
+            ("cleanup", Pending, false),
+        ]);
+        let spawned = set(&["init", "proxy"]);
+        assert!(plan_steps(&slots, &states, &spawned, &set(&[]), false).start.is_empty());
+        let states = with(&[
+            ("init", Dead, false),
+            ("proxy", Running, false),
+            ("app", Pending, false),
+            ("announce", Pending, false),
+            ("cleanup", Pending, false),
+        ]);
+        assert_eq!(
+            plan_steps(&slots, &states, &spawned, &set(&[]), false).start,
+            vec!["app".to_string()]
+        );
+
+        // Poststart once the main task runs.
+        let states = with(&[
+            ("init", Dead, false),
+            ("proxy", Running, false),
+            ("app", Running, false),
+            ("announce", Pending, false),
+            ("cleanup", Pending, false),
+        ]);
+        let spawned = set(&["init", "proxy", "app"]);
+        assert_eq!(
+            plan_steps(&slots, &states, &spawned, &set(&[]), false).start,
+            vec!["announce".to_string()]
+        );
+
+        // The main task finishes: sidecars are killed, then poststop runs.
+        let states = with(&[
+            ("init", Dead, false),
+            ("proxy", Running, false),
+            ("app", Dead, false),
+            ("announce", Dead, false),
+            ("cleanup", Pending, false),
+        ]);
+        let spawned = set(&["init", "proxy", "app", "announce"]);
+        let steps = plan_steps(&slots, &states, &spawned, &set(&[]), false);
+        assert_eq!(
+            steps.kill,
+            vec![("proxy".to_string(), "the main tasks are finished".to_string())]
+        );
+        assert!(steps.start.is_empty() && !steps.done);
+        let steps = plan_steps(&slots, &states, &spawned, &set(&["proxy"]), false);
+        assert!(steps.kill.is_empty() && steps.start.is_empty() && !steps.done);
+        let states = with(&[
+            ("init", Dead, false),
+            ("proxy", Dead, false),
+            ("app", Dead, false),
+            ("announce", Dead, false),
+            ("cleanup", Pending, false),
+        ]);
+        let steps = plan_steps(&slots, &states, &spawned, &set(&["proxy"]), false);
+        assert_eq!(steps.start, vec!["cleanup".to_string()]);
+        let states = with(&[
+            ("init", Dead, false),
+            ("proxy", Dead, false),
+            ("app", Dead, false),
+            ("announce", Dead, false),
+            ("cleanup", Dead, false),
+        ]);
+        let spawned = set(&["init", "proxy", "app", "announce", "cleanup"]);
+        assert!(plan_steps(&slots, &states, &spawned, &set(&["proxy"]), false).done);
+    }
+
+    #[test]
+    fn a_failed_prestart_task_fails_the_group_without_starting_main() {
+        let slots = group();
+        let states = with(&[
+            ("init", Dead, true),
+            ("proxy", Running, false),
+            ("app", Pending, false),
+            ("announce", Pending, false),
+            ("cleanup", Pending, false),
+        ]);
+        let steps = plan_steps(&slots, &states, &set(&["init", "proxy"]), &set(&[]), false);
+        assert_eq!(
+            steps.kill,
+            vec![("proxy".to_string(), "a sibling task failed".to_string())]
+        );
+        assert!(steps.start.is_empty());
+        let (status, _) = client_status(&states, true);
+        assert_eq!(status, AllocClientStatus::Failed);
+    }
+
+    #[test]
+    fn stopping_kills_running_tasks_and_starts_nothing_new() {
+        let slots = vec![slot("a", TaskKind::Main), slot("b", TaskKind::Main)];
+        let states = with(&[("a", Running, false), ("b", Pending, false)]);
+        let steps = plan_steps(&slots, &states, &set(&["a"]), &set(&[]), true);
+        assert_eq!(
+            steps.kill,
+            vec![("a".to_string(), "allocation is being stopped".to_string())]
+        );
+        assert!(steps.start.is_empty());
+        let states = with(&[("a", Dead, false), ("b", Pending, false)]);
+        assert!(plan_steps(&slots, &states, &set(&["a"]), &set(&["a"]), true).done);
+    }
+
+    #[test]
+    fn a_dead_leader_stops_the_others() {
+        let mut slots = vec![slot("leader", TaskKind::Main), slot("follower", TaskKind::Main)];
+        slots[0].leader = true;
+        let states = with(&[("leader", Dead, false), ("follower", Running, false)]);
+        let steps = plan_steps(&slots, &states, &set(&["leader", "follower"]), &set(&[]), false);
+        assert_eq!(steps.kill.len(), 1);
+        assert_eq!(steps.kill[0].0, "follower");
+    }
+
+    #[test]
+    fn status_follows_the_tasks() {
+        let states = with(&[("a", Pending, false)]);
+        assert_eq!(client_status(&states, false).0, AllocClientStatus::Pending);
+        let states = with(&[("a", Running, false), ("b", Dead, false)]);
+        assert_eq!(client_status(&states, false).0, AllocClientStatus::Running);
+        // A failure shows only once everything is dead.
+        let states = with(&[("a", Running, false), ("b", Dead, true)]);
+        assert_eq!(client_status(&states, false).0, AllocClientStatus::Running);
+        assert_eq!(client_status(&states, true).0, AllocClientStatus::Failed);
+        let states = with(&[("a", Dead, false)]);
+        assert_eq!(client_status(&states, true).0, AllocClientStatus::Complete);
+    }
+}

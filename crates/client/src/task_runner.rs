@@ -1,0 +1,278 @@
+//! The task runner: drives one task through its driver from start to dead,
+//! applying the restart policy, and reports every state change.
+//!
+//! States: pending → running → (pending while a restart waits) → dead.
+//! Events tell why: Task Setup, Started, Terminated, Restarting,
+//! Not Restarting, Killing, Killed, Driver Failure.
+
+use crate::clock::unix_nanos;
+use crate::restart::{RestartDecision, RestartTracker, RunOutcome};
+use driver_api::{Driver, ExitResult, TaskConfig, TaskHandle};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use types::duration::format_duration;
+use types::{JobType, RestartPolicy, TaskEvent, TaskState, TaskStateKind, task_event};
+
+/// Everything a task runner needs, prepared by the alloc runner.
+#[derive(Clone)]
+pub struct TaskRunnerSpec {
+    /// The task's name.
+    pub task_name: String,
+    /// Decides whether a clean exit completes the task (batch) or restarts it.
+    pub job_type: JobType,
+    /// The effective restart policy (task, group, or the job type's default).
+    pub restart_policy: RestartPolicy,
+    /// The driver that runs the task.
+    pub driver: Arc<dyn Driver>,
+    /// The config handed to the driver at every (re)start.
+    pub driver_config: TaskConfig,
+    /// Time between the kill signal and SIGKILL.
+    pub kill_timeout: Duration,
+    /// The kill signal (the driver's default, SIGTERM, when empty).
+    pub kill_signal: String,
+}
+
+/// A task's new state, and its handle while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskUpdate {
+    /// The task's name.
+    pub task_name: String,
+    /// Its whole state, events included.
+    pub state: TaskState,
+    /// Its driver handle while it runs (persisted for reattaching).
+    pub handle: Option<TaskHandle>,
+}
+
+/// Sent to a task runner to stop its task; the text says why.
+pub type KillReceiver = watch::Receiver<Option<String>>;
+
+/// Resolves once a kill is requested (never, if the sender is gone).
+async fn kill_requested(kill: &mut KillReceiver) -> String {
+    let reason = match kill.wait_for(Option::is_some).await {
+        Ok(reason) => Some(reason.clone().unwrap_or_default()),
+        Err(_) => None,
+    };
+    match reason {
+        Some(reason) => reason,
+        None => std::future::pending().await,
+    }
+}
+
+fn event(event_type: &str, message: impl Into<String>) -> TaskEvent {
+    TaskEvent::new(event_type, unix_nanos(), message)
+}
+
+fn terminated_event(exit: &ExitResult) -> TaskEvent {
+    let mut message = format!("Exit Code: {}", exit.exit_code);
+    if exit.signal != 0 {
+        message.push_str(&format!(", Signal: {}", exit.signal));
+    }
+    if exit.oom_killed {
+        message.push_str(", OOM Killed");
+    }
+    if let Some(error) = &exit.err {
+        message.push_str(&format!(", Exit Message: {error:?}"));
+    }
+    let mut terminated = event(task_event::TERMINATED, message);
+    terminated.exit_code = exit.exit_code;
+    terminated.signal = exit.signal;
+    if let Some(error) = &exit.err {
+        terminated.message = error.clone();
+    }
+    terminated
+}
+
+struct Runner {
+    spec: TaskRunnerSpec,
+    state: TaskState,
+    updates: mpsc::UnboundedSender<TaskUpdate>,
+    tracker: RestartTracker,
+}
+
+impl Runner {
+    fn emit(&self, handle: Option<&TaskHandle>) {
+        let _ = self.updates.send(TaskUpdate {
+            task_name: self.spec.task_name.clone(),
+            state: self.state.clone(),
+            handle: handle.cloned(),
+        });
+    }
+
+    fn push(&mut self, event: TaskEvent) {
+        self.state.events.push(event);
+    }
+
+    fn finish(mut self, failed: bool) -> TaskState {
+        self.state.state = TaskStateKind::Dead;
+        self.state.failed = failed;
+        self.state.finished_at = unix_nanos();
+        self.emit(None);
+        self.state
+    }
+
+    /// Stops a running task: Killing, then Killed once it is gone.
+    async fn kill(mut self, handle: TaskHandle, reason: String) -> TaskState {
+        let mut killing = event(
+            task_event::KILLING,
+            format!(
+                "Sent interrupt. Waiting {} before force killing",
+                format_duration(self.spec.kill_timeout)
+            ),
+        );
+        killing.kill_timeout = i64::try_from(self.spec.kill_timeout.as_nanos()).unwrap_or(i64::MAX);
+        if !reason.is_empty() {
+            killing.details.insert("kill_reason".to_string(), reason);
+        }
+        self.push(killing);
+        self.emit(Some(&handle));
+        let driver = Arc::clone(&self.spec.driver);
+        match driver
+            .stop(&handle, self.spec.kill_timeout, &self.spec.kill_signal)
+            .await
+        {
+            Ok(()) => {
+                if let Ok(exit) = driver.wait(&handle).await {
+                    self.push(terminated_event(&exit));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(task = %handle.key(), %error, "stopping the task failed");
+                let mut failure = event(task_event::DRIVER_FAILURE, error.to_string());
+                failure.driver_error = error.to_string();
+                self.push(failure);
+            }
+        }
+        if let Err(error) = driver.destroy(&handle, true).await {
+            tracing::warn!(task = %handle.key(), %error, "destroying the task failed");
+        }
+        self.push(event(task_event::KILLED, "Task successfully killed"));
+        self.finish(false)
+    }
+
+    fn killed_while_not_running(mut self) -> TaskState {
+        if self.state.started_at != 0 {
+            self.push(event(task_event::KILLED, "Task successfully killed"));
+        }
+        self.finish(false)
+    }
+}
+
+/// Runs a task until it is dead. `handle` is a handle restored from local
+/// state: the runner reattaches to it instead of starting the task.
+pub async fn run_task(
+    spec: TaskRunnerSpec,
+    initial: TaskState,
+    restored: Option<TaskHandle>,
+    updates: mpsc::UnboundedSender<TaskUpdate>,
+    mut kill: KillReceiver,
+) -> TaskState {
+    let tracker = RestartTracker::new(spec.restart_policy.clone(), spec.job_type);
+    let mut runner = Runner {
+        spec,
+        state: initial,
+        updates,
+        tracker,
+    };
+    let driver = Arc::clone(&runner.spec.driver);
+    let mut handle: Option<TaskHandle> = None;
+    // An outcome waiting for a restart decision (set when a restored task
+    // turned out to be gone).
+    let mut pending_outcome: Option<RunOutcome> = None;
+
+    if let Some(restored) = restored {
+        match driver.recover(&restored).await {
+            Ok(()) => {
+                tracing::info!(task = %restored.key(), "reattached to running task");
+                runner.state.state = TaskStateKind::Running;
+                handle = Some(restored);
+            }
+            Err(error) => {
+                tracing::warn!(task = %restored.key(), %error, "could not reattach to task");
+                let mut gone = event(
+                    task_event::TERMINATED,
+                    format!("Exit Code: 0, Exit Message: \"task ended while the agent was down: {error}\""),
+                );
+                gone.message = error.to_string();
+                runner.push(gone);
+                pending_outcome = Some(RunOutcome::Failure);
+            }
+        }
+    }
+
+    loop {
+        let outcome = if let Some(outcome) = pending_outcome.take() {
+            outcome
+        } else if let Some(running) = handle.take() {
+            tokio::select! {
+                biased;
+                reason = kill_requested(&mut kill) => return runner.kill(running, reason).await,
+                exit = driver.wait(&running) => {
+                    let exit = exit.unwrap_or_else(|error| ExitResult {
+                        err: Some(error.to_string()),
+                        ..ExitResult::default()
+                    });
+                    if let Err(error) = driver.destroy(&running, false).await {
+                        tracing::warn!(task = %running.key(), %error, "destroying the exited task failed");
+                    }
+                    runner.push(terminated_event(&exit));
+                    if exit.successful() { RunOutcome::Success } else { RunOutcome::Failure }
+                }
+            }
+        } else {
+            if kill.borrow().is_some() {
+                return runner.killed_while_not_running();
+            }
+            if runner.state.started_at == 0 && runner.state.restarts == 0 {
+                runner.push(event(task_event::SETUP, "Building Task Directory"));
+                runner.emit(None);
+            }
+            match driver.start(runner.spec.driver_config.clone()).await {
+                Ok(started) => {
+                    runner.state.state = TaskStateKind::Running;
+                    runner.state.started_at = unix_nanos();
+                    runner.push(event(task_event::STARTED, "Task started by client"));
+                    runner.emit(Some(&started));
+                    handle = Some(started);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(task = %runner.spec.task_name, %error, "task failed to start");
+                    let mut failure = event(task_event::DRIVER_FAILURE, error.to_string());
+                    failure.driver_error = error.to_string();
+                    runner.push(failure);
+                    RunOutcome::StartFailure
+                }
+            }
+        };
+
+        match runner.tracker.next(outcome, tokio::time::Instant::now()) {
+            RestartDecision::Complete => return runner.finish(false),
+            RestartDecision::Fail { reason } => {
+                let mut not_restarting = event(task_event::NOT_RESTARTING, reason.clone());
+                not_restarting.restart_reason = reason;
+                not_restarting.fails_task = true;
+                runner.push(not_restarting);
+                return runner.finish(true);
+            }
+            RestartDecision::Restart { delay, reason } => {
+                let mut restarting = event(
+                    task_event::RESTARTING,
+                    format!("Task restarting in {}", format_duration(delay)),
+                );
+                restarting.restart_reason = reason;
+                restarting.start_delay = i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX);
+                runner.push(restarting);
+                runner.state.state = TaskStateKind::Pending;
+                runner.state.restarts += 1;
+                runner.state.last_restart = unix_nanos();
+                runner.emit(None);
+                tokio::select! {
+                    biased;
+                    _ = kill_requested(&mut kill) => return runner.killed_while_not_running(),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}

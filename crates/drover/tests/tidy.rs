@@ -1,0 +1,149 @@
+//! Tidy checks, run by `cargo test`: every crate is on ARCHITECTURE.md's
+//! map, no forbidden dependency edge appears in `cargo metadata`, the pure
+//! crates pull in no runtime, network or storage library, and every source
+//! file opens with a `//!` paragraph.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/drover sits two levels below the root")
+        .to_path_buf()
+}
+
+/// Workspace packages and their normal (non-dev) dependencies by name.
+fn dependency_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata JSON");
+    let mut graph = BTreeMap::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        let name = package["name"].as_str().expect("name").to_string();
+        let deps = package["dependencies"]
+            .as_array()
+            .expect("dependencies")
+            .iter()
+            .filter(|dep| dep["kind"].is_null())
+            .map(|dep| dep["name"].as_str().expect("dep name").to_string())
+            .collect();
+        graph.insert(name, deps);
+    }
+    graph
+}
+
+/// Which workspace crates each crate may depend on (DESIGN.md §3, with the
+/// changes recorded in ARCHITECTURE.md).
+fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
+    BTreeMap::from([
+        ("types", &[][..]),
+        ("jobspec", &["types"][..]),
+        ("scheduler", &["types"][..]),
+        ("state", &["types"][..]),
+        ("rpc", &["types"][..]),
+        ("raft", &["types", "state", "rpc"][..]),
+        ("server", &["types", "scheduler", "state", "raft", "rpc"][..]),
+        ("driver-api", &["types"][..]),
+        ("raw_exec", &["types", "driver-api"][..]),
+        ("client", &["types", "rpc", "driver-api"][..]),
+        ("api-types", &["types"][..]),
+        ("http-api", &["types", "api-types", "jobspec", "server", "client"][..]),
+        ("api-client", &["api-types"][..]),
+        ("cli", &["types", "api-types", "api-client", "jobspec"][..]),
+    ])
+}
+
+/// External libraries the pure crates must never use: no async runtime,
+/// no network, no storage, no clock or global RNG beyond what is passed in.
+const IMPURE: &[&str] = &[
+    "tokio", "reqwest", "axum", "hyper", "redb", "openraft", "tonic", "nix", "libc", "uuid",
+];
+const PURE_CRATES: &[&str] = &["types", "jobspec", "scheduler", "state"];
+
+#[test]
+fn no_forbidden_dependency_edges() {
+    let graph = dependency_graph();
+    let workspace: BTreeSet<&String> = graph.keys().collect();
+    let allowed = allowed_internal_edges();
+    let mut problems = Vec::new();
+    for (package, deps) in &graph {
+        let internal: Vec<&String> = deps.iter().filter(|dep| workspace.contains(dep)).collect();
+        if package == "drover" {
+            continue;
+        }
+        let Some(permitted) = allowed.get(package.as_str()) else {
+            problems.push(format!("crate {package} has no entry in the allowed-edge table"));
+            continue;
+        };
+        for dep in internal {
+            if !permitted.contains(&dep.as_str()) {
+                problems.push(format!("forbidden edge {package} -> {dep}"));
+            }
+        }
+        if PURE_CRATES.contains(&package.as_str()) {
+            for dep in deps {
+                if IMPURE.contains(&dep.as_str()) {
+                    problems.push(format!("pure crate {package} depends on {dep}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "dependency rules broken:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_crate_is_on_the_architecture_map() {
+    let architecture =
+        std::fs::read_to_string(workspace_root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md at the root");
+    let missing: Vec<String> = dependency_graph()
+        .keys()
+        .filter(|name| !architecture.contains(&format!("`{name}`")))
+        .cloned()
+        .collect();
+    assert!(missing.is_empty(), "crates missing from ARCHITECTURE.md: {missing:?}");
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if path.is_dir() {
+            if name != "target" && name != "fuzz" && !name.starts_with('.') {
+                rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_source_file_opens_with_a_module_doc() {
+    let mut files = Vec::new();
+    rust_files(&workspace_root().join("crates"), &mut files);
+    assert!(files.len() > 20, "found only {} files", files.len());
+    let undocumented: Vec<String> = files
+        .iter()
+        .filter(|path| path.components().any(|part| part.as_os_str() == "src"))
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            !text.trim_start().starts_with("//!")
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "files without a //! paragraph: {undocumented:#?}"
+    );
+}

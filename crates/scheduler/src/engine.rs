@@ -1,0 +1,1895 @@
+//! The placement engine shared by every scheduler: one scan of the cluster
+//! per evaluation into a compact local node table, feasibility per group
+//! (cached per computed node class), best-fit candidate selection with
+//! re-ranking, allocation building (ports, cores, devices) and preemption.
+//!
+//! How selection works: for each task group the feasible nodes are split
+//! into *buckets* of nodes that score the same on spread and affinity
+//! (one bucket when the group has neither). Each bucket keeps a max-heap of
+//! its nodes by fullness after the placement (the bin-pack score), and a
+//! small *window* holding the `limit` fullest nodes that still fit. A
+//! placement scores only the window entries of every bucket (bin-pack, job
+//! anti-affinity, reschedule penalty, plus the bucket's spread and affinity
+//! scores), takes the best, and refills the window from the heap. Within an
+//! evaluation a node only ever gets fuller, so a node dropped because it no
+//! longer fits never needs to come back (except when a destructive update
+//! frees room, which re-inserts it). Nothing in the per-placement loop
+//! allocates or compares strings.
+
+use crate::constraint::{Compiled, Op};
+use crate::util::{FxHashMap, mix64, pow10};
+use crate::{ClusterView, NodeUsage, SchedulerConfig};
+use std::collections::{BTreeMap, BinaryHeap};
+use types::{
+    AllocClientStatus, AllocDesiredStatus, AllocMetric, AllocatedResources, AllocatedTaskResources, Allocation,
+    ComparableResources, EvalStatus, Evaluation, Job, NetworkResource, Node, Plan, RescheduleEvent, RescheduleTracker,
+    Spread, TaskGroup, UnixNanos,
+};
+
+/// Everything one evaluation's scheduling reads.
+pub(crate) struct Ctx<'v, V: ClusterView + ?Sized> {
+    pub view: &'v V,
+    pub eval: &'v Evaluation,
+    pub now: UnixNanos,
+    pub seed: u64,
+    pub config: SchedulerConfig,
+}
+
+/// Resources in the four dimensions the scheduler fits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Res {
+    pub cpu: i64,
+    pub mem: i64,
+    pub disk: i64,
+    pub cores: i64,
+}
+
+impl Res {
+    pub(crate) fn from_comparable(resources: &ComparableResources) -> Res {
+        Res {
+            cpu: resources.cpu_mhz,
+            mem: resources.memory_mb,
+            disk: resources.disk_mb,
+            cores: resources.cores,
+        }
+    }
+
+    fn add(&mut self, other: &Res) {
+        self.cpu += other.cpu;
+        self.mem += other.mem;
+        self.disk += other.disk;
+        self.cores += other.cores;
+    }
+
+    fn sub(&mut self, other: &Res) {
+        self.cpu -= other.cpu;
+        self.mem -= other.mem;
+        self.disk -= other.disk;
+        self.cores -= other.cores;
+    }
+}
+
+/// Why a node that passed the static checks cannot take a placement now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exhausted {
+    Cpu,
+    Memory,
+    Disk,
+    Cores,
+    PortCollision,
+    DynamicPorts,
+    Devices,
+    DistinctHosts,
+    DistinctProperty,
+}
+
+impl Exhausted {
+    const ALL: [Exhausted; 9] = [
+        Exhausted::Cpu,
+        Exhausted::Memory,
+        Exhausted::Disk,
+        Exhausted::Cores,
+        Exhausted::PortCollision,
+        Exhausted::DynamicPorts,
+        Exhausted::Devices,
+        Exhausted::DistinctHosts,
+        Exhausted::DistinctProperty,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Exhausted::Cpu => "cpu",
+            Exhausted::Memory => "memory",
+            Exhausted::Disk => "disk",
+            Exhausted::Cores => "cores",
+            Exhausted::PortCollision => "network: reserved port collision",
+            Exhausted::DynamicPorts => "network: dynamic port selection failed",
+            Exhausted::Devices => "devices: no free instances",
+            Exhausted::DistinctHosts => "distinct_hosts",
+            Exhausted::DistinctProperty => "distinct_property",
+        }
+    }
+
+    /// Distinct-* failures are filters in the metrics, not exhaustion.
+    fn is_filter(self) -> bool {
+        matches!(self, Exhausted::DistinctHosts | Exhausted::DistinctProperty)
+    }
+}
+
+const NO_CLASS: u32 = u32::MAX;
+const NONE: u32 = u32::MAX;
+const REASON_DRIVERS: u16 = 0;
+const REASON_DEVICES: u16 = 1;
+
+/// A device request with its compiled constraints.
+struct DeviceAsk {
+    name: String,
+    count: u64,
+    constraints: Vec<Compiled>,
+    task: usize,
+}
+
+/// A distinct_property constraint.
+struct DistinctProp {
+    target: String,
+    limit: u32,
+    job_scope: bool,
+}
+
+/// One task group, compiled once per evaluation.
+pub(crate) struct GroupSpec<'j> {
+    pub group: &'j TaskGroup,
+    pub ask: Res,
+    drivers: Vec<&'j str>,
+    class_constraints: Vec<(Compiled, u16)>,
+    node_constraints: Vec<(Compiled, u16)>,
+    distinct_hosts_job: bool,
+    distinct_hosts_group: bool,
+    distinct_props: Vec<DistinctProp>,
+    devices: Vec<DeviceAsk>,
+    static_ports: Vec<u16>,
+    dynamic_ports: u32,
+    needs_detail: bool,
+    affinities: Vec<(Compiled, f64)>,
+    spreads: Vec<&'j Spread>,
+    reasons: Vec<String>,
+    /// Some feasibility inputs are outside `computed_class`.
+    pub escaped: bool,
+}
+
+impl<'j> GroupSpec<'j> {
+    pub(crate) fn compile(job: &'j Job, group: &'j TaskGroup) -> GroupSpec<'j> {
+        let mut reasons = vec![
+            "missing drivers".to_string(),
+            "missing devices".to_string(),
+            "distinct_hosts".to_string(),
+            "distinct_property".to_string(),
+        ];
+        let mut class_constraints = Vec::new();
+        let mut node_constraints = Vec::new();
+        let mut distinct_hosts_job = false;
+        let mut distinct_hosts_group = false;
+        let mut distinct_props = Vec::new();
+        let job_level = job.constraints.iter().map(|constraint| (constraint, true));
+        let group_level = group
+            .constraints
+            .iter()
+            .chain(group.tasks.iter().flat_map(|task| task.constraints.iter()))
+            .map(|constraint| (constraint, false));
+        for (constraint, job_scope) in job_level.chain(group_level) {
+            let compiled = Compiled::from_constraint(constraint);
+            match compiled.op {
+                Op::DistinctHosts => {
+                    // `distinct_hosts = false` switches it off.
+                    if compiled.rtarget.trim() != "false" {
+                        if job_scope {
+                            distinct_hosts_job = true;
+                        } else {
+                            distinct_hosts_group = true;
+                        }
+                    }
+                }
+                Op::DistinctProperty => distinct_props.push(DistinctProp {
+                    target: compiled.ltarget.clone(),
+                    limit: compiled.distinct_limit(),
+                    job_scope,
+                }),
+                _ => {
+                    let reason = reasons.len() as u16;
+                    reasons.push(compiled.display.clone());
+                    if compiled.class_cacheable {
+                        class_constraints.push((compiled, reason));
+                    } else {
+                        node_constraints.push((compiled, reason));
+                    }
+                }
+            }
+        }
+        let mut drivers: Vec<&str> = group
+            .tasks
+            .iter()
+            .map(|task| task.driver.as_str())
+            .filter(|driver| !driver.is_empty())
+            .collect();
+        drivers.sort_unstable();
+        drivers.dedup();
+        let mut ask = Res {
+            disk: group.ephemeral_disk.size_mb,
+            ..Res::default()
+        };
+        let mut devices = Vec::new();
+        for (task_index, task) in group.tasks.iter().enumerate() {
+            if task.resources.cores > 0 {
+                ask.cores += task.resources.cores;
+            } else {
+                ask.cpu += task.resources.cpu;
+            }
+            ask.mem += task.resources.memory_mb;
+            for device in &task.resources.devices {
+                devices.push(DeviceAsk {
+                    name: device.name.clone(),
+                    count: device.count.max(1),
+                    constraints: device.constraints.iter().map(Compiled::from_constraint).collect(),
+                    task: task_index,
+                });
+            }
+        }
+        let networks = group
+            .networks
+            .iter()
+            .chain(group.tasks.iter().flat_map(|task| task.resources.networks.iter()));
+        let mut static_ports = Vec::new();
+        let mut dynamic_ports = 0u32;
+        for network in networks {
+            static_ports.extend(
+                network
+                    .reserved_ports
+                    .iter()
+                    .map(|port| port.value)
+                    .filter(|port| *port > 0),
+            );
+            dynamic_ports += network.dynamic_ports.len() as u32;
+        }
+        let affinities: Vec<(Compiled, f64)> = job
+            .affinities
+            .iter()
+            .chain(group.affinities.iter())
+            .chain(group.tasks.iter().flat_map(|task| task.affinities.iter()))
+            .map(|affinity| {
+                (
+                    Compiled::new(&affinity.ltarget, &affinity.operand, &affinity.rtarget),
+                    f64::from(affinity.weight),
+                )
+            })
+            .collect();
+        let spreads: Vec<&Spread> = job.spreads.iter().chain(group.spreads.iter()).collect();
+        let needs_detail = !static_ports.is_empty() || dynamic_ports > 0 || ask.cores > 0 || !devices.is_empty();
+        let escaped = !node_constraints.is_empty()
+            || !devices.is_empty()
+            || distinct_hosts_job
+            || distinct_hosts_group
+            || !distinct_props.is_empty();
+        GroupSpec {
+            group,
+            ask,
+            drivers,
+            class_constraints,
+            node_constraints,
+            distinct_hosts_job,
+            distinct_hosts_group,
+            distinct_props,
+            devices,
+            static_ports,
+            dynamic_ports,
+            needs_detail,
+            affinities,
+            spreads,
+            reasons,
+            escaped,
+        }
+    }
+
+    /// Checks the parts of feasibility that `computed_class` covers.
+    fn check_class(&self, node: &Node) -> Result<(), u16> {
+        for driver in &self.drivers {
+            if !driver_ok(node, driver) {
+                return Err(REASON_DRIVERS);
+            }
+        }
+        for (constraint, reason) in &self.class_constraints {
+            if !constraint.check_node(node) {
+                return Err(*reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the parts of feasibility that are per node.
+    fn check_node(&self, node: &Node) -> Result<(), u16> {
+        for (constraint, reason) in &self.node_constraints {
+            if !constraint.check_node(node) {
+                return Err(*reason);
+            }
+        }
+        for ask in &self.devices {
+            let total: u64 = node
+                .resources
+                .devices
+                .iter()
+                .filter(|device| device_matches(device, ask))
+                .map(|device| device.instance_ids.len() as u64)
+                .sum();
+            if total < ask.count {
+                return Err(REASON_DEVICES);
+            }
+        }
+        Ok(())
+    }
+
+    fn has_ranking_buckets(&self) -> bool {
+        !self.spreads.is_empty() || !self.affinities.is_empty()
+    }
+}
+
+fn driver_ok(node: &Node, driver: &str) -> bool {
+    match node.drivers.get(driver) {
+        Some(info) => info.detected && info.healthy,
+        None => node
+            .attributes
+            .get(&format!("driver.{driver}"))
+            .is_some_and(|value| value == "1" || value == "true"),
+    }
+}
+
+fn device_matches(device: &types::NodeDevice, ask: &DeviceAsk) -> bool {
+    if !device.matches(&ask.name) {
+        return false;
+    }
+    ask.constraints.iter().all(|constraint| {
+        let resolve = |target: &str| -> Option<String> {
+            let Some(inner) = target.strip_prefix("${").and_then(|rest| rest.strip_suffix('}')) else {
+                return Some(target.to_string());
+            };
+            if let Some(attribute) = inner.strip_prefix("device.attr.") {
+                return device.attributes.get(attribute).cloned();
+            }
+            match inner {
+                "device.vendor" => Some(device.vendor.clone()),
+                "device.type" => Some(device.device_type.clone()),
+                "device.model" => Some(device.name.clone()),
+                _ => None,
+            }
+        };
+        let left = resolve(&constraint.ltarget);
+        let right = resolve(&constraint.rtarget);
+        constraint.check_values(left.as_deref(), right.as_deref())
+    })
+}
+
+/// Whether a node lies in the job's datacenters and node pool.
+pub(crate) fn in_datacenters_and_pool(job: &Job, node: &Node) -> bool {
+    let pool_ok = job.node_pool == "all" || job.node_pool == node.node_pool;
+    pool_ok
+        && job
+            .datacenters
+            .iter()
+            .any(|pattern| crate::util::glob_match(pattern, &node.datacenter))
+}
+
+/// Ports, cores and devices held on a node, loaded only when a group needs
+/// them.
+struct Detail {
+    /// Sorted host ports in use, the node's reserved ports included.
+    ports: Vec<u16>,
+    cores: Vec<u16>,
+    devices: Vec<String>,
+}
+
+impl Detail {
+    fn port_used(&self, port: u16) -> bool {
+        self.ports.binary_search(&port).is_ok()
+    }
+
+    fn add_port(&mut self, port: u16) {
+        if let Err(position) = self.ports.binary_search(&port) {
+            self.ports.insert(position, port);
+        }
+    }
+
+    fn remove_port(&mut self, port: u16) {
+        if let Ok(position) = self.ports.binary_search(&port) {
+            self.ports.remove(position);
+        }
+    }
+
+    fn used_in_range(&self, low: u16, high: u16) -> usize {
+        let start = self.ports.partition_point(|port| *port < low);
+        let end = self.ports.partition_point(|port| *port <= high);
+        end - start
+    }
+}
+
+/// A node in the evaluation's local table.
+pub(crate) struct LocalNode<'v> {
+    pub node: &'v Node,
+    class: u32,
+    cap: Res,
+    pub used: Res,
+    mhz_per_core: i64,
+    /// Live allocations of the job on the node (all groups), plan included.
+    job_allocs: u32,
+    tie: u32,
+    detail: Option<Box<Detail>>,
+}
+
+/// The state of one evaluation's placements.
+pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
+    pub ctx: &'c Ctx<'v, V>,
+    pub job: &'v Job,
+    pub specs: Vec<GroupSpec<'v>>,
+    pub nodes: Vec<LocalNode<'v>>,
+    class_names: Vec<&'v str>,
+    /// Node ID → local index, for nodes that hold the job's allocations.
+    slot_of: FxHashMap<&'v str, u32>,
+    /// Allocations stopped or preempted by the plan so far, by local node.
+    freed: Vec<(u32, &'v Allocation)>,
+    freed_ids: FxHashMap<&'v str, ()>,
+    /// Per group: live allocations of the group per local node.
+    group_counts: Vec<Vec<u32>>,
+    /// Per group: cached class verdicts (0 unknown, 1 feasible, 2+r filtered by reason r).
+    class_verdicts: Vec<Vec<u16>>,
+    job_priorities: FxHashMap<(&'v str, &'v str), i32>,
+    /// Jobs whose allocations this plan preempted, for follow-up evaluations.
+    pub preempted_jobs: BTreeMap<(String, String), (i32, Option<types::JobType>)>,
+    port_counter: u64,
+    templates: Vec<Option<Allocation>>,
+    pub deployment_id: String,
+}
+
+/// What kind of placement a request is, for the new allocation's links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlaceKind {
+    New,
+    Lost,
+    Migrate,
+    Reschedule { delay: i64 },
+    Destructive,
+    Canary,
+}
+
+/// One allocation to place.
+#[derive(Debug, Clone)]
+pub(crate) struct PlaceRequest<'v> {
+    pub group: usize,
+    pub index: u32,
+    pub previous: Option<&'v Allocation>,
+    pub kind: PlaceKind,
+    /// System jobs: the one node this placement may use (local index).
+    pub node: Option<u32>,
+}
+
+/// Per-group accumulated metrics.
+#[derive(Default)]
+struct MetricAcc {
+    evaluated: u64,
+    filtered_by_reason: Vec<u64>,
+    exhausted: [u64; 9],
+    coalesced: u64,
+}
+
+const STATE_OUT: u8 = 0;
+const STATE_FILTERED: u8 = 1;
+const STATE_HEAP: u8 = 2;
+const STATE_WINDOW: u8 = 3;
+const STATE_DROPPED: u8 = 4;
+
+struct Bucket {
+    heap: BinaryHeap<(u64, u32)>,
+    window: Vec<u32>,
+    spread_values: Vec<u32>,
+    affinity: f64,
+}
+
+struct SpreadRun {
+    weight: f64,
+    /// Desired share (0..=1) per value ID; `None` for values not targeted.
+    targets: Vec<Option<f64>>,
+    /// Share for values not listed (`*` or the implicit remainder).
+    other_share: Option<f64>,
+    has_targets: bool,
+    counts: Vec<u32>,
+    /// Whether a value appears on some candidate node.
+    seen: Vec<bool>,
+}
+
+/// One group's candidate structures within an evaluation.
+pub(crate) struct GroupRun {
+    group: usize,
+    limit: usize,
+    buckets: Vec<Bucket>,
+    bucket_of: Vec<u32>,
+    state: Vec<u8>,
+    spreads: Vec<SpreadRun>,
+    spread_weight_total: f64,
+    /// Per distinct_property: value ID per local node, counts per value.
+    distinct_values: Vec<Vec<u32>>,
+    distinct_counts: Vec<Vec<u32>>,
+    metrics: MetricAcc,
+    pub failed: bool,
+    pub desired_count: u32,
+}
+
+const MISSING_VALUE: u32 = u32::MAX;
+
+fn intern(values: &mut FxHashMap<String, u32>, value: Option<String>) -> u32 {
+    match value {
+        None => MISSING_VALUE,
+        Some(value) => {
+            let next = values.len() as u32;
+            *values.entry(value).or_insert(next)
+        }
+    }
+}
+
+/// Bin-pack score of a node after adding `ask`: near 1 when full, near 0
+/// when empty. Both cpu and memory count, each through `10^free` so that a
+/// dimension nearly full weighs more than two half-full ones.
+#[inline]
+fn binpack_score(used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) -> f64 {
+    let free_fraction = |used: i64, ask: i64, cap: i64| -> f64 {
+        if cap <= 0 {
+            0.0
+        } else {
+            (1.0 - (used + ask) as f64 / cap as f64).clamp(0.0, 1.0)
+        }
+    };
+    let free_cpu = free_fraction(used.cpu, ask_cpu, cap.cpu);
+    let free_mem = free_fraction(used.mem, ask_mem, cap.mem);
+    ((20.0 - pow10(free_cpu) - pow10(free_mem)) / 18.0).clamp(0.0, 1.0)
+}
+
+#[inline]
+fn heap_key(score: f64, tie: u32) -> u64 {
+    // Non-negative f32 bits order like the numbers they encode.
+    (u64::from((score as f32).to_bits()) << 32) | u64::from(tie)
+}
+
+impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
+    /// Scans the cluster once: schedulable nodes in the job's datacenters
+    /// and pool, with their usage, interned classes and shuffle tie-breaks.
+    pub(crate) fn build(ctx: &'c Ctx<'v, V>, job: &'v Job, job_allocs: &[&'v Allocation]) -> State<'v, 'c, V> {
+        let specs: Vec<GroupSpec<'v>> = job
+            .task_groups
+            .iter()
+            .map(|group| GroupSpec::compile(job, group))
+            .collect();
+        let mut slot_of: FxHashMap<&'v str, u32> = FxHashMap::default();
+        for alloc in job_allocs {
+            slot_of.insert(alloc.node_id.as_str(), NONE);
+        }
+        let mut class_ids: FxHashMap<&'v str, u32> = FxHashMap::default();
+        let mut class_names: Vec<&'v str> = Vec::new();
+        let mut class_ok: Vec<u8> = Vec::new();
+        let mut nodes: Vec<LocalNode<'v>> = Vec::new();
+        for (position, (node, used)) in ctx.view.nodes_with_usage().enumerate() {
+            if !node.is_schedulable() {
+                continue;
+            }
+            let class = if node.computed_class.is_empty() {
+                NO_CLASS
+            } else {
+                let next = class_names.len() as u32;
+                let id = *class_ids.entry(node.computed_class.as_str()).or_insert(next);
+                if id == next {
+                    class_names.push(node.computed_class.as_str());
+                    class_ok.push(0);
+                }
+                id
+            };
+            let ok = if class == NO_CLASS {
+                in_datacenters_and_pool(job, node)
+            } else {
+                let cached = &mut class_ok[class as usize];
+                if *cached == 0 {
+                    *cached = if in_datacenters_and_pool(job, node) { 1 } else { 2 };
+                }
+                *cached == 1
+            };
+            if !ok {
+                continue;
+            }
+            let index = nodes.len() as u32;
+            if !slot_of.is_empty()
+                && let Some(slot) = slot_of.get_mut(node.id.as_str())
+            {
+                *slot = index;
+            }
+            let total_cores = node.resources.cores;
+            nodes.push(LocalNode {
+                node,
+                class,
+                cap: Res::from_comparable(&node.allocatable()),
+                used: Res::from_comparable(&used),
+                mhz_per_core: if total_cores > 0 {
+                    node.resources.cpu_mhz / total_cores
+                } else {
+                    0
+                },
+                job_allocs: 0,
+                tie: mix64(ctx.seed, position as u64) as u32,
+                detail: None,
+            });
+        }
+        let group_count = specs.len();
+        let class_count = class_names.len();
+        let mut state = State {
+            ctx,
+            job,
+            specs,
+            nodes,
+            class_names,
+            slot_of,
+            freed: Vec::new(),
+            freed_ids: FxHashMap::default(),
+            group_counts: vec![Vec::new(); group_count],
+            class_verdicts: vec![vec![0; class_count]; group_count],
+            job_priorities: FxHashMap::default(),
+            preempted_jobs: BTreeMap::new(),
+            port_counter: 0,
+            templates: vec![None; group_count],
+            deployment_id: String::new(),
+        };
+        for alloc in job_allocs {
+            if alloc.holds_resources() {
+                state.count_alloc(alloc, 1);
+            }
+        }
+        state
+    }
+
+    /// Local index of a node by ID, for nodes holding the job's allocations
+    /// or present in the table.
+    pub(crate) fn slot(&self, node_id: &str) -> Option<u32> {
+        self.slot_of.get(node_id).copied().filter(|slot| *slot != NONE)
+    }
+
+    fn group_index(&self, name: &str) -> Option<usize> {
+        self.job.task_groups.iter().position(|group| group.name == name)
+    }
+
+    fn ensure_group_counts(&mut self, group: usize) {
+        if self.group_counts[group].len() != self.nodes.len() {
+            self.group_counts[group] = vec![0; self.nodes.len()];
+        }
+    }
+
+    /// Adds (`delta = 1`) or removes (`-1`) a live allocation of the job from
+    /// the per-node job and group counters.
+    fn count_alloc(&mut self, alloc: &Allocation, delta: i32) {
+        let Some(slot) = self.slot(&alloc.node_id) else {
+            return;
+        };
+        let node = &mut self.nodes[slot as usize];
+        node.job_allocs = node.job_allocs.saturating_add_signed(delta);
+        if let Some(group) = self.group_index(&alloc.task_group) {
+            self.ensure_group_counts(group);
+            let count = &mut self.group_counts[group][slot as usize];
+            *count = count.saturating_add_signed(delta);
+        }
+    }
+
+    /// Releases what a stopped or preempted allocation held on its node.
+    pub(crate) fn free_alloc(&mut self, alloc: &'v Allocation) {
+        if !alloc.holds_resources() {
+            return;
+        }
+        self.freed_ids.insert(alloc.id.as_str(), ());
+        let slot = match self.slot(&alloc.node_id) {
+            Some(slot) => slot,
+            None => match self.nodes.iter().position(|local| local.node.id == alloc.node_id) {
+                Some(position) => {
+                    self.slot_of.insert(alloc.node_id.as_str(), position as u32);
+                    position as u32
+                }
+                None => return,
+            },
+        };
+        if alloc.job_id == self.job.id && alloc.namespace == self.job.namespace {
+            self.count_alloc(alloc, -1);
+        }
+        let node = &mut self.nodes[slot as usize];
+        node.used
+            .sub(&Res::from_comparable(&alloc.allocated_resources.comparable()));
+        if let Some(detail) = node.detail.as_mut() {
+            remove_detail(detail, alloc);
+        }
+        self.freed.push((slot, alloc));
+    }
+
+    /// Undoes [`State::free_alloc`] (a destructive update whose replacement
+    /// could not be placed keeps its old allocation).
+    pub(crate) fn unfree_alloc(&mut self, alloc: &'v Allocation) {
+        let Some(position) = self.freed.iter().rposition(|(_, freed)| std::ptr::eq(*freed, alloc)) else {
+            return;
+        };
+        let (slot, _) = self.freed.remove(position);
+        self.freed_ids.remove(alloc.id.as_str());
+        if alloc.job_id == self.job.id && alloc.namespace == self.job.namespace {
+            self.count_alloc(alloc, 1);
+        }
+        let node = &mut self.nodes[slot as usize];
+        node.used
+            .add(&Res::from_comparable(&alloc.allocated_resources.comparable()));
+        if let Some(detail) = node.detail.as_mut() {
+            add_detail(detail, &alloc.allocated_resources);
+        }
+    }
+
+    pub(crate) fn is_freed(&self, alloc_id: &str) -> bool {
+        self.freed_ids.contains_key(alloc_id)
+    }
+
+    fn load_detail(&mut self, slot: u32) {
+        if self.nodes[slot as usize].detail.is_some() {
+            return;
+        }
+        let node = self.nodes[slot as usize].node;
+        let mut usage: NodeUsage = self.ctx.view.node_usage(&node.id);
+        for (freed_slot, alloc) in &self.freed {
+            if *freed_slot == slot {
+                usage.remove(alloc);
+            }
+        }
+        let mut ports = usage.ports;
+        ports.extend(node.reserved_ports.iter().copied());
+        ports.sort_unstable();
+        ports.dedup();
+        let mut cores = usage.cores;
+        cores.sort_unstable();
+        self.nodes[slot as usize].detail = Some(Box::new(Detail {
+            ports,
+            cores,
+            devices: usage.devices,
+        }));
+    }
+
+    /// The verdict of the static checks for a group on a node.
+    fn static_verdict(&mut self, group: usize, slot: u32) -> Result<(), u16> {
+        let node = self.nodes[slot as usize].node;
+        let class = self.nodes[slot as usize].class;
+        let spec = &self.specs[group];
+        if class == NO_CLASS {
+            spec.check_class(node)?;
+        } else {
+            let cached = &mut self.class_verdicts[group][class as usize];
+            if *cached == 0 {
+                *cached = match spec.check_class(node) {
+                    Ok(()) => 1,
+                    Err(reason) => 2 + reason,
+                };
+            }
+            if *cached != 1 {
+                return Err(*cached - 2);
+            }
+        }
+        spec.check_node(node)
+    }
+
+    /// Whether the group can take one more placement on the node now.
+    fn fits(&mut self, run: &GroupRun, slot: u32) -> Result<(), Exhausted> {
+        let spec = &self.specs[run.group];
+        let ask = spec.ask;
+        let local = &self.nodes[slot as usize];
+        let need_cpu = ask.cpu + ask.cores * local.mhz_per_core;
+        if local.used.cpu + need_cpu > local.cap.cpu {
+            return Err(Exhausted::Cpu);
+        }
+        if local.used.mem + ask.mem > local.cap.mem {
+            return Err(Exhausted::Memory);
+        }
+        if local.used.disk + ask.disk > local.cap.disk {
+            return Err(Exhausted::Disk);
+        }
+        if local.used.cores + ask.cores > local.cap.cores {
+            return Err(Exhausted::Cores);
+        }
+        if spec.distinct_hosts_job && local.job_allocs > 0 {
+            return Err(Exhausted::DistinctHosts);
+        }
+        if spec.distinct_hosts_group
+            && self.group_counts[run.group]
+                .get(slot as usize)
+                .is_some_and(|count| *count > 0)
+        {
+            return Err(Exhausted::DistinctHosts);
+        }
+        for (index, prop) in spec.distinct_props.iter().enumerate() {
+            let value = run.distinct_values[index][slot as usize];
+            if value == MISSING_VALUE || run.distinct_counts[index][value as usize] >= prop.limit {
+                return Err(Exhausted::DistinctProperty);
+            }
+        }
+        if !spec.needs_detail {
+            return Ok(());
+        }
+        self.load_detail(slot);
+        let spec = &self.specs[run.group];
+        let local = &self.nodes[slot as usize];
+        let Some(detail) = local.detail.as_deref() else {
+            return Ok(());
+        };
+        for (position, port) in spec.static_ports.iter().enumerate() {
+            if detail.port_used(*port) || spec.static_ports[..position].contains(port) {
+                return Err(Exhausted::PortCollision);
+            }
+        }
+        if spec.dynamic_ports > 0 {
+            let (low, high) = dynamic_range(local.node);
+            let range = usize::from(high - low) + 1;
+            let static_in_range = spec
+                .static_ports
+                .iter()
+                .filter(|port| (low..=high).contains(*port))
+                .count();
+            let free = range.saturating_sub(detail.used_in_range(low, high) + static_in_range);
+            if free < spec.dynamic_ports as usize {
+                return Err(Exhausted::DynamicPorts);
+            }
+        }
+        if ask.cores > 0 {
+            let free = (0..local.node.resources.cores)
+                .filter(|core| detail.cores.binary_search(&(*core as u16)).is_err())
+                .count() as i64;
+            if free < ask.cores {
+                return Err(Exhausted::Cores);
+            }
+        }
+        for device_ask in &spec.devices {
+            let free: u64 = local
+                .node
+                .resources
+                .devices
+                .iter()
+                .filter(|device| device_matches(device, device_ask))
+                .map(|device| {
+                    device
+                        .instance_ids
+                        .iter()
+                        .filter(|instance| !detail.devices.contains(instance))
+                        .count() as u64
+                })
+                .sum();
+            if free < device_ask.count {
+                return Err(Exhausted::Devices);
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the candidate structures for a group: static feasibility for
+    /// every node, buckets for spread and affinity, heaps by fullness.
+    pub(crate) fn start_group(&mut self, group: usize, desired_count: u32, existing: &[&'v Allocation]) -> GroupRun {
+        self.ensure_group_counts(group);
+        let node_count = self.nodes.len();
+        let spec = &self.specs[group];
+        let batch_like = matches!(self.job.job_type, types::JobType::Batch | types::JobType::Sysbatch);
+        let n_props = spec.distinct_props.len();
+        let mut run = GroupRun {
+            group,
+            limit: 2,
+            buckets: Vec::new(),
+            bucket_of: vec![NONE; node_count],
+            state: vec![STATE_OUT; node_count],
+            spreads: Vec::new(),
+            spread_weight_total: 0.0,
+            distinct_values: vec![Vec::new(); n_props],
+            distinct_counts: vec![Vec::new(); n_props],
+            metrics: MetricAcc {
+                filtered_by_reason: vec![0; spec.reasons.len()],
+                ..MetricAcc::default()
+            },
+            failed: false,
+            desired_count: desired_count.max(1),
+        };
+        // Distinct properties: value IDs per node and current counts.
+        for prop_index in 0..n_props {
+            let mut values: FxHashMap<String, u32> = FxHashMap::default();
+            let target = self.specs[group].distinct_props[prop_index].target.clone();
+            let job_scope = self.specs[group].distinct_props[prop_index].job_scope;
+            let per_node: Vec<u32> = self
+                .nodes
+                .iter()
+                .map(|local| intern(&mut values, local.node.resolve_target(&target)))
+                .collect();
+            let mut counts = vec![0u32; values.len()];
+            let group_name = self.job.task_groups[group].name.as_str();
+            for alloc in self.ctx.view.allocs_by_job(&self.job.namespace, &self.job.id) {
+                if !alloc.holds_resources() || self.is_freed(&alloc.id) {
+                    continue;
+                }
+                if !job_scope && alloc.task_group != group_name {
+                    continue;
+                }
+                let Some(node) = self.ctx.view.node(&alloc.node_id) else {
+                    continue;
+                };
+                let value = intern(&mut values, node.resolve_target(&target));
+                if value != MISSING_VALUE {
+                    if counts.len() < values.len() {
+                        counts.resize(values.len(), 0);
+                    }
+                    counts[value as usize] += 1;
+                }
+            }
+            counts.resize(values.len(), 0);
+            run.distinct_values[prop_index] = per_node;
+            run.distinct_counts[prop_index] = counts;
+        }
+        // Spread: value IDs per node through buckets.
+        let spreads: Vec<&Spread> = self.specs[group].spreads.clone();
+        let mut spread_values: Vec<FxHashMap<String, u32>> = vec![FxHashMap::default(); spreads.len()];
+        let mut spread_class_cache: Vec<FxHashMap<u32, u32>> = vec![FxHashMap::default(); spreads.len()];
+        let mut affinity_class_cache: FxHashMap<u32, f64> = FxHashMap::default();
+        let affinity_cacheable = self.specs[group]
+            .affinities
+            .iter()
+            .all(|(affinity, _)| affinity.class_cacheable);
+        let mut bucket_ids: FxHashMap<(Vec<u32>, u64), u32> = FxHashMap::default();
+        let mut key_buffer: Vec<u32> = Vec::with_capacity(spreads.len());
+        let mut members: Vec<Vec<(u64, u32)>> = Vec::new();
+        let bucketed = self.specs[group].has_ranking_buckets();
+        let mut feasible = 0usize;
+        for slot in 0..node_count as u32 {
+            run.metrics.evaluated += 1;
+            if let Err(reason) = self.static_verdict(group, slot) {
+                run.metrics.filtered_by_reason[reason as usize] += 1;
+                run.state[slot as usize] = STATE_FILTERED;
+                continue;
+            }
+            feasible += 1;
+            let bucket = if bucketed {
+                key_buffer.clear();
+                let local = &self.nodes[slot as usize];
+                for (spread_index, spread) in spreads.iter().enumerate() {
+                    let cacheable = !crate::constraint::references_unique(&spread.attribute) && local.class != NO_CLASS;
+                    let value = if cacheable {
+                        match spread_class_cache[spread_index].get(&local.class) {
+                            Some(value) => *value,
+                            None => {
+                                let value = intern(
+                                    &mut spread_values[spread_index],
+                                    local.node.resolve_target(&spread.attribute),
+                                );
+                                spread_class_cache[spread_index].insert(local.class, value);
+                                value
+                            }
+                        }
+                    } else {
+                        intern(
+                            &mut spread_values[spread_index],
+                            local.node.resolve_target(&spread.attribute),
+                        )
+                    };
+                    key_buffer.push(value);
+                }
+                let affinity = if affinity_cacheable && local.class != NO_CLASS {
+                    match affinity_class_cache.get(&local.class) {
+                        Some(score) => *score,
+                        None => {
+                            let score = affinity_score(&self.specs[group].affinities, local.node);
+                            affinity_class_cache.insert(local.class, score);
+                            score
+                        }
+                    }
+                } else {
+                    affinity_score(&self.specs[group].affinities, local.node)
+                };
+                let key = (key_buffer.clone(), affinity.to_bits());
+                let next = run.buckets.len() as u32;
+                let id = *bucket_ids.entry(key).or_insert(next);
+                if id == next {
+                    run.buckets.push(Bucket {
+                        heap: BinaryHeap::new(),
+                        window: Vec::new(),
+                        spread_values: key_buffer.clone(),
+                        affinity,
+                    });
+                    members.push(Vec::new());
+                }
+                id
+            } else {
+                if run.buckets.is_empty() {
+                    run.buckets.push(Bucket {
+                        heap: BinaryHeap::new(),
+                        window: Vec::new(),
+                        spread_values: Vec::new(),
+                        affinity: 0.0,
+                    });
+                    members.push(Vec::with_capacity(node_count));
+                }
+                0
+            };
+            run.bucket_of[slot as usize] = bucket;
+            // Resources are checked here so exhausted nodes never enter a
+            // heap; ports, cores and devices wait until a node is a
+            // candidate, since they need the node's detailed usage.
+            let local = &self.nodes[slot as usize];
+            let ask = &self.specs[group].ask;
+            let exhausted = resource_exhausted(local, ask);
+            if let Some(dimension) = exhausted {
+                run.metrics.exhausted[dimension as usize] += 1;
+                run.state[slot as usize] = STATE_DROPPED;
+                continue;
+            }
+            let score = binpack_score(
+                &local.used,
+                ask.cpu + ask.cores * local.mhz_per_core,
+                ask.mem,
+                &local.cap,
+            );
+            members[bucket as usize].push((heap_key(score, local.tie), slot));
+            run.state[slot as usize] = STATE_HEAP;
+        }
+        for (bucket, entries) in run.buckets.iter_mut().zip(members) {
+            bucket.heap = BinaryHeap::from(entries);
+        }
+        // Candidate limit: 2 for batch, ⌈log2 n⌉ for service; with spread or
+        // affinity every bucket is scored, which covers every distinct score.
+        run.limit = if batch_like {
+            2
+        } else {
+            let n = feasible.max(2) as f64;
+            (n.log2().ceil() as usize).max(2)
+        };
+        // Spread targets and current counts.
+        for (spread_index, spread) in spreads.iter().enumerate() {
+            let values = &mut spread_values[spread_index];
+            let mut targets = Vec::new();
+            let mut listed_share = 0.0;
+            let mut star: Option<f64> = None;
+            for target in &spread.targets {
+                let share = f64::from(target.percent) / 100.0;
+                if target.value == "*" {
+                    star = Some(share);
+                    continue;
+                }
+                let id = intern(values, Some(target.value.clone()));
+                if targets.len() <= id as usize {
+                    targets.resize(id as usize + 1, None);
+                }
+                targets[id as usize] = Some(share);
+                listed_share += share;
+            }
+            let has_targets = !spread.targets.is_empty();
+            let other_share = match star {
+                Some(share) => Some(share),
+                None if has_targets && listed_share < 1.0 => Some(1.0 - listed_share),
+                None => None,
+            };
+            let mut counts = vec![0u32; values.len()];
+            for alloc in existing {
+                if !alloc.holds_resources() || self.is_freed(&alloc.id) {
+                    continue;
+                }
+                let Some(node) = self.ctx.view.node(&alloc.node_id) else {
+                    continue;
+                };
+                let value = intern(values, node.resolve_target(&spread.attribute));
+                if value != MISSING_VALUE {
+                    if counts.len() < values.len() {
+                        counts.resize(values.len(), 0);
+                    }
+                    counts[value as usize] += 1;
+                }
+            }
+            counts.resize(values.len(), 0);
+            targets.resize(values.len(), None);
+            let mut seen = vec![false; values.len()];
+            for bucket in &run.buckets {
+                let value = bucket.spread_values[spread_index];
+                if value != MISSING_VALUE {
+                    seen[value as usize] = true;
+                }
+            }
+            let weight = f64::from(spread.weight.max(1));
+            run.spread_weight_total += weight;
+            run.spreads.push(SpreadRun {
+                weight,
+                targets,
+                other_share,
+                has_targets,
+                counts,
+                seen,
+            });
+        }
+        run
+    }
+
+    /// The spread and affinity part of a bucket's score: (sum, count).
+    fn bucket_score(&self, run: &GroupRun, bucket: &Bucket) -> (f64, f64) {
+        let mut sum = 0.0;
+        let mut count = 0.0;
+        if !self.specs[run.group].affinities.is_empty() {
+            sum += bucket.affinity;
+            count += 1.0;
+        }
+        if !run.spreads.is_empty() {
+            let total = f64::from(run.desired_count);
+            let mut spread_sum = 0.0;
+            for (spread_index, spread) in run.spreads.iter().enumerate() {
+                let value = bucket.spread_values[spread_index];
+                let score = if value == MISSING_VALUE {
+                    -1.0
+                } else if spread.has_targets {
+                    let (share, used) = match spread.targets[value as usize] {
+                        Some(share) => (Some(share), f64::from(spread.counts[value as usize])),
+                        None => {
+                            let others: u32 = spread
+                                .counts
+                                .iter()
+                                .zip(&spread.targets)
+                                .filter(|(_, target)| target.is_none())
+                                .map(|(count, _)| *count)
+                                .sum();
+                            (spread.other_share, f64::from(others))
+                        }
+                    };
+                    match share {
+                        Some(share) if share > 0.0 => {
+                            let desired = share * total;
+                            ((desired - used) / desired).clamp(-1.0, 1.0)
+                        }
+                        _ => -1.0,
+                    }
+                } else {
+                    let mut min = u32::MAX;
+                    let mut max = 0u32;
+                    for (count, seen) in spread.counts.iter().zip(&spread.seen) {
+                        if *seen || *count > 0 {
+                            min = min.min(*count);
+                            max = max.max(*count);
+                        }
+                    }
+                    if min >= max {
+                        0.0
+                    } else {
+                        let current = spread.counts[value as usize];
+                        1.0 - 2.0 * f64::from(current - min) / f64::from(max - min)
+                    }
+                };
+                spread_sum += spread.weight / run.spread_weight_total * score;
+            }
+            sum += spread_sum;
+            count += 1.0;
+        }
+        (sum, count)
+    }
+
+    /// Picks the best node for one placement, or `None` when no node fits.
+    pub(crate) fn select(&mut self, run: &mut GroupRun, penalty: &[u32]) -> Option<u32> {
+        let group = run.group;
+        let ask = self.specs[group].ask;
+        let desired = f64::from(run.desired_count);
+        let mut best: Option<(f64, u64, u32)> = None;
+        for bucket_index in 0..run.buckets.len() {
+            self.refill(run, bucket_index);
+            if run.buckets[bucket_index].window.is_empty() {
+                continue;
+            }
+            let (bucket_sum, bucket_count) = self.bucket_score(run, &run.buckets[bucket_index]);
+            let mut position = 0;
+            while position < run.buckets[bucket_index].window.len() {
+                let slot = run.buckets[bucket_index].window[position];
+                if !self.specs[group].distinct_props.is_empty()
+                    && let Err(reason) = self.fits(run, slot)
+                {
+                    run.metrics.exhausted[reason as usize] += 1;
+                    run.state[slot as usize] = STATE_DROPPED;
+                    run.buckets[bucket_index].window.swap_remove(position);
+                    continue;
+                }
+                let local = &self.nodes[slot as usize];
+                let mut sum = bucket_sum
+                    + binpack_score(
+                        &local.used,
+                        ask.cpu + ask.cores * local.mhz_per_core,
+                        ask.mem,
+                        &local.cap,
+                    );
+                // Bin-pack and job anti-affinity always count, so a node
+                // already running the group is not halved by the average
+                // (that would scatter every job over every node).
+                let mut count = bucket_count + 2.0;
+                let collisions = self.group_counts[group][slot as usize];
+                if collisions > 0 {
+                    sum -= f64::from(collisions + 1) / desired;
+                }
+                if !penalty.is_empty() {
+                    count += 1.0;
+                    if penalty.contains(&slot) {
+                        sum -= 1.0;
+                    }
+                }
+                let score = sum / count;
+                let tie = u64::from(local.tie);
+                let better = match best {
+                    None => true,
+                    Some((best_score, best_tie, _)) => score > best_score || (score == best_score && tie > best_tie),
+                };
+                if better {
+                    best = Some((score, tie, slot));
+                }
+                position += 1;
+            }
+        }
+        best.map(|(_, _, slot)| slot)
+    }
+
+    fn refill(&mut self, run: &mut GroupRun, bucket_index: usize) {
+        while run.buckets[bucket_index].window.len() < run.limit {
+            let Some((_, slot)) = run.buckets[bucket_index].heap.pop() else {
+                return;
+            };
+            if run.state[slot as usize] != STATE_HEAP {
+                continue;
+            }
+            match self.fits(run, slot) {
+                Ok(()) => {
+                    run.state[slot as usize] = STATE_WINDOW;
+                    run.buckets[bucket_index].window.push(slot);
+                }
+                Err(reason) => {
+                    run.metrics.exhausted[reason as usize] += 1;
+                    run.state[slot as usize] = STATE_DROPPED;
+                }
+            }
+        }
+    }
+
+    /// After a placement on `slot`: update counters, and drop the node from
+    /// its window if it cannot take another allocation of the group.
+    fn after_place(&mut self, run: &mut GroupRun, slot: u32) {
+        let bucket_index = run.bucket_of[slot as usize];
+        if bucket_index != NONE {
+            let bucket = &run.buckets[bucket_index as usize];
+            for (spread_index, spread) in run.spreads.iter_mut().enumerate() {
+                let value = bucket.spread_values[spread_index];
+                if value != MISSING_VALUE {
+                    spread.counts[value as usize] += 1;
+                }
+            }
+        }
+        for index in 0..run.distinct_values.len() {
+            let value = run.distinct_values[index][slot as usize];
+            if value != MISSING_VALUE {
+                run.distinct_counts[index][value as usize] += 1;
+            }
+        }
+        if run.state[slot as usize] == STATE_WINDOW
+            && let Err(reason) = self.fits(run, slot)
+        {
+            run.metrics.exhausted[reason as usize] += 1;
+            run.state[slot as usize] = STATE_DROPPED;
+            let bucket = &mut run.buckets[bucket_index as usize];
+            if let Some(position) = bucket.window.iter().position(|entry| *entry == slot) {
+                bucket.window.swap_remove(position);
+            }
+        }
+    }
+
+    /// A node gained room (a destructive update stopped an allocation on
+    /// it): make it a candidate again if it had been dropped.
+    pub(crate) fn reconsider(&mut self, run: &mut GroupRun, slot: u32) {
+        let bucket_index = run.bucket_of[slot as usize];
+        if bucket_index == NONE || run.state[slot as usize] != STATE_DROPPED {
+            return;
+        }
+        let local = &self.nodes[slot as usize];
+        let ask = &self.specs[run.group].ask;
+        let score = binpack_score(
+            &local.used,
+            ask.cpu + ask.cores * local.mhz_per_core,
+            ask.mem,
+            &local.cap,
+        );
+        run.buckets[bucket_index as usize]
+            .heap
+            .push((heap_key(score, local.tie), slot));
+        run.state[slot as usize] = STATE_HEAP;
+    }
+
+    /// A node lost room again (an undone stop): it must leave the window if
+    /// it no longer fits.
+    pub(crate) fn recheck(&mut self, run: &mut GroupRun, slot: u32) {
+        if run.state[slot as usize] == STATE_WINDOW && self.fits(run, slot).is_err() {
+            run.state[slot as usize] = STATE_DROPPED;
+            let bucket_index = run.bucket_of[slot as usize] as usize;
+            let bucket = &mut run.buckets[bucket_index];
+            if let Some(position) = bucket.window.iter().position(|entry| *entry == slot) {
+                bucket.window.swap_remove(position);
+            }
+        }
+    }
+
+    /// Whether a fixed node (system jobs) can take the group now; on
+    /// failure records why in the run's metrics.
+    pub(crate) fn check_fixed(&mut self, run: &mut GroupRun, slot: u32) -> bool {
+        match self.static_verdict(run.group, slot) {
+            Err(reason) => {
+                run.metrics.filtered_by_reason[reason as usize] += 1;
+                false
+            }
+            Ok(()) => match self.fits(run, slot) {
+                Ok(()) => true,
+                Err(reason) => {
+                    run.metrics.exhausted[reason as usize] += 1;
+                    false
+                }
+            },
+        }
+    }
+
+    /// Whether the static checks pass for a group on a node.
+    pub(crate) fn statically_feasible(&mut self, group: usize, slot: u32) -> bool {
+        self.static_verdict(group, slot).is_ok()
+    }
+
+    /// Per-group template for new allocations: everything but ID, name,
+    /// node and assigned ports/cores/devices.
+    fn template(&mut self, group: usize) -> &Allocation {
+        if self.templates[group].is_none() {
+            let job = self.job;
+            let task_group = &job.task_groups[group];
+            let mut tasks = BTreeMap::new();
+            for task in &task_group.tasks {
+                tasks.insert(
+                    task.name.clone(),
+                    AllocatedTaskResources {
+                        cpu_mhz: if task.resources.cores > 0 {
+                            0
+                        } else {
+                            task.resources.cpu
+                        },
+                        reserved_cores: Vec::new(),
+                        memory_mb: task.resources.memory_mb,
+                        memory_max_mb: task.resources.memory_max_mb,
+                        devices: BTreeMap::new(),
+                    },
+                );
+            }
+            let networks: Vec<NetworkResource> = task_group
+                .networks
+                .iter()
+                .chain(task_group.tasks.iter().flat_map(|task| task.resources.networks.iter()))
+                .cloned()
+                .collect();
+            let eval = self.ctx.eval;
+            self.templates[group] = Some(Allocation {
+                namespace: job.namespace.clone(),
+                eval_id: eval.id.clone(),
+                job_id: job.id.clone(),
+                job_version: job.version,
+                task_group: task_group.name.clone(),
+                allocated_resources: AllocatedResources {
+                    tasks,
+                    disk_mb: task_group.ephemeral_disk.size_mb,
+                    networks,
+                },
+                desired_status: AllocDesiredStatus::Run,
+                client_status: AllocClientStatus::Pending,
+                deployment_id: self.deployment_id.clone(),
+                create_time: self.ctx.now,
+                modify_time: self.ctx.now,
+                ..Allocation::default()
+            });
+        }
+        self.templates[group].as_ref().expect("template was just built")
+    }
+
+    /// Builds the allocation for a placement on `slot` and charges it to the
+    /// node. `run` is updated so later placements see it.
+    pub(crate) fn place(
+        &mut self,
+        run: &mut GroupRun,
+        slot: u32,
+        request: &PlaceRequest<'v>,
+        alloc_id: String,
+        preempted: Vec<String>,
+    ) -> Allocation {
+        let group = request.group;
+        let mut alloc = self.template(group).clone();
+        alloc.id = alloc_id;
+        alloc.name = Allocation::make_name(&self.job.id, &self.job.task_groups[group].name, request.index);
+        let local_node = self.nodes[slot as usize].node;
+        alloc.node_id = local_node.id.clone();
+        alloc.node_name = local_node.name.clone();
+        alloc.preempted_allocations = preempted;
+        if self.specs[group].needs_detail {
+            self.load_detail(slot);
+            self.assign_detail(group, slot, &mut alloc);
+        }
+        let mhz_per_core = self.nodes[slot as usize].mhz_per_core;
+        for task in &self.job.task_groups[group].tasks {
+            if task.resources.cores > 0
+                && let Some(resources) = alloc.allocated_resources.tasks.get_mut(&task.name)
+            {
+                resources.cpu_mhz = task.resources.cores * mhz_per_core;
+            }
+        }
+        if let Some(previous) = request.previous {
+            alloc.previous_allocation = previous.id.clone();
+            if let PlaceKind::Reschedule { delay } = request.kind {
+                let mut tracker = previous
+                    .reschedule_tracker
+                    .clone()
+                    .unwrap_or_else(RescheduleTracker::default);
+                tracker.events.push(RescheduleEvent {
+                    reschedule_time: self.ctx.now,
+                    prev_alloc_id: previous.id.clone(),
+                    prev_node_id: previous.node_id.clone(),
+                    delay,
+                });
+                alloc.reschedule_tracker = Some(tracker);
+            }
+        }
+        alloc.metrics = Some(AllocMetric {
+            nodes_evaluated: run.metrics.evaluated,
+            nodes_filtered: run.metrics.filtered_by_reason.iter().sum(),
+            nodes_in_pool: self.nodes.len() as u64,
+            nodes_exhausted: run.metrics.exhausted.iter().sum(),
+            ..AllocMetric::default()
+        });
+        let ask = self.specs[group].ask;
+        let local = &mut self.nodes[slot as usize];
+        local.used.add(&Res {
+            cpu: ask.cpu + ask.cores * local.mhz_per_core,
+            ..ask
+        });
+        local.job_allocs += 1;
+        self.ensure_group_counts(group);
+        self.group_counts[group][slot as usize] += 1;
+        self.after_place(run, slot);
+        alloc
+    }
+
+    /// Picks dynamic ports, cores and device instances for a new allocation
+    /// and records them in the node's detail.
+    fn assign_detail(&mut self, group: usize, slot: u32, alloc: &mut Allocation) {
+        let seed = self.ctx.seed;
+        let counter = self.port_counter;
+        self.port_counter += 1;
+        let spec = &self.specs[group];
+        let task_group = spec.group;
+        let local = &mut self.nodes[slot as usize];
+        let node = local.node;
+        let Some(detail) = local.detail.as_deref_mut() else {
+            return;
+        };
+        for port in &spec.static_ports {
+            detail.add_port(*port);
+        }
+        let (low, high) = dynamic_range(node);
+        let span = u64::from(high - low) + 1;
+        let mut pick = mix64(seed, counter ^ 0xD1CE) % span;
+        for network in &mut alloc.allocated_resources.networks {
+            for port in &mut network.dynamic_ports {
+                // Start at a seeded offset and walk the range: different
+                // allocations rarely probe the same ports.
+                let mut tries = 0;
+                while tries < span {
+                    let candidate = low + (pick % span) as u16;
+                    pick += 1;
+                    tries += 1;
+                    if !detail.port_used(candidate) {
+                        port.value = candidate;
+                        detail.add_port(candidate);
+                        break;
+                    }
+                }
+            }
+        }
+        for task in &task_group.tasks {
+            let Some(resources) = alloc.allocated_resources.tasks.get_mut(&task.name) else {
+                continue;
+            };
+            if task.resources.cores > 0 {
+                let mut chosen = Vec::new();
+                for core in 0..node.resources.cores {
+                    if chosen.len() as i64 == task.resources.cores {
+                        break;
+                    }
+                    let core = core as u16;
+                    if let Err(position) = detail.cores.binary_search(&core) {
+                        detail.cores.insert(position, core);
+                        chosen.push(core);
+                    }
+                }
+                resources.reserved_cores = chosen;
+            }
+        }
+        for device_ask in &spec.devices {
+            let task_name = &task_group.tasks[device_ask.task].name;
+            let mut chosen = Vec::new();
+            for device in node
+                .resources
+                .devices
+                .iter()
+                .filter(|device| device_matches(device, device_ask))
+            {
+                for instance in &device.instance_ids {
+                    if chosen.len() as u64 == device_ask.count {
+                        break;
+                    }
+                    if !detail.devices.contains(instance) {
+                        detail.devices.push(instance.clone());
+                        chosen.push(instance.clone());
+                    }
+                }
+            }
+            if let Some(resources) = alloc.allocated_resources.tasks.get_mut(task_name) {
+                resources
+                    .devices
+                    .entry(device_ask.name.clone())
+                    .or_default()
+                    .extend(chosen);
+            }
+        }
+    }
+
+    /// The failure metric for a group, as `failed_tg_allocs` reports it.
+    pub(crate) fn failure_metric(&self, run: &GroupRun) -> AllocMetric {
+        let spec = &self.specs[run.group];
+        let mut metric = AllocMetric {
+            nodes_evaluated: run.metrics.evaluated,
+            nodes_in_pool: self.nodes.len() as u64,
+            coalesced_failures: run.metrics.coalesced,
+            ..AllocMetric::default()
+        };
+        for local in &self.nodes {
+            *metric.nodes_available.entry(local.node.datacenter.clone()).or_default() += 1;
+        }
+        for (reason, count) in run.metrics.filtered_by_reason.iter().enumerate() {
+            if *count > 0 {
+                metric.nodes_filtered += count;
+                *metric
+                    .constraint_filtered
+                    .entry(spec.reasons[reason].clone())
+                    .or_default() += count;
+            }
+        }
+        for (dimension, count) in Exhausted::ALL.iter().zip(run.metrics.exhausted.iter()) {
+            if *count == 0 {
+                continue;
+            }
+            if dimension.is_filter() {
+                metric.nodes_filtered += count;
+                *metric
+                    .constraint_filtered
+                    .entry(dimension.name().to_string())
+                    .or_default() += count;
+            } else {
+                metric.nodes_exhausted += count;
+                *metric
+                    .dimension_exhausted
+                    .entry(dimension.name().to_string())
+                    .or_default() += count;
+            }
+        }
+        for (slot, local) in self.nodes.iter().enumerate() {
+            let class_name = if local.node.node_class.is_empty() {
+                "<none>"
+            } else {
+                local.node.node_class.as_str()
+            };
+            match run.state.get(slot) {
+                Some(&STATE_FILTERED) => *metric.class_filtered.entry(class_name.to_string()).or_default() += 1,
+                Some(&STATE_DROPPED) => *metric.class_exhausted.entry(class_name.to_string()).or_default() += 1,
+                _ => {}
+            }
+        }
+        metric
+    }
+
+    pub(crate) fn note_coalesced(&self, run: &mut GroupRun) {
+        run.metrics.coalesced += 1;
+    }
+
+    /// Computed classes seen, with whether the group was feasible there.
+    pub(crate) fn class_eligibility(&self, group: usize) -> BTreeMap<String, bool> {
+        let mut eligibility = BTreeMap::new();
+        for (class, verdict) in self.class_verdicts[group].iter().enumerate() {
+            if *verdict != 0 {
+                eligibility.insert(self.class_names[class].to_string(), *verdict == 1);
+            }
+        }
+        eligibility
+    }
+
+    fn job_priority(&mut self, namespace: &'v str, job_id: &'v str) -> i32 {
+        if let Some(priority) = self.job_priorities.get(&(namespace, job_id)) {
+            return *priority;
+        }
+        let priority = self
+            .ctx
+            .view
+            .job(namespace, job_id)
+            .map(|job| job.priority)
+            .unwrap_or(types::DEFAULT_JOB_PRIORITY);
+        self.job_priorities.insert((namespace, job_id), priority);
+        priority
+    }
+
+    /// Finds the node where evicting the fewest lower-priority allocations
+    /// (priority at least 10 below the job's) makes the group fit, and the
+    /// allocations to evict. Only nodes that pass the static checks are
+    /// considered; `fixed` restricts the search to one node (system jobs).
+    pub(crate) fn find_preemption(&mut self, run: &GroupRun, fixed: Option<u32>) -> Option<(u32, Vec<&'v Allocation>)> {
+        if !self.ctx.config.preemption_enabled(self.job.job_type) {
+            return None;
+        }
+        let max_victim_priority = self.job.priority - 10;
+        let spec_ask = self.specs[run.group].ask;
+        let static_ports = self.specs[run.group].static_ports.clone();
+        let mut best: Option<(PreemptRank, u32, Vec<&'v Allocation>)> = None;
+        let slots: Vec<u32> = match fixed {
+            Some(slot) => vec![slot],
+            None => (0..self.nodes.len() as u32)
+                .filter(|slot| run.state[*slot as usize] == STATE_DROPPED)
+                .collect(),
+        };
+        for slot in slots {
+            let local = &self.nodes[slot as usize];
+            let need_cpu = spec_ask.cpu + spec_ask.cores * local.mhz_per_core;
+            let mut need = Res {
+                cpu: local.used.cpu + need_cpu - local.cap.cpu,
+                mem: local.used.mem + spec_ask.mem - local.cap.mem,
+                disk: local.used.disk + spec_ask.disk - local.cap.disk,
+                cores: local.used.cores + spec_ask.cores - local.cap.cores,
+            };
+            let node_id: &'v str = local.node.id.as_str();
+            let node_reserved: Vec<u16> = local.node.reserved_ports.clone();
+            if static_ports.iter().any(|port| node_reserved.contains(port)) {
+                continue;
+            }
+            let mut candidates: Vec<(&'v Allocation, i32, Res)> = Vec::new();
+            let mut forced: Vec<&'v Allocation> = Vec::new();
+            let mut blocked = false;
+            for alloc in self.ctx.view.allocs_by_node(node_id) {
+                if !alloc.holds_resources() || self.is_freed(&alloc.id) {
+                    continue;
+                }
+                let same_job = alloc.job_id == self.job.id && alloc.namespace == self.job.namespace;
+                let priority = self.job_priority(alloc.namespace.as_str(), alloc.job_id.as_str());
+                let preemptible = !same_job && priority <= max_victim_priority;
+                let holds_wanted_port = alloc
+                    .allocated_resources
+                    .host_ports()
+                    .any(|port| static_ports.contains(&port));
+                if holds_wanted_port {
+                    if preemptible {
+                        forced.push(alloc);
+                    } else {
+                        blocked = true;
+                    }
+                    continue;
+                }
+                if preemptible {
+                    candidates.push((
+                        alloc,
+                        priority,
+                        Res::from_comparable(&alloc.allocated_resources.comparable()),
+                    ));
+                }
+            }
+            if blocked {
+                continue;
+            }
+            for alloc in &forced {
+                need.sub(&Res::from_comparable(&alloc.allocated_resources.comparable()));
+            }
+            let covered = |need: &Res| need.cpu <= 0 && need.mem <= 0 && need.disk <= 0 && need.cores <= 0;
+            // Lowest priority first; among equals, the allocation covering
+            // the largest share of what is still missing.
+            let usefulness = |need: &Res, res: &Res| -> f64 {
+                let mut total = 0.0;
+                for (missing, have) in [
+                    (need.cpu, res.cpu),
+                    (need.mem, res.mem),
+                    (need.disk, res.disk),
+                    (need.cores, res.cores),
+                ] {
+                    if missing > 0 {
+                        total += have.min(missing) as f64 / missing as f64;
+                    }
+                }
+                total
+            };
+            let mut chosen: Vec<(&'v Allocation, i32, Res)> = Vec::new();
+            let mut remaining = candidates;
+            while !covered(&need) && !remaining.is_empty() {
+                let mut pick = 0;
+                for index in 1..remaining.len() {
+                    let (_, priority, res) = &remaining[index];
+                    let (_, best_priority, best_res) = &remaining[pick];
+                    let better = *priority < *best_priority
+                        || (*priority == *best_priority && usefulness(&need, res) > usefulness(&need, best_res));
+                    if better {
+                        pick = index;
+                    }
+                }
+                let entry = remaining.swap_remove(pick);
+                need.sub(&entry.2);
+                chosen.push(entry);
+            }
+            if !covered(&need) {
+                continue;
+            }
+            // Drop any victim the others make unnecessary, highest priority first.
+            let mut index = chosen.len();
+            while index > 0 {
+                index -= 1;
+                let mut without = need;
+                without.add(&chosen[index].2);
+                if covered(&without) {
+                    need = without;
+                    chosen.remove(index);
+                }
+            }
+            let victims: Vec<&'v Allocation> = forced
+                .iter()
+                .copied()
+                .chain(chosen.iter().map(|entry| entry.0))
+                .collect();
+            // After eviction the ports, cores and devices must work out too.
+            let max_priority = chosen.iter().map(|entry| entry.1).max().unwrap_or(0);
+            let evicted: i64 = chosen.iter().map(|entry| entry.2.cpu + entry.2.mem).sum();
+            let rank = (
+                victims.len(),
+                max_priority,
+                evicted,
+                u32::MAX - self.nodes[slot as usize].tie,
+            );
+            if best.as_ref().is_none_or(|(best_rank, _, _)| rank < *best_rank) {
+                best = Some((rank, slot, victims));
+            }
+        }
+        best.map(|(_, slot, victims)| (slot, victims))
+    }
+
+    /// Evicts the chosen allocations into the plan, frees their resources,
+    /// and checks that the group now fits (ports and devices included).
+    pub(crate) fn apply_preemption(
+        &mut self,
+        run: &mut GroupRun,
+        slot: u32,
+        victims: &[&'v Allocation],
+        preemptor_id: &str,
+        plan: &mut Plan,
+    ) -> bool {
+        for victim in victims {
+            self.free_alloc(victim);
+        }
+        if self.fits(run, slot).is_err() {
+            for victim in victims {
+                self.unfree_alloc(victim);
+            }
+            return false;
+        }
+        for victim in victims {
+            plan.append_preemption(victim, preemptor_id);
+            let job_type = self
+                .ctx
+                .view
+                .job(&victim.namespace, &victim.job_id)
+                .map(|job| job.job_type);
+            let priority = self.job_priority(victim.namespace.as_str(), victim.job_id.as_str());
+            self.preempted_jobs
+                .insert((victim.namespace.clone(), victim.job_id.clone()), (priority, job_type));
+        }
+        true
+    }
+}
+
+/// How a preemption choice ranks: fewer victims, then lower victim
+/// priority, then less evicted, then the shuffle tie-break.
+type PreemptRank = (usize, i32, i64, u32);
+
+fn resource_exhausted(local: &LocalNode<'_>, ask: &Res) -> Option<Exhausted> {
+    let need_cpu = ask.cpu + ask.cores * local.mhz_per_core;
+    if local.used.cpu + need_cpu > local.cap.cpu {
+        Some(Exhausted::Cpu)
+    } else if local.used.mem + ask.mem > local.cap.mem {
+        Some(Exhausted::Memory)
+    } else if local.used.disk + ask.disk > local.cap.disk {
+        Some(Exhausted::Disk)
+    } else if local.used.cores + ask.cores > local.cap.cores {
+        Some(Exhausted::Cores)
+    } else {
+        None
+    }
+}
+
+fn affinity_score(affinities: &[(Compiled, f64)], node: &Node) -> f64 {
+    let total: f64 = affinities.iter().map(|(_, weight)| weight.abs()).sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    let matched: f64 = affinities
+        .iter()
+        .filter(|(affinity, _)| affinity.check_node(node))
+        .map(|(_, weight)| *weight)
+        .sum();
+    matched / total
+}
+
+/// The node's dynamic port range, with Nomad's defaults when unset.
+pub(crate) fn dynamic_range(node: &Node) -> (u16, u16) {
+    let low = if node.resources.min_dynamic_port == 0 {
+        20000
+    } else {
+        node.resources.min_dynamic_port
+    };
+    let high = if node.resources.max_dynamic_port == 0 {
+        32000
+    } else {
+        node.resources.max_dynamic_port
+    };
+    if high < low { (low, low) } else { (low, high) }
+}
+
+fn remove_detail(detail: &mut Detail, alloc: &Allocation) {
+    for port in alloc.allocated_resources.host_ports() {
+        detail.remove_port(port);
+    }
+    for task in alloc.allocated_resources.tasks.values() {
+        for core in &task.reserved_cores {
+            if let Ok(position) = detail.cores.binary_search(core) {
+                detail.cores.remove(position);
+            }
+        }
+        for instance in task.devices.values().flatten() {
+            if let Some(position) = detail.devices.iter().position(|used| used == instance) {
+                detail.devices.swap_remove(position);
+            }
+        }
+    }
+}
+
+fn add_detail(detail: &mut Detail, resources: &AllocatedResources) {
+    for port in resources.host_ports() {
+        detail.add_port(port);
+    }
+    for task in resources.tasks.values() {
+        for core in &task.reserved_cores {
+            if let Err(position) = detail.cores.binary_search(core) {
+                detail.cores.insert(position, *core);
+            }
+        }
+        detail.devices.extend(task.devices.values().flatten().cloned());
+    }
+}
+
+/// A new evaluation record with the fields every created evaluation shares.
+pub(crate) fn new_eval(
+    template: &Evaluation,
+    job: Option<&Job>,
+    id: String,
+    status: EvalStatus,
+    triggered_by: &str,
+    now: UnixNanos,
+) -> Evaluation {
+    Evaluation {
+        id,
+        namespace: template.namespace.clone(),
+        priority: job.map(|job| job.priority).unwrap_or(template.priority),
+        job_type: job.map(|job| job.job_type).or(template.job_type),
+        triggered_by: triggered_by.to_string(),
+        job_id: template.job_id.clone(),
+        job_modify_index: job.map(|job| job.job_modify_index).unwrap_or(template.job_modify_index),
+        status,
+        previous_eval: template.id.clone(),
+        create_time: now,
+        modify_time: now,
+        ..Evaluation::default()
+    }
+}

@@ -1,0 +1,464 @@
+//! Data-driven scheduler tests: a text fixture of nodes, jobs and
+//! allocations goes in, the rendered plan comes out and is compared with a
+//! snapshot. Refresh snapshots with `UPDATE_EXPECT=1 cargo test -p scheduler`.
+
+use expect_test::{Expect, expect};
+use scheduler::testing::{parse_fixture, run_fixture};
+
+fn check(fixture: &str, expected: Expect) {
+    let fixture = parse_fixture(fixture).expect("fixture parses");
+    let (_, rendered) = run_fixture(&fixture, 7).expect("evaluation schedules");
+    expected.assert_eq(&rendered);
+}
+
+#[test]
+fn simple_placement() {
+    check(
+        r#"
+node n1 cpu=4000 mem=8192
+node n2 cpu=4000 mem=8192
+job web
+group api count=3 cpu=500 mem=256
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            place n1 web.api[0] (id-1) v0 cpu=500 mem=256
+            place n1 web.api[2] (id-3) v0 cpu=500 mem=256
+            place n2 web.api[1] (id-2) v0 cpu=500 mem=256
+        "#]],
+    );
+}
+
+#[test]
+fn count_increase_and_decrease() {
+    check(
+        r#"
+node n1
+node n2
+job web
+group api count=4 cpu=500 mem=256
+group db count=1 cpu=500 mem=256
+alloc a0 web.api[0] node=n1
+alloc a1 web.api[1] node=n2
+alloc d0 web.db[0] node=n1
+alloc d1 web.db[1] node=n2
+alloc d2 web.db[2] node=n2
+"#,
+        expect![[r#"
+            eval complete queued: api=0 db=0
+            stop n2 web.db[1] (d1): alloc not needed since the group count was reduced
+            stop n2 web.db[2] (d2): alloc not needed since the group count was reduced
+            place n1 web.api[2] (id-1) v0 cpu=500 mem=256
+            place n2 web.api[3] (id-2) v0 cpu=500 mem=256
+        "#]],
+    );
+}
+
+#[test]
+fn node_down_replaces_lost_allocs() {
+    check(
+        r#"
+node n1 status=down
+node n2
+node n3 drain=true
+job web
+group api count=3 cpu=500 mem=256
+alloc a0 web.api[0] node=n1
+alloc a1 web.api[1] node=n2
+alloc a2 web.api[2] node=n3
+eval trigger=node-update
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (a0): alloc lost since its node is down [lost]
+            stop n3 web.api[2] (a2): alloc migrating off a draining node
+            place n2 web.api[0] (id-1) v0 cpu=500 mem=256 prev=a0
+            place n2 web.api[2] (id-2) v0 cpu=500 mem=256 prev=a2
+        "#]],
+    );
+}
+
+#[test]
+fn failed_alloc_rescheduled_with_exponential_delay() {
+    check(
+        r#"
+now 1000s
+node n1
+node n2
+job web
+group api count=2 cpu=500 mem=256 reschedule=exponential:30s:1h unlimited=true
+alloc a0 web.api[0] node=n1 failed_at=900s reschedules=30s,60s
+alloc a1 web.api[1] node=n2 failed_at=995s
+eval trigger=alloc-failure
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            update n1 web.api[0] (a0) v0 cpu=500 mem=256 followup=id-1
+            update n2 web.api[1] (a1) v0 cpu=500 mem=256 followup=id-1
+            created id-1 pending job=web trigger=alloc-failure wait_until=+25s
+        "#]],
+    );
+}
+
+#[test]
+fn delayed_reschedule_runs_when_due() {
+    check(
+        r#"
+now 1100s
+node n1
+node n2
+job web
+group api count=1 cpu=500 mem=256 reschedule=exponential:30s:1h unlimited=true
+alloc a0 web.api[0] node=n1 failed_at=995s followup=e1
+eval trigger=alloc-failure
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (a0): alloc rescheduled after failure
+            place n2 web.api[0] (id-1) v0 cpu=500 mem=256 prev=a0 reschedule#1 delay=30s
+        "#]],
+    );
+}
+
+#[test]
+fn batch_reschedule_attempts_run_out() {
+    check(
+        r#"
+node n1
+job report type=batch
+group crunch count=2 cpu=500 mem=256 reschedule=constant:5s attempts=1 interval=24h
+alloc a0 report.crunch[0] node=n1 failed_at=100s reschedules=5s
+alloc a1 report.crunch[1] node=n1 status=complete
+"#,
+        expect![[r#"
+            eval complete queued: crunch=0
+        "#]],
+    );
+}
+
+#[test]
+fn canary_update_places_canaries_first() {
+    check(
+        r#"
+node n1
+node n2
+job web version=0
+group api count=3 cpu=500 mem=256
+job web version=1
+group api count=3 cpu=600 mem=256 canary=1 max_parallel=1
+alloc a0 web.api[0] node=n1 version=0
+alloc a1 web.api[1] node=n2 version=0
+alloc a2 web.api[2] node=n1 version=0
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            place n2 web.api[0] (id-1) v1 cpu=600 mem=256
+        "#]],
+    );
+}
+
+#[test]
+fn promoted_canary_rolls_with_max_parallel() {
+    check(
+        r#"
+node n1
+node n2
+job web version=0
+group api count=3 cpu=500 mem=256
+job web version=1
+group api count=3 cpu=600 mem=256 canary=1 max_parallel=1
+alloc a0 web.api[0] node=n1 version=0
+alloc a1 web.api[1] node=n2 version=0
+alloc a2 web.api[2] node=n1 version=0
+alloc c0 web.api[0] node=n2 version=1
+deployment web version=1 promoted=api
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (a0): alloc replaced by a promoted canary
+            stop n2 web.api[1] (a1): alloc replaced by a newer job version
+            place n2 web.api[1] (id-1) v1 cpu=600 mem=256 prev=a1 deployment=deploy-web
+        "#]],
+    );
+}
+
+#[test]
+fn in_place_update_when_tasks_are_unchanged() {
+    check(
+        r#"
+node n1
+job web version=0 priority=40
+group api count=2 cpu=500 mem=256
+job web version=1 priority=60
+group api count=2 cpu=500 mem=256
+alloc a0 web.api[0] node=n1 version=0
+alloc a1 web.api[1] node=n1 version=0
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            update n1 web.api[0] (a0) v1 cpu=500 mem=256
+            update n1 web.api[1] (a1) v1 cpu=500 mem=256
+        "#]],
+    );
+}
+
+#[test]
+fn job_stopped_stops_everything() {
+    check(
+        r#"
+node n1
+job web stop=true
+group api count=2
+alloc a0 web.api[0] node=n1
+alloc a1 web.api[1] node=n1 status=complete
+"#,
+        expect![[r#"
+            eval complete queued: 
+            stop n1 web.api[0] (a0): alloc not needed since the job was stopped
+        "#]],
+    );
+}
+
+#[test]
+fn system_job_on_a_new_node() {
+    check(
+        r#"
+node n1
+node n2
+node n3 class=new
+node n4 eligible=false
+node n5 drivers=docker
+job agent type=system
+group collect cpu=100 mem=64
+alloc a1 agent.collect[0] node=n1
+alloc a2 agent.collect[0] node=n2
+eval trigger=node-update node=n3
+"#,
+        expect![[r#"
+            eval complete queued: collect=0
+            place n3 agent.collect[0] (id-1) v0 cpu=100 mem=64
+        "#]],
+    );
+}
+
+#[test]
+fn sysbatch_runs_once_per_node() {
+    check(
+        r#"
+node n1
+node n2
+job sweep type=sysbatch
+group once cpu=100 mem=64
+alloc a1 sweep.once[0] node=n1 status=complete
+"#,
+        expect![[r#"
+            eval complete queued: once=0
+            place n2 sweep.once[0] (id-1) v0 cpu=100 mem=64
+        "#]],
+    );
+}
+
+#[test]
+fn spread_with_targets() {
+    check(
+        r#"
+node a1 dc=dc1
+node a2 dc=dc1
+node a3 dc=dc1
+node b1 dc=dc2
+node b2 dc=dc2
+node b3 dc=dc2
+job web dcs=dc*
+spread ${node.datacenter} weight=100 dc1=70 dc2=30
+group api count=10 cpu=100 mem=64
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            place a1 web.api[1] (id-2) v0 cpu=100 mem=64
+            place a1 web.api[5] (id-6) v0 cpu=100 mem=64
+            place a1 web.api[9] (id-10) v0 cpu=100 mem=64
+            place a2 web.api[3] (id-4) v0 cpu=100 mem=64
+            place a2 web.api[8] (id-9) v0 cpu=100 mem=64
+            place a3 web.api[2] (id-3) v0 cpu=100 mem=64
+            place a3 web.api[7] (id-8) v0 cpu=100 mem=64
+            place b1 web.api[0] (id-1) v0 cpu=100 mem=64
+            place b2 web.api[6] (id-7) v0 cpu=100 mem=64
+            place b3 web.api[4] (id-5) v0 cpu=100 mem=64
+        "#]],
+    );
+}
+
+#[test]
+fn even_spread_without_targets() {
+    check(
+        r#"
+node a1 dc=dc1 cpu=16000 mem=32768
+node b1 dc=dc2
+node c1 dc=dc3
+job web
+group api count=6 cpu=100 mem=64
+spread ${node.datacenter}
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            place a1 web.api[2] (id-3) v0 cpu=100 mem=64
+            place a1 web.api[5] (id-6) v0 cpu=100 mem=64
+            place b1 web.api[1] (id-2) v0 cpu=100 mem=64
+            place b1 web.api[4] (id-5) v0 cpu=100 mem=64
+            place c1 web.api[0] (id-1) v0 cpu=100 mem=64
+            place c1 web.api[3] (id-4) v0 cpu=100 mem=64
+        "#]],
+    );
+}
+
+#[test]
+fn preemption_of_lower_priority_work() {
+    check(
+        r#"
+node n1 cpu=2000 mem=4096
+job low priority=20
+group g count=3 cpu=600 mem=1024
+job mid priority=45
+group g count=1 cpu=200 mem=256
+job high priority=70
+group g count=1 cpu=1000 mem=1024
+alloc l0 low.g[0] node=n1
+alloc l1 low.g[1] node=n1
+alloc l2 low.g[2] node=n1
+alloc m0 mid.g[0] node=n1
+eval job=high
+"#,
+        expect![[r#"
+            eval complete queued: g=0
+            place n1 high.g[0] (id-1) v0 cpu=1000 mem=1024 preempting=l0,l1
+            preempt n1 low.g[0] (l0) by id-1
+            preempt n1 low.g[1] (l1) by id-1
+            created id-2 pending job=low trigger=preemption
+        "#]],
+    );
+}
+
+#[test]
+fn constraints_filter_with_failed_tg_allocs() {
+    check(
+        r#"
+node n1 attr.kernel.name=darwin
+node n2 class=gpu attr.cpu.arch=arm64
+node n3 mem=512
+node n4 dc=dc9
+job web dcs=dc1
+constraint ${attr.kernel.name} = linux
+group api count=2 cpu=500 mem=1024
+constraint ${attr.cpu.arch} != arm64
+"#,
+        expect![[r#"
+            eval complete queued: api=2
+            created id-1 blocked job=web trigger=queued-allocs classes=1ok/2no escaped=false
+            failed api: evaluated=3 filtered=2 exhausted=1 coalesced=1
+              filtered ${attr.cpu.arch} != arm64: 1
+              filtered ${attr.kernel.name} = linux: 1
+              exhausted memory: 1
+        "#]],
+    );
+}
+
+#[test]
+fn ports_static_dynamic_and_collisions() {
+    check(
+        r#"
+node n1 ports=20000-20002 reserved_ports=8080
+node n2 ports=20000-20002
+node n3 ports=20000-20002
+job web
+group api count=3 cpu=100 mem=64 static=http:8080 dynamic=admin
+alloc x0 web.api[5] node=n3 ports=8080 status=running
+"#,
+        expect![[r#"
+            eval complete queued: api=1
+            place n2 web.api[0] (id-1) v0 cpu=100 mem=64 ports=http:8080,admin:20002
+            created id-3 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
+            failed api: evaluated=3 filtered=0 exhausted=3 coalesced=0
+              exhausted network: reserved port collision: 3
+        "#]],
+    );
+}
+
+#[test]
+fn distinct_hosts_and_property() {
+    check(
+        r#"
+node n1 meta.rack=r1
+node n2 meta.rack=r1
+node n3 meta.rack=r2
+node n4 meta.rack=r3
+job web
+group api count=4 cpu=100 mem=64
+constraint ${meta.rack} distinct_property 1
+"#,
+        expect![[r#"
+            eval complete queued: api=1
+            place n1 web.api[1] (id-2) v0 cpu=100 mem=64
+            place n3 web.api[2] (id-3) v0 cpu=100 mem=64
+            place n4 web.api[0] (id-1) v0 cpu=100 mem=64
+            created id-5 blocked job=web trigger=queued-allocs classes=3ok/0no escaped=true
+            failed api: evaluated=4 filtered=4 exhausted=0 coalesced=0
+              filtered distinct_property: 4
+        "#]],
+    );
+}
+
+#[test]
+fn cores_and_devices() {
+    check(
+        r#"
+node n1 cpu=8000 cores=8
+node n2 cpu=8000 cores=8 device=nvidia/gpu/t4:2
+job ml
+group train count=3 cores=2 mem=512 device=nvidia/gpu:1
+"#,
+        expect![[r#"
+            eval complete queued: train=1
+            place n2 ml.train[0] (id-1) v0 cpu=2000 mem=512 cores=0,1 devices=n2-t4-0
+            place n2 ml.train[1] (id-2) v0 cpu=2000 mem=512 cores=2,3 devices=n2-t4-1
+            created id-4 blocked job=ml trigger=queued-allocs classes=1ok/0no escaped=true
+            failed train: evaluated=2 filtered=1 exhausted=1 coalesced=0
+              filtered missing devices: 1
+              exhausted devices: no free instances: 1
+        "#]],
+    );
+}
+
+#[test]
+fn blocked_eval_reblocks() {
+    check(
+        r#"
+node n1 cpu=1000
+job web
+group api count=2 cpu=800 mem=64
+eval status=blocked id=blocked-1
+"#,
+        expect![[r#"
+            eval blocked queued: api=1
+            place n1 web.api[0] (id-1) v0 cpu=800 mem=64
+            failed api: evaluated=1 filtered=0 exhausted=1 coalesced=0
+              exhausted cpu: 1
+        "#]],
+    );
+}
+
+#[test]
+fn deregistered_job() {
+    check(
+        r#"
+node n1
+job gone deregistered=true
+group g count=1
+alloc a0 gone.g[0] node=n1
+eval job=gone
+"#,
+        expect![[r#"
+            eval complete queued: 
+            stop n1 gone.g[0] (a0): alloc not needed since the job was deregistered
+        "#]],
+    );
+}

@@ -1,0 +1,90 @@
+"""Drives a Drover agent with python-nomad, the Python client Nomad users
+already have: register a job, read it, list its allocations, read one
+allocation, and deregister it. Exits non-zero on the first mismatch.
+
+Usage: python3 nomad_client.py HOST PORT
+"""
+
+import sys
+import time
+
+import nomad
+
+
+def wait_for(what, check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    client = nomad.Nomad(host=host, port=port, timeout=10)
+
+    job = {
+        "Job": {
+            "ID": "pyjob",
+            "Name": "pyjob",
+            "Type": "service",
+            "Datacenters": ["dc1"],
+            "TaskGroups": [
+                {
+                    "Name": "web",
+                    "Count": 1,
+                    "Tasks": [
+                        {
+                            "Name": "sleeper",
+                            "Driver": "raw_exec",
+                            "Config": {"command": "/bin/sleep", "args": ["300"]},
+                            "Resources": {"CPU": 100, "MemoryMB": 32},
+                        }
+                    ],
+                }
+            ],
+        }
+    }
+    registered = client.job.register_job("pyjob", job)
+    assert registered["EvalID"], registered
+    assert registered["JobModifyIndex"] > 0, registered
+
+    read = client.job.get_job("pyjob")
+    assert read["ID"] == "pyjob", read
+    assert read["TaskGroups"][0]["Tasks"][0]["Driver"] == "raw_exec", read
+    assert any(j["ID"] == "pyjob" for j in client.jobs.get_jobs())
+
+    allocs = wait_for(
+        "a running allocation",
+        lambda: [a for a in client.job.get_allocations("pyjob") if a["ClientStatus"] == "running"],
+    )
+    alloc = client.allocation.get_allocation(allocs[0]["ID"])
+    assert alloc["JobID"] == "pyjob", alloc
+    assert alloc["TaskStates"]["sleeper"]["State"] == "running", alloc
+    assert alloc["Job"]["ID"] == "pyjob", alloc
+
+    evaluation = client.evaluation.get_evaluation(registered["EvalID"])
+    assert evaluation["Status"] == "complete", evaluation
+
+    stopped = client.job.deregister_job("pyjob")
+    assert stopped["EvalID"], stopped
+    wait_for(
+        "the allocation to stop",
+        lambda: all(a["ClientStatus"] == "complete" for a in client.job.get_allocations("pyjob")),
+    )
+    assert client.job.get_job("pyjob")["Stop"] is True
+
+    client.job.deregister_job("pyjob", purge=True)
+    try:
+        client.job.get_job("pyjob")
+    except nomad.api.exceptions.URLNotFoundNomadException:
+        pass
+    else:
+        raise AssertionError("purged job is still readable")
+    print("python-nomad: 6 checks passed")
+
+
+if __name__ == "__main__":
+    main()
