@@ -1,0 +1,40 @@
+//! Nomad's own Python client (`python-nomad`, installed from PyPI by
+//! `scripts/test.sh`) drives a real dev agent: register, read, list
+//! allocations, read one, deregister and purge.
+
+use drover::agent::{Agent, AgentConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_nomad_client_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(AgentConfig {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..AgentConfig::default()
+    })
+    .await
+    .expect("agent starts");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/nomad_client.py");
+    let port = agent.http_addr.port().to_string();
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args(["127.0.0.1", &port])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("python-nomad script finishes in time")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python-nomad script failed (is python-nomad installed? scripts/test.sh installs it)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("python-nomad: 6 checks passed"), "{stdout}");
+    agent.shutdown().await;
+}
