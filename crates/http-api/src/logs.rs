@@ -149,7 +149,8 @@ pub async fn logs(
     if task.contains('/') || task.contains("..") {
         return Err(ApiError::BadRequest(format!("invalid task name {task:?}")));
     }
-    let dir = root.join(&alloc.id).join("alloc").join("logs");
+    // The client owns the allocation directory layout.
+    let dir = client::AllocDir::new(&root, &alloc.id).logs_dir();
     let files = log_files(&dir, &task, &log_type);
     let total = total_len(&files);
     let start = match query.origin.as_str() {
