@@ -122,7 +122,10 @@ async fn tasks_survive_a_kill_9_of_the_agent_and_are_reattached() {
     // SIGKILL: no shutdown code runs in the agent.
     agent.0.kill().expect("kill -9");
     agent.0.wait().expect("reap agent");
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "the task died with the agent");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the task died with the agent"
+    );
     let log_at_kill = log_len(dir.path(), &alloc.id);
 
     let _agent = spawn_agent(dir.path(), http, rpc);
