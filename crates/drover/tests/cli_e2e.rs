@@ -66,7 +66,11 @@ async fn run_logs_follow_and_stop_through_the_cli() {
     let status = run(&address, &["job", "status", "hello"]).await;
     assert!(text(&status).contains(&format!("{short}  ")), "{}", text(&status));
     let alloc_status = run(&address, &["alloc", "status", short]).await;
-    assert!(text(&alloc_status).contains("Task \"hello\" is \"running\""), "{}", text(&alloc_status));
+    assert!(
+        text(&alloc_status).contains("Task \"hello\" is \"running\""),
+        "{}",
+        text(&alloc_status)
+    );
     let node_status = run(&address, &["node", "status"]).await;
     assert!(text(&node_status).contains("ready"), "{}", text(&node_status));
 
@@ -95,7 +99,9 @@ async fn run_logs_follow_and_stop_through_the_cli() {
     let _ = follower.kill();
     let _ = follower.wait();
     assert!(
-        lines.iter().all(|line| line.starts_with(&format!("hello from {alloc_id} line "))),
+        lines
+            .iter()
+            .all(|line| line.starts_with(&format!("hello from {alloc_id} line "))),
         "{lines:?}"
     );
     let logs = run(&address, &["alloc", "logs", short, "hello"]).await;
@@ -106,7 +112,10 @@ async fn run_logs_follow_and_stop_through_the_cli() {
     assert!(stop.status.success(), "{}", text(&stop));
     let started = Instant::now();
     while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(started.elapsed() < Duration::from_secs(30), "pid {pid} survived the stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "pid {pid} survived the stop"
+        );
         // Waits for the kernel to reap the killed process; bounded above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -106,10 +106,20 @@ async fn a_silent_node_is_marked_down_and_its_allocations_replaced() {
     let (server, service) = start(dir.path(), Duration::from_millis(400)).await;
     register(&service, node("node-a")).await;
     register(&service, node("node-b")).await;
-    server.register_job(job("web", JobType::Service, 1)).await.expect("register job");
-    wait_state(&server, "one placed allocation", |state| state.allocs_by_job("default", "web").len() == 1).await;
+    server
+        .register_job(job("web", JobType::Service, 1))
+        .await
+        .expect("register job");
+    wait_state(&server, "one placed allocation", |state| {
+        state.allocs_by_job("default", "web").len() == 1
+    })
+    .await;
     let first = server.state().allocs_by_job("default", "web")[0].clone();
-    let (silent, alive) = if first.node_id == "node-a" { ("node-a", "node-b") } else { ("node-b", "node-a") };
+    let (silent, alive) = if first.node_id == "node-a" {
+        ("node-a", "node-b")
+    } else {
+        ("node-b", "node-a")
+    };
 
     // Keep only the other node heartbeating.
     let heartbeats = {
@@ -162,7 +172,10 @@ async fn blocked_work_is_placed_when_capacity_frees_and_system_jobs_reach_new_no
     let mut big = job("big", JobType::Batch, 1);
     big.task_groups[0].tasks[0].resources.cpu = 3000;
     server.register_job(big.clone()).await.expect("first");
-    wait_state(&server, "first placed", |state| state.allocs_by_job("default", "big").len() == 1).await;
+    wait_state(&server, "first placed", |state| {
+        state.allocs_by_job("default", "big").len() == 1
+    })
+    .await;
     let mut second = big.clone();
     second.id = "big2".into();
     server.register_job(second).await.expect("second");
@@ -189,14 +202,26 @@ async fn blocked_work_is_placed_when_capacity_frees_and_system_jobs_reach_new_no
         }))
         .await
         .expect("alloc update");
-    wait_state(&server, "the blocked job placed", |state| state.allocs_by_job("default", "big2").len() == 1).await;
+    wait_state(&server, "the blocked job placed", |state| {
+        state.allocs_by_job("default", "big2").len() == 1
+    })
+    .await;
 
     // A system job gets one allocation per node, including nodes that join later.
-    server.register_job(job("sys", JobType::System, 1)).await.expect("system job");
-    wait_state(&server, "system alloc on node-a", |state| state.allocs_by_job("default", "sys").len() == 1).await;
+    server
+        .register_job(job("sys", JobType::System, 1))
+        .await
+        .expect("system job");
+    wait_state(&server, "system alloc on node-a", |state| {
+        state.allocs_by_job("default", "sys").len() == 1
+    })
+    .await;
     register(&service, node("node-c")).await;
     wait_state(&server, "system alloc on the new node", |state| {
-        state.allocs_by_job("default", "sys").iter().any(|alloc| alloc.node_id == "node-c")
+        state
+            .allocs_by_job("default", "sys")
+            .iter()
+            .any(|alloc| alloc.node_id == "node-c")
     })
     .await;
     assert_eq!(server.state().allocs_by_job("default", "sys").len(), 2);
