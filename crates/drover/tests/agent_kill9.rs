@@ -48,10 +48,10 @@ fn spawn_agent(data_dir: &Path, http: u16, rpc: u16) -> AgentProcess {
 async fn wait_ready(client: &Client) {
     let started = Instant::now();
     loop {
-        if let Ok(nodes) = client.nodes("").await {
-            if nodes.iter().any(|node| node.status == "ready") {
-                return;
-            }
+        if let Ok(nodes) = client.nodes("").await
+            && nodes.iter().any(|node| node.status == "ready")
+        {
+            return;
         }
         assert!(started.elapsed() < DEADLINE, "agent never became ready");
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -144,10 +144,10 @@ async fn latency(jobs: usize, drover: Option<PathBuf>) -> anyhow::Result<()> {
     let client = Client::new(format!("http://127.0.0.1:{http_port}"));
     let started = Instant::now();
     loop {
-        if let Ok(nodes) = client.nodes("").await {
-            if nodes.iter().any(|node| node.status == "ready") {
-                break;
-            }
+        if let Ok(nodes) = client.nodes("").await
+            && nodes.iter().any(|node| node.status == "ready")
+        {
+            break;
         }
         if started.elapsed() > Duration::from_secs(10) {
             bail!("agent not ready within 10s");
