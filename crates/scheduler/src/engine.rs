@@ -17,7 +17,7 @@
 //! allocates or compares strings.
 
 use crate::constraint::{Compiled, Op};
-use crate::util::{FxHashMap, mix64, pow10};
+use crate::util::{FxHashMap, mix64};
 use crate::{ClusterView, NodeUsage, SchedulerConfig};
 use std::collections::{BTreeMap, BinaryHeap};
 use types::{
@@ -444,6 +444,11 @@ pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
     port_counter: u64,
     templates: Vec<Option<Allocation>>,
     pub deployment_id: String,
+    /// The packing model of this evaluation (binding dimension, reserve).
+    pack: Packing,
+    /// New allocations by local node, moved into the plan by
+    /// [`State::flush_into`] (one plan lookup per node, not per placement).
+    staged: FxHashMap<u32, Vec<Allocation>>,
 }
 
 /// What kind of placement a request is, for the new allocation's links.
@@ -531,21 +536,69 @@ fn intern(values: &mut FxHashMap<String, u32>, value: Option<String>) -> u32 {
     }
 }
 
-/// Bin-pack score of a node after adding `ask`: near 1 when full, near 0
-/// when empty. Both cpu and memory count, each through `10^free` so that a
-/// dimension nearly full weighs more than two half-full ones.
-#[inline]
-fn binpack_score(used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) -> f64 {
-    let free_fraction = |used: i64, ask: i64, cap: i64| -> f64 {
-        if cap <= 0 {
-            0.0
+/// How an evaluation packs: which dimension binds cluster-wide, and how
+/// much of the other dimension a node should keep free per unit of free
+/// binding dimension (the cluster's demand mix), so that nodes fill up in
+/// the binding dimension instead of stranding it behind the other one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Packing {
+    /// Memory binds (else cpu).
+    pub mem_binds: bool,
+    /// Other dimension per unit of binding dimension, over what the
+    /// cluster runs plus what this job asks for.
+    pub reserve: f64,
+}
+
+impl Packing {
+    /// From the totals of the candidate nodes (capacity and usage) and the
+    /// job's own demand.
+    fn from_totals(cap: &Res, used: &Res, demand: &Res) -> Packing {
+        let pressure = |used: i64, demand: i64, cap: i64| {
+            if cap > 0 {
+                (used + demand) as f64 / cap as f64
+            } else {
+                0.0
+            }
+        };
+        let cpu = pressure(used.cpu, demand.cpu, cap.cpu);
+        let mem = pressure(used.mem, demand.mem, cap.mem);
+        let mem_binds = mem >= cpu;
+        let (binding, other) = if mem_binds {
+            (used.mem + demand.mem, used.cpu + demand.cpu)
         } else {
-            (1.0 - (used + ask) as f64 / cap as f64).clamp(0.0, 1.0)
-        }
+            (used.cpu + demand.cpu, used.mem + demand.mem)
+        };
+        let reserve = if binding > 0 {
+            other as f64 / binding as f64
+        } else {
+            0.0
+        };
+        Packing { mem_binds, reserve }
+    }
+}
+
+/// Bin-pack score of a node after adding the ask, in `[0, 1]`: best fit in
+/// the cluster's binding dimension (`0.5 + fill / 2`, so the fullest node
+/// that fits wins), halved to below 0.5 when the placement would leave the
+/// node short of the other dimension for the binding one still free (it
+/// would strand capacity) while the ask itself is heavier than the
+/// cluster's mix in that other dimension. Asks lighter than the mix always
+/// help such a node and are never penalised.
+#[inline]
+fn pack_score(pack: Packing, used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) -> f64 {
+    let (used_b, ask_b, cap_b, used_o, ask_o, cap_o) = if pack.mem_binds {
+        (used.mem, ask_mem, cap.mem, used.cpu, ask_cpu, cap.cpu)
+    } else {
+        (used.cpu, ask_cpu, cap.cpu, used.mem, ask_mem, cap.mem)
     };
-    let free_cpu = free_fraction(used.cpu, ask_cpu, cap.cpu);
-    let free_mem = free_fraction(used.mem, ask_mem, cap.mem);
-    ((20.0 - pow10(free_cpu) - pow10(free_mem)) / 18.0).clamp(0.0, 1.0)
+    if cap_b <= 0 {
+        return 0.0;
+    }
+    let fill = ((used_b + ask_b) as f64 / cap_b as f64).clamp(0.0, 1.0);
+    let free_b = (cap_b - used_b - ask_b) as f64;
+    let free_o = (cap_o - used_o - ask_o) as f64;
+    let strands = free_o < pack.reserve * free_b && ask_o as f64 > pack.reserve * ask_b as f64;
+    if strands { 0.5 * fill } else { 0.5 + 0.5 * fill }
 }
 
 #[inline]
@@ -567,59 +620,123 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         for alloc in job_allocs {
             slot_of.insert(alloc.node_id.as_str(), NONE);
         }
-        let mut class_ids: FxHashMap<&'v str, u32> = FxHashMap::default();
         let mut class_names: Vec<&'v str> = Vec::new();
-        let mut class_ok: Vec<u8> = Vec::new();
         let mut nodes: Vec<LocalNode<'v>> = Vec::new();
-        for (position, (node, used)) in ctx.view.nodes_with_usage().enumerate() {
-            if !node.is_schedulable() {
-                continue;
-            }
-            let class = if node.computed_class.is_empty() {
-                NO_CLASS
-            } else {
-                let next = class_names.len() as u32;
-                let id = *class_ids.entry(node.computed_class.as_str()).or_insert(next);
-                if id == next {
-                    class_names.push(node.computed_class.as_str());
-                    class_ok.push(0);
+        match ctx.view.node_index() {
+            Some(index) => {
+                // Column-wise fast path: the `Node` itself is read once per
+                // computed class (datacenter and pool are part of it), and
+                // by ID only when the job already has allocations.
+                const UNSEEN: u32 = u32::MAX - 1;
+                let mut local_class: Vec<u32> = vec![UNSEEN; index.class_count as usize];
+                let mut class_ok: Vec<bool> = Vec::new();
+                nodes.reserve(index.entries.len());
+                for (position, entry) in index.entries.iter().enumerate() {
+                    if !entry.schedulable {
+                        continue;
+                    }
+                    let node = &index.nodes[position];
+                    let mut class = local_class[entry.class as usize];
+                    if class == UNSEEN {
+                        class = if node.computed_class.is_empty() {
+                            NO_CLASS
+                        } else {
+                            class_names.push(node.computed_class.as_str());
+                            class_ok.push(in_datacenters_and_pool(job, node));
+                            class_names.len() as u32 - 1
+                        };
+                        local_class[entry.class as usize] = class;
+                    }
+                    let ok = if class == NO_CLASS {
+                        in_datacenters_and_pool(job, node)
+                    } else {
+                        class_ok[class as usize]
+                    };
+                    if !ok {
+                        continue;
+                    }
+                    let slot = nodes.len() as u32;
+                    if !slot_of.is_empty()
+                        && let Some(entry) = slot_of.get_mut(node.id.as_str())
+                    {
+                        *entry = slot;
+                    }
+                    nodes.push(LocalNode {
+                        node,
+                        class,
+                        cap: Res::from_comparable(&entry.capacity),
+                        used: Res::from_comparable(&index.used[position]),
+                        mhz_per_core: entry.mhz_per_core,
+                        job_allocs: 0,
+                        tie: mix64(ctx.seed, position as u64) as u32,
+                        detail: None,
+                    });
                 }
-                id
-            };
-            let ok = if class == NO_CLASS {
-                in_datacenters_and_pool(job, node)
-            } else {
-                let cached = &mut class_ok[class as usize];
-                if *cached == 0 {
-                    *cached = if in_datacenters_and_pool(job, node) { 1 } else { 2 };
+            }
+            None => {
+                let mut class_ids: FxHashMap<&'v str, u32> = FxHashMap::default();
+                let mut class_ok: Vec<u8> = Vec::new();
+                for (position, (node, used)) in ctx.view.nodes_with_usage().enumerate() {
+                    if !node.is_schedulable() {
+                        continue;
+                    }
+                    let class = if node.computed_class.is_empty() {
+                        NO_CLASS
+                    } else {
+                        let next = class_names.len() as u32;
+                        let id = *class_ids.entry(node.computed_class.as_str()).or_insert(next);
+                        if id == next {
+                            class_names.push(node.computed_class.as_str());
+                            class_ok.push(0);
+                        }
+                        id
+                    };
+                    let ok = if class == NO_CLASS {
+                        in_datacenters_and_pool(job, node)
+                    } else {
+                        let cached = &mut class_ok[class as usize];
+                        if *cached == 0 {
+                            *cached = if in_datacenters_and_pool(job, node) { 1 } else { 2 };
+                        }
+                        *cached == 1
+                    };
+                    if !ok {
+                        continue;
+                    }
+                    let index = nodes.len() as u32;
+                    if !slot_of.is_empty()
+                        && let Some(slot) = slot_of.get_mut(node.id.as_str())
+                    {
+                        *slot = index;
+                    }
+                    let entry = crate::NodeEntry::of(node, 0);
+                    nodes.push(LocalNode {
+                        node,
+                        class,
+                        cap: Res::from_comparable(&entry.capacity),
+                        used: Res::from_comparable(&used),
+                        mhz_per_core: entry.mhz_per_core,
+                        job_allocs: 0,
+                        tie: mix64(ctx.seed, position as u64) as u32,
+                        detail: None,
+                    });
                 }
-                *cached == 1
-            };
-            if !ok {
-                continue;
             }
-            let index = nodes.len() as u32;
-            if !slot_of.is_empty()
-                && let Some(slot) = slot_of.get_mut(node.id.as_str())
-            {
-                *slot = index;
-            }
-            let total_cores = node.resources.cores;
-            nodes.push(LocalNode {
-                node,
-                class,
-                cap: Res::from_comparable(&node.allocatable()),
-                used: Res::from_comparable(&used),
-                mhz_per_core: if total_cores > 0 {
-                    node.resources.cpu_mhz / total_cores
-                } else {
-                    0
-                },
-                job_allocs: 0,
-                tie: mix64(ctx.seed, position as u64) as u32,
-                detail: None,
-            });
         }
+        // The packing model: totals over the candidate nodes plus the job.
+        let mut total_cap = Res::default();
+        let mut total_used = Res::default();
+        for local in &nodes {
+            total_cap.add(&local.cap);
+            total_used.add(&local.used);
+        }
+        let mut demand = Res::default();
+        for spec in &specs {
+            let count = i64::from(spec.group.count);
+            demand.cpu += spec.ask.cpu * count;
+            demand.mem += spec.ask.mem * count;
+        }
+        let pack = Packing::from_totals(&total_cap, &total_used, &demand);
         let group_count = specs.len();
         let class_count = class_names.len();
         let mut state = State {
@@ -638,6 +755,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             port_counter: 0,
             templates: vec![None; group_count],
             deployment_id: String::new(),
+            pack,
+            staged: FxHashMap::default(),
         };
         for alloc in job_allocs {
             if alloc.holds_resources() {
@@ -1021,7 +1140,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 run.state[slot as usize] = STATE_DROPPED;
                 continue;
             }
-            let score = binpack_score(
+            let score = pack_score(
+                self.pack,
                 &local.used,
                 ask.cpu + ask.cores * local.mhz_per_core,
                 ask.mem,
@@ -1190,7 +1310,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 }
                 let local = &self.nodes[slot as usize];
                 let mut sum = bucket_sum
-                    + binpack_score(
+                    + pack_score(
+                        self.pack,
                         &local.used,
                         ask.cpu + ask.cores * local.mhz_per_core,
                         ask.mem,
@@ -1265,14 +1386,43 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 run.distinct_counts[index][value as usize] += 1;
             }
         }
-        if run.state[slot as usize] == STATE_WINDOW
-            && let Err(reason) = self.fits(run, slot)
-        {
-            run.metrics.exhausted[reason as usize] += 1;
-            run.state[slot as usize] = STATE_DROPPED;
-            let bucket = &mut run.buckets[bucket_index as usize];
-            if let Some(position) = bucket.window.iter().position(|entry| *entry == slot) {
-                bucket.window.swap_remove(position);
+        if run.state[slot as usize] != STATE_WINDOW {
+            return;
+        }
+        match self.fits(run, slot) {
+            Err(reason) => {
+                run.metrics.exhausted[reason as usize] += 1;
+                run.state[slot as usize] = STATE_DROPPED;
+                let bucket = &mut run.buckets[bucket_index as usize];
+                if let Some(position) = bucket.window.iter().position(|entry| *entry == slot) {
+                    bucket.window.swap_remove(position);
+                }
+            }
+            Ok(()) => {
+                // The node's key changed with its usage. If it fell below
+                // the best node still waiting in the heap (it would now
+                // strand capacity), it goes back to the heap, so the window
+                // keeps holding the best-fitting nodes.
+                let local = &self.nodes[slot as usize];
+                let ask = &self.specs[run.group].ask;
+                let key = heap_key(
+                    pack_score(
+                        self.pack,
+                        &local.used,
+                        ask.cpu + ask.cores * local.mhz_per_core,
+                        ask.mem,
+                        &local.cap,
+                    ),
+                    local.tie,
+                );
+                let bucket = &mut run.buckets[bucket_index as usize];
+                if bucket.heap.peek().is_some_and(|(top, _)| *top > key)
+                    && let Some(position) = bucket.window.iter().position(|entry| *entry == slot)
+                {
+                    bucket.window.swap_remove(position);
+                    bucket.heap.push((key, slot));
+                    run.state[slot as usize] = STATE_HEAP;
+                }
             }
         }
     }
@@ -1286,7 +1436,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         }
         let local = &self.nodes[slot as usize];
         let ask = &self.specs[run.group].ask;
-        let score = binpack_score(
+        let score = pack_score(
+            self.pack,
             &local.used,
             ask.cpu + ask.cores * local.mhz_per_core,
             ask.mem,
@@ -1399,7 +1550,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let group = request.group;
         let mut alloc = self.template(group).clone();
         alloc.id = alloc_id;
-        alloc.name = Allocation::make_name(&self.job.id, &self.job.task_groups[group].name, request.index);
+        alloc.name = alloc_name(&self.job.id, &self.job.task_groups[group].name, request.index);
         let local_node = self.nodes[slot as usize].node;
         alloc.node_id = local_node.id.clone();
         alloc.node_name = local_node.name.clone();
@@ -1450,6 +1601,25 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         self.group_counts[group][slot as usize] += 1;
         self.after_place(run, slot);
         alloc
+    }
+
+    /// Holds a new allocation on `slot` for the plan.
+    pub(crate) fn stage(&mut self, slot: u32, alloc: Allocation) {
+        self.staged.entry(slot).or_default().push(alloc);
+    }
+
+    /// Moves the staged allocations into the plan, after anything the plan
+    /// already holds for their nodes, in placement order per node.
+    pub(crate) fn flush_into(&mut self, plan: &mut Plan) {
+        for (slot, allocs) in self.staged.drain() {
+            let node_id = &self.nodes[slot as usize].node.id;
+            match plan.node_allocation.get_mut(node_id) {
+                Some(list) => list.extend(allocs),
+                None => {
+                    plan.node_allocation.insert(node_id.clone(), allocs);
+                }
+            }
+        }
     }
 
     /// Picks dynamic ports, cores and device instances for a new allocation
@@ -1869,6 +2039,32 @@ fn add_detail(detail: &mut Detail, resources: &AllocatedResources) {
     }
 }
 
+/// `Allocation::make_name` (`job.group[index]`) without `format!`, in a
+/// buffer of the exact size.
+fn alloc_name(job_id: &str, group: &str, index: u32) -> String {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    let mut rest = index;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut name = String::with_capacity(job_id.len() + group.len() + 3 + digits.len() - start);
+    name.push_str(job_id);
+    name.push('.');
+    name.push_str(group);
+    name.push('[');
+    for digit in &digits[start..] {
+        name.push(char::from(*digit));
+    }
+    name.push(']');
+    name
+}
+
 /// A new evaluation record with the fields every created evaluation shares.
 pub(crate) fn new_eval(
     template: &Evaluation,
@@ -1891,5 +2087,73 @@ pub(crate) fn new_eval(
         create_time: now,
         modify_time: now,
         ..Evaluation::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Packing, Res, pack_score};
+
+    fn res(cpu: i64, mem: i64) -> Res {
+        Res {
+            cpu,
+            mem,
+            ..Res::default()
+        }
+    }
+
+    #[test]
+    fn packing_model_picks_the_binding_dimension() {
+        let cap = res(100_000, 100_000);
+        let pack = Packing::from_totals(&cap, &res(20_000, 60_000), &res(0, 0));
+        assert!(pack.mem_binds);
+        assert!((pack.reserve - 20_000.0 / 60_000.0).abs() < 1e-9);
+        let pack = Packing::from_totals(&cap, &res(0, 0), &res(5_000, 1_000));
+        assert!(!pack.mem_binds, "an empty cluster binds on what the job asks most");
+    }
+
+    #[test]
+    fn pack_score_is_best_fit_in_the_binding_dimension() {
+        let pack = Packing {
+            mem_binds: true,
+            reserve: 0.25,
+        };
+        let cap = res(10_000, 16_000);
+        let fuller = pack_score(pack, &res(2_000, 12_000), 100, 1_000, &cap);
+        let emptier = pack_score(pack, &res(2_000, 4_000), 100, 1_000, &cap);
+        assert!(fuller > emptier);
+        assert!((0.5..=1.0).contains(&fuller) && (0.5..=1.0).contains(&emptier));
+    }
+
+    #[test]
+    fn pack_score_penalises_only_asks_that_strand_the_binding_dimension() {
+        let pack = Packing {
+            mem_binds: true,
+            reserve: 0.5,
+        };
+        let cap = res(10_000, 16_000);
+        // Cpu nearly gone while half the memory is free: a cpu-heavy ask
+        // would strand that memory…
+        let used = res(8_500, 8_000);
+        assert!(pack_score(pack, &used, 1_000, 200, &cap) < 0.5);
+        // …a memory-heavy ask helps and keeps its best-fit score.
+        assert!(pack_score(pack, &used, 100, 2_000, &cap) > 0.5);
+        // With cpu to spare, the cpu-heavy ask is fine too.
+        assert!(pack_score(pack, &res(1_000, 8_000), 1_000, 200, &cap) > 0.5);
+    }
+
+    #[test]
+    fn alloc_name_matches_types() {
+        for (job, group, index) in [
+            ("web", "api", 0),
+            ("job-0001", "app", 999),
+            ("a", "b", u32::MAX),
+            ("", "", 10),
+        ] {
+            assert_eq!(
+                super::alloc_name(job, group, index),
+                types::Allocation::make_name(job, group, index)
+            );
+        }
     }
 }

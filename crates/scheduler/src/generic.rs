@@ -165,6 +165,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
             start = end;
         }
         preemption_evals(ctx, &state, ids, &mut plan);
+        state.flush_into(&mut plan);
     }
 
     let reblock = !failed.is_empty() && eval.status == EvalStatus::Blocked;
@@ -248,7 +249,7 @@ pub(crate) fn place_one<'v, V: ClusterView + ?Sized>(
             _ => {}
         }
     }
-    plan.append_alloc(alloc);
+    state.stage(slot, alloc);
     true
 }
 

@@ -95,6 +95,79 @@ pub trait ClusterView {
     fn scheduler_config(&self) -> SchedulerConfig {
         SchedulerConfig::default()
     }
+
+    /// An optional column-wise index of every node, kept incrementally by
+    /// the store. When present, the per-evaluation scan reads these flat
+    /// arrays instead of `Node` structs and per-node usage lookups (a few
+    /// nanoseconds per node instead of a cache miss or two). The default is
+    /// `None`, and the scheduler then uses [`ClusterView::nodes_with_usage`].
+    fn node_index(&self) -> Option<NodeIndex<'_>> {
+        None
+    }
+}
+
+/// What the scheduler needs to know about one node without touching the
+/// `Node` itself. Part of [`NodeIndex`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeEntry {
+    /// The node's computed class as a small integer: two nodes have the same
+    /// value exactly when their `computed_class` strings are equal. Values
+    /// are below [`NodeIndex::class_count`].
+    pub class: u32,
+    /// `Node::is_schedulable`.
+    pub schedulable: bool,
+    /// `Node::allocatable`.
+    pub capacity: ComparableResources,
+    /// The node's MHz per core (`cpu_mhz / cores`, 0 without cores).
+    pub mhz_per_core: i64,
+}
+
+impl NodeEntry {
+    /// The entry of a node as the index must keep it; `class` is the
+    /// store's interned ID of `node.computed_class`.
+    pub fn of(node: &Node, class: u32) -> NodeEntry {
+        let cores = node.resources.cores;
+        NodeEntry {
+            class,
+            schedulable: node.is_schedulable(),
+            capacity: node.allocatable(),
+            mhz_per_core: if cores > 0 { node.resources.cpu_mhz / cores } else { 0 },
+        }
+    }
+}
+
+/// A column-wise view of every node, returned by [`ClusterView::node_index`].
+/// All three slices have the same length and the same order as
+/// [`ClusterView::nodes`].
+#[derive(Debug, Clone, Copy)]
+pub struct NodeIndex<'a> {
+    pub(crate) nodes: &'a [Node],
+    pub(crate) entries: &'a [NodeEntry],
+    /// Resources held on each node by allocations that hold resources.
+    pub(crate) used: &'a [ComparableResources],
+    /// One more than the largest `NodeEntry::class`.
+    pub(crate) class_count: u32,
+}
+
+impl<'a> NodeIndex<'a> {
+    /// Checks that the slices line up; `None` when they do not (the
+    /// scheduler then falls back to the per-node path).
+    pub fn new(
+        nodes: &'a [Node],
+        entries: &'a [NodeEntry],
+        used: &'a [ComparableResources],
+        class_count: u32,
+    ) -> Option<NodeIndex<'a>> {
+        let consistent = nodes.len() == entries.len()
+            && nodes.len() == used.len()
+            && entries.iter().all(|entry| entry.class < class_count);
+        consistent.then_some(NodeIndex {
+            nodes,
+            entries,
+            used,
+            class_count,
+        })
+    }
 }
 
 /// What allocations hold on one node.

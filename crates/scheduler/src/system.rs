@@ -214,6 +214,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
         }
     }
     preemption_evals(ctx, &state, ids, &mut plan);
+    state.flush_into(&mut plan);
     plan.eval_update = Some(finish_eval(eval, ctx.now, failed, queued, String::new(), false));
     Ok(plan)
 }

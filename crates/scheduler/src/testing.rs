@@ -31,15 +31,17 @@
 //! created=DUR`. Durations are Go strings; times are offsets from the Unix epoch.
 
 use crate::util::FxHashMap;
-use crate::{ClusterView, DeploymentInfo, NodeUsage, SchedulerConfig};
+use crate::{ClusterView, DeploymentInfo, NodeEntry, NodeIndex, NodeUsage, SchedulerConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::time::Duration;
 use types::{
-    AllocClientStatus, AllocDesiredStatus, AllocatedResources, AllocatedTaskResources, Allocation, ComparableResources,
-    DrainStrategy, DriverInfo, EphemeralDisk, EvalStatus, Evaluation, Job, JobType, NetworkResource, Node, NodeDevice,
-    NodeStatus, Plan, Port, RequestedDevice, RescheduleEvent, ReschedulePolicy, RescheduleTracker, Resources,
-    SchedulingEligibility, Spread, SpreadTarget, Task, TaskGroup, TaskState, TaskStateKind, UnixNanos, UpdateStrategy,
+    AllocClientStatus, AllocDesiredStatus, AllocMetric, AllocatedResources, AllocatedTaskResources, Allocation,
+    ComparableResources, DrainStrategy, DriverInfo, EphemeralDisk, EvalStatus, Evaluation, Job, JobType,
+    NetworkResource, Node, NodeDevice, NodeStatus, Plan, Port, RequestedDevice, RescheduleEvent, ReschedulePolicy,
+    RescheduleTracker, Resources, SchedulingEligibility, Spread, SpreadTarget, Task, TaskGroup, TaskState,
+    TaskStateKind, UnixNanos, UpdateStrategy,
 };
 
 type JobKey = (String, String);
@@ -47,18 +49,355 @@ type JobKey = (String, String);
 /// Fixture-only marker: the job version is known but the job is gone.
 const DEREGISTERED: &str = "fixture.deregistered";
 
-/// An in-memory cluster: nodes, jobs (with versions), allocations with
-/// by-job and by-node indexes, per-node usage kept incrementally.
+/// Strings that many allocations share (namespace, job, group, eval, node,
+/// deployment…), stored once. ID 0 is the empty string.
+#[derive(Debug, Clone)]
+struct Interner {
+    names: Vec<Box<str>>,
+    ids: FxHashMap<Box<str>, u32>,
+    /// The last ID handed out per field: consecutive allocations of a plan
+    /// share most strings, so one comparison usually skips the hash lookup.
+    last: [u32; FIELDS],
+}
+
+const FIELDS: usize = 14;
+
+impl Default for Interner {
+    fn default() -> Self {
+        let mut ids = FxHashMap::default();
+        ids.insert(Box::<str>::from(""), 0);
+        Interner {
+            names: vec![Box::from("")],
+            ids,
+            last: [0; FIELDS],
+        }
+    }
+}
+
+impl Interner {
+    fn intern(&mut self, field: usize, text: &str) -> u32 {
+        if text.is_empty() {
+            return 0;
+        }
+        let last = self.last[field];
+        if &*self.names[last as usize] == text {
+            return last;
+        }
+        let id = match self.ids.get(text) {
+            Some(id) => *id,
+            None => {
+                let id = self.names.len() as u32;
+                self.names.push(Box::from(text));
+                self.ids.insert(Box::from(text), id);
+                id
+            }
+        };
+        self.last[field] = id;
+        id
+    }
+
+    fn get(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    fn find(&self, text: &str) -> Option<u32> {
+        self.ids.get(text).copied()
+    }
+}
+
+/// An allocation as [`MemCluster`] stores it: shared strings interned, the
+/// per-task resources in a boxed slice instead of a `BTreeMap`, the metric
+/// boxed. About a third of a full [`Allocation`]; the full value is built
+/// on first read (through [`ClusterView`]) and kept.
+#[derive(Debug, Clone)]
+struct StoredAlloc {
+    id: Box<str>,
+    name: Box<str>,
+    /// Interned: namespace, eval_id, node_id, node_name, job_id, task_group,
+    /// desired_description, client_description, previous_allocation,
+    /// next_allocation, followup_eval_id, deployment_id,
+    /// preempted_by_allocation.
+    strs: [u32; 13],
+    job_version: u64,
+    tasks: StoredTasks,
+    disk_mb: i64,
+    networks: Vec<NetworkResource>,
+    desired_status: AllocDesiredStatus,
+    client_status: AllocClientStatus,
+    task_states: BTreeMap<String, TaskState>,
+    reschedule_tracker: Option<Box<RescheduleTracker>>,
+    preempted_allocations: Vec<String>,
+    metrics: StoredMetric,
+    create_index: u64,
+    modify_index: u64,
+    alloc_modify_index: u64,
+    create_time: UnixNanos,
+    modify_time: UnixNanos,
+    full: OnceLock<Box<Allocation>>,
+}
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<crate::util::FxHasher>::default().hash_one(id)
+}
+
+/// Per-task resources: one task inline (the common case), more boxed.
+#[derive(Debug, Clone)]
+enum StoredTasks {
+    One([(u32, AllocatedTaskResources); 1]),
+    Many(Box<[(u32, AllocatedTaskResources)]>),
+}
+
+impl StoredTasks {
+    fn as_slice(&self) -> &[(u32, AllocatedTaskResources)] {
+        match self {
+            StoredTasks::One(one) => one,
+            StoredTasks::Many(tasks) => tasks,
+        }
+    }
+}
+
+/// The placement metric: the counters inline when no per-class or
+/// per-dimension breakdown is set (every successful placement), else boxed.
+#[derive(Debug, Clone)]
+enum StoredMetric {
+    None,
+    Counts([u64; 6], i64),
+    Full(Box<AllocMetric>),
+}
+
+impl StoredMetric {
+    fn new(metric: Option<AllocMetric>) -> StoredMetric {
+        let Some(metric) = metric else {
+            return StoredMetric::None;
+        };
+        let plain = metric.nodes_available.is_empty()
+            && metric.class_filtered.is_empty()
+            && metric.constraint_filtered.is_empty()
+            && metric.class_exhausted.is_empty()
+            && metric.dimension_exhausted.is_empty()
+            && metric.quota_exhausted.is_empty()
+            && metric.scores.is_empty();
+        if plain {
+            StoredMetric::Counts(
+                [
+                    metric.nodes_evaluated,
+                    metric.nodes_filtered,
+                    metric.nodes_in_pool,
+                    metric.nodes_exhausted,
+                    metric.coalesced_failures,
+                    0,
+                ],
+                metric.allocation_time_ns,
+            )
+        } else {
+            StoredMetric::Full(Box::new(metric))
+        }
+    }
+
+    fn expand(&self) -> Option<AllocMetric> {
+        match self {
+            StoredMetric::None => None,
+            StoredMetric::Counts(counts, time) => Some(AllocMetric {
+                nodes_evaluated: counts[0],
+                nodes_filtered: counts[1],
+                nodes_in_pool: counts[2],
+                nodes_exhausted: counts[3],
+                coalesced_failures: counts[4],
+                allocation_time_ns: *time,
+                ..AllocMetric::default()
+            }),
+            StoredMetric::Full(metric) => Some((**metric).clone()),
+        }
+    }
+}
+
+const S_NAMESPACE: usize = 0;
+const S_NODE: usize = 2;
+const S_JOB: usize = 4;
+const S_DESIRED_DESCRIPTION: usize = 6;
+const S_PREEMPTED_BY: usize = 12;
+
+impl StoredAlloc {
+    fn compact(alloc: Allocation, strings: &mut Interner) -> StoredAlloc {
+        let Allocation {
+            id,
+            namespace,
+            eval_id,
+            name,
+            node_id,
+            node_name,
+            job_id,
+            job_version,
+            task_group,
+            allocated_resources,
+            desired_status,
+            desired_description,
+            client_status,
+            client_description,
+            task_states,
+            previous_allocation,
+            next_allocation,
+            reschedule_tracker,
+            followup_eval_id,
+            deployment_id,
+            preempted_by_allocation,
+            preempted_allocations,
+            metrics,
+            create_index,
+            modify_index,
+            alloc_modify_index,
+            create_time,
+            modify_time,
+        } = alloc;
+        let strs = [
+            strings.intern(0, &namespace),
+            strings.intern(1, &eval_id),
+            strings.intern(2, &node_id),
+            strings.intern(3, &node_name),
+            strings.intern(4, &job_id),
+            strings.intern(5, &task_group),
+            strings.intern(6, &desired_description),
+            strings.intern(7, &client_description),
+            strings.intern(8, &previous_allocation),
+            strings.intern(9, &next_allocation),
+            strings.intern(10, &followup_eval_id),
+            strings.intern(11, &deployment_id),
+            strings.intern(12, &preempted_by_allocation),
+        ];
+        let AllocatedResources {
+            tasks,
+            disk_mb,
+            networks,
+        } = allocated_resources;
+        let mut tasks = tasks.into_iter();
+        let tasks = match (tasks.next(), tasks.len()) {
+            (Some((task, resources)), 0) => StoredTasks::One([(strings.intern(13, &task), resources)]),
+            (first, _) => StoredTasks::Many(
+                first
+                    .into_iter()
+                    .chain(tasks)
+                    .map(|(task, resources)| (strings.intern(13, &task), resources))
+                    .collect(),
+            ),
+        };
+        StoredAlloc {
+            id: id.into_boxed_str(),
+            name: name.into_boxed_str(),
+            strs,
+            job_version,
+            tasks,
+            disk_mb,
+            networks,
+            desired_status,
+            client_status,
+            task_states,
+            reschedule_tracker: reschedule_tracker.map(Box::new),
+            preempted_allocations,
+            metrics: StoredMetric::new(metrics),
+            create_index,
+            modify_index,
+            alloc_modify_index,
+            create_time,
+            modify_time,
+            full: OnceLock::new(),
+        }
+    }
+
+    fn expand(&self, strings: &Interner) -> Allocation {
+        let text = |field: usize| strings.get(self.strs[field]).to_string();
+        Allocation {
+            id: self.id.to_string(),
+            namespace: text(0),
+            eval_id: text(1),
+            name: self.name.to_string(),
+            node_id: text(2),
+            node_name: text(3),
+            job_id: text(4),
+            job_version: self.job_version,
+            task_group: text(5),
+            allocated_resources: AllocatedResources {
+                tasks: self
+                    .tasks
+                    .as_slice()
+                    .iter()
+                    .map(|(task, resources)| (strings.get(*task).to_string(), resources.clone()))
+                    .collect(),
+                disk_mb: self.disk_mb,
+                networks: self.networks.clone(),
+            },
+            desired_status: self.desired_status,
+            desired_description: text(6),
+            client_status: self.client_status,
+            client_description: text(7),
+            task_states: self.task_states.clone(),
+            previous_allocation: text(8),
+            next_allocation: text(9),
+            reschedule_tracker: self.reschedule_tracker.as_deref().cloned(),
+            followup_eval_id: text(10),
+            deployment_id: text(11),
+            preempted_by_allocation: text(12),
+            preempted_allocations: self.preempted_allocations.clone(),
+            metrics: self.metrics.expand(),
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+            alloc_modify_index: self.alloc_modify_index,
+            create_time: self.create_time,
+            modify_time: self.modify_time,
+        }
+    }
+
+    /// `Allocation::holds_resources`.
+    fn holds_resources(&self) -> bool {
+        self.desired_status == AllocDesiredStatus::Run && !self.client_status.is_terminal()
+    }
+
+    /// `AllocatedResources::comparable`.
+    fn comparable(&self) -> ComparableResources {
+        let mut total = ComparableResources {
+            disk_mb: self.disk_mb,
+            ..ComparableResources::default()
+        };
+        for (_, task) in self.tasks.as_slice() {
+            total.cpu_mhz += task.cpu_mhz;
+            total.cores += task.reserved_cores.len() as i64;
+            total.memory_mb += task.memory_mb;
+            total.memory_max_mb += task.memory_max_mb.max(task.memory_mb);
+        }
+        total
+    }
+
+    fn host_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.networks.iter().flat_map(|network| {
+            network
+                .reserved_ports
+                .iter()
+                .chain(network.dynamic_ports.iter())
+                .map(|port| port.value)
+        })
+    }
+}
+
+/// An in-memory cluster: nodes (with a [`NodeIndex`]), jobs (with
+/// versions), allocations stored compactly with by-job and by-node indexes,
+/// per-node usage kept incrementally.
 #[derive(Debug, Clone, Default)]
 pub struct MemCluster {
     nodes: Vec<Node>,
     node_index: FxHashMap<String, usize>,
+    node_entries: Vec<NodeEntry>,
+    class_ids: FxHashMap<String, u32>,
     usage: Vec<ComparableResources>,
-    allocs: Vec<Allocation>,
-    alloc_index: FxHashMap<String, usize>,
-    /// Namespace → job ID → allocation indexes.
-    by_job: FxHashMap<String, FxHashMap<String, Vec<usize>>>,
-    by_node: FxHashMap<String, Vec<usize>>,
+    strings: Interner,
+    allocs: Vec<StoredAlloc>,
+    /// Allocation ID hash → index; IDs whose hash is taken by another ID
+    /// go to `alloc_collisions`.
+    alloc_index: FxHashMap<u64, u32>,
+    alloc_collisions: FxHashMap<Box<str>, u32>,
+    /// (namespace, job ID) interned → allocation indexes.
+    by_job: FxHashMap<(u32, u32), Vec<u32>>,
+    /// Node ID interned → allocation indexes.
+    by_node: FxHashMap<u32, Vec<u32>>,
     /// Namespace → job ID → current version.
     jobs: FxHashMap<String, FxHashMap<String, Job>>,
     job_versions: HashMap<(String, String, u64), Job>,
@@ -89,11 +428,18 @@ impl MemCluster {
         if node.computed_class.is_empty() {
             node.compute_class();
         }
+        let next_class = self.class_ids.len() as u32;
+        let class = *self.class_ids.entry(node.computed_class.clone()).or_insert(next_class);
+        let entry = NodeEntry::of(&node, class);
         match self.node_index.get(&node.id) {
-            Some(&index) => self.nodes[index] = node,
+            Some(&index) => {
+                self.nodes[index] = node;
+                self.node_entries[index] = entry;
+            }
             None => {
                 self.node_index.insert(node.id.clone(), self.nodes.len());
                 self.nodes.push(node);
+                self.node_entries.push(entry);
                 self.usage.push(ComparableResources::default());
             }
         }
@@ -131,55 +477,101 @@ impl MemCluster {
     /// Adds or replaces an allocation, keeping indexes and usage current.
     pub fn upsert_alloc(&mut self, alloc: Allocation) {
         let node_slot = self.node_index.get(&alloc.node_id).copied();
-        if let Some(&index) = self.alloc_index.get(&alloc.id) {
-            let old = &self.allocs[index];
-            if old.holds_resources()
-                && let Some(slot) = self.node_index.get(&old.node_id)
-            {
-                self.usage[*slot].subtract(&old.allocated_resources.comparable());
-            }
-            if alloc.holds_resources()
-                && let Some(slot) = node_slot
-            {
-                self.usage[slot].add(&alloc.allocated_resources.comparable());
-            }
-            self.allocs[index] = alloc;
+        self.insert_stored(alloc, node_slot);
+    }
+
+    /// [`MemCluster::upsert_alloc`] with the node's slot already looked up.
+    fn insert_stored(&mut self, alloc: Allocation, node_slot: Option<usize>) {
+        let stored = StoredAlloc::compact(alloc, &mut self.strings);
+        if let Some(index) = self.find_alloc(&stored.id) {
+            self.replace_stored(index, stored);
             return;
         }
-        let index = self.allocs.len();
-        if alloc.holds_resources()
+        let index = self.allocs.len() as u32;
+        if stored.holds_resources()
             && let Some(slot) = node_slot
         {
-            self.usage[slot].add(&alloc.allocated_resources.comparable());
+            self.usage[slot].add(&stored.comparable());
         }
-        self.alloc_index.insert(alloc.id.clone(), index);
-        let jobs = match self.by_job.get_mut(alloc.namespace.as_str()) {
-            Some(jobs) => jobs,
-            None => self.by_job.entry(alloc.namespace.clone()).or_default(),
-        };
-        match jobs.get_mut(alloc.job_id.as_str()) {
-            Some(indexes) => indexes.push(index),
-            None => {
-                jobs.insert(alloc.job_id.clone(), vec![index]);
+        match self.alloc_index.entry(id_hash(&stored.id)) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.alloc_collisions.insert(stored.id.clone(), index);
             }
         }
-        match self.by_node.get_mut(alloc.node_id.as_str()) {
-            Some(indexes) => indexes.push(index),
-            None => {
-                self.by_node.insert(alloc.node_id.clone(), vec![index]);
-            }
+        self.by_job
+            .entry((stored.strs[S_NAMESPACE], stored.strs[S_JOB]))
+            .or_default()
+            .push(index);
+        self.by_node.entry(stored.strs[S_NODE]).or_default().push(index);
+        self.allocs.push(stored);
+    }
+
+    fn node_slot_of(&self, stored: &StoredAlloc) -> Option<usize> {
+        self.node_index.get(self.strings.get(stored.strs[S_NODE])).copied()
+    }
+
+    fn replace_stored(&mut self, index: usize, stored: StoredAlloc) {
+        let old = &self.allocs[index];
+        if old.holds_resources()
+            && let Some(slot) = self.node_slot_of(old)
+        {
+            let freed = old.comparable();
+            self.usage[slot].subtract(&freed);
         }
-        self.allocs.push(alloc);
+        if stored.holds_resources()
+            && let Some(slot) = self.node_slot_of(&stored)
+        {
+            self.usage[slot].add(&stored.comparable());
+        }
+        // The indexes are keyed by node and job, which an update may change.
+        let (old_job, old_node) = ((old.strs[S_NAMESPACE], old.strs[S_JOB]), old.strs[S_NODE]);
+        let (new_job, new_node) = ((stored.strs[S_NAMESPACE], stored.strs[S_JOB]), stored.strs[S_NODE]);
+        let index_u32 = index as u32;
+        if old_job != new_job {
+            if let Some(list) = self.by_job.get_mut(&old_job) {
+                list.retain(|entry| *entry != index_u32);
+            }
+            self.by_job.entry(new_job).or_default().push(index_u32);
+        }
+        if old_node != new_node {
+            if let Some(list) = self.by_node.get_mut(&old_node) {
+                list.retain(|entry| *entry != index_u32);
+            }
+            self.by_node.entry(new_node).or_default().push(index_u32);
+        }
+        self.allocs[index] = stored;
+    }
+
+    fn find_alloc(&self, id: &str) -> Option<usize> {
+        if let Some(&index) = self.alloc_index.get(&id_hash(id))
+            && &*self.allocs[index as usize].id == id
+        {
+            return Some(index as usize);
+        }
+        self.alloc_collisions.get(id).map(|index| *index as usize)
+    }
+
+    fn full(&self, index: usize) -> &Allocation {
+        let stored = &self.allocs[index];
+        stored.full.get_or_init(|| Box::new(stored.expand(&self.strings)))
     }
 
     /// One allocation by ID.
     pub fn alloc(&self, id: &str) -> Option<&Allocation> {
-        self.alloc_index.get(id).map(|index| &self.allocs[*index])
+        self.find_alloc(id).map(|index| self.full(index))
     }
 
     /// Every allocation, in insertion order.
-    pub fn allocs(&self) -> &[Allocation] {
-        &self.allocs
+    pub fn allocs(&self) -> impl Iterator<Item = &Allocation> + '_ {
+        (0..self.allocs.len()).map(|index| self.full(index))
+    }
+
+    /// How many allocations the cluster holds (terminal ones included).
+    pub fn alloc_count(&self) -> usize {
+        self.allocs.len()
     }
 
     /// Every node, in insertion order.
@@ -195,47 +587,71 @@ impl MemCluster {
             .unwrap_or_default()
     }
 
+    /// Resources held by live allocations, per node in [`MemCluster::node_list`] order.
+    pub fn usage_list(&self) -> &[ComparableResources] {
+        &self.usage
+    }
+
     /// Applies a plan as the server's plan applier would: each node's part
     /// is verified against current usage (resources and host ports) and
     /// committed only if it fits; with `all_at_once` one failure rejects
     /// everything. Created evaluations and the eval update are recorded.
     pub fn apply_plan(&mut self, plan: &Plan) -> ApplyOutcome {
+        self.apply(plan, None)
+    }
+
+    /// Like [`MemCluster::apply_plan`], but moves the plan's allocations
+    /// into the cluster instead of cloning them.
+    pub fn apply_plan_owned(&mut self, mut plan: Plan) -> ApplyOutcome {
+        let placing = std::mem::take(&mut plan.node_allocation);
+        self.apply(&plan, Some(placing))
+    }
+
+    fn apply(&mut self, plan: &Plan, owned: Option<BTreeMap<String, Vec<Allocation>>>) -> ApplyOutcome {
+        let placing = owned.as_ref().unwrap_or(&plan.node_allocation);
         let mut outcome = ApplyOutcome::default();
         let mut node_ids: Vec<&String> = plan
             .node_update
             .keys()
-            .chain(plan.node_allocation.keys())
+            .chain(placing.keys())
             .chain(plan.node_preemptions.keys())
             .collect();
         node_ids.sort();
         node_ids.dedup();
-        let mut accepted: Vec<&String> = Vec::new();
+        let mut accepted: Vec<String> = Vec::new();
         for node_id in node_ids {
-            if self.verify_node(plan, node_id) {
-                accepted.push(node_id);
+            if self.verify_node(plan, placing, node_id) {
+                accepted.push(node_id.clone());
             } else {
                 outcome.rejected_nodes.push(node_id.clone());
             }
         }
         if plan.all_at_once && !outcome.rejected_nodes.is_empty() {
-            outcome.rejected_nodes = accepted
-                .iter()
-                .map(|id| (*id).clone())
-                .chain(outcome.rejected_nodes)
-                .collect();
+            outcome.rejected_nodes = accepted.drain(..).chain(outcome.rejected_nodes).collect();
             outcome.rejected_nodes.sort();
-            accepted.clear();
         }
+        let mut owned = owned;
         for node_id in accepted {
-            for alloc in plan.node_update.get(node_id).into_iter().flatten() {
+            for alloc in plan.node_update.get(&node_id).into_iter().flatten() {
                 self.apply_stop(alloc);
             }
-            for alloc in plan.node_preemptions.get(node_id).into_iter().flatten() {
+            for alloc in plan.node_preemptions.get(&node_id).into_iter().flatten() {
                 self.apply_stop(alloc);
             }
-            for alloc in plan.node_allocation.get(node_id).into_iter().flatten() {
-                outcome.placed += 1;
-                self.upsert_alloc(alloc.clone());
+            let node_slot = self.node_index.get(&node_id).copied();
+            match owned.as_mut() {
+                Some(owned) => {
+                    for alloc in owned.remove(&node_id).unwrap_or_default() {
+                        outcome.placed += 1;
+                        self.insert_stored(alloc, node_slot);
+                    }
+                }
+                None => {
+                    for alloc in plan.node_allocation.get(&node_id).into_iter().flatten() {
+                        outcome.placed += 1;
+                        self.insert_stored(alloc.clone(), node_slot);
+                    }
+                }
             }
         }
         for eval in &plan.created_evals {
@@ -250,58 +666,39 @@ impl MemCluster {
         outcome
     }
 
-    /// Like [`MemCluster::apply_plan`], but moves the plan's allocations
-    /// into the cluster instead of cloning them.
-    pub fn apply_plan_owned(&mut self, mut plan: Plan) -> ApplyOutcome {
-        let node_allocation = std::mem::take(&mut plan.node_allocation);
-        let mut outcome = self.apply_plan(&plan);
-        if plan.all_at_once && !outcome.rejected_nodes.is_empty() {
-            return outcome;
-        }
-        for (node_id, allocs) in node_allocation {
-            let mut single = Plan {
-                all_at_once: false,
-                ..Plan::default()
-            };
-            single.node_allocation.insert(node_id.clone(), Vec::new());
-            // Verify with the allocations in place, then move them in.
-            single.node_allocation.insert(node_id.clone(), allocs);
-            if self.verify_node(&single, &node_id) {
-                for alloc in single.node_allocation.remove(&node_id).unwrap_or_default() {
-                    outcome.placed += 1;
-                    self.upsert_alloc(alloc);
-                }
-            } else {
-                outcome.rejected_nodes.push(node_id);
-            }
-        }
-        outcome
-    }
-
     fn apply_stop(&mut self, stopped: &Allocation) {
-        match self.alloc(&stopped.id) {
-            Some(current) => {
-                let mut updated = current.clone();
-                updated.desired_status = stopped.desired_status;
-                updated.desired_description = stopped.desired_description.clone();
-                updated.preempted_by_allocation = stopped.preempted_by_allocation.clone();
-                if stopped.client_status == AllocClientStatus::Lost {
-                    updated.client_status = AllocClientStatus::Lost;
-                }
-                self.upsert_alloc(updated);
+        let Some(index) = self.find_alloc(&stopped.id) else {
+            self.upsert_alloc(stopped.clone());
+            return;
+        };
+        let held = self.allocs[index].holds_resources();
+        let desired_description = self.strings.intern(S_DESIRED_DESCRIPTION, &stopped.desired_description);
+        let preempted_by = self.strings.intern(S_PREEMPTED_BY, &stopped.preempted_by_allocation);
+        let stored = &mut self.allocs[index];
+        stored.desired_status = stopped.desired_status;
+        stored.strs[S_DESIRED_DESCRIPTION] = desired_description;
+        stored.strs[S_PREEMPTED_BY] = preempted_by;
+        if stopped.client_status == AllocClientStatus::Lost {
+            stored.client_status = AllocClientStatus::Lost;
+        }
+        stored.full = OnceLock::new();
+        if held && !stored.holds_resources() {
+            let freed = stored.comparable();
+            if let Some(slot) = self.node_slot_of(&self.allocs[index]) {
+                self.usage[slot].subtract(&freed);
             }
-            None => self.upsert_alloc(stopped.clone()),
         }
     }
 
-    fn verify_node(&self, plan: &Plan, node_id: &str) -> bool {
-        let placing = plan.node_allocation.get(node_id).map(Vec::as_slice).unwrap_or(&[]);
+    fn verify_node(&self, plan: &Plan, placing: &BTreeMap<String, Vec<Allocation>>, node_id: &str) -> bool {
+        let placing = placing.get(node_id).map(Vec::as_slice).unwrap_or(&[]);
         if placing.iter().all(|alloc| !alloc.holds_resources()) {
             return true;
         }
-        let Some(node) = self.node(node_id) else {
+        let Some(&slot) = self.node_index.get(node_id) else {
             return false;
         };
+        let node = &self.nodes[slot];
         let removed: Vec<&str> = plan
             .node_update
             .get(node_id)
@@ -314,21 +711,25 @@ impl MemCluster {
         let needs_ports = placing
             .iter()
             .any(|alloc| alloc.allocated_resources.host_ports().next().is_some());
-        let mut used = self.usage_of(node_id);
+        let mut used = self.usage[slot];
         let mut ports: Vec<u16> = Vec::new();
+        let node_key = self.strings.find(node_id);
         for id in &removed {
-            if let Some(existing) = self.alloc(id)
-                && existing.holds_resources()
-                && existing.node_id == node_id
-            {
-                used.subtract(&existing.allocated_resources.comparable());
+            if let Some(index) = self.find_alloc(id) {
+                let existing = &self.allocs[index];
+                if existing.holds_resources() && Some(existing.strs[S_NODE]) == node_key {
+                    used.subtract(&existing.comparable());
+                }
             }
         }
         if needs_ports {
             ports.extend(node.reserved_ports.iter().copied());
-            for alloc in self.allocs_by_node(node_id) {
-                if alloc.holds_resources() && !removed.contains(&alloc.id.as_str()) {
-                    ports.extend(alloc.allocated_resources.host_ports());
+            if let Some(indexes) = node_key.and_then(|key| self.by_node.get(&key)) {
+                for &index in indexes {
+                    let existing = &self.allocs[index as usize];
+                    if existing.holds_resources() && !removed.contains(&&*existing.id) {
+                        ports.extend(existing.host_ports());
+                    }
                 }
             }
         }
@@ -341,6 +742,12 @@ impl MemCluster {
         }
         ports.sort_unstable();
         ports.windows(2).all(|pair| pair[0] != pair[1])
+    }
+
+    fn indexed(&self, indexes: Option<&Vec<u32>>) -> Vec<&Allocation> {
+        indexes
+            .map(|indexes| indexes.iter().map(|index| self.full(*index as usize)).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -366,18 +773,17 @@ impl ClusterView for MemCluster {
     }
 
     fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
-        self.by_job
-            .get(namespace)
-            .and_then(|jobs| jobs.get(job_id))
-            .map(|indexes| indexes.iter().map(|index| &self.allocs[*index]).collect())
-            .unwrap_or_default()
+        let (Some(namespace), Some(job_id)) = (self.strings.find(namespace), self.strings.find(job_id)) else {
+            return Vec::new();
+        };
+        self.indexed(self.by_job.get(&(namespace, job_id)))
     }
 
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
-        self.by_node
-            .get(node_id)
-            .map(|indexes| indexes.iter().map(|index| &self.allocs[*index]).collect())
-            .unwrap_or_default()
+        let Some(node_id) = self.strings.find(node_id) else {
+            return Vec::new();
+        };
+        self.indexed(self.by_node.get(&node_id))
     }
 
     fn node_resources_used(&self, node_id: &str) -> ComparableResources {
@@ -396,6 +802,15 @@ impl ClusterView for MemCluster {
 
     fn scheduler_config(&self) -> SchedulerConfig {
         self.config
+    }
+
+    fn node_index(&self) -> Option<NodeIndex<'_>> {
+        NodeIndex::new(
+            &self.nodes,
+            &self.node_entries,
+            &self.usage,
+            self.class_ids.len() as u32,
+        )
     }
 }
 

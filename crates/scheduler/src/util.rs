@@ -1,6 +1,6 @@
 //! Small pure helpers shared by the scheduler: a fast non-cryptographic
 //! hasher for per-evaluation lookup tables, a seeded mixer for tie-breaks and
-//! port picks, glob matching for datacenters, and a cheap `10^x` for scoring.
+//! port picks, and glob matching for datacenters.
 //!
 //! Nothing here reads a clock or a global random source; every random-looking
 //! value is derived from the seed the caller passed to `schedule`.
@@ -112,20 +112,6 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     pattern[p..].iter().all(|&c| c == '*')
 }
 
-/// `10^x` for `x` in about `[-1, 2]`, accurate to a few parts in 10⁵: enough
-/// to rank nodes, and several times cheaper than `powf`. Deterministic, so
-/// the same inputs always rank the same way.
-#[inline]
-pub(crate) fn pow10(x: f64) -> f64 {
-    // 10^x = 2^(x·log2 10); split into integer and fractional exponent.
-    let y = x * std::f64::consts::LOG2_10;
-    let floor = y.floor();
-    let frac = y - floor;
-    // Minimax-style cubic for 2^f on [0, 1).
-    let poly = 1.0 + frac * (0.695_976_1 + frac * (0.224_940_4 + frac * 0.079_083_5));
-    poly * 2f64.powi(floor as i32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,15 +127,6 @@ mod tests {
         assert!(glob_match("dc1", "dc1"));
         assert!(glob_match("d*1", "dc1"));
         assert!(!glob_match("d*2", "dc1"));
-    }
-
-    #[test]
-    fn pow10_is_close() {
-        for step in 0..=100 {
-            let x = step as f64 / 50.0 - 0.5;
-            let exact = 10f64.powf(x);
-            assert!(((pow10(x) - exact) / exact).abs() < 2e-4, "x={x}");
-        }
     }
 
     #[test]
