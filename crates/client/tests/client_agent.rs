@@ -392,7 +392,8 @@ async fn batch_exit_zero_completes_with_env_and_logs() {
     );
     let log = std::fs::read_to_string(log_of(data.path(), &alloc_id)).expect("stdout log");
     assert_eq!(log, format!("job=hello group=g task=t alloc={alloc_id} cpu=100\n"));
-    // The client reported pending or running before complete.
+    // The updater coalesces a fast task's pending/running/complete into as
+    // little as one update, so only the final status is certain.
     let statuses: Vec<AllocClientStatus> = server.with_state(|state| {
         state
             .updates
@@ -401,8 +402,7 @@ async fn batch_exit_zero_completes_with_env_and_logs() {
             .map(|update| update.client_status)
             .collect()
     });
-    assert_eq!(statuses.last(), Some(&AllocClientStatus::Complete));
-    assert!(statuses.len() >= 2, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&AllocClientStatus::Complete), "{statuses:?}");
     agent.stop().await;
 }
 
