@@ -2,6 +2,7 @@
 //! HTTP (through `api-client`) and parses job files locally with `jobspec`.
 //! What it prints comes from the pure functions in [`render`].
 
+pub mod fmt;
 pub mod render;
 
 use anyhow::{Context, anyhow, bail};
@@ -35,6 +36,8 @@ pub enum Command {
     /// Work with client nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Rewrite HCL job files in the canonical layout, keeping comments.
+    Fmt(fmt::FmtArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,8 +125,15 @@ fn now_nanos() -> i64 {
 
 /// Runs a command and returns the process exit code.
 pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if let Command::Fmt(args) = &command {
+        let mut stdin = std::io::stdin().lock();
+        let mut stdout = std::io::stdout().lock();
+        let mut stderr = std::io::stderr().lock();
+        return Ok(fmt::run_fmt(args, &mut stdin, &mut stdout, &mut stderr)?);
+    }
     let client = Client::new(global.address.clone());
     match command {
+        Command::Fmt(_) => Ok(ExitCode::SUCCESS),
         Command::Job(job) => run_job(job, &client).await,
         Command::Alloc(alloc) => run_alloc(alloc, &client).await,
         Command::Node(node) => run_node(node, &client).await,

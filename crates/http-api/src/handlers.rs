@@ -118,19 +118,44 @@ pub async fn register_job_by_id(State(state): State<AppState>, Path(id): Path<St
     register(&state, job).await
 }
 
+/// `POST /v1/jobs/parse`: HCL in, the API JSON job out, as Nomad answers it.
+/// `Canonicalize: false` gives the job as written (no defaults applied);
+/// `true` applies Nomad's defaults. `Variables` is var-file content (HCL).
+/// `file()` is not available here, as in Nomad. The job is not validated:
+/// only syntax, evaluation and schema errors give a 400.
 pub async fn parse_job(State(state): State<AppState>, body: Bytes) -> Answer {
     let request: api_types::JobsParseRequest = parse_body(&body)?;
     if request.job_hcl.trim().is_empty() {
         return Err(ApiError::BadRequest("JobHCL is empty".to_string()));
     }
-    let options = jobspec::ParseOptions::default();
-    let job = jobspec::parse_hcl(&request.job_hcl, "input.hcl", &options)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let mut options = jobspec::ParseOptions {
+        now,
+        ..jobspec::ParseOptions::default()
+    };
+    if !request.variables.trim().is_empty() {
+        options
+            .var_files
+            .push(("variables.hcl".to_string(), request.variables.clone()));
+    }
+    let job = jobspec::parse_hcl_to_api(&request.job_hcl, "input.hcl", &options, request.canonicalize)
         .map_err(|diagnostics| ApiError::BadRequest(diagnostics.render(&request.job_hcl, "input.hcl")))?;
-    reply(&state, state.server.state().index(), &jobspec::job_to_api(&job))
+    reply(&state, state.server.state().index(), &job)
 }
 
+/// `PUT /v1/validate/job`: a `{"Job": {...}}` body is checked as a
+/// submission would be (driver configs included) and the answer lists every
+/// problem; an invalid job is still a 200, as in Nomad.
 pub async fn validate_job(State(state): State<AppState>, body: Bytes) -> Answer {
-    let _: Value = parse_body(&body)?;
+    let value: Value = parse_body(&body)?;
+    match value.get("Job") {
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err(ApiError::BadRequest("field \"Job\" must be an object".to_string())),
+        None => return Err(ApiError::BadRequest("Job must be specified".to_string())),
+    }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("request body is not UTF-8".to_string()))?;
     let response = match jobspec::parse_json(text) {
         Ok(_) => api_types::JobValidateResponse {
@@ -140,7 +165,7 @@ pub async fn validate_job(State(state): State<AppState>, body: Bytes) -> Answer 
         Err(diagnostics) => {
             let errors: Vec<String> = diagnostics.0.iter().map(ToString::to_string).collect();
             api_types::JobValidateResponse {
-                driver_config_validated: false,
+                driver_config_validated: true,
                 error: diagnostics.to_string(),
                 validation_errors: errors,
                 warnings: String::new(),

@@ -8,6 +8,7 @@
 //! Problems name their field with the HCL spelling (`group "api" → count`)
 //! so one span map serves both routes.
 
+use crate::json_locate::{self, Locator};
 use base64::Engine;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -26,11 +27,14 @@ pub(crate) struct Problem {
     pub message: String,
 }
 
-/// One JSON object being read, with its path for messages.
+/// One JSON object being read, with its path for messages and, on the JSON
+/// route, its JSON pointer and the locator that turns paths into spans.
 struct Obj<'v> {
     map: &'v Map<String, Value>,
     seg: String,
     dotted: String,
+    ptr: String,
+    loc: Option<&'v Locator>,
 }
 
 impl<'v> Obj<'v> {
@@ -42,16 +46,70 @@ impl<'v> Obj<'v> {
         }
     }
 
+    /// The path of this object itself.
+    fn here(&self) -> String {
+        if self.dotted.is_empty() {
+            self.seg.clone()
+        } else {
+            format!("{} → {}", self.seg, self.dotted)
+        }
+    }
+
+    /// The key as written: exactly, else case-insensitively as Go's decoder does.
+    fn actual_key(&self, key: &str) -> Option<&'v str> {
+        if let Some((found, _)) = self.map.get_key_value(key) {
+            return Some(found.as_str());
+        }
+        self.map
+            .keys()
+            .find(|candidate| candidate.eq_ignore_ascii_case(key))
+            .map(String::as_str)
+    }
+
+    /// The JSON pointer of a key of this object.
+    fn pointer(&self, key: &str) -> String {
+        json_locate::child(&self.ptr, self.actual_key(key).unwrap_or(key))
+    }
+
     /// Looks a key up exactly, then case-insensitively as Go's decoder does.
     /// A JSON null counts as absent.
     fn get(&self, key: &str) -> Option<&'v Value> {
-        let value = self.map.get(key).or_else(|| {
-            self.map
-                .iter()
-                .find(|(candidate, _)| candidate.eq_ignore_ascii_case(key))
-                .map(|(_, value)| value)
-        })?;
+        let value = self.map.get(self.actual_key(key)?)?;
         if value.is_null() { None } else { Some(value) }
+    }
+
+    /// Like [`Obj::get`], and records where the field `name` is written,
+    /// or, when it is absent, this object (where a missing field belongs).
+    fn get_named(&self, key: &str, name: &str) -> Option<&'v Value> {
+        if let Some(loc) = self.loc {
+            let pointer = if self.actual_key(key).is_some() {
+                self.pointer(key)
+            } else {
+                self.ptr.clone()
+            };
+            loc.record(&self.field(name), &pointer);
+        }
+        self.get(key)
+    }
+
+    /// Records where this object itself is written.
+    fn mark_here(&self) {
+        if let Some(loc) = self.loc {
+            loc.record(&self.here(), &self.ptr);
+        }
+    }
+
+    /// A new labelled segment (`group "api"`) over the same JSON object.
+    fn segment(&self, seg: String) -> Obj<'v> {
+        let obj = Obj {
+            map: self.map,
+            seg,
+            dotted: String::new(),
+            ptr: self.ptr.clone(),
+            loc: self.loc,
+        };
+        obj.mark_here();
+        obj
     }
 
     fn problem(&self, out: &mut Vec<Problem>, name: &str, message: String) {
@@ -62,7 +120,7 @@ impl<'v> Obj<'v> {
     }
 
     fn string(&self, out: &mut Vec<Problem>, key: &str, name: &str) -> Option<String> {
-        match self.get(key)? {
+        match self.get_named(key, name)? {
             Value::String(text) => Some(text.clone()),
             other => {
                 self.problem(out, name, format!("{name} must be a string, not {}", json_type(other)));
@@ -72,7 +130,7 @@ impl<'v> Obj<'v> {
     }
 
     fn int(&self, out: &mut Vec<Problem>, key: &str, name: &str, min: i64, max: i64) -> Option<i64> {
-        let value = self.get(key)?;
+        let value = self.get_named(key, name)?;
         let number = match value {
             Value::Number(number) => number.as_i64().or_else(|| {
                 number
@@ -109,7 +167,7 @@ impl<'v> Obj<'v> {
     }
 
     fn bool(&self, out: &mut Vec<Problem>, key: &str, name: &str) -> Option<bool> {
-        match self.get(key)? {
+        match self.get_named(key, name)? {
             Value::Bool(flag) => Some(*flag),
             other => {
                 self.problem(out, name, format!("{name} must be a bool, not {}", json_type(other)));
@@ -125,7 +183,7 @@ impl<'v> Obj<'v> {
     }
 
     fn strings(&self, out: &mut Vec<Problem>, key: &str, name: &str) -> Option<Vec<String>> {
-        match self.get(key)? {
+        match self.get_named(key, name)? {
             Value::Array(items) => {
                 let mut list = Vec::with_capacity(items.len());
                 for item in items {
@@ -151,7 +209,7 @@ impl<'v> Obj<'v> {
     }
 
     fn string_map(&self, out: &mut Vec<Problem>, key: &str, name: &str) -> Option<BTreeMap<String, String>> {
-        match self.get(key)? {
+        match self.get_named(key, name)? {
             Value::Object(map) => {
                 let mut result = BTreeMap::new();
                 for (map_key, item) in map {
@@ -182,7 +240,7 @@ impl<'v> Obj<'v> {
     }
 
     fn object(&self, out: &mut Vec<Problem>, key: &str, name: &str) -> Option<Obj<'v>> {
-        match self.get(key)? {
+        match self.get_named(key, name)? {
             Value::Object(map) => Some(Obj {
                 map,
                 seg: self.seg.clone(),
@@ -191,6 +249,8 @@ impl<'v> Obj<'v> {
                 } else {
                     format!("{}.{name}", self.dotted)
                 },
+                ptr: self.pointer(key),
+                loc: self.loc,
             }),
             other => {
                 self.problem(out, name, format!("{name} must be an object, not {}", json_type(other)));
@@ -207,7 +267,7 @@ impl<'v> Obj<'v> {
         name: &str,
         element: &dyn Fn(usize, &Map<String, Value>) -> String,
     ) -> Vec<Obj<'v>> {
-        let Some(value) = self.get(key) else {
+        let Some(value) = self.get_named(key, name) else {
             return Vec::new();
         };
         let Value::Array(items) = value else {
@@ -219,7 +279,7 @@ impl<'v> Obj<'v> {
             match item {
                 Value::Object(map) => {
                     let label = element(idx, map);
-                    objects.push(Obj {
+                    let obj = Obj {
                         map,
                         seg: self.seg.clone(),
                         dotted: if self.dotted.is_empty() {
@@ -227,13 +287,23 @@ impl<'v> Obj<'v> {
                         } else {
                             format!("{}.{label}", self.dotted)
                         },
-                    });
+                        ptr: json_locate::child(&self.pointer(key), &idx.to_string()),
+                        loc: self.loc,
+                    };
+                    obj.mark_here();
+                    objects.push(obj);
                 }
-                other => self.problem(
-                    out,
-                    &format!("{name}[{idx}]"),
-                    format!("{name} must hold objects, not {}", json_type(other)),
-                ),
+                other => {
+                    if let Some(loc) = self.loc {
+                        let pointer = json_locate::child(&self.pointer(key), &idx.to_string());
+                        loc.record(&self.field(&format!("{name}[{idx}]")), &pointer);
+                    }
+                    self.problem(
+                        out,
+                        &format!("{name}[{idx}]"),
+                        format!("{name} must hold objects, not {}", json_type(other)),
+                    )
+                }
             }
         }
         objects
@@ -263,7 +333,16 @@ fn name_of(map: &Map<String, Value>, key: &str) -> String {
 /// The result is not canonicalized. Problems come with the job decoded as
 /// far as it could be, so validation can still report what else is wrong.
 pub(crate) fn job_from_api(value: &Value) -> (Job, Vec<Problem>) {
+    job_from_api_located(value, None)
+}
+
+/// [`job_from_api`] that also records, through `loc`, where in the JSON text
+/// each field it reads is written.
+pub(crate) fn job_from_api_located(value: &Value, loc: Option<&Locator>) -> (Job, Vec<Problem>) {
     let mut problems = Vec::new();
+    if let Some(loc) = loc {
+        loc.record("", "");
+    }
     let Value::Object(outer) = value else {
         let problem = Problem {
             path: String::new(),
@@ -271,16 +350,19 @@ pub(crate) fn job_from_api(value: &Value) -> (Job, Vec<Problem>) {
         };
         return (Job::default(), vec![problem]);
     };
-    let map = match outer.get("Job") {
-        Some(Value::Object(inner)) => inner,
+    let (map, root) = match outer.get("Job") {
+        Some(Value::Object(inner)) => (inner, "/Job"),
         Some(other) => {
+            if let Some(loc) = loc {
+                loc.record("Job", "/Job");
+            }
             let problem = Problem {
                 path: "Job".into(),
                 message: format!("Job must be an object, not {}", json_type(other)),
             };
             return (Job::default(), vec![problem]);
         }
-        None => outer,
+        None => (outer, ""),
     };
     let id = map
         .get("ID")
@@ -292,7 +374,11 @@ pub(crate) fn job_from_api(value: &Value) -> (Job, Vec<Problem>) {
         map,
         seg: format!("job {id:?}"),
         dotted: String::new(),
+        ptr: root.to_string(),
+        loc,
     };
+    o.mark_here();
+    o.get_named("ID", "id");
     let p = &mut problems;
     let mut job = Job {
         id: id.clone(),
@@ -417,14 +503,11 @@ pub(crate) fn job_from_api(value: &Value) -> (Job, Vec<Problem>) {
         reschedule: job_reschedule,
         migrate: job_migrate,
     };
-    if let Some(Value::Array(_)) = o.get("TaskGroups") {
+    if let Some(Value::Array(_)) = o.get_named("TaskGroups", "group") {
         for group_obj in o.list(p, "TaskGroups", "group", &|idx, _| format!("group[{idx}]")) {
             let name = name_of(group_obj.map, "Name");
-            let group_obj = Obj {
-                map: group_obj.map,
-                seg: format!("{} → group {name:?}", o.seg),
-                dotted: String::new(),
-            };
+            let group_obj = group_obj.segment(format!("{} → group {name:?}", o.seg));
+            group_obj.get_named("Name", "name");
             job.task_groups.push(task_group(&group_obj, p, &defaults, name));
         }
     } else if let Some(other) = o.get("TaskGroups") {
@@ -648,9 +731,49 @@ fn services(o: &Obj, p: &mut Vec<Problem>) -> Vec<Service> {
                     interval: c.duration(p, "Interval", "interval").unwrap_or_default(),
                     timeout: c.duration(p, "Timeout", "timeout").unwrap_or_default(),
                     initial_status: c.string(p, "InitialStatus", "initial_status").unwrap_or_default(),
+                    extra: extras(&c, CHECK_EXTRA),
                 })
                 .collect(),
+            extra: extras(&s, SERVICE_EXTRA),
         })
+        .collect()
+}
+
+/// API fields kept opaque in `Service::extra`.
+const SERVICE_EXTRA: &[&str] = &[
+    "Connect",
+    "CheckRestart",
+    "Weights",
+    "TaggedAddresses",
+    "EnableTagOverride",
+    "OnUpdate",
+    "CanaryMeta",
+    "Identity",
+    "Cluster",
+    "Kind",
+];
+/// API fields kept opaque in `ServiceCheck::extra`.
+const CHECK_EXTRA: &[&str] = &[
+    "AddressMode",
+    "TaskName",
+    "Header",
+    "Body",
+    "Notes",
+    "Expose",
+    "GRPCService",
+    "GRPCUseTLS",
+    "TLSSkipVerify",
+    "TLSServerName",
+    "SuccessBeforePassing",
+    "FailuresBeforeCritical",
+    "FailuresBeforeWarning",
+    "CheckRestart",
+    "OnUpdate",
+];
+
+fn extras(o: &Obj, keys: &[&str]) -> BTreeMap<String, Value> {
+    keys.iter()
+        .filter_map(|key| o.get(key).map(|value| ((*key).to_string(), value.clone())))
         .collect()
 }
 
@@ -694,7 +817,7 @@ fn task_group(o: &Obj, p: &mut Vec<Problem>, defaults: &GroupDefaults, name: Str
     }
     group.networks = networks(o, p);
     group.services = services(o, p);
-    if let Some(volumes) = o.get("Volumes") {
+    if let Some(volumes) = o.get_named("Volumes", "volume") {
         match volumes {
             Value::Object(map) => {
                 for (name, volume) in map {
@@ -706,7 +829,10 @@ fn task_group(o: &Obj, p: &mut Vec<Problem>, defaults: &GroupDefaults, name: Str
                         map: volume_map,
                         seg: o.seg.clone(),
                         dotted: format!("volume {name:?}"),
+                        ptr: json_locate::child(&o.pointer("Volumes"), name),
+                        loc: o.loc,
                     };
+                    v.mark_here();
                     group.volumes.insert(
                         name.clone(),
                         VolumeRequest {
@@ -763,11 +889,8 @@ fn task_group(o: &Obj, p: &mut Vec<Problem>, defaults: &GroupDefaults, name: Str
     let effective_restart = group.restart_policy.clone().unwrap_or(restart_base);
     for task_obj in o.list(p, "Tasks", "task", &|idx, _| format!("task[{idx}]")) {
         let name = name_of(task_obj.map, "Name");
-        let task_obj = Obj {
-            map: task_obj.map,
-            seg: format!("{} → task {name:?}", o.seg),
-            dotted: String::new(),
-        };
+        let task_obj = task_obj.segment(format!("{} → task {name:?}", o.seg));
+        task_obj.get_named("Name", "name");
         group.tasks.push(task(&task_obj, p, &effective_restart, name));
     }
     group
@@ -780,8 +903,13 @@ fn task(o: &Obj, p: &mut Vec<Problem>, group_restart: &RestartPolicy, name: Stri
     };
     task.driver = o.string(p, "Driver", "driver").unwrap_or_default();
     task.user = o.string(p, "User", "user").unwrap_or_default();
-    match o.get("Config") {
-        Some(config @ Value::Object(_)) => task.config = config.clone(),
+    match o.get_named("Config", "config") {
+        Some(config @ Value::Object(_)) => {
+            if let Some(loc) = o.loc {
+                loc.record_tree(&o.field("config"), &o.pointer("Config"), config);
+            }
+            task.config = config.clone();
+        }
         Some(other) => o.problem(
             p,
             "config",
@@ -1065,7 +1193,7 @@ fn services_value(items: &[Service]) -> Value {
         items
             .iter()
             .map(|s| {
-                object(vec![
+                let value = object(vec![
                     ("Name", s.name.clone().into()),
                     ("PortLabel", s.port_label.clone().into()),
                     ("Provider", s.provider.clone().into()),
@@ -1081,7 +1209,7 @@ fn services_value(items: &[Service]) -> Value {
                             s.checks
                                 .iter()
                                 .map(|c| {
-                                    object(vec![
+                                    let value = object(vec![
                                         ("Name", c.name.clone().into()),
                                         ("Type", c.check_type.clone().into()),
                                         ("Command", c.command.clone().into()),
@@ -1093,12 +1221,14 @@ fn services_value(items: &[Service]) -> Value {
                                         ("Interval", nanos(c.interval)),
                                         ("Timeout", nanos(c.timeout)),
                                         ("InitialStatus", c.initial_status.clone().into()),
-                                    ])
+                                    ]);
+                                    with_extra(value, &c.extra)
                                 })
                                 .collect(),
                         ),
                     ),
-                ])
+                ]);
+                with_extra(value, &s.extra)
             })
             .collect(),
     )

@@ -22,24 +22,6 @@ pub(crate) struct Decoder<'s, 'a> {
 /// Fields Nomad knows but Drover does not model yet: named in a clearer
 /// error than an unknown field.
 const NOT_SUPPORTED: &[&str] = &[
-    "connect",
-    "check_restart",
-    "tagged_addresses",
-    "enable_tag_override",
-    "on_update",
-    "canary_meta",
-    "weights",
-    "header",
-    "expose",
-    "grpc_service",
-    "grpc_use_tls",
-    "tls_skip_verify",
-    "tls_server_name",
-    "success_before_passing",
-    "failures_before_critical",
-    "failures_before_warning",
-    "body",
-    "notes",
     "wait",
     "error_on_missing_key",
     "change_script",
@@ -51,7 +33,6 @@ const NOT_SUPPORTED: &[&str] = &[
     "numa",
     "secrets",
     "iops",
-    "cluster",
 ];
 
 /// Reads one block, remembering which attributes and blocks were used.
@@ -772,9 +753,24 @@ fn driver_config(d: &mut Decoder, node: &Node, path: &str) -> Value {
         }
         out.insert(attr.name.clone(), attr.value.clone());
     }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for block in &node.blocks {
         let inner_path = format!("{path}.{}", block.ident);
-        let mut value = driver_config(d, block, &inner_path);
+        // Blocks become lists: the n-th `mount` block is `config.mount[n]`.
+        let count = seen.entry(block.ident.as_str()).or_insert(0);
+        let mut element_path = format!("{inner_path}[{count}]");
+        *count += 1;
+        if let Some(span) = &block.span {
+            d.spans.entry(inner_path.clone()).or_insert_with(|| span.clone());
+            d.spans.insert(element_path.clone(), span.clone());
+        }
+        for label in &block.labels {
+            element_path = format!("{element_path}.{label}");
+            if let Some(span) = &block.span {
+                d.spans.insert(element_path.clone(), span.clone());
+            }
+        }
+        let mut value = driver_config(d, block, &element_path);
         for label in block.labels.iter().rev() {
             let mut wrapper = Map::new();
             wrapper.insert(label.clone(), value);
@@ -1028,16 +1024,82 @@ fn services(d: &mut Decoder, r: &mut Reader) -> Vec<Value> {
             put(&mut check, "Interval", c.duration(d, "interval"));
             put(&mut check, "Timeout", c.duration(d, "timeout"));
             put(&mut check, "InitialStatus", c.string(d, "initial_status"));
+            kept(
+                d,
+                &mut c,
+                &mut check,
+                CHECK_KEPT_ATTRS,
+                &[("check_restart", "CheckRestart")],
+            );
+            if let Some(header) = c.block(d, "header") {
+                check.insert("Header".into(), opaque_value(header, false));
+            }
             c.finish(d);
             checks.push(Value::Object(check));
         }
         if !checks.is_empty() {
             service.insert("Checks".into(), Value::Array(checks));
         }
+        kept(d, &mut s, &mut service, SERVICE_KEPT_ATTRS, SERVICE_KEPT_BLOCKS);
         s.finish(d);
         out.push(Value::Object(service));
     }
     out
+}
+
+/// Service attributes kept as written (HCL name, API name) in `Service::extra`.
+const SERVICE_KEPT_ATTRS: &[(&str, &str)] = &[
+    ("tagged_addresses", "TaggedAddresses"),
+    ("enable_tag_override", "EnableTagOverride"),
+    ("on_update", "OnUpdate"),
+    ("canary_meta", "CanaryMeta"),
+    ("cluster", "Cluster"),
+    ("kind", "Kind"),
+];
+/// Service blocks kept as opaque API JSON in `Service::extra`.
+const SERVICE_KEPT_BLOCKS: &[(&str, &str)] = &[
+    ("connect", "Connect"),
+    ("check_restart", "CheckRestart"),
+    ("weights", "Weights"),
+    ("identity", "Identity"),
+];
+/// Check attributes kept as written in `ServiceCheck::extra`.
+const CHECK_KEPT_ATTRS: &[(&str, &str)] = &[
+    ("address_mode", "AddressMode"),
+    ("task", "TaskName"),
+    ("body", "Body"),
+    ("notes", "Notes"),
+    ("expose", "Expose"),
+    ("grpc_service", "GRPCService"),
+    ("grpc_use_tls", "GRPCUseTLS"),
+    ("tls_skip_verify", "TLSSkipVerify"),
+    ("tls_server_name", "TLSServerName"),
+    ("success_before_passing", "SuccessBeforePassing"),
+    ("failures_before_critical", "FailuresBeforeCritical"),
+    ("failures_before_warning", "FailuresBeforeWarning"),
+    ("on_update", "OnUpdate"),
+];
+
+/// Reads fields Drover keeps without interpreting them: attributes as their
+/// values, blocks as opaque API JSON.
+fn kept(
+    d: &mut Decoder,
+    r: &mut Reader,
+    out: &mut Map<String, Value>,
+    attrs: &[(&str, &str)],
+    blocks: &[(&str, &str)],
+) {
+    for (hcl_name, api_name) in attrs {
+        if let Some(attr) = r.attr(d, hcl_name) {
+            out.insert((*api_name).to_string(), attr.value.clone());
+        }
+    }
+    for (hcl_name, api_name) in blocks {
+        if let Some(block) = r.block(d, hcl_name) {
+            let value = opaque(d, r, block, hcl_name);
+            out.insert((*api_name).to_string(), value);
+        }
+    }
 }
 
 fn volume(d: &mut Decoder, parent: &Reader, node: &Node, label: &str) -> Value {

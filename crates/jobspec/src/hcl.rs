@@ -130,7 +130,7 @@ pub(crate) fn evaluate(source: &str, opts: &ParseOptions, sink: &mut Sink) -> Op
 }
 
 /// The first offset where brackets nest deeper than the parser may recurse.
-fn too_deep(source: &str) -> Option<usize> {
+pub(crate) fn too_deep(source: &str) -> Option<usize> {
     let mut depth: usize = 0;
     for (offset, byte) in source.bytes().enumerate() {
         match byte {

@@ -15,15 +15,20 @@ mod api;
 mod cron;
 mod decode;
 mod diag;
+mod drivers;
 mod eval;
+mod format;
 mod funcs;
 mod hcl;
+mod json_locate;
 mod ty;
 
 pub use api::job_to_api;
 pub use cron::{normalize_cron, validate_cron};
 pub use decode::parse_size_mb;
 pub use diag::{Diagnostic, Diagnostics};
+pub use drivers::{check_driver_config, is_builtin_driver};
+pub use format::format_hcl;
 pub use funcs::FUNCTION_NAMES;
 
 use decode::SpanMap;
@@ -100,6 +105,53 @@ pub fn parse_hcl(source: &str, _filename: &str, opts: &ParseOptions) -> Result<J
     check(job, &mut sink, &spans)
 }
 
+/// Reads an HCL job the way `POST /v1/jobs/parse` does and returns its API
+/// JSON (the bare job). With `canonicalize` false the job is as written:
+/// only the fields the file sets, plus `Name` from the job's label as
+/// Nomad's parser fills it. With `canonicalize` true Nomad's defaults are
+/// applied as for a submitted job. Neither validates the job: errors are
+/// syntax, evaluation and schema errors (unknown blocks, wrong types).
+pub fn parse_hcl_to_api(
+    source: &str,
+    _filename: &str,
+    opts: &ParseOptions,
+    canonicalize: bool,
+) -> Result<Value, Diagnostics> {
+    let mut sink = Sink::new(source);
+    let Some(node) = hcl::evaluate(source, opts, &mut sink) else {
+        return Err(finish(sink.diags));
+    };
+    let mut decoder = decode::Decoder {
+        sink: &mut sink,
+        spans: SpanMap::new(),
+    };
+    let mut api_job = decode::job(&mut decoder, &node);
+    let spans = std::mem::take(&mut decoder.spans);
+    if !sink.diags.is_empty() {
+        return Err(finish(sink.diags));
+    }
+    if !canonicalize {
+        if let Value::Object(map) = &mut api_job
+            && !map.contains_key("Name")
+        {
+            let id = map.get("ID").cloned().unwrap_or(Value::Null);
+            map.insert("Name".to_string(), id);
+        }
+        return Ok(api_job);
+    }
+    let (mut job, problems) = api::job_from_api(&api_job);
+    for problem in problems {
+        let span = lookup_span(&spans, &problem.path);
+        sink.error(problem.path, problem.message, span);
+    }
+    if !sink.diags.is_empty() {
+        return Err(finish(sink.diags));
+    }
+    job.canonicalize();
+    fill_service_names(&mut job);
+    Ok(job_to_api(&job))
+}
+
 /// Parses Nomad's API JSON (`{"Job": {…}}` or the bare job) into a
 /// canonicalized, validated job.
 pub fn parse_json(source: &str) -> Result<Job, Diagnostics> {
@@ -115,8 +167,9 @@ pub fn parse_json(source: &str) -> Result<Job, Diagnostics> {
             }]));
         }
     };
-    let spans = json_spans(source);
-    let (job, problems) = api::job_from_api(&value);
+    let locator = json_locate::Locator::scan(source);
+    let (job, problems) = api::job_from_api_located(&value, Some(&locator));
+    let spans = locator.into_spans();
     let fatal = problems
         .iter()
         .any(|problem| problem.path.is_empty() || problem.path == "Job");
@@ -345,6 +398,9 @@ fn extra_checks(job: &Job, errors: &mut Vec<(String, String)>) {
         check_services(&group.services, &group_path, &port_labels, errors);
         for task in &group.tasks {
             let task_path = format!("{group_path} → task {:?}", task.name);
+            for (field, message) in check_driver_config(&task.driver, &task.config) {
+                errors.push((format!("{task_path} → {field}"), message));
+            }
             check_services(&task.services, &task_path, &port_labels, errors);
             for (idx, template) in task.templates.iter().enumerate() {
                 let path = format!("{task_path} → template[{idx}]");
@@ -524,9 +580,16 @@ fn lookup_span(spans: &SpanMap, path: &str) -> Option<std::ops::Range<usize>> {
         if let Some(span) = spans.get(&key) {
             return Some(span.clone());
         }
+        if key.ends_with(']')
+            && let Some(open) = key.rfind('[')
+            && key[open + 1..key.len() - 1].bytes().all(|byte| byte.is_ascii_digit())
+        {
+            key.truncate(open);
+            continue;
+        }
         let (head, tail) = match key.rsplit_once(" → ") {
             Some((head, tail)) => (head.to_string(), tail.to_string()),
-            None => return None,
+            None => return spans.get("").cloned(),
         };
         key = match last_dot_outside_quotes(&tail) {
             Some(idx) => format!("{head} → {}", &tail[..idx]),
@@ -553,11 +616,3 @@ fn last_dot_outside_quotes(text: &str) -> Option<usize> {
     }
     last
 }
-
-/// Spans for a JSON job: field paths (in the HCL spelling) of the keys the
-/// API decoder reads, found by walking the JSON text.
-fn json_spans(source: &str) -> SpanMap {
-    json_locate::locate(source)
-}
-
-mod json_locate;

@@ -117,6 +117,9 @@ fn service() -> impl Strategy<Value = Service> {
                             interval,
                             timeout,
                             initial_status,
+                            extra: [("GRPCUseTLS".to_string(), serde_json::Value::Bool(true))]
+                                .into_iter()
+                                .collect(),
                         }
                     },
                 ),
@@ -134,6 +137,12 @@ fn service() -> impl Strategy<Value = Service> {
             task_name: String::new(),
             meta,
             checks,
+            extra: [(
+                "Connect".to_string(),
+                serde_json::json!({"SidecarService": {"Port": "http"}}),
+            )]
+            .into_iter()
+            .collect(),
         })
 }
 

@@ -716,6 +716,9 @@ pub struct Service {
     pub task_name: String,
     pub meta: BTreeMap<String, String>,
     pub checks: Vec<ServiceCheck>,
+    /// Opaque fields kept for later capabilities (connect, check_restart, …).
+    #[serde(default)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// A health check attached to a service.
@@ -735,6 +738,9 @@ pub struct ServiceCheck {
     #[serde(with = "nanos")]
     pub timeout: Duration,
     pub initial_status: String,
+    /// Opaque fields kept for later capabilities (header, grpc_service, …).
+    #[serde(default)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// A volume a group asks for.
