@@ -316,7 +316,8 @@ pub fn fast_uuid(bits: u128) -> String {
         text[at] = HEX[((bits >> (124 - 4 * nibble)) & 0xF) as usize];
         at += 1;
     }
-    text.iter().map(|byte| char::from(*byte)).collect()
+    // Every byte is ASCII (hex digits and dashes), so this never falls back.
+    std::str::from_utf8(&text).map(str::to_owned).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1491,7 +1491,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         if self.templates[group].is_none() {
             let job = self.job;
             let task_group = &job.task_groups[group];
-            let mut tasks = BTreeMap::new();
+            let mut tasks = types::TaskResources::new();
             for task in &task_group.tasks {
                 tasks.insert(
                     task.name.clone(),

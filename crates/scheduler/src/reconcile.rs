@@ -329,6 +329,7 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
             .chain(replacements.iter().map(|(alloc, _)| index_of(alloc)))
             .collect();
         let mut missing = count - total;
+        result.places.reserve(missing);
         let mut index = 0u32;
         while missing > 0 {
             if !occupied.contains(&index) {

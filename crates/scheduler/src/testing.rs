@@ -483,23 +483,31 @@ impl MemCluster {
     /// [`MemCluster::upsert_alloc`] with the node's slot already looked up.
     fn insert_stored(&mut self, alloc: Allocation, node_slot: Option<usize>) {
         let stored = StoredAlloc::compact(alloc, &mut self.strings);
-        if let Some(index) = self.find_alloc(&stored.id) {
-            self.replace_stored(index, stored);
-            return;
-        }
         let index = self.allocs.len() as u32;
+        // One probe of the ID-hash index for both "is it an update?" and
+        // "register the new ID".
+        let taken = match self.alloc_index.entry(id_hash(&stored.id)) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(index);
+                None
+            }
+            std::collections::hash_map::Entry::Occupied(slot) => Some(*slot.get()),
+        };
+        if let Some(existing) = taken {
+            if self.allocs[existing as usize].id == stored.id {
+                self.replace_stored(existing as usize, stored);
+                return;
+            }
+            if let Some(&existing) = self.alloc_collisions.get(&stored.id) {
+                self.replace_stored(existing as usize, stored);
+                return;
+            }
+            self.alloc_collisions.insert(stored.id.clone(), index);
+        }
         if stored.holds_resources()
             && let Some(slot) = node_slot
         {
             self.usage[slot].add(&stored.comparable());
-        }
-        match self.alloc_index.entry(id_hash(&stored.id)) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(index);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.alloc_collisions.insert(stored.id.clone(), index);
-            }
         }
         self.by_job
             .entry((stored.strs[S_NAMESPACE], stored.strs[S_JOB]))
@@ -1348,7 +1356,7 @@ fn parse_alloc(cluster: &MemCluster, tokens: &[String], now: UnixNanos) -> Resul
     if let Some(node) = cluster.node(&alloc.node_id) {
         alloc.node_name = node.name.clone();
     }
-    let mut tasks = BTreeMap::new();
+    let mut tasks = types::TaskResources::new();
     for task in &group.tasks {
         tasks.insert(
             task.name.clone(),

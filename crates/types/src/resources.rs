@@ -242,11 +242,136 @@ pub struct AllocatedTaskResources {
     pub devices: BTreeMap<String, Vec<String>>,
 }
 
+/// Per-task granted resources by task name: a small map kept sorted by
+/// name in one `Vec` (groups have a handful of tasks; a `BTreeMap` costs a
+/// ≈1 KiB node per allocation). Same API subset and the same serde form (a
+/// map) as the `BTreeMap` it replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskResources {
+    entries: Vec<(String, AllocatedTaskResources)>,
+}
+
+impl TaskResources {
+    /// An empty map.
+    pub fn new() -> TaskResources {
+        TaskResources::default()
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(name, _)| name.as_str().cmp(key))
+    }
+
+    /// The resources of one task.
+    pub fn get(&self, key: &str) -> Option<&AllocatedTaskResources> {
+        self.position(key).ok().map(|index| &self.entries[index].1)
+    }
+
+    /// The resources of one task, mutably.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut AllocatedTaskResources> {
+        self.position(key).ok().map(|index| &mut self.entries[index].1)
+    }
+
+    /// Inserts or replaces a task's resources; returns the previous value.
+    pub fn insert(&mut self, key: String, value: AllocatedTaskResources) -> Option<AllocatedTaskResources> {
+        match self.position(&key) {
+            Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value)),
+            Err(index) => {
+                self.entries.insert(index, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes a task's resources.
+    pub fn remove(&mut self, key: &str) -> Option<AllocatedTaskResources> {
+        self.position(key).ok().map(|index| self.entries.remove(index).1)
+    }
+
+    /// Whether a task has resources.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no tasks.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// (task name, resources) in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &AllocatedTaskResources)> + '_ {
+        self.entries.iter().map(|(name, resources)| (name, resources))
+    }
+
+    /// Task names in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + '_ {
+        self.entries.iter().map(|(name, _)| name)
+    }
+
+    /// Resources in task-name order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &AllocatedTaskResources> + '_ {
+        self.entries.iter().map(|(_, resources)| resources)
+    }
+
+    /// Resources in task-name order, mutably.
+    pub fn values_mut(&mut self) -> impl ExactSizeIterator<Item = &mut AllocatedTaskResources> + '_ {
+        self.entries.iter_mut().map(|(_, resources)| resources)
+    }
+}
+
+impl FromIterator<(String, AllocatedTaskResources)> for TaskResources {
+    fn from_iter<I: IntoIterator<Item = (String, AllocatedTaskResources)>>(iter: I) -> Self {
+        let mut map = TaskResources::new();
+        for (key, value) in iter {
+            map.insert(key, value);
+        }
+        map
+    }
+}
+
+impl<const N: usize> From<[(String, AllocatedTaskResources); N]> for TaskResources {
+    fn from(entries: [(String, AllocatedTaskResources); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl From<BTreeMap<String, AllocatedTaskResources>> for TaskResources {
+    fn from(map: BTreeMap<String, AllocatedTaskResources>) -> Self {
+        TaskResources {
+            entries: map.into_iter().collect(),
+        }
+    }
+}
+
+impl IntoIterator for TaskResources {
+    type Item = (String, AllocatedTaskResources);
+    type IntoIter = std::vec::IntoIter<(String, AllocatedTaskResources)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl Serialize for TaskResources {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.entries.iter().map(|(name, resources)| (name, resources)))
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskResources {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, AllocatedTaskResources>::deserialize(deserializer).map(TaskResources::from)
+    }
+}
+
 /// Resources granted to an allocation as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct AllocatedResources {
-    pub tasks: BTreeMap<String, AllocatedTaskResources>,
+    pub tasks: TaskResources,
     pub disk_mb: i64,
     /// Networks with their host ports assigned.
     pub networks: Vec<NetworkResource>,
@@ -283,6 +408,32 @@ impl AllocatedResources {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_resources_match_btreemap_order_and_json() {
+        let task = |cpu_mhz| AllocatedTaskResources {
+            cpu_mhz,
+            memory_mb: 64,
+            ..AllocatedTaskResources::default()
+        };
+        let mut map = TaskResources::new();
+        let mut reference = BTreeMap::new();
+        for (name, cpu) in [("web", 1), ("db", 2), ("cache", 3), ("web", 4)] {
+            assert_eq!(
+                map.insert(name.to_string(), task(cpu)),
+                reference.insert(name.to_string(), task(cpu))
+            );
+        }
+        assert_eq!(map.len(), 3);
+        assert_eq!(map.get("web").map(|task| task.cpu_mhz), Some(4));
+        assert!(map.get("nope").is_none());
+        assert!(map.iter().map(|(name, _)| name).eq(reference.keys()));
+        let json = serde_json::to_string(&map).expect("serialize");
+        assert_eq!(json, serde_json::to_string(&reference).expect("serialize"));
+        let back: TaskResources = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, map);
+        assert_eq!(TaskResources::from(reference), map);
+    }
 
     #[test]
     fn fit_names_the_exhausted_dimension() {
