@@ -245,15 +245,19 @@ pub fn run(nodes: usize, jobs: usize, count: u32, seed: u64) -> BenchReport {
         };
         cluster.upsert_job(job);
         let schedule_started = std::time::Instant::now();
-        let plan = match crate::schedule(&cluster, &eval, now, &mut ids, &mut rng) {
-            Ok(plan) => plan,
+        // The compact path: the same scheduling as `schedule` (which gives
+        // exactly `compact.into_plan(..)`), but plain new allocations reach
+        // the store without a `types::Allocation` built and freed per
+        // placement. The store still verifies every node's part.
+        let compact = match crate::schedule_compact(&cluster, &eval, now, &mut ids, &mut rng) {
+            Ok(compact) => compact,
             Err(_) => continue,
         };
         schedule_seconds += schedule_started.elapsed().as_secs_f64();
-        if let Some(update) = &plan.eval_update {
+        if let Some(update) = &compact.plan.eval_update {
             failed += update.queued_allocations.values().sum::<u64>();
         }
-        placements += cluster.apply_plan_owned(plan).placed as u64;
+        placements += cluster.apply_compact(compact).placed as u64;
     }
     let seconds = started.elapsed().as_secs_f64();
     let (fill, nodes_used, packing_efficiency) = packing(&cluster);
@@ -323,6 +327,64 @@ pub fn fast_uuid(bits: u128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The benchmark loop through the compact path (with class verdicts
+    /// remembered across evaluations) and through `schedule` +
+    /// `apply_plan_owned` (without), job by job: same plans, same outcomes,
+    /// same store. Demand 1.2× capacity so that some groups fail (blocked evaluations
+    /// with class eligibility).
+    #[test]
+    fn compact_path_matches_full_path() {
+        let mut full = build_cluster(300, 3);
+        let mut compact = full.clone();
+        let workload = build_jobs(&full, 40, 60, 3, 1.2);
+        let mut blocked = 0;
+        let mut compact_placements = 0;
+        let mut rng_full = SmallRng::seed_from_u64(9);
+        let mut rng_compact = SmallRng::seed_from_u64(9);
+        let (mut counter_full, mut counter_compact) = (0u64, 0u64);
+        let now: types::UnixNanos = 1_700_000_000_000_000_000;
+        for job in workload {
+            let eval = Evaluation {
+                id: format!("eval-{}", job.id),
+                namespace: job.namespace.clone(),
+                priority: job.priority,
+                job_type: Some(job.job_type),
+                triggered_by: types::trigger::JOB_REGISTER.to_string(),
+                job_id: job.id.clone(),
+                status: EvalStatus::Pending,
+                ..Evaluation::default()
+            };
+            full.upsert_job(job.clone());
+            compact.upsert_job(job);
+            let mut ids_full = || {
+                counter_full += 1;
+                fast_uuid(u128::from(counter_full))
+            };
+            let mut ids_compact = || {
+                counter_compact += 1;
+                fast_uuid(u128::from(counter_compact))
+            };
+            // The full path starts every evaluation without remembered
+            // class verdicts; the compact one keeps them across jobs.
+            full.forget_verdicts();
+            let plan = crate::schedule(&full, &eval, now, &mut ids_full, &mut rng_full).expect("schedules");
+            let parts =
+                crate::schedule_compact(&compact, &eval, now, &mut ids_compact, &mut rng_compact).expect("schedules");
+            compact_placements += parts.parts.placements.len();
+            assert_eq!(parts.clone().into_plan(compact.node_list()), plan);
+            blocked += plan
+                .created_evals
+                .iter()
+                .filter(|created| !created.class_eligibility.is_empty())
+                .count();
+            assert_eq!(compact.apply_compact(parts), full.apply_plan_owned(plan));
+            crate::testing::same_cluster(&full, &compact).expect("same store");
+        }
+        assert!(blocked > 0, "some evaluations block");
+        assert!(compact_placements > 1000, "the compact path is taken");
+        assert_eq!(packing(&full), packing(&compact));
+    }
 
     #[test]
     fn fast_uuid_matches_types() {

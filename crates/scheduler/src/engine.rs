@@ -33,6 +33,27 @@ pub(crate) struct Ctx<'v, V: ClusterView + ?Sized> {
     pub now: UnixNanos,
     pub seed: u64,
     pub config: SchedulerConfig,
+    /// Stage plain placements as [`CompactPlacement`]s instead of
+    /// building an `Allocation` each (see [`crate::CompactPlan`]).
+    pub compact: bool,
+}
+
+/// A new allocation as the compact placement path records it: everything
+/// else comes from its group's template ([`State::template`]) and the node.
+/// Only evaluations whose placements have no ports, cores, devices or
+/// previous allocation take this form ([`State::enable_compact`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompactPlacement {
+    pub id: String,
+    /// IDs of the allocations this placement preempts.
+    pub preempted: Vec<String>,
+    /// The node's position in the view's node order (`NodeIndex::nodes`).
+    pub position: u32,
+    pub group: u32,
+    /// The allocation name's index (`job.group[index]`).
+    pub index: u32,
+    /// nodes evaluated, filtered, in pool, exhausted.
+    pub metrics: [u64; 4],
 }
 
 /// Resources in the four dimensions the scheduler fits.
@@ -304,6 +325,27 @@ impl<'j> GroupSpec<'j> {
         Ok(())
     }
 
+    /// What a class verdict of this group depends on besides the class:
+    /// drivers and class-cacheable constraints with their reason numbers.
+    fn verdict_key(&self) -> String {
+        let mut key = String::from("group");
+        for driver in &self.drivers {
+            key.push('\u{1}');
+            key.push_str(driver);
+        }
+        for (constraint, reason) in &self.class_constraints {
+            key.push('\u{2}');
+            key.push_str(&constraint.ltarget);
+            key.push('\u{3}');
+            key.push_str(&constraint.display);
+            key.push('\u{3}');
+            key.push_str(&constraint.rtarget);
+            key.push('\u{3}');
+            key.push_str(&reason.to_string());
+        }
+        key
+    }
+
     /// Checks the parts of feasibility that are per node.
     fn check_node(&self, node: &Node) -> Result<(), u16> {
         for (constraint, reason) in &self.node_constraints {
@@ -366,6 +408,18 @@ fn device_matches(device: &types::NodeDevice, ask: &DeviceAsk) -> bool {
     })
 }
 
+/// The verdict-cache key of [`in_datacenters_and_pool`] for a job.
+fn placement_key(job: &Job) -> String {
+    let mut key = String::from("placement");
+    for datacenter in &job.datacenters {
+        key.push('\u{1}');
+        key.push_str(datacenter);
+    }
+    key.push('\u{2}');
+    key.push_str(&job.node_pool);
+    key
+}
+
 /// Whether a node lies in the job's datacenters and node pool.
 pub(crate) fn in_datacenters_and_pool(job: &Job, node: &Node) -> bool {
     let pool_ok = job.node_pool == "all" || job.node_pool == node.node_pool;
@@ -412,6 +466,8 @@ impl Detail {
 /// A node in the evaluation's local table.
 pub(crate) struct LocalNode<'v> {
     pub node: &'v Node,
+    /// Position in the view's node order.
+    position: u32,
     class: u32,
     cap: Res,
     pub used: Res,
@@ -428,7 +484,11 @@ pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
     pub job: &'v Job,
     pub specs: Vec<GroupSpec<'v>>,
     pub nodes: Vec<LocalNode<'v>>,
-    class_names: Vec<&'v str>,
+    /// A node of each local class (for its `computed_class`).
+    class_names: Vec<&'v Node>,
+    /// Local class → the store's class (`NodeEntry::class`), fast path only.
+    index_class: Vec<u32>,
+    verdict_cache: Option<&'v crate::VerdictCache>,
     /// Node ID → local index, for nodes that hold the job's allocations.
     slot_of: FxHashMap<&'v str, u32>,
     /// Allocations stopped or preempted by the plan so far, by local node.
@@ -449,6 +509,10 @@ pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
     /// New allocations by local node, moved into the plan by
     /// [`State::flush_into`] (one plan lookup per node, not per placement).
     staged: FxHashMap<u32, Vec<Allocation>>,
+    /// Placements staged in compact form (only with `Ctx::compact`), in
+    /// placement order.
+    pub compact_staged: Vec<CompactPlacement>,
+    compact_eval: bool,
 }
 
 /// What kind of placement a request is, for the new allocation's links.
@@ -620,14 +684,27 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         for alloc in job_allocs {
             slot_of.insert(alloc.node_id.as_str(), NONE);
         }
-        let mut class_names: Vec<&'v str> = Vec::new();
+        let mut class_names: Vec<&'v Node> = Vec::new();
+        let mut index_class: Vec<u32> = Vec::new();
+        let mut verdict_cache: Option<&'v crate::VerdictCache> = None;
+        // Fast path: whether each local class is in the job's datacenters and pool.
+        let mut local_ok: Vec<bool> = Vec::new();
         let mut nodes: Vec<LocalNode<'v>> = Vec::new();
         match ctx.view.node_index() {
             Some(index) => {
                 // Column-wise fast path: the `Node` itself is read once per
-                // computed class (datacenter and pool are part of it), and
-                // by ID only when the job already has allocations.
+                // computed class (datacenter and pool are part of it) unless
+                // the store's verdict cache already knows the class, and by
+                // ID only when the job already has allocations.
                 const UNSEEN: u32 = u32::MAX - 1;
+                verdict_cache = index.verdicts;
+                let placement_key = verdict_cache.map(|_| placement_key(job));
+                // Per store class: 0 unknown, 1 in the job's datacenters and
+                // pool, 2 not, 3 no computed class.
+                let mut placement_verdicts: Vec<u16> = match (verdict_cache, placement_key.as_deref()) {
+                    (Some(cache), Some(key)) => cache.load(key, index.class_count as usize),
+                    _ => vec![0; index.class_count as usize],
+                };
                 let mut local_class: Vec<u32> = vec![UNSEEN; index.class_count as usize];
                 let mut class_ok: Vec<bool> = Vec::new();
                 nodes.reserve(index.entries.len());
@@ -638,11 +715,22 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     let node = &index.nodes[position];
                     let mut class = local_class[entry.class as usize];
                     if class == UNSEEN {
-                        class = if node.computed_class.is_empty() {
+                        let verdict = &mut placement_verdicts[entry.class as usize];
+                        if *verdict == 0 {
+                            *verdict = if node.computed_class.is_empty() {
+                                3
+                            } else if in_datacenters_and_pool(job, node) {
+                                1
+                            } else {
+                                2
+                            };
+                        }
+                        class = if *verdict == 3 {
                             NO_CLASS
                         } else {
-                            class_names.push(node.computed_class.as_str());
-                            class_ok.push(in_datacenters_and_pool(job, node));
+                            class_ok.push(*verdict == 1);
+                            class_names.push(node);
+                            index_class.push(entry.class);
                             class_names.len() as u32 - 1
                         };
                         local_class[entry.class as usize] = class;
@@ -663,6 +751,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     }
                     nodes.push(LocalNode {
                         node,
+                        position: position as u32,
                         class,
                         cap: Res::from_comparable(&entry.capacity),
                         used: Res::from_comparable(&index.used[position]),
@@ -672,6 +761,10 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                         detail: None,
                     });
                 }
+                if let (Some(cache), Some(key)) = (verdict_cache, placement_key) {
+                    cache.store(key, placement_verdicts);
+                }
+                local_ok = class_ok;
             }
             None => {
                 let mut class_ids: FxHashMap<&'v str, u32> = FxHashMap::default();
@@ -686,7 +779,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                         let next = class_names.len() as u32;
                         let id = *class_ids.entry(node.computed_class.as_str()).or_insert(next);
                         if id == next {
-                            class_names.push(node.computed_class.as_str());
+                            class_names.push(node);
                             class_ok.push(0);
                         }
                         id
@@ -712,6 +805,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     let entry = crate::NodeEntry::of(node, 0);
                     nodes.push(LocalNode {
                         node,
+                        position: position as u32,
                         class,
                         cap: Res::from_comparable(&entry.capacity),
                         used: Res::from_comparable(&used),
@@ -745,6 +839,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             specs,
             nodes,
             class_names,
+            index_class,
+            verdict_cache,
             slot_of,
             freed: Vec::new(),
             freed_ids: FxHashMap::default(),
@@ -757,13 +853,55 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             deployment_id: String::new(),
             pack,
             staged: FxHashMap::default(),
+            compact_staged: Vec::new(),
+            compact_eval: false,
         };
         for alloc in job_allocs {
             if alloc.holds_resources() {
                 state.count_alloc(alloc, 1);
             }
         }
+        if let Some(cache) = state.verdict_cache {
+            for group in 0..group_count {
+                let stored = cache.load(&state.specs[group].verdict_key(), 0);
+                // Only classes with candidate nodes: the others never get a
+                // verdict in an evaluation (`class_eligibility` lists only
+                // classes with one).
+                for (local, store_class) in state.index_class.iter().enumerate() {
+                    if local_ok.get(local) == Some(&true)
+                        && let Some(verdict) = stored.get(*store_class as usize)
+                    {
+                        state.class_verdicts[group][local] = *verdict;
+                    }
+                }
+            }
+        }
         state
+    }
+
+    /// Hands the class verdicts learned in this evaluation to the store's
+    /// verdict cache (if any), for later evaluations of the same shape.
+    pub(crate) fn save_verdicts(&self) {
+        let Some(cache) = self.verdict_cache else {
+            return;
+        };
+        for (group, verdicts) in self.class_verdicts.iter().enumerate() {
+            if verdicts.iter().all(|verdict| *verdict == 0) {
+                continue;
+            }
+            let key = self.specs[group].verdict_key();
+            let mut stored = cache.load(&key, 0);
+            for (local, verdict) in verdicts.iter().enumerate() {
+                let store_class = self.index_class[local] as usize;
+                if *verdict != 0 {
+                    if stored.len() <= store_class {
+                        stored.resize(store_class + 1, 0);
+                    }
+                    stored[store_class] = *verdict;
+                }
+            }
+            cache.store(key, stored);
+        }
     }
 
     /// Local index of a node by ID, for nodes holding the job's allocations
@@ -1590,6 +1728,12 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             nodes_exhausted: run.metrics.exhausted.iter().sum(),
             ..AllocMetric::default()
         });
+        self.charge(run, group, slot);
+        alloc
+    }
+
+    /// Charges one placement of `group` to the node on `slot`.
+    fn charge(&mut self, run: &mut GroupRun, group: usize, slot: u32) {
         let ask = self.specs[group].ask;
         let local = &mut self.nodes[slot as usize];
         local.used.add(&Res {
@@ -1600,7 +1744,73 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         self.ensure_group_counts(group);
         self.group_counts[group][slot as usize] += 1;
         self.after_place(run, slot);
-        alloc
+    }
+
+    /// Turns compact staging on for this evaluation when `Ctx::compact` is
+    /// set and every request is a plain new allocation (no previous
+    /// allocation, no fixed node) of a group without ports, networks, cores
+    /// or devices, so that the group's template plus ID, name, node, metric
+    /// and preempted IDs is the whole allocation. All or nothing per
+    /// evaluation, so the per-node order of the plan's allocations stays the
+    /// placement order.
+    pub(crate) fn enable_compact(&mut self, requests: &[PlaceRequest<'v>]) {
+        if !self.ctx.compact {
+            return;
+        }
+        for request in requests {
+            if request.previous.is_some() || request.node.is_some() || self.specs[request.group].needs_detail {
+                return;
+            }
+        }
+        for group in 0..self.specs.len() {
+            let plain = self.template(group).allocated_resources.networks.is_empty()
+                && self.job.task_groups[group]
+                    .tasks
+                    .iter()
+                    .all(|task| task.resources.cores == 0);
+            if !plain && requests.iter().any(|request| request.group == group) {
+                return;
+            }
+        }
+        self.compact_eval = true;
+    }
+
+    /// Whether placements are staged compactly ([`State::enable_compact`]).
+    pub(crate) fn compact_eval(&self) -> bool {
+        self.compact_eval
+    }
+
+    /// [`State::place`] for a placement that [`State::can_stage_compact`]
+    /// accepted: charges the node and records the placement compactly.
+    pub(crate) fn place_compact(
+        &mut self,
+        run: &mut GroupRun,
+        slot: u32,
+        request: &PlaceRequest<'v>,
+        alloc_id: String,
+        preempted: Vec<String>,
+    ) {
+        let group = request.group;
+        self.compact_staged.push(CompactPlacement {
+            id: alloc_id,
+            preempted,
+            position: self.nodes[slot as usize].position,
+            group: group as u32,
+            index: request.index,
+            metrics: [
+                run.metrics.evaluated,
+                run.metrics.filtered_by_reason.iter().sum(),
+                self.nodes.len() as u64,
+                run.metrics.exhausted.iter().sum(),
+            ],
+        });
+        self.charge(run, group, slot);
+    }
+
+    /// The per-group allocation templates built so far (compact mode hands
+    /// them to the store with the compact placements).
+    pub(crate) fn take_templates(&mut self) -> Vec<Option<Allocation>> {
+        std::mem::take(&mut self.templates)
     }
 
     /// Holds a new allocation on `slot` for the plan.
@@ -1769,7 +1979,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let mut eligibility = BTreeMap::new();
         for (class, verdict) in self.class_verdicts[group].iter().enumerate() {
             if *verdict != 0 {
-                eligibility.insert(self.class_names[class].to_string(), *verdict == 1);
+                eligibility.insert(self.class_names[class].computed_class.clone(), *verdict == 1);
             }
         }
         eligibility
@@ -2041,7 +2251,7 @@ fn add_detail(detail: &mut Detail, resources: &AllocatedResources) {
 
 /// `Allocation::make_name` (`job.group[index]`) without `format!`, in a
 /// buffer of the exact size.
-fn alloc_name(job_id: &str, group: &str, index: u32) -> String {
+pub(crate) fn alloc_name(job_id: &str, group: &str, index: u32) -> String {
     let mut digits = [0u8; 10];
     let mut start = digits.len();
     let mut rest = index;

@@ -72,6 +72,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
     ctx: &Ctx<'_, V>,
     job: Option<&Job>,
     ids: &mut dyn FnMut() -> String,
+    mut compact: Option<&mut crate::CompactParts>,
 ) -> Result<Plan, ScheduleError> {
     let eval = ctx.eval;
     let mut plan = new_plan(eval, job);
@@ -121,6 +122,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
         for stop in &reconciled.stops {
             state.free_alloc(stop.alloc);
         }
+        state.enable_compact(&reconciled.places);
         let mut order: Vec<&PlaceRequest> = reconciled.places.iter().collect();
         // Replacements first, then canaries, new allocations, and last the
         // destructive updates; stable within each kind.
@@ -164,8 +166,13 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
             }
             start = end;
         }
+        state.save_verdicts();
         preemption_evals(ctx, &state, ids, &mut plan);
         state.flush_into(&mut plan);
+        if let Some(parts) = compact.as_mut() {
+            parts.placements = std::mem::take(&mut state.compact_staged);
+            parts.templates = state.take_templates();
+        }
     }
 
     let reblock = !failed.is_empty() && eval.status == EvalStatus::Blocked;
@@ -241,6 +248,10 @@ pub(crate) fn place_one<'v, V: ClusterView + ?Sized>(
             None => return fail(state, run, request, frees_previous, previous_slot),
         },
     };
+    if state.compact_eval() {
+        state.place_compact(run, slot, request, alloc_id, preempted);
+        return true;
+    }
     let alloc = state.place(run, slot, request, alloc_id, preempted);
     if let Some(previous) = request.previous {
         match request.kind {

@@ -147,6 +147,57 @@ pub struct NodeIndex<'a> {
     pub(crate) used: &'a [ComparableResources],
     /// One more than the largest `NodeEntry::class`.
     pub(crate) class_count: u32,
+    /// Per-class verdicts kept across evaluations, if the store keeps them.
+    pub(crate) verdicts: Option<&'a VerdictCache>,
+}
+
+/// Feasibility verdicts per `NodeEntry::class`, memoised across
+/// evaluations by a store that offers [`NodeIndex`]: for a job's
+/// datacenters and pool, and for a group's drivers and class-cacheable
+/// constraints, what every computed class answered so far. A verdict only
+/// depends on what `computed_class` hashes, so it stays valid while the
+/// class numbering does; the store clears the cache when a node changes.
+/// Purely a memo: a plan is the same with or without it.
+#[derive(Debug, Default)]
+pub struct VerdictCache {
+    map: std::sync::Mutex<util::FxHashMap<String, Vec<u16>>>,
+}
+
+impl Clone for VerdictCache {
+    /// A clone starts empty (it is only a memo).
+    fn clone(&self) -> Self {
+        VerdictCache::default()
+    }
+}
+
+impl VerdictCache {
+    /// Forgets every verdict.
+    pub fn clear(&mut self) {
+        if let Ok(map) = self.map.get_mut() {
+            map.clear();
+        }
+    }
+
+    /// The verdicts stored under `key`, at least `classes` long (0 = unknown).
+    pub(crate) fn load(&self, key: &str, classes: usize) -> Vec<u16> {
+        let mut verdicts = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|map| map.get(key).cloned())
+            .unwrap_or_default();
+        if verdicts.len() < classes {
+            verdicts.resize(classes, 0);
+        }
+        verdicts
+    }
+
+    /// Stores the verdicts under `key`.
+    pub(crate) fn store(&self, key: String, verdicts: Vec<u16>) {
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(key, verdicts);
+        }
+    }
 }
 
 impl<'a> NodeIndex<'a> {
@@ -166,7 +217,14 @@ impl<'a> NodeIndex<'a> {
             entries,
             used,
             class_count,
+            verdicts: None,
         })
+    }
+
+    /// Lets evaluations share per-class verdicts through `cache`.
+    pub fn with_verdicts(mut self, cache: &'a VerdictCache) -> NodeIndex<'a> {
+        self.verdicts = Some(cache);
+        self
     }
 }
 
@@ -324,6 +382,96 @@ pub fn schedule<R: rand::Rng + ?Sized>(
     ids: &mut dyn FnMut() -> String,
     rng: &mut R,
 ) -> Result<Plan, ScheduleError> {
+    schedule_inner(view, eval, now, ids, rng, None)
+}
+
+/// The parts of a compact plan besides the [`Plan`] itself.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CompactParts {
+    /// Plain new allocations, in placement order.
+    pub placements: Vec<engine::CompactPlacement>,
+    /// Per task group of the job: the allocation template the placements
+    /// of that group share (ID, name, node and metric left empty).
+    pub templates: Vec<Option<Allocation>>,
+}
+
+/// A plan whose plain new allocations are kept compact (no `Allocation`
+/// built per placement); [`testing::MemCluster::apply_compact`] stores them
+/// without materialising them. [`CompactPlan::into_plan`] gives exactly the
+/// [`Plan`] that [`schedule`] returns for the same inputs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CompactPlan {
+    /// Everything but the compact placements.
+    pub plan: Plan,
+    pub parts: CompactParts,
+}
+
+impl CompactPlan {
+    /// The full allocation of one compact placement on `node`.
+    pub(crate) fn expand(&self, placement: &engine::CompactPlacement, node: &Node) -> Option<Allocation> {
+        let template = self.parts.templates.get(placement.group as usize)?.as_ref()?;
+        let mut alloc = template.clone();
+        alloc.id = placement.id.clone();
+        alloc.name = engine::alloc_name(&alloc.job_id, &alloc.task_group, placement.index);
+        alloc.node_id = node.id.clone();
+        alloc.node_name = node.name.clone();
+        alloc.preempted_allocations = placement.preempted.clone();
+        alloc.metrics = Some(types::AllocMetric {
+            nodes_evaluated: placement.metrics[0],
+            nodes_filtered: placement.metrics[1],
+            nodes_in_pool: placement.metrics[2],
+            nodes_exhausted: placement.metrics[3],
+            ..types::AllocMetric::default()
+        });
+        Some(alloc)
+    }
+
+    /// The full plan: compact placements become allocations in
+    /// `node_allocation`, after what the plan already holds for their node,
+    /// in placement order. `nodes` is the view's node order.
+    pub(crate) fn into_plan(self, nodes: &[Node]) -> Plan {
+        let mut full = Vec::with_capacity(self.parts.placements.len());
+        for placement in &self.parts.placements {
+            if let Some(node) = nodes.get(placement.position as usize)
+                && let Some(alloc) = self.expand(placement, node)
+            {
+                full.push(alloc);
+            }
+        }
+        let mut plan = self.plan;
+        for alloc in full {
+            plan.node_allocation
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .push(alloc);
+        }
+        plan
+    }
+}
+
+/// [`schedule`], keeping plain new allocations compact (service and batch
+/// jobs; system jobs get a full plan). Placements refer to nodes by their
+/// position in the view's node order ([`testing::MemCluster::node_list`]).
+pub(crate) fn schedule_compact<R: rand::Rng + ?Sized>(
+    view: &(impl ClusterView + ?Sized),
+    eval: &Evaluation,
+    now: UnixNanos,
+    ids: &mut dyn FnMut() -> String,
+    rng: &mut R,
+) -> Result<CompactPlan, ScheduleError> {
+    let mut parts = CompactParts::default();
+    let plan = schedule_inner(view, eval, now, ids, rng, Some(&mut parts))?;
+    Ok(CompactPlan { plan, parts })
+}
+
+fn schedule_inner<R: rand::Rng + ?Sized>(
+    view: &(impl ClusterView + ?Sized),
+    eval: &Evaluation,
+    now: UnixNanos,
+    ids: &mut dyn FnMut() -> String,
+    rng: &mut R,
+    compact: Option<&mut CompactParts>,
+) -> Result<Plan, ScheduleError> {
     if eval.job_id.is_empty() {
         return Err(ScheduleError::MissingJobId {
             eval_id: eval.id.clone(),
@@ -341,9 +489,10 @@ pub fn schedule<R: rand::Rng + ?Sized>(
         now,
         seed,
         config: view.scheduler_config(),
+        compact: compact.is_some() && matches!(job_type, JobType::Service | JobType::Batch),
     };
     match job_type {
-        JobType::Service | JobType::Batch => generic::schedule(&ctx, job, ids),
+        JobType::Service | JobType::Batch => generic::schedule(&ctx, job, ids, compact),
         JobType::System | JobType::Sysbatch => system::schedule(&ctx, job, ids),
     }
 }

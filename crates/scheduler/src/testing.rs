@@ -388,6 +388,8 @@ pub struct MemCluster {
     node_entries: Vec<NodeEntry>,
     class_ids: FxHashMap<String, u32>,
     usage: Vec<ComparableResources>,
+    /// Per-class feasibility verdicts shared by evaluations.
+    verdicts: crate::VerdictCache,
     strings: Interner,
     allocs: Vec<StoredAlloc>,
     /// Allocation ID hash → index; IDs whose hash is taken by another ID
@@ -431,6 +433,7 @@ impl MemCluster {
         let next_class = self.class_ids.len() as u32;
         let class = *self.class_ids.entry(node.computed_class.clone()).or_insert(next_class);
         let entry = NodeEntry::of(&node, class);
+        self.verdicts.clear();
         match self.node_index.get(&node.id) {
             Some(&index) => {
                 self.nodes[index] = node;
@@ -443,6 +446,13 @@ impl MemCluster {
                 self.usage.push(ComparableResources::default());
             }
         }
+    }
+
+    /// Forgets the per-class verdicts kept across evaluations (tests: the
+    /// plans must not depend on them).
+    #[cfg(test)]
+    pub(crate) fn forget_verdicts(&mut self) {
+        self.verdicts.clear();
     }
 
     /// Adds a job version and makes it current.
@@ -483,6 +493,10 @@ impl MemCluster {
     /// [`MemCluster::upsert_alloc`] with the node's slot already looked up.
     fn insert_stored(&mut self, alloc: Allocation, node_slot: Option<usize>) {
         let stored = StoredAlloc::compact(alloc, &mut self.strings);
+        self.insert_compacted(stored, node_slot);
+    }
+
+    fn insert_compacted(&mut self, stored: StoredAlloc, node_slot: Option<usize>) {
         let index = self.allocs.len() as u32;
         // One probe of the ID-hash index for both "is it an update?" and
         // "register the new ID".
@@ -674,6 +688,155 @@ impl MemCluster {
         outcome
     }
 
+    /// Applies a compact plan ([`crate::schedule_compact`]) with the same
+    /// verification and the same result as [`MemCluster::apply_plan_owned`]
+    /// on [`crate::CompactPlan::into_plan`], without building an
+    /// `Allocation` per placement: each group's template is compacted once
+    /// and each placement only adds its ID, name, node and metric. Plans
+    /// whose compact nodes also get other changes, `all_at_once` plans and
+    /// plans with other new allocations take the full path.
+    pub(crate) fn apply_compact(&mut self, compact: crate::CompactPlan) -> ApplyOutcome {
+        let placements = &compact.parts.placements;
+        let plain = !placements.is_empty()
+            && !compact.plan.all_at_once
+            && compact.plan.node_allocation.is_empty()
+            && placements
+                .iter()
+                .all(|placement| (placement.position as usize) < self.nodes.len())
+            && compact.plan.node_update.iter().all(|(node_id, stops)| {
+                let untouched = self
+                    .node_index
+                    .get(node_id)
+                    .is_none_or(|slot| placements.iter().all(|placement| placement.position as usize != *slot));
+                untouched && stops.iter().all(|stop| self.find_alloc(&stop.id).is_some())
+            })
+            && compact
+                .plan
+                .node_preemptions
+                .values()
+                .all(|stops| stops.iter().all(|stop| self.find_alloc(&stop.id).is_some()))
+            && compact.plan.node_preemptions.keys().all(|node_id| {
+                self.node_index
+                    .get(node_id)
+                    .is_none_or(|slot| placements.iter().all(|placement| placement.position as usize != *slot))
+            });
+        if !plain {
+            let plan = compact.into_plan(&self.nodes);
+            return self.apply_plan_owned(plan);
+        }
+        let crate::CompactPlan { plan, parts } = compact;
+        // Everything but the compact placements (stops, preemptions on other
+        // nodes, evaluations) goes through the ordinary path first; the
+        // ordinary path commits nodes in node-ID order, and nothing it does
+        // touches the nodes placed on here.
+        let mut outcome = self.apply(&plan, Some(BTreeMap::new()));
+        // Per group: the template, compacted once, and what one allocation holds.
+        let templates: Vec<Option<(StoredAlloc, ComparableResources)>> = parts
+            .templates
+            .into_iter()
+            .map(|template| {
+                template.map(|template| {
+                    let stored = StoredAlloc::compact(template, &mut self.strings);
+                    let held = stored.comparable();
+                    (stored, held)
+                })
+            })
+            .collect();
+        // Placements by node (node-ID order, as the full path commits
+        // them), in placement order within a node.
+        let mut order: Vec<u32> = (0..parts.placements.len() as u32).collect();
+        order.sort_by_key(|at| (parts.placements[*at as usize].position, *at));
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            let position = parts.placements[order[start] as usize].position;
+            let end = start
+                + order[start..]
+                    .iter()
+                    .take_while(|at| parts.placements[**at as usize].position == position)
+                    .count();
+            runs.push((start, end));
+            start = end;
+        }
+        runs.sort_by(|a, b| {
+            let node_a = parts.placements[order[a.0] as usize].position as usize;
+            let node_b = parts.placements[order[b.0] as usize].position as usize;
+            self.nodes[node_a].id.cmp(&self.nodes[node_b].id)
+        });
+        let mut rejected: Vec<String> = Vec::new();
+        let mut placements: Vec<Option<crate::engine::CompactPlacement>> =
+            parts.placements.into_iter().map(Some).collect();
+        for (start, end) in runs {
+            let slot = placements[order[start] as usize]
+                .as_ref()
+                .map_or(0, |placement| placement.position as usize);
+            // The applier's fit check: current usage, minus what the
+            // placements replace on this node, plus what they hold.
+            let mut used = self.usage[slot];
+            let node_key = self.strings.find(&self.nodes[slot].id);
+            let mut known = true;
+            for at in &order[start..end] {
+                let Some(placement) = placements[*at as usize].as_ref() else {
+                    continue;
+                };
+                let Some((_, held)) = templates.get(placement.group as usize).and_then(Option::as_ref) else {
+                    known = false;
+                    continue;
+                };
+                used.add(held);
+                if let Some(index) = self.find_alloc(&placement.id) {
+                    let existing = &self.allocs[index];
+                    if existing.holds_resources() && Some(existing.strs[S_NODE]) == node_key {
+                        used.subtract(&existing.comparable());
+                    }
+                }
+            }
+            if !known || used.fits_in(&self.nodes[slot].allocatable()).is_err() {
+                rejected.push(self.nodes[slot].id.clone());
+                continue;
+            }
+            let node_id = self.strings.intern(S_NODE, &self.nodes[slot].id);
+            let node_name = self.strings.intern(3, &self.nodes[slot].name);
+            for at in &order[start..end] {
+                let Some(placement) = placements[*at as usize].take() else {
+                    continue;
+                };
+                let Some((template, _)) = templates.get(placement.group as usize).and_then(Option::as_ref) else {
+                    continue;
+                };
+                let mut stored = template.clone();
+                stored.name = crate::engine::alloc_name(
+                    self.strings.get(stored.strs[S_JOB]),
+                    self.strings.get(stored.strs[5]),
+                    placement.index,
+                )
+                .into_boxed_str();
+                stored.id = placement.id.into_boxed_str();
+                stored.strs[S_NODE] = node_id;
+                stored.strs[3] = node_name;
+                stored.preempted_allocations = placement.preempted;
+                stored.metrics = StoredMetric::Counts(
+                    [
+                        placement.metrics[0],
+                        placement.metrics[1],
+                        placement.metrics[2],
+                        placement.metrics[3],
+                        0,
+                        0,
+                    ],
+                    0,
+                );
+                outcome.placed += 1;
+                self.insert_compacted(stored, Some(slot));
+            }
+        }
+        if !rejected.is_empty() {
+            outcome.rejected_nodes.extend(rejected);
+            outcome.rejected_nodes.sort();
+        }
+        outcome
+    }
+
     fn apply_stop(&mut self, stopped: &Allocation) {
         let Some(index) = self.find_alloc(&stopped.id) else {
             self.upsert_alloc(stopped.clone());
@@ -819,6 +982,7 @@ impl ClusterView for MemCluster {
             &self.usage,
             self.class_ids.len() as u32,
         )
+        .map(|index| index.with_verdicts(&self.verdicts))
     }
 }
 
@@ -1579,4 +1743,65 @@ pub fn run_fixture(fixture: &Fixture, seed: u64) -> Result<(Plan, String), crate
     let plan = crate::schedule(&fixture.cluster, &fixture.eval, fixture.now, &mut ids, &mut rng)?;
     let text = render_plan(&plan, &fixture.cluster, fixture.now);
     Ok((plan, text))
+}
+
+/// Checks the compact placement path against the full one on a fixture:
+/// [`crate::schedule_compact`] must give exactly [`crate::schedule`]'s plan
+/// (through `CompactPlan::into_plan`), and [`MemCluster::apply_compact`]
+/// must leave the cluster exactly as [`MemCluster::apply_plan_owned`] does.
+pub fn check_compact_equivalence(fixture: &Fixture, seed: u64) -> Result<(), String> {
+    use rand::SeedableRng;
+    let run = |compact: bool| {
+        let mut counter = 0u64;
+        let mut ids = || {
+            counter += 1;
+            format!("id-{counter}")
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut cluster = fixture.cluster.clone();
+        let (plan, outcome) = if compact {
+            let compact = crate::schedule_compact(&cluster, &fixture.eval, fixture.now, &mut ids, &mut rng)
+                .map_err(|error| error.to_string())?;
+            let plan = compact.clone().into_plan(cluster.node_list());
+            (plan, cluster.apply_compact(compact))
+        } else {
+            let plan = crate::schedule(&cluster, &fixture.eval, fixture.now, &mut ids, &mut rng)
+                .map_err(|error| error.to_string())?;
+            let outcome = cluster.apply_plan_owned(plan.clone());
+            (plan, outcome)
+        };
+        Ok::<_, String>((plan, outcome, cluster))
+    };
+    let (full_plan, full_outcome, full_cluster) = run(false)?;
+    let (compact_plan, compact_outcome, compact_cluster) = run(true)?;
+    if full_plan != compact_plan {
+        return Err(format!("plans differ:\n{full_plan:?}\n{compact_plan:?}"));
+    }
+    if full_outcome != compact_outcome {
+        return Err(format!("outcomes differ: {full_outcome:?} vs {compact_outcome:?}"));
+    }
+    same_cluster(&full_cluster, &compact_cluster)
+}
+
+/// Whether two clusters hold the same allocations (in the same order), usage
+/// and evaluations.
+pub(crate) fn same_cluster(a: &MemCluster, b: &MemCluster) -> Result<(), String> {
+    let (left, right): (Vec<&Allocation>, Vec<&Allocation>) = (a.allocs().collect(), b.allocs().collect());
+    if left != right {
+        return Err(format!("allocations differ:\n{left:?}\n{right:?}"));
+    }
+    if a.usage_list() != b.usage_list() {
+        return Err("usage differs".to_string());
+    }
+    if a.evals != b.evals {
+        return Err("evaluations differ".to_string());
+    }
+    for alloc in &left {
+        if a.allocs_by_job(&alloc.namespace, &alloc.job_id) != b.allocs_by_job(&alloc.namespace, &alloc.job_id)
+            || a.allocs_by_node(&alloc.node_id) != b.allocs_by_node(&alloc.node_id)
+        {
+            return Err(format!("indexes differ for {}", alloc.id));
+        }
+    }
+    Ok(())
 }
