@@ -29,9 +29,6 @@ async fn apply_plan(server: &Server, plan: Plan) -> Result<PlanResult, ServerErr
     let snapshot = server.state();
     let verified = planner::verify_plan(&snapshot, &plan);
     let full = verified.result.rejected_nodes.is_empty();
-    if verified.allocs.is_empty() && plan.eval_update.is_none() && plan.created_evals.is_empty() {
-        return Ok(verified.result);
-    }
     // On a partial commit the worker re-plans, and the eval's final status
     // comes with that later plan.
     let (eval_update, created_evals) = if full {
@@ -39,6 +36,9 @@ async fn apply_plan(server: &Server, plan: Plan) -> Result<PlanResult, ServerErr
     } else {
         (None, Vec::new())
     };
+    if verified.allocs.is_empty() && eval_update.is_none() && created_evals.is_empty() {
+        return Ok(verified.result);
+    }
     let mut result = verified.result;
     let written = server
         .write(Command::PlanApply {
