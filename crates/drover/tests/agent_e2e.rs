@@ -4,23 +4,17 @@
 
 use api_client::{Client, LogsRequest};
 use api_types::AllocListStub;
-use drover::agent::{Agent, AgentConfig};
+mod common;
+
+use drover::agent::Agent;
 use futures::StreamExt;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn start_agent(data_dir: &Path) -> (Agent, Client) {
-    let agent = Agent::start(AgentConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: Some(data_dir.to_path_buf()),
-        ..AgentConfig::default()
-    })
-    .await
-    .expect("agent starts");
+    let agent = common::start_agent(data_dir).await;
     let client = Client::new(format!("http://{}", agent.http_addr));
     (agent, client)
 }
@@ -149,7 +143,7 @@ async fn service_runs_logs_follow_and_stop_kills_the_process() {
     assert!(seen.starts_with("started loop svc\n"), "{seen:?}");
 
     // The task's pid, from its environment, must be gone after the stop.
-    let pid = find_pid(&alloc_id).expect("task process is running");
+    let pid = common::task_pid(&alloc_id).expect("task process is running");
     client.stop_job("svc", false).await.expect("stop");
     wait_allocs(&client, "svc", "the alloc to complete", |allocs| {
         allocs.iter().all(|alloc| alloc.client_status == "complete")
@@ -163,23 +157,6 @@ async fn service_runs_logs_follow_and_stop_kills_the_process() {
     assert_eq!(job["Stop"], true);
     assert_eq!(job["Status"], "dead");
     agent.shutdown().await;
-}
-
-/// Finds the process whose environment carries `NOMAD_ALLOC_ID=<alloc_id>`.
-fn find_pid(alloc_id: &str) -> Option<u32> {
-    let needle = format!("NOMAD_ALLOC_ID={alloc_id}");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ.split(|byte| *byte == 0).any(|var| var == needle.as_bytes()) {
-            return Some(pid);
-        }
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

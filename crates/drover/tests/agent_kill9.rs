@@ -3,6 +3,8 @@
 //! log keeps growing, and the state (jobs, allocations, indexes) is intact
 //! (DESIGN.md R3, R4).
 
+mod common;
+
 use api_client::Client;
 use api_types::AllocListStub;
 use std::net::TcpListener;
@@ -74,18 +76,6 @@ async fn running_alloc(client: &Client, job: &str) -> AllocListStub {
     }
 }
 
-fn task_pid(alloc_id: &str) -> Option<u32> {
-    let needle = format!("NOMAD_ALLOC_ID={alloc_id}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-        let environ = std::fs::read(entry.path().join("environ")).ok()?;
-        environ
-            .split(|byte| *byte == 0)
-            .any(|var| var == needle.as_bytes())
-            .then_some(pid)
-    })
-}
-
 fn log_len(data_dir: &Path, alloc_id: &str) -> u64 {
     std::fs::metadata(data_dir.join("alloc").join(alloc_id).join("alloc/logs/tick.stdout.0"))
         .map(|meta| meta.len())
@@ -116,7 +106,7 @@ async fn tasks_survive_a_kill_9_of_the_agent_and_are_reattached() {
     let job = jobspec::parse(JOB, "survivor.nomad.hcl", &jobspec::ParseOptions::default()).expect("job parses");
     client.register_job(jobspec::job_to_api(&job)).await.expect("register");
     let alloc = running_alloc(&client, "survivor").await;
-    let pid = task_pid(&alloc.id).expect("task pid");
+    let pid = common::task_pid(&alloc.id).expect("task pid");
     let jobs_before = client.jobs("").await.expect("jobs");
 
     // SIGKILL: no shutdown code runs in the agent.
@@ -132,7 +122,11 @@ async fn tasks_survive_a_kill_9_of_the_agent_and_are_reattached() {
     wait_ready(&client).await;
     let after = running_alloc(&client, "survivor").await;
     assert_eq!(after.id, alloc.id, "the same allocation still runs");
-    assert_eq!(task_pid(&alloc.id), Some(pid), "the task was reattached, not restarted");
+    assert_eq!(
+        common::task_pid(&alloc.id),
+        Some(pid),
+        "the task was reattached, not restarted"
+    );
     let full = client.allocation(&alloc.id).await.expect("alloc");
     assert_eq!(full.task_states["tick"].restarts, 0);
     assert_eq!(full.task_states["tick"].state, "running");

@@ -3,9 +3,9 @@
 //! prefixes work, `job stop` ends the process, and `job validate` prints
 //! every error with its path and line:column.
 
-use drover::agent::{Agent, AgentConfig};
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -38,14 +38,7 @@ fn text(output: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_logs_follow_and_stop_through_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let agent = Agent::start(AgentConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: Some(dir.path().to_path_buf()),
-        ..AgentConfig::default()
-    })
-    .await
-    .expect("agent starts");
+    let agent = common::start_agent(dir.path()).await;
     let address = format!("http://{}", agent.http_addr);
 
     let hello = repo_file("examples/hello.nomad.hcl");
@@ -107,7 +100,7 @@ async fn run_logs_follow_and_stop_through_the_cli() {
     let logs = run(&address, &["alloc", "logs", short, "hello"]).await;
     assert!(text(&logs).contains("line 1\n"), "{}", text(&logs));
 
-    let pid = task_pid(&alloc_id).expect("task pid");
+    let pid = common::task_pid(&alloc_id).expect("task pid");
     let stop = run(&address, &["job", "stop", "hello"]).await;
     assert!(stop.status.success(), "{}", text(&stop));
     let started = Instant::now();
@@ -120,18 +113,6 @@ async fn run_logs_follow_and_stop_through_the_cli() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     agent.shutdown().await;
-}
-
-fn task_pid(alloc_id: &str) -> Option<u32> {
-    let needle = format!("NOMAD_ALLOC_ID={alloc_id}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-        let environ = std::fs::read(entry.path().join("environ")).ok()?;
-        environ
-            .split(|byte| *byte == 0)
-            .any(|var| var == needle.as_bytes())
-            .then_some(pid)
-    })
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //! (with and without `Canonicalize`, with `Variables` as var-file content)
 //! and `PUT /v1/validate/job`, answered as Nomad documents them.
 
-use drover::agent::{Agent, AgentConfig};
+mod common;
+
+use drover::agent::Agent;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 
 const JOB: &str = r#"
 variable "image" {
@@ -36,14 +37,7 @@ struct Fixture {
 impl Fixture {
     async fn start() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let agent = Agent::start(AgentConfig {
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: Some(dir.path().to_path_buf()),
-            ..AgentConfig::default()
-        })
-        .await
-        .expect("agent starts");
+        let agent = common::start_agent(dir.path()).await;
         let base = format!("http://{}", agent.http_addr);
         Fixture {
             agent,

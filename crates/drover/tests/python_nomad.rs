@@ -2,22 +2,15 @@
 //! `scripts/test.sh`) drives a real dev agent: register, read, list
 //! allocations, read one, deregister and purge.
 
-use drover::agent::{Agent, AgentConfig};
-use std::net::SocketAddr;
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_nomad_client_round_trip() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let agent = Agent::start(AgentConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: Some(dir.path().to_path_buf()),
-        ..AgentConfig::default()
-    })
-    .await
-    .expect("agent starts");
+    let agent = common::start_agent(dir.path()).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/nomad_client.py");
     let port = agent.http_addr.port().to_string();
     let run = tokio::process::Command::new("python3")

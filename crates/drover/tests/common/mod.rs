@@ -1,0 +1,34 @@
+//! Helpers shared by the end-to-end tests: a dev agent on loopback with
+//! ephemeral ports, and finding a task's process by its allocation ID.
+// Each test binary uses only some of these helpers.
+#![allow(dead_code)]
+
+use drover::agent::{Agent, AgentConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Starts an in-process dev agent on 127.0.0.1 with ports chosen by the OS
+/// and its state in `data_dir`.
+pub async fn start_agent(data_dir: &Path) -> Agent {
+    Agent::start(AgentConfig {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: Some(data_dir.to_path_buf()),
+        ..AgentConfig::default()
+    })
+    .await
+    .expect("agent starts")
+}
+
+/// The process whose environment carries `NOMAD_ALLOC_ID=<alloc_id>`.
+pub fn task_pid(alloc_id: &str) -> Option<u32> {
+    let needle = format!("NOMAD_ALLOC_ID={alloc_id}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+        let environ = std::fs::read(entry.path().join("environ")).ok()?;
+        environ
+            .split(|byte| *byte == 0)
+            .any(|var| var == needle.as_bytes())
+            .then_some(pid)
+    })
+}
