@@ -68,6 +68,14 @@ fn summary_of(state: &server::StateSnapshot, namespace: &str, job_id: &str) -> O
     }))
 }
 
+/// Turns a prefix lookup into the object, a 400 for an ambiguous prefix, or
+/// a 404 naming what was missing.
+pub(crate) fn found<T>(lookup: Result<Option<T>, server::StateError>, kind: &str, id: &str) -> Result<T, ApiError> {
+    lookup
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("{kind} {id:?}")))
+}
+
 fn find_job(state: &server::StateSnapshot, options: &QueryOptions, id: &str) -> Result<Arc<Job>, ApiError> {
     state
         .job(options.single_namespace(), id)
@@ -299,10 +307,7 @@ pub async fn get_allocation(
     })
     .await?;
     let snapshot = state.server.state();
-    let alloc = snapshot
-        .alloc_by_prefix(&id)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?
-        .ok_or_else(|| ApiError::NotFound(format!("allocation {id:?}")))?;
+    let alloc = found(snapshot.alloc_by_prefix(&id), "allocation", &id)?;
     let job = snapshot
         .job_version(&alloc.namespace, &alloc.job_id, alloc.job_version)
         .or_else(|| snapshot.job(&alloc.namespace, &alloc.job_id))
@@ -327,19 +332,13 @@ pub async fn list_evaluations(State(state): State<AppState>, Query(options): Que
 
 pub async fn get_evaluation(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     let snapshot = state.server.state();
-    let eval = snapshot
-        .eval_by_prefix(&id)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?
-        .ok_or_else(|| ApiError::NotFound(format!("evaluation {id:?}")))?;
+    let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
     reply(&state, eval.modify_index, &api_types::Evaluation::from(&*eval))
 }
 
 pub async fn evaluation_allocations(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     let snapshot = state.server.state();
-    let eval = snapshot
-        .eval_by_prefix(&id)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?
-        .ok_or_else(|| ApiError::NotFound(format!("evaluation {id:?}")))?;
+    let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs_by_job(&eval.namespace, &eval.job_id)
         .iter()
@@ -364,19 +363,13 @@ pub async fn list_nodes(State(state): State<AppState>, Query(options): Query<Que
 
 pub async fn get_node(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     let snapshot = state.server.state();
-    let node = snapshot
-        .node_by_prefix(&id)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?
-        .ok_or_else(|| ApiError::NotFound(format!("node {id:?}")))?;
+    let node = found(snapshot.node_by_prefix(&id), "node", &id)?;
     reply(&state, node.modify_index, &api_types::node(&node))
 }
 
 pub async fn node_allocations(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     let snapshot = state.server.state();
-    let node = snapshot
-        .node_by_prefix(&id)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?
-        .ok_or_else(|| ApiError::NotFound(format!("node {id:?}")))?;
+    let node = found(snapshot.node_by_prefix(&id), "node", &id)?;
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs_by_node(&node.id)
         .iter()

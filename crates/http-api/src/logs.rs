@@ -122,10 +122,7 @@ pub async fn logs(
         return Err(ApiError::BadRequest("this agent runs no client".to_string()));
     };
     let snapshot = state.server.state();
-    let alloc = snapshot
-        .alloc_by_prefix(&alloc_id)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?
-        .ok_or_else(|| ApiError::NotFound(format!("allocation {alloc_id:?}")))?;
+    let alloc = crate::handlers::found(snapshot.alloc_by_prefix(&alloc_id), "allocation", &alloc_id)?;
     let log_type = if query.log_type.is_empty() {
         "stdout".to_string()
     } else {

@@ -20,7 +20,7 @@ pub use broker::{BrokerCore, EvalBroker};
 pub use planner::{VerifiedPlan, verify_plan};
 pub use raft::{RaftNode, RaftNodeConfig};
 pub use rpc_handler::RpcService;
-pub use state::{JobSummary, StateSnapshot, TaskGroupSummary};
+pub use state::{JobSummary, StateError, StateSnapshot, TaskGroupSummary};
 
 use heartbeat::Heartbeats;
 use state::{Command, CommandResult};

@@ -150,6 +150,26 @@ impl From<PersistedState> for StateSnapshot {
     }
 }
 
+/// The object whose ID is `prefix`, or else the one object whose ID starts
+/// with it. Keys are ordered, so the candidates are one contiguous range.
+fn by_prefix<T>(table: &OrdMap<String, Arc<T>>, prefix: &str) -> Result<Option<Arc<T>>, StateError> {
+    if let Some(exact) = table.get(prefix) {
+        return Ok(Some(Arc::clone(exact)));
+    }
+    let mut matches = table
+        .range(prefix.to_string()..)
+        .take_while(|(id, _)| id.starts_with(prefix))
+        .map(|(_, value)| value);
+    match (matches.next(), matches.next()) {
+        (None, _) => Ok(None),
+        (Some(only), None) => Ok(Some(Arc::clone(only))),
+        (Some(_), Some(_)) => Err(StateError::AmbiguousPrefix {
+            prefix: prefix.to_string(),
+            count: 2 + matches.count(),
+        }),
+    }
+}
+
 fn key(namespace: &str, id: &str) -> NsKey {
     (namespace.to_string(), id.to_string())
 }
@@ -317,44 +337,19 @@ impl StateSnapshot {
             .unwrap_or_default()
     }
 
-    /// Finds the one ID in `ids` that starts with `prefix`.
-    fn unique_prefix<'a>(ids: impl Iterator<Item = &'a String>, prefix: &str) -> Result<Option<String>, StateError> {
-        let matches: Vec<&String> = ids.filter(|id| id.starts_with(prefix)).take(2).collect();
-        match matches.as_slice() {
-            [] => Ok(None),
-            [only] => Ok(Some((*only).clone())),
-            _ => Err(StateError::AmbiguousPrefix {
-                prefix: prefix.to_string(),
-                count: matches.len(),
-            }),
-        }
-    }
-
     /// An allocation by full ID or unique prefix, as the CLI accepts them.
     pub fn alloc_by_prefix(&self, prefix: &str) -> Result<Option<Arc<Allocation>>, StateError> {
-        if let Some(alloc) = self.alloc(prefix) {
-            return Ok(Some(alloc));
-        }
-        let range = self.allocs.range(prefix.to_string()..).map(|(id, _)| id);
-        Ok(Self::unique_prefix(range.take_while(|id| id.starts_with(prefix)), prefix)?.and_then(|id| self.alloc(&id)))
+        by_prefix(&self.allocs, prefix)
     }
 
     /// A node by full ID or unique prefix.
     pub fn node_by_prefix(&self, prefix: &str) -> Result<Option<Arc<Node>>, StateError> {
-        if let Some(node) = self.node(prefix) {
-            return Ok(Some(node));
-        }
-        let range = self.nodes.range(prefix.to_string()..).map(|(id, _)| id);
-        Ok(Self::unique_prefix(range.take_while(|id| id.starts_with(prefix)), prefix)?.and_then(|id| self.node(&id)))
+        by_prefix(&self.nodes, prefix)
     }
 
     /// An evaluation by full ID or unique prefix.
     pub fn eval_by_prefix(&self, prefix: &str) -> Result<Option<Arc<Evaluation>>, StateError> {
-        if let Some(eval) = self.eval(prefix) {
-            return Ok(Some(eval));
-        }
-        let range = self.evals.range(prefix.to_string()..).map(|(id, _)| id);
-        Ok(Self::unique_prefix(range.take_while(|id| id.starts_with(prefix)), prefix)?.and_then(|id| self.eval(&id)))
+        by_prefix(&self.evals, prefix)
     }
 
     /// The job's allocation counts per task group, as Nomad's job summary.
