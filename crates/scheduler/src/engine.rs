@@ -368,6 +368,11 @@ impl<'j> GroupSpec<'j> {
         Ok(())
     }
 
+    /// Whether feasibility has per-node parts beyond the class verdict.
+    fn has_node_checks(&self) -> bool {
+        !self.node_constraints.is_empty() || !self.devices.is_empty()
+    }
+
     fn has_ranking_buckets(&self) -> bool {
         !self.spreads.is_empty() || !self.affinities.is_empty()
     }
@@ -475,7 +480,6 @@ pub(crate) struct LocalNode<'v> {
     /// Live allocations of the job on the node (all groups), plan included.
     job_allocs: u32,
     tie: u32,
-    detail: Option<Box<Detail>>,
 }
 
 /// The state of one evaluation's placements.
@@ -484,6 +488,9 @@ pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
     pub job: &'v Job,
     pub specs: Vec<GroupSpec<'v>>,
     pub nodes: Vec<LocalNode<'v>>,
+    /// Ports, cores and devices per local node, loaded on first need (few
+    /// nodes per evaluation, so kept apart from the node table).
+    details: FxHashMap<u32, Detail>,
     /// A node of each local class (for its `computed_class`).
     class_names: Vec<&'v Node>,
     /// Local class → the store's class (`NodeEntry::class`), fast path only.
@@ -513,6 +520,9 @@ pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
     /// placement order.
     pub compact_staged: Vec<CompactPlacement>,
     compact_eval: bool,
+    /// Bumped whenever a node's usage changes other than by a placement of
+    /// the running group (stops, undone stops, preemptions).
+    usage_epoch: u64,
 }
 
 /// What kind of placement a request is, for the new allocation's links.
@@ -554,7 +564,10 @@ const STATE_DROPPED: u8 = 4;
 
 struct Bucket {
     heap: BinaryHeap<(u64, u32)>,
-    window: Vec<u32>,
+    /// The window: nodes with their bin-pack score, kept current as their
+    /// usage changes (see `GroupRun::epoch`), so a placement scores the
+    /// window without recomputing every node's fit.
+    window: Vec<(u32, f64)>,
     spread_values: Vec<u32>,
     affinity: f64,
 }
@@ -574,6 +587,10 @@ struct SpreadRun {
 /// One group's candidate structures within an evaluation.
 pub(crate) struct GroupRun {
     group: usize,
+    /// `State::usage_epoch` when the window scores were last known to be
+    /// current; a stop or an undone stop on any node bumps the state's
+    /// epoch and the next selection rescores the windows.
+    epoch: u64,
     limit: usize,
     buckets: Vec<Bucket>,
     bucket_of: Vec<u32>,
@@ -690,6 +707,9 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         // Fast path: whether each local class is in the job's datacenters and pool.
         let mut local_ok: Vec<bool> = Vec::new();
         let mut nodes: Vec<LocalNode<'v>> = Vec::new();
+        // Capacity and usage over the candidate nodes, for the packing model.
+        let mut total_cap = Res::default();
+        let mut total_used = Res::default();
         match ctx.view.node_index() {
             Some(index) => {
                 // Column-wise fast path: the `Node` itself is read once per
@@ -705,16 +725,23 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     (Some(cache), Some(key)) => cache.load(key, index.class_count as usize),
                     _ => vec![0; index.class_count as usize],
                 };
+                // Per store class: the local class, with `REJECTED` set when
+                // the class lies outside the job's datacenters and pool;
+                // `NO_CLASS` for nodes without a computed class (checked one
+                // by one); `UNSEEN` before the class's first node. One
+                // lookup per node.
+                const REJECTED: u32 = 1 << 31;
                 let mut local_class: Vec<u32> = vec![UNSEEN; index.class_count as usize];
                 let mut class_ok: Vec<bool> = Vec::new();
                 nodes.reserve(index.entries.len());
+                let track_slots = !slot_of.is_empty();
                 for (position, entry) in index.entries.iter().enumerate() {
                     if !entry.schedulable {
                         continue;
                     }
                     let node = &index.nodes[position];
-                    let mut class = local_class[entry.class as usize];
-                    if class == UNSEEN {
+                    let mut code = local_class.get(entry.class as usize).copied().unwrap_or(NO_CLASS);
+                    if code == UNSEEN {
                         let verdict = &mut placement_verdicts[entry.class as usize];
                         if *verdict == 0 {
                             *verdict = if node.computed_class.is_empty() {
@@ -725,40 +752,44 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                                 2
                             };
                         }
-                        class = if *verdict == 3 {
+                        code = if *verdict == 3 {
                             NO_CLASS
                         } else {
                             class_ok.push(*verdict == 1);
                             class_names.push(node);
                             index_class.push(entry.class);
-                            class_names.len() as u32 - 1
+                            let local = class_names.len() as u32 - 1;
+                            if *verdict == 1 { local } else { local | REJECTED }
                         };
-                        local_class[entry.class as usize] = class;
+                        local_class[entry.class as usize] = code;
                     }
-                    let ok = if class == NO_CLASS {
-                        in_datacenters_and_pool(job, node)
-                    } else {
-                        class_ok[class as usize]
-                    };
-                    if !ok {
+                    let class = if code == NO_CLASS {
+                        if !in_datacenters_and_pool(job, node) {
+                            continue;
+                        }
+                        NO_CLASS
+                    } else if code & REJECTED != 0 {
                         continue;
-                    }
+                    } else {
+                        code
+                    };
                     let slot = nodes.len() as u32;
-                    if !slot_of.is_empty()
-                        && let Some(entry) = slot_of.get_mut(node.id.as_str())
-                    {
+                    if track_slots && let Some(entry) = slot_of.get_mut(node.id.as_str()) {
                         *entry = slot;
                     }
+                    let cap = Res::from_comparable(&entry.capacity);
+                    let used = Res::from_comparable(&index.used[position]);
+                    total_cap.add(&cap);
+                    total_used.add(&used);
                     nodes.push(LocalNode {
                         node,
                         position: position as u32,
                         class,
-                        cap: Res::from_comparable(&entry.capacity),
-                        used: Res::from_comparable(&index.used[position]),
+                        cap,
+                        used,
                         mhz_per_core: entry.mhz_per_core,
                         job_allocs: 0,
                         tie: mix64(ctx.seed, position as u64) as u32,
-                        detail: None,
                     });
                 }
                 if let (Some(cache), Some(key)) = (verdict_cache, placement_key) {
@@ -803,27 +834,24 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                         *slot = index;
                     }
                     let entry = crate::NodeEntry::of(node, 0);
+                    let cap = Res::from_comparable(&entry.capacity);
+                    let used = Res::from_comparable(&used);
+                    total_cap.add(&cap);
+                    total_used.add(&used);
                     nodes.push(LocalNode {
                         node,
                         position: position as u32,
                         class,
-                        cap: Res::from_comparable(&entry.capacity),
-                        used: Res::from_comparable(&used),
+                        cap,
+                        used,
                         mhz_per_core: entry.mhz_per_core,
                         job_allocs: 0,
                         tie: mix64(ctx.seed, position as u64) as u32,
-                        detail: None,
                     });
                 }
             }
         }
         // The packing model: totals over the candidate nodes plus the job.
-        let mut total_cap = Res::default();
-        let mut total_used = Res::default();
-        for local in &nodes {
-            total_cap.add(&local.cap);
-            total_used.add(&local.used);
-        }
         let mut demand = Res::default();
         for spec in &specs {
             let count = i64::from(spec.group.count);
@@ -838,6 +866,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             job,
             specs,
             nodes,
+            details: FxHashMap::default(),
             class_names,
             index_class,
             verdict_cache,
@@ -855,6 +884,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             staged: FxHashMap::default(),
             compact_staged: Vec::new(),
             compact_eval: false,
+            usage_epoch: 0,
         };
         for alloc in job_allocs {
             if alloc.holds_resources() {
@@ -954,10 +984,11 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         if alloc.job_id == self.job.id && alloc.namespace == self.job.namespace {
             self.count_alloc(alloc, -1);
         }
+        self.usage_epoch += 1;
         let node = &mut self.nodes[slot as usize];
         node.used
             .sub(&Res::from_comparable(&alloc.allocated_resources.comparable()));
-        if let Some(detail) = node.detail.as_mut() {
+        if let Some(detail) = self.details.get_mut(&slot) {
             remove_detail(detail, alloc);
         }
         self.freed.push((slot, alloc));
@@ -974,10 +1005,11 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         if alloc.job_id == self.job.id && alloc.namespace == self.job.namespace {
             self.count_alloc(alloc, 1);
         }
+        self.usage_epoch += 1;
         let node = &mut self.nodes[slot as usize];
         node.used
             .add(&Res::from_comparable(&alloc.allocated_resources.comparable()));
-        if let Some(detail) = node.detail.as_mut() {
+        if let Some(detail) = self.details.get_mut(&slot) {
             add_detail(detail, &alloc.allocated_resources);
         }
     }
@@ -987,7 +1019,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
     }
 
     fn load_detail(&mut self, slot: u32) {
-        if self.nodes[slot as usize].detail.is_some() {
+        if self.details.contains_key(&slot) {
             return;
         }
         let node = self.nodes[slot as usize].node;
@@ -1003,11 +1035,14 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         ports.dedup();
         let mut cores = usage.cores;
         cores.sort_unstable();
-        self.nodes[slot as usize].detail = Some(Box::new(Detail {
-            ports,
-            cores,
-            devices: usage.devices,
-        }));
+        self.details.insert(
+            slot,
+            Detail {
+                ports,
+                cores,
+                devices: usage.devices,
+            },
+        );
     }
 
     /// The verdict of the static checks for a group on a node.
@@ -1072,7 +1107,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         self.load_detail(slot);
         let spec = &self.specs[run.group];
         let local = &self.nodes[slot as usize];
-        let Some(detail) = local.detail.as_deref() else {
+        let Some(detail) = self.details.get(&slot) else {
             return Ok(());
         };
         for (position, port) in spec.static_ports.iter().enumerate() {
@@ -1133,6 +1168,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let n_props = spec.distinct_props.len();
         let mut run = GroupRun {
             group,
+            epoch: self.usage_epoch,
             limit: 2,
             buckets: Vec::new(),
             bucket_of: vec![NONE; node_count],
@@ -1185,76 +1221,61 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         // Spread: value IDs per node through buckets.
         let spreads: Vec<&Spread> = self.specs[group].spreads.clone();
         let mut spread_values: Vec<FxHashMap<String, u32>> = vec![FxHashMap::default(); spreads.len()];
-        let mut spread_class_cache: Vec<FxHashMap<u32, u32>> = vec![FxHashMap::default(); spreads.len()];
-        let mut affinity_class_cache: FxHashMap<u32, f64> = FxHashMap::default();
         let affinity_cacheable = self.specs[group]
             .affinities
             .iter()
             .all(|(affinity, _)| affinity.class_cacheable);
-        let mut bucket_ids: FxHashMap<(Vec<u32>, u64), u32> = FxHashMap::default();
-        let mut key_buffer: Vec<u32> = Vec::with_capacity(spreads.len());
+        // When every spread attribute and affinity is covered by the
+        // computed class, a node's bucket is its class's bucket: computed
+        // at the class's first node (in node order, so values and buckets
+        // are numbered as a per-node walk would number them).
+        let bucket_by_class = affinity_cacheable
+            && spreads
+                .iter()
+                .all(|spread| !crate::constraint::references_unique(&spread.attribute));
+        let mut class_bucket: Vec<u32> = vec![NONE; self.class_names.len()];
+        // Bucket key: the spread value IDs, then the affinity score's bits.
+        let mut bucket_ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
+        let mut key_buffer: Vec<u32> = Vec::with_capacity(spreads.len() + 2);
         let mut members: Vec<Vec<(u64, u32)>> = Vec::new();
         let bucketed = self.specs[group].has_ranking_buckets();
+        let node_checks = self.specs[group].has_node_checks();
+        let ask = self.specs[group].ask;
+        let pack = self.pack;
         let mut feasible = 0usize;
-        for slot in 0..node_count as u32 {
-            run.metrics.evaluated += 1;
-            if let Err(reason) = self.static_verdict(group, slot) {
+        run.metrics.evaluated += node_count as u64;
+        // Disjoint borrows, so the loop below reads nodes and specs while
+        // it fills the class verdicts and the run.
+        let specs = &self.specs;
+        let spec = &specs[group];
+        let nodes = &self.nodes;
+        let verdicts = &mut self.class_verdicts[group];
+        for (slot, local) in nodes.iter().enumerate() {
+            // Static feasibility: the class verdict (cached per class),
+            // then the per-node checks if the group has any.
+            let verdict = if local.class == NO_CLASS {
+                spec.check_class(local.node)
+            } else {
+                let cached = &mut verdicts[local.class as usize];
+                if *cached == 0 {
+                    *cached = match spec.check_class(local.node) {
+                        Ok(()) => 1,
+                        Err(reason) => 2 + reason,
+                    };
+                }
+                if *cached == 1 { Ok(()) } else { Err(*cached - 2) }
+            };
+            let verdict = match verdict {
+                Ok(()) if node_checks => spec.check_node(local.node),
+                other => other,
+            };
+            if let Err(reason) = verdict {
                 run.metrics.filtered_by_reason[reason as usize] += 1;
-                run.state[slot as usize] = STATE_FILTERED;
+                run.state[slot] = STATE_FILTERED;
                 continue;
             }
             feasible += 1;
-            let bucket = if bucketed {
-                key_buffer.clear();
-                let local = &self.nodes[slot as usize];
-                for (spread_index, spread) in spreads.iter().enumerate() {
-                    let cacheable = !crate::constraint::references_unique(&spread.attribute) && local.class != NO_CLASS;
-                    let value = if cacheable {
-                        match spread_class_cache[spread_index].get(&local.class) {
-                            Some(value) => *value,
-                            None => {
-                                let value = intern(
-                                    &mut spread_values[spread_index],
-                                    local.node.resolve_target(&spread.attribute),
-                                );
-                                spread_class_cache[spread_index].insert(local.class, value);
-                                value
-                            }
-                        }
-                    } else {
-                        intern(
-                            &mut spread_values[spread_index],
-                            local.node.resolve_target(&spread.attribute),
-                        )
-                    };
-                    key_buffer.push(value);
-                }
-                let affinity = if affinity_cacheable && local.class != NO_CLASS {
-                    match affinity_class_cache.get(&local.class) {
-                        Some(score) => *score,
-                        None => {
-                            let score = affinity_score(&self.specs[group].affinities, local.node);
-                            affinity_class_cache.insert(local.class, score);
-                            score
-                        }
-                    }
-                } else {
-                    affinity_score(&self.specs[group].affinities, local.node)
-                };
-                let key = (key_buffer.clone(), affinity.to_bits());
-                let next = run.buckets.len() as u32;
-                let id = *bucket_ids.entry(key).or_insert(next);
-                if id == next {
-                    run.buckets.push(Bucket {
-                        heap: BinaryHeap::new(),
-                        window: Vec::new(),
-                        spread_values: key_buffer.clone(),
-                        affinity,
-                    });
-                    members.push(Vec::new());
-                }
-                id
-            } else {
+            let bucket = if !bucketed {
                 if run.buckets.is_empty() {
                     run.buckets.push(Bucket {
                         heap: BinaryHeap::new(),
@@ -1265,28 +1286,59 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     members.push(Vec::with_capacity(node_count));
                 }
                 0
+            } else if bucket_by_class && local.class != NO_CLASS && class_bucket[local.class as usize] != NONE {
+                class_bucket[local.class as usize]
+            } else {
+                key_buffer.clear();
+                for (spread_index, spread) in spreads.iter().enumerate() {
+                    key_buffer.push(intern(
+                        &mut spread_values[spread_index],
+                        local.node.resolve_target(&spread.attribute),
+                    ));
+                }
+                let spread_len = key_buffer.len();
+                let affinity = affinity_score(&spec.affinities, local.node);
+                let bits = affinity.to_bits();
+                key_buffer.push((bits >> 32) as u32);
+                key_buffer.push(bits as u32);
+                let id = match bucket_ids.get(key_buffer.as_slice()) {
+                    Some(id) => *id,
+                    None => {
+                        let id = run.buckets.len() as u32;
+                        bucket_ids.insert(key_buffer.clone(), id);
+                        run.buckets.push(Bucket {
+                            heap: BinaryHeap::new(),
+                            window: Vec::new(),
+                            spread_values: key_buffer[..spread_len].to_vec(),
+                            affinity,
+                        });
+                        members.push(Vec::new());
+                        id
+                    }
+                };
+                if bucket_by_class && local.class != NO_CLASS {
+                    class_bucket[local.class as usize] = id;
+                }
+                id
             };
-            run.bucket_of[slot as usize] = bucket;
+            run.bucket_of[slot] = bucket;
             // Resources are checked here so exhausted nodes never enter a
             // heap; ports, cores and devices wait until a node is a
             // candidate, since they need the node's detailed usage.
-            let local = &self.nodes[slot as usize];
-            let ask = &self.specs[group].ask;
-            let exhausted = resource_exhausted(local, ask);
-            if let Some(dimension) = exhausted {
+            if let Some(dimension) = resource_exhausted(local, &ask) {
                 run.metrics.exhausted[dimension as usize] += 1;
-                run.state[slot as usize] = STATE_DROPPED;
+                run.state[slot] = STATE_DROPPED;
                 continue;
             }
             let score = pack_score(
-                self.pack,
+                pack,
                 &local.used,
                 ask.cpu + ask.cores * local.mhz_per_core,
                 ask.mem,
                 &local.cap,
             );
-            members[bucket as usize].push((heap_key(score, local.tie), slot));
-            run.state[slot as usize] = STATE_HEAP;
+            members[bucket as usize].push((heap_key(score, local.tie), slot as u32));
+            run.state[slot] = STATE_HEAP;
         }
         for (bucket, entries) in run.buckets.iter_mut().zip(members) {
             bucket.heap = BinaryHeap::from(entries);
@@ -1423,12 +1475,34 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         (sum, count)
     }
 
+    /// The bin-pack score of one more allocation of `group` on `slot`.
+    #[inline]
+    fn pack_of(&self, group: usize, slot: u32) -> f64 {
+        let local = &self.nodes[slot as usize];
+        let ask = &self.specs[group].ask;
+        pack_score(
+            self.pack,
+            &local.used,
+            ask.cpu + ask.cores * local.mhz_per_core,
+            ask.mem,
+            &local.cap,
+        )
+    }
+
     /// Picks the best node for one placement, or `None` when no node fits.
     pub(crate) fn select(&mut self, run: &mut GroupRun, penalty: &[u32]) -> Option<u32> {
         let group = run.group;
-        let ask = self.specs[group].ask;
         let desired = f64::from(run.desired_count);
         let mut best: Option<(f64, u64, u32)> = None;
+        if run.epoch != self.usage_epoch {
+            for bucket_index in 0..run.buckets.len() {
+                for position in 0..run.buckets[bucket_index].window.len() {
+                    let slot = run.buckets[bucket_index].window[position].0;
+                    run.buckets[bucket_index].window[position].1 = self.pack_of(group, slot);
+                }
+            }
+            run.epoch = self.usage_epoch;
+        }
         for bucket_index in 0..run.buckets.len() {
             self.refill(run, bucket_index);
             if run.buckets[bucket_index].window.is_empty() {
@@ -1437,7 +1511,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             let (bucket_sum, bucket_count) = self.bucket_score(run, &run.buckets[bucket_index]);
             let mut position = 0;
             while position < run.buckets[bucket_index].window.len() {
-                let slot = run.buckets[bucket_index].window[position];
+                let (slot, pack) = run.buckets[bucket_index].window[position];
                 if !self.specs[group].distinct_props.is_empty()
                     && let Err(reason) = self.fits(run, slot)
                 {
@@ -1447,14 +1521,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     continue;
                 }
                 let local = &self.nodes[slot as usize];
-                let mut sum = bucket_sum
-                    + pack_score(
-                        self.pack,
-                        &local.used,
-                        ask.cpu + ask.cores * local.mhz_per_core,
-                        ask.mem,
-                        &local.cap,
-                    );
+                let mut sum = bucket_sum + pack;
                 // Bin-pack and job anti-affinity always count, so a node
                 // already running the group is not halved by the average
                 // (that would scatter every job over every node).
@@ -1495,7 +1562,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             match self.fits(run, slot) {
                 Ok(()) => {
                     run.state[slot as usize] = STATE_WINDOW;
-                    run.buckets[bucket_index].window.push(slot);
+                    let pack = self.pack_of(run.group, slot);
+                    run.buckets[bucket_index].window.push((slot, pack));
                 }
                 Err(reason) => {
                     run.metrics.exhausted[reason as usize] += 1;
@@ -1532,7 +1600,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 run.metrics.exhausted[reason as usize] += 1;
                 run.state[slot as usize] = STATE_DROPPED;
                 let bucket = &mut run.buckets[bucket_index as usize];
-                if let Some(position) = bucket.window.iter().position(|entry| *entry == slot) {
+                if let Some(position) = bucket.window.iter().position(|entry| entry.0 == slot) {
                     bucket.window.swap_remove(position);
                 }
             }
@@ -1541,25 +1609,18 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 // the best node still waiting in the heap (it would now
                 // strand capacity), it goes back to the heap, so the window
                 // keeps holding the best-fitting nodes.
-                let local = &self.nodes[slot as usize];
-                let ask = &self.specs[run.group].ask;
-                let key = heap_key(
-                    pack_score(
-                        self.pack,
-                        &local.used,
-                        ask.cpu + ask.cores * local.mhz_per_core,
-                        ask.mem,
-                        &local.cap,
-                    ),
-                    local.tie,
-                );
+                let pack = self.pack_of(run.group, slot);
+                let key = heap_key(pack, self.nodes[slot as usize].tie);
                 let bucket = &mut run.buckets[bucket_index as usize];
-                if bucket.heap.peek().is_some_and(|(top, _)| *top > key)
-                    && let Some(position) = bucket.window.iter().position(|entry| *entry == slot)
-                {
+                let Some(position) = bucket.window.iter().position(|entry| entry.0 == slot) else {
+                    return;
+                };
+                if bucket.heap.peek().is_some_and(|(top, _)| *top > key) {
                     bucket.window.swap_remove(position);
                     bucket.heap.push((key, slot));
                     run.state[slot as usize] = STATE_HEAP;
+                } else {
+                    bucket.window[position].1 = pack;
                 }
             }
         }
@@ -1594,7 +1655,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             run.state[slot as usize] = STATE_DROPPED;
             let bucket_index = run.bucket_of[slot as usize] as usize;
             let bucket = &mut run.buckets[bucket_index];
-            if let Some(position) = bucket.window.iter().position(|entry| *entry == slot) {
+            if let Some(position) = bucket.window.iter().position(|entry| entry.0 == slot) {
                 bucket.window.swap_remove(position);
             }
         }
@@ -1840,9 +1901,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         self.port_counter += 1;
         let spec = &self.specs[group];
         let task_group = spec.group;
-        let local = &mut self.nodes[slot as usize];
-        let node = local.node;
-        let Some(detail) = local.detail.as_deref_mut() else {
+        let node = self.nodes[slot as usize].node;
+        let Some(detail) = self.details.get_mut(&slot) else {
             return;
         };
         for port in &spec.static_ports {
@@ -2364,6 +2424,90 @@ mod tests {
                 super::alloc_name(job, group, index),
                 types::Allocation::make_name(job, group, index)
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use crate::testing::MemCluster;
+    use crate::{ClusterView, NodeEntry, NodeIndex};
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+    use types::{Allocation, ComparableResources, EvalStatus, Evaluation, Job, Node};
+
+    /// A store whose node index numbers every class out of range.
+    struct OutOfRangeClasses<'a> {
+        inner: &'a MemCluster,
+        entries: Vec<NodeEntry>,
+    }
+
+    impl ClusterView for OutOfRangeClasses<'_> {
+        fn nodes(&self) -> Box<dyn Iterator<Item = &Node> + '_> {
+            self.inner.nodes()
+        }
+        fn node(&self, id: &str) -> Option<&Node> {
+            self.inner.node(id)
+        }
+        fn job(&self, namespace: &str, id: &str) -> Option<&Job> {
+            self.inner.job(namespace, id)
+        }
+        fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
+            self.inner.allocs_by_job(namespace, job_id)
+        }
+        fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
+            self.inner.allocs_by_node(node_id)
+        }
+        fn node_resources_used(&self, node_id: &str) -> ComparableResources {
+            self.inner.node_resources_used(node_id)
+        }
+        fn node_index(&self) -> Option<NodeIndex<'_>> {
+            NodeIndex::new(self.inner.node_list(), &self.entries, self.inner.usage_list(), 1)
+        }
+    }
+
+    /// Class numbers the index does not cover make their nodes be checked
+    /// one by one: the plan is the one the per-node path gives, and
+    /// nothing panics.
+    #[test]
+    fn out_of_range_classes_fall_back_to_per_node_checks() {
+        let cluster = crate::bench::build_cluster(120, 5);
+        let mut cluster = cluster;
+        let jobs = crate::bench::build_jobs(&cluster, 12, 20, 5, 0.6);
+        for job in jobs {
+            cluster.upsert_job(job.clone());
+            let eval = Evaluation {
+                id: format!("eval-{}", job.id),
+                namespace: job.namespace.clone(),
+                priority: job.priority,
+                job_type: Some(job.job_type),
+                job_id: job.id.clone(),
+                status: EvalStatus::Pending,
+                ..Evaluation::default()
+            };
+            let entries: Vec<NodeEntry> = cluster.node_list().iter().map(|node| NodeEntry::of(node, 9)).collect();
+            let odd = OutOfRangeClasses {
+                inner: &cluster,
+                entries,
+            };
+            assert!(odd.node_index().is_some(), "the index is offered");
+            let mut counter = 0u64;
+            let mut ids = || {
+                counter += 1;
+                format!("id-{counter}")
+            };
+            let got = crate::schedule(&odd, &eval, 0, &mut ids, &mut SmallRng::seed_from_u64(4)).expect("schedules");
+            cluster.forget_verdicts();
+            let mut counter = 0u64;
+            let mut ids = || {
+                counter += 1;
+                format!("id-{counter}")
+            };
+            let want =
+                crate::schedule(&cluster, &eval, 0, &mut ids, &mut SmallRng::seed_from_u64(4)).expect("schedules");
+            assert_eq!(got, want);
+            assert!(!want.node_allocation.is_empty(), "the job is placed");
+            cluster.apply_plan_owned(want);
         }
     }
 }

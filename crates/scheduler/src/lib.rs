@@ -202,16 +202,17 @@ impl VerdictCache {
 
 impl<'a> NodeIndex<'a> {
     /// Checks that the slices line up; `None` when they do not (the
-    /// scheduler then falls back to the per-node path).
+    /// scheduler then falls back to the per-node path). Class values are
+    /// not checked here (that would be a second pass over every entry per
+    /// evaluation): an entry whose class is not below `class_count` is
+    /// treated as a node without a computed class, checked on its own.
     pub fn new(
         nodes: &'a [Node],
         entries: &'a [NodeEntry],
         used: &'a [ComparableResources],
         class_count: u32,
     ) -> Option<NodeIndex<'a>> {
-        let consistent = nodes.len() == entries.len()
-            && nodes.len() == used.len()
-            && entries.iter().all(|entry| entry.class < class_count);
+        let consistent = nodes.len() == entries.len() && nodes.len() == used.len();
         consistent.then_some(NodeIndex {
             nodes,
             entries,
