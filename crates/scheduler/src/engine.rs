@@ -562,12 +562,25 @@ const STATE_HEAP: u8 = 2;
 const STATE_WINDOW: u8 = 3;
 const STATE_DROPPED: u8 = 4;
 
+/// A node in a bucket's window with what a selection reads of it, so that
+/// scoring the window does not touch the node table.
+#[derive(Clone, Copy)]
+struct WindowEntry {
+    slot: u32,
+    tie: u32,
+    /// The bin-pack score of one more allocation of the group here.
+    pack: f64,
+    /// The job anti-affinity penalty: 0 when the node runs none of the
+    /// group, else `(allocations + 1) / desired count`.
+    collision: f64,
+}
+
 struct Bucket {
     heap: BinaryHeap<(u64, u32)>,
     /// The window: nodes with their bin-pack score, kept current as their
     /// usage changes (see `GroupRun::epoch`), so a placement scores the
     /// window without recomputing every node's fit.
-    window: Vec<(u32, f64)>,
+    window: Vec<WindowEntry>,
     spread_values: Vec<u32>,
     affinity: f64,
 }
@@ -1489,16 +1502,35 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         )
     }
 
+    /// The job anti-affinity penalty of `slot` for the run's group.
+    #[inline]
+    fn collision_of(&self, run: &GroupRun, slot: u32) -> f64 {
+        let collisions = self.group_counts[run.group][slot as usize];
+        if collisions > 0 {
+            f64::from(collisions + 1) / f64::from(run.desired_count)
+        } else {
+            0.0
+        }
+    }
+
+    fn window_entry(&self, run: &GroupRun, slot: u32) -> WindowEntry {
+        WindowEntry {
+            slot,
+            tie: self.nodes[slot as usize].tie,
+            pack: self.pack_of(run.group, slot),
+            collision: self.collision_of(run, slot),
+        }
+    }
+
     /// Picks the best node for one placement, or `None` when no node fits.
     pub(crate) fn select(&mut self, run: &mut GroupRun, penalty: &[u32]) -> Option<u32> {
         let group = run.group;
-        let desired = f64::from(run.desired_count);
         let mut best: Option<(f64, u64, u32)> = None;
         if run.epoch != self.usage_epoch {
             for bucket_index in 0..run.buckets.len() {
                 for position in 0..run.buckets[bucket_index].window.len() {
-                    let slot = run.buckets[bucket_index].window[position].0;
-                    run.buckets[bucket_index].window[position].1 = self.pack_of(group, slot);
+                    let slot = run.buckets[bucket_index].window[position].slot;
+                    run.buckets[bucket_index].window[position] = self.window_entry(run, slot);
                 }
             }
             run.epoch = self.usage_epoch;
@@ -1511,7 +1543,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             let (bucket_sum, bucket_count) = self.bucket_score(run, &run.buckets[bucket_index]);
             let mut position = 0;
             while position < run.buckets[bucket_index].window.len() {
-                let (slot, pack) = run.buckets[bucket_index].window[position];
+                let entry = run.buckets[bucket_index].window[position];
+                let slot = entry.slot;
                 if !self.specs[group].distinct_props.is_empty()
                     && let Err(reason) = self.fits(run, slot)
                 {
@@ -1520,16 +1553,11 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     run.buckets[bucket_index].window.swap_remove(position);
                     continue;
                 }
-                let local = &self.nodes[slot as usize];
-                let mut sum = bucket_sum + pack;
                 // Bin-pack and job anti-affinity always count, so a node
                 // already running the group is not halved by the average
                 // (that would scatter every job over every node).
+                let mut sum = bucket_sum + entry.pack - entry.collision;
                 let mut count = bucket_count + 2.0;
-                let collisions = self.group_counts[group][slot as usize];
-                if collisions > 0 {
-                    sum -= f64::from(collisions + 1) / desired;
-                }
                 if !penalty.is_empty() {
                     count += 1.0;
                     if penalty.contains(&slot) {
@@ -1537,7 +1565,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     }
                 }
                 let score = sum / count;
-                let tie = u64::from(local.tie);
+                let tie = u64::from(entry.tie);
                 let better = match best {
                     None => true,
                     Some((best_score, best_tie, _)) => score > best_score || (score == best_score && tie > best_tie),
@@ -1562,8 +1590,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             match self.fits(run, slot) {
                 Ok(()) => {
                     run.state[slot as usize] = STATE_WINDOW;
-                    let pack = self.pack_of(run.group, slot);
-                    run.buckets[bucket_index].window.push((slot, pack));
+                    let entry = self.window_entry(run, slot);
+                    run.buckets[bucket_index].window.push(entry);
                 }
                 Err(reason) => {
                     run.metrics.exhausted[reason as usize] += 1;
@@ -1600,7 +1628,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 run.metrics.exhausted[reason as usize] += 1;
                 run.state[slot as usize] = STATE_DROPPED;
                 let bucket = &mut run.buckets[bucket_index as usize];
-                if let Some(position) = bucket.window.iter().position(|entry| entry.0 == slot) {
+                if let Some(position) = bucket.window.iter().position(|entry| entry.slot == slot) {
                     bucket.window.swap_remove(position);
                 }
             }
@@ -1610,9 +1638,10 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 // strand capacity), it goes back to the heap, so the window
                 // keeps holding the best-fitting nodes.
                 let pack = self.pack_of(run.group, slot);
+                let collision = self.collision_of(run, slot);
                 let key = heap_key(pack, self.nodes[slot as usize].tie);
                 let bucket = &mut run.buckets[bucket_index as usize];
-                let Some(position) = bucket.window.iter().position(|entry| entry.0 == slot) else {
+                let Some(position) = bucket.window.iter().position(|entry| entry.slot == slot) else {
                     return;
                 };
                 if bucket.heap.peek().is_some_and(|(top, _)| *top > key) {
@@ -1620,7 +1649,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     bucket.heap.push((key, slot));
                     run.state[slot as usize] = STATE_HEAP;
                 } else {
-                    bucket.window[position].1 = pack;
+                    bucket.window[position].pack = pack;
+                    bucket.window[position].collision = collision;
                 }
             }
         }
@@ -1655,7 +1685,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             run.state[slot as usize] = STATE_DROPPED;
             let bucket_index = run.bucket_of[slot as usize] as usize;
             let bucket = &mut run.buckets[bucket_index];
-            if let Some(position) = bucket.window.iter().position(|entry| entry.0 == slot) {
+            if let Some(position) = bucket.window.iter().position(|entry| entry.slot == slot) {
                 bucket.window.swap_remove(position);
             }
         }
