@@ -573,6 +573,10 @@ struct WindowEntry {
     /// The job anti-affinity penalty: 0 when the node runs none of the
     /// group, else `(allocations + 1) / desired count`.
     collision: f64,
+    /// The whole score when the group has no spread or affinity and the
+    /// placement no reschedule penalty: `(pack - collision) / 2`, the very
+    /// value the general formula gives then (its bucket sum is 0).
+    plain: f64,
 }
 
 struct Bucket {
@@ -743,37 +747,26 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 // `NO_CLASS` for nodes without a computed class (checked one
                 // by one); `UNSEEN` before the class's first node. One
                 // lookup per node.
-                const REJECTED: u32 = 1 << 31;
                 let mut local_class: Vec<u32> = vec![UNSEEN; index.class_count as usize];
                 let mut class_ok: Vec<bool> = Vec::new();
                 nodes.reserve(index.entries.len());
                 let track_slots = !slot_of.is_empty();
-                for (position, entry) in index.entries.iter().enumerate() {
+                let rows = index.entries.iter().zip(index.nodes).zip(index.used);
+                for (position, ((entry, node), used)) in rows.enumerate() {
                     if !entry.schedulable {
                         continue;
                     }
-                    let node = &index.nodes[position];
                     let mut code = local_class.get(entry.class as usize).copied().unwrap_or(NO_CLASS);
                     if code == UNSEEN {
-                        let verdict = &mut placement_verdicts[entry.class as usize];
-                        if *verdict == 0 {
-                            *verdict = if node.computed_class.is_empty() {
-                                3
-                            } else if in_datacenters_and_pool(job, node) {
-                                1
-                            } else {
-                                2
-                            };
-                        }
-                        code = if *verdict == 3 {
-                            NO_CLASS
-                        } else {
-                            class_ok.push(*verdict == 1);
-                            class_names.push(node);
-                            index_class.push(entry.class);
-                            let local = class_names.len() as u32 - 1;
-                            if *verdict == 1 { local } else { local | REJECTED }
-                        };
+                        code = first_of_class(
+                            job,
+                            node,
+                            entry.class,
+                            &mut placement_verdicts,
+                            &mut class_ok,
+                            &mut class_names,
+                            &mut index_class,
+                        );
                         local_class[entry.class as usize] = code;
                     }
                     let class = if code == NO_CLASS {
@@ -786,12 +779,11 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     } else {
                         code
                     };
-                    let slot = nodes.len() as u32;
                     if track_slots && let Some(entry) = slot_of.get_mut(node.id.as_str()) {
-                        *entry = slot;
+                        *entry = nodes.len() as u32;
                     }
                     let cap = Res::from_comparable(&entry.capacity);
-                    let used = Res::from_comparable(&index.used[position]);
+                    let used = Res::from_comparable(used);
                     total_cap.add(&cap);
                     total_used.add(&used);
                     nodes.push(LocalNode {
@@ -1514,11 +1506,14 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
     }
 
     fn window_entry(&self, run: &GroupRun, slot: u32) -> WindowEntry {
+        let pack = self.pack_of(run.group, slot);
+        let collision = self.collision_of(run, slot);
         WindowEntry {
             slot,
             tie: self.nodes[slot as usize].tie,
-            pack: self.pack_of(run.group, slot),
-            collision: self.collision_of(run, slot),
+            pack,
+            collision,
+            plain: plain_score(pack, collision),
         }
     }
 
@@ -1541,6 +1536,23 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 continue;
             }
             let (bucket_sum, bucket_count) = self.bucket_score(run, &run.buckets[bucket_index]);
+            if bucket_count == 0.0 && penalty.is_empty() && self.specs[group].distinct_props.is_empty() {
+                // No spread, affinity, penalty or per-candidate check: each
+                // entry's score is already known.
+                for entry in &run.buckets[bucket_index].window {
+                    let tie = u64::from(entry.tie);
+                    let better = match best {
+                        None => true,
+                        Some((best_score, best_tie, _)) => {
+                            entry.plain > best_score || (entry.plain == best_score && tie > best_tie)
+                        }
+                    };
+                    if better {
+                        best = Some((entry.plain, tie, entry.slot));
+                    }
+                }
+                continue;
+            }
             let mut position = 0;
             while position < run.buckets[bucket_index].window.len() {
                 let entry = run.buckets[bucket_index].window[position];
@@ -1649,8 +1661,10 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     bucket.heap.push((key, slot));
                     run.state[slot as usize] = STATE_HEAP;
                 } else {
-                    bucket.window[position].pack = pack;
-                    bucket.window[position].collision = collision;
+                    let entry = &mut bucket.window[position];
+                    entry.pack = pack;
+                    entry.collision = collision;
+                    entry.plain = plain_score(pack, collision);
                 }
             }
         }
@@ -2264,6 +2278,57 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
 /// priority, then less evicted, then the shuffle tie-break.
 type PreemptRank = (usize, i32, i64, u32);
 
+/// A window entry's score without spread, affinity or penalty: what
+/// `State::select`'s general formula gives with a bucket sum of 0, no
+/// bucket count and no penalty (`(0 + pack - collision) / (0 + 2)`).
+#[inline]
+fn plain_score(pack: f64, collision: f64) -> f64 {
+    (pack - collision) / 2.0
+}
+
+/// Set on a store class's local number when the class lies outside the
+/// job's datacenters and pool (see [`State::build`]).
+const REJECTED: u32 = 1 << 31;
+
+/// The first node of a store class in [`State::build`]: decides (or reads
+/// from the verdict cache) whether the class lies in the job's datacenters
+/// and pool, gives it a local number, and returns the class's code: the
+/// local number, with [`REJECTED`] when outside, or `NO_CLASS` for nodes
+/// without a computed class. Out of line: it runs once per class, and
+/// keeping it out of the per-node loop keeps that loop in registers.
+#[cold]
+#[inline(never)]
+fn first_of_class<'v>(
+    job: &Job,
+    node: &'v Node,
+    store_class: u32,
+    placement_verdicts: &mut [u16],
+    class_ok: &mut Vec<bool>,
+    class_names: &mut Vec<&'v Node>,
+    index_class: &mut Vec<u32>,
+) -> u32 {
+    let Some(verdict) = placement_verdicts.get_mut(store_class as usize) else {
+        return NO_CLASS;
+    };
+    if *verdict == 0 {
+        *verdict = if node.computed_class.is_empty() {
+            3
+        } else if in_datacenters_and_pool(job, node) {
+            1
+        } else {
+            2
+        };
+    }
+    if *verdict == 3 {
+        return NO_CLASS;
+    }
+    class_ok.push(*verdict == 1);
+    class_names.push(node);
+    index_class.push(store_class);
+    let local = class_names.len() as u32 - 1;
+    if *verdict == 1 { local } else { local | REJECTED }
+}
+
 fn resource_exhausted(local: &LocalNode<'_>, ask: &Res) -> Option<Exhausted> {
     let need_cpu = ask.cpu + ask.cores * local.mhz_per_core;
     if local.used.cpu + need_cpu > local.cap.cpu {
@@ -2399,6 +2464,25 @@ mod tests {
             cpu,
             mem,
             ..Res::default()
+        }
+    }
+
+    /// The cached plain score is bit for bit what the general formula in
+    /// `select` computes without spread, affinity or penalty.
+    #[test]
+    fn plain_score_is_the_general_formula_with_nothing_else() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        for _ in 0..100_000 {
+            let pack: f64 = rng.gen_range(0.0..1.0);
+            let collision: f64 = if rng.gen_bool(0.5) {
+                0.0
+            } else {
+                f64::from(rng.gen_range(1u32..50) + 1) / f64::from(rng.gen_range(1u32..2000))
+            };
+            let (bucket_sum, bucket_count) = (0.0, 0.0);
+            let general = (bucket_sum + pack - collision) / (bucket_count + 2.0);
+            assert_eq!(super::plain_score(pack, collision).to_bits(), general.to_bits());
         }
     }
 
