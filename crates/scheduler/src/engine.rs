@@ -474,9 +474,7 @@ pub(crate) struct LocalNode<'v> {
     /// Position in the view's node order.
     position: u32,
     class: u32,
-    cap: Res,
     pub used: Res,
-    mhz_per_core: i64,
     /// Live allocations of the job on the node (all groups), plan included.
     job_allocs: u32,
     tie: u32,
@@ -488,6 +486,10 @@ pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
     pub job: &'v Job,
     pub specs: Vec<GroupSpec<'v>>,
     pub nodes: Vec<LocalNode<'v>>,
+    /// Capacity and MHz per core by position in the view's node order:
+    /// the store's own column when it offers a [`crate::NodeIndex`], so an
+    /// evaluation does not copy them per node.
+    entries: std::borrow::Cow<'v, [crate::NodeEntry]>,
     /// Ports, cores and devices per local node, loaded on first need (few
     /// nodes per evaluation, so kept apart from the node table).
     details: FxHashMap<u32, Detail>,
@@ -724,6 +726,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         // Fast path: whether each local class is in the job's datacenters and pool.
         let mut local_ok: Vec<bool> = Vec::new();
         let mut nodes: Vec<LocalNode<'v>> = Vec::new();
+        let entries: std::borrow::Cow<'v, [crate::NodeEntry]>;
         // Capacity and usage over the candidate nodes, for the packing model.
         let mut total_cap = Res::default();
         let mut total_used = Res::default();
@@ -735,6 +738,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 // ID only when the job already has allocations.
                 const UNSEEN: u32 = u32::MAX - 1;
                 verdict_cache = index.verdicts;
+                entries = std::borrow::Cow::Borrowed(index.entries);
                 let placement_key = verdict_cache.map(|_| placement_key(job));
                 // Per store class: 0 unknown, 1 in the job's datacenters and
                 // pool, 2 not, 3 no computed class.
@@ -782,17 +786,14 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     if track_slots && let Some(entry) = slot_of.get_mut(node.id.as_str()) {
                         *entry = nodes.len() as u32;
                     }
-                    let cap = Res::from_comparable(&entry.capacity);
                     let used = Res::from_comparable(used);
-                    total_cap.add(&cap);
+                    total_cap.add(&Res::from_comparable(&entry.capacity));
                     total_used.add(&used);
                     nodes.push(LocalNode {
                         node,
                         position: position as u32,
                         class,
-                        cap,
                         used,
-                        mhz_per_core: entry.mhz_per_core,
                         job_allocs: 0,
                         tie: mix64(ctx.seed, position as u64) as u32,
                     });
@@ -805,7 +806,10 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             None => {
                 let mut class_ids: FxHashMap<&'v str, u32> = FxHashMap::default();
                 let mut class_ok: Vec<u8> = Vec::new();
+                let mut owned_entries: Vec<crate::NodeEntry> = Vec::new();
                 for (position, (node, used)) in ctx.view.nodes_with_usage().enumerate() {
+                    let entry = crate::NodeEntry::of(node, 0);
+                    owned_entries.push(entry);
                     if !node.is_schedulable() {
                         continue;
                     }
@@ -838,22 +842,19 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                     {
                         *slot = index;
                     }
-                    let entry = crate::NodeEntry::of(node, 0);
-                    let cap = Res::from_comparable(&entry.capacity);
                     let used = Res::from_comparable(&used);
-                    total_cap.add(&cap);
+                    total_cap.add(&Res::from_comparable(&entry.capacity));
                     total_used.add(&used);
                     nodes.push(LocalNode {
                         node,
                         position: position as u32,
                         class,
-                        cap,
                         used,
-                        mhz_per_core: entry.mhz_per_core,
                         job_allocs: 0,
                         tie: mix64(ctx.seed, position as u64) as u32,
                     });
                 }
+                entries = std::borrow::Cow::Owned(owned_entries);
             }
         }
         // The packing model: totals over the candidate nodes plus the job.
@@ -871,6 +872,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             job,
             specs,
             nodes,
+            entries,
             details: FxHashMap::default(),
             class_names,
             index_class,
@@ -1077,18 +1079,9 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let spec = &self.specs[run.group];
         let ask = spec.ask;
         let local = &self.nodes[slot as usize];
-        let need_cpu = ask.cpu + ask.cores * local.mhz_per_core;
-        if local.used.cpu + need_cpu > local.cap.cpu {
-            return Err(Exhausted::Cpu);
-        }
-        if local.used.mem + ask.mem > local.cap.mem {
-            return Err(Exhausted::Memory);
-        }
-        if local.used.disk + ask.disk > local.cap.disk {
-            return Err(Exhausted::Disk);
-        }
-        if local.used.cores + ask.cores > local.cap.cores {
-            return Err(Exhausted::Cores);
+        let (cap, mhz_per_core) = self.shape(slot);
+        if let Some(dimension) = resource_exhausted(&local.used, &cap, mhz_per_core, &ask) {
+            return Err(dimension);
         }
         if spec.distinct_hosts_job && local.job_allocs > 0 {
             return Err(Exhausted::DistinctHosts);
@@ -1254,6 +1247,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let specs = &self.specs;
         let spec = &specs[group];
         let nodes = &self.nodes;
+        let entries = &self.entries;
         let verdicts = &mut self.class_verdicts[group];
         for (slot, local) in nodes.iter().enumerate() {
             // Static feasibility: the class verdict (cached per class),
@@ -1330,18 +1324,16 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             // Resources are checked here so exhausted nodes never enter a
             // heap; ports, cores and devices wait until a node is a
             // candidate, since they need the node's detailed usage.
-            if let Some(dimension) = resource_exhausted(local, &ask) {
+            let (cap, mhz_per_core) = match entries.get(local.position as usize) {
+                Some(entry) => (Res::from_comparable(&entry.capacity), entry.mhz_per_core),
+                None => (Res::default(), 0),
+            };
+            if let Some(dimension) = resource_exhausted(&local.used, &cap, mhz_per_core, &ask) {
                 run.metrics.exhausted[dimension as usize] += 1;
                 run.state[slot] = STATE_DROPPED;
                 continue;
             }
-            let score = pack_score(
-                pack,
-                &local.used,
-                ask.cpu + ask.cores * local.mhz_per_core,
-                ask.mem,
-                &local.cap,
-            );
+            let score = pack_score(pack, &local.used, ask.cpu + ask.cores * mhz_per_core, ask.mem, &cap);
             members[bucket as usize].push((heap_key(score, local.tie), slot as u32));
             run.state[slot] = STATE_HEAP;
         }
@@ -1485,13 +1477,23 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
     fn pack_of(&self, group: usize, slot: u32) -> f64 {
         let local = &self.nodes[slot as usize];
         let ask = &self.specs[group].ask;
+        let (cap, mhz_per_core) = self.shape(slot);
         pack_score(
             self.pack,
             &local.used,
-            ask.cpu + ask.cores * local.mhz_per_core,
+            ask.cpu + ask.cores * mhz_per_core,
             ask.mem,
-            &local.cap,
+            &cap,
         )
+    }
+
+    /// A local node's capacity and MHz per core.
+    #[inline]
+    fn shape(&self, slot: u32) -> (Res, i64) {
+        match self.entries.get(self.nodes[slot as usize].position as usize) {
+            Some(entry) => (Res::from_comparable(&entry.capacity), entry.mhz_per_core),
+            None => (Res::default(), 0),
+        }
     }
 
     /// The job anti-affinity penalty of `slot` for the run's group.
@@ -1677,18 +1679,10 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         if bucket_index == NONE || run.state[slot as usize] != STATE_DROPPED {
             return;
         }
-        let local = &self.nodes[slot as usize];
-        let ask = &self.specs[run.group].ask;
-        let score = pack_score(
-            self.pack,
-            &local.used,
-            ask.cpu + ask.cores * local.mhz_per_core,
-            ask.mem,
-            &local.cap,
-        );
+        let score = self.pack_of(run.group, slot);
         run.buckets[bucket_index as usize]
             .heap
-            .push((heap_key(score, local.tie), slot));
+            .push((heap_key(score, self.nodes[slot as usize].tie), slot));
         run.state[slot as usize] = STATE_HEAP;
     }
 
@@ -1802,7 +1796,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             self.load_detail(slot);
             self.assign_detail(group, slot, &mut alloc);
         }
-        let mhz_per_core = self.nodes[slot as usize].mhz_per_core;
+        let (_, mhz_per_core) = self.shape(slot);
         for task in &self.job.task_groups[group].tasks {
             if task.resources.cores > 0
                 && let Some(resources) = alloc.allocated_resources.tasks.get_mut(&task.name)
@@ -1840,9 +1834,10 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
     /// Charges one placement of `group` to the node on `slot`.
     fn charge(&mut self, run: &mut GroupRun, group: usize, slot: u32) {
         let ask = self.specs[group].ask;
+        let (_, mhz_per_core) = self.shape(slot);
         let local = &mut self.nodes[slot as usize];
         local.used.add(&Res {
-            cpu: ask.cpu + ask.cores * local.mhz_per_core,
+            cpu: ask.cpu + ask.cores * mhz_per_core,
             ..ask
         });
         local.job_allocs += 1;
@@ -2123,12 +2118,13 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         };
         for slot in slots {
             let local = &self.nodes[slot as usize];
-            let need_cpu = spec_ask.cpu + spec_ask.cores * local.mhz_per_core;
+            let (cap, mhz_per_core) = self.shape(slot);
+            let need_cpu = spec_ask.cpu + spec_ask.cores * mhz_per_core;
             let mut need = Res {
-                cpu: local.used.cpu + need_cpu - local.cap.cpu,
-                mem: local.used.mem + spec_ask.mem - local.cap.mem,
-                disk: local.used.disk + spec_ask.disk - local.cap.disk,
-                cores: local.used.cores + spec_ask.cores - local.cap.cores,
+                cpu: local.used.cpu + need_cpu - cap.cpu,
+                mem: local.used.mem + spec_ask.mem - cap.mem,
+                disk: local.used.disk + spec_ask.disk - cap.disk,
+                cores: local.used.cores + spec_ask.cores - cap.cores,
             };
             let node_id: &'v str = local.node.id.as_str();
             let node_reserved: Vec<u16> = local.node.reserved_ports.clone();
@@ -2329,15 +2325,18 @@ fn first_of_class<'v>(
     if *verdict == 1 { local } else { local | REJECTED }
 }
 
-fn resource_exhausted(local: &LocalNode<'_>, ask: &Res) -> Option<Exhausted> {
-    let need_cpu = ask.cpu + ask.cores * local.mhz_per_core;
-    if local.used.cpu + need_cpu > local.cap.cpu {
+/// The first dimension in which `ask` does not fit on a node with `used`
+/// of `cap` (cores asked are charged as `mhz_per_core` MHz each).
+#[inline]
+fn resource_exhausted(used: &Res, cap: &Res, mhz_per_core: i64, ask: &Res) -> Option<Exhausted> {
+    let need_cpu = ask.cpu + ask.cores * mhz_per_core;
+    if used.cpu + need_cpu > cap.cpu {
         Some(Exhausted::Cpu)
-    } else if local.used.mem + ask.mem > local.cap.mem {
+    } else if used.mem + ask.mem > cap.mem {
         Some(Exhausted::Memory)
-    } else if local.used.disk + ask.disk > local.cap.disk {
+    } else if used.disk + ask.disk > cap.disk {
         Some(Exhausted::Disk)
-    } else if local.used.cores + ask.cores > local.cap.cores {
+    } else if used.cores + ask.cores > cap.cores {
         Some(Exhausted::Cores)
     } else {
         None
