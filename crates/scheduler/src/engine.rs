@@ -736,68 +736,38 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 // computed class (datacenter and pool are part of it) unless
                 // the store's verdict cache already knows the class, and by
                 // ID only when the job already has allocations.
-                const UNSEEN: u32 = u32::MAX - 1;
                 verdict_cache = index.verdicts;
                 entries = std::borrow::Cow::Borrowed(index.entries);
                 let placement_key = verdict_cache.map(|_| placement_key(job));
                 // Per store class: 0 unknown, 1 in the job's datacenters and
                 // pool, 2 not, 3 no computed class.
-                let mut placement_verdicts: Vec<u16> = match (verdict_cache, placement_key.as_deref()) {
+                let placement_verdicts: Vec<u16> = match (verdict_cache, placement_key.as_deref()) {
                     (Some(cache), Some(key)) => cache.load(key, index.class_count as usize),
                     _ => vec![0; index.class_count as usize],
                 };
-                // Per store class: the local class, with `REJECTED` set when
-                // the class lies outside the job's datacenters and pool;
-                // `NO_CLASS` for nodes without a computed class (checked one
-                // by one); `UNSEEN` before the class's first node. One
-                // lookup per node.
-                let mut local_class: Vec<u32> = vec![UNSEEN; index.class_count as usize];
-                let mut class_ok: Vec<bool> = Vec::new();
-                nodes.reserve(index.entries.len());
-                let track_slots = !slot_of.is_empty();
-                let rows = index.entries.iter().zip(index.nodes).zip(index.used);
-                for (position, ((entry, node), used)) in rows.enumerate() {
-                    if !entry.schedulable {
-                        continue;
+                let mut codes = ClassCodes {
+                    local_class: vec![UNSEEN; index.class_count as usize],
+                    placement_verdicts,
+                    class_ok: Vec::new(),
+                    class_names,
+                    index_class,
+                };
+                scan_index(index, job, ctx.seed, &mut codes, &mut slot_of, &mut nodes);
+                for local in &nodes {
+                    total_used.add(&local.used);
+                    if let Some(entry) = index.entries.get(local.position as usize) {
+                        total_cap.add(&Res::from_comparable(&entry.capacity));
                     }
-                    let mut code = local_class.get(entry.class as usize).copied().unwrap_or(NO_CLASS);
-                    if code == UNSEEN {
-                        code = first_of_class(
-                            job,
-                            node,
-                            entry.class,
-                            &mut placement_verdicts,
-                            &mut class_ok,
-                            &mut class_names,
-                            &mut index_class,
-                        );
-                        local_class[entry.class as usize] = code;
-                    }
-                    let class = if code == NO_CLASS {
-                        if !in_datacenters_and_pool(job, node) {
-                            continue;
-                        }
-                        NO_CLASS
-                    } else if code & REJECTED != 0 {
-                        continue;
-                    } else {
-                        code
-                    };
-                    if track_slots && let Some(entry) = slot_of.get_mut(node.id.as_str()) {
-                        *entry = nodes.len() as u32;
-                    }
-                    let used = Res::from_comparable(used);
-                    total_cap.add(&Res::from_comparable(&entry.capacity));
-                    total_used.add(&used);
-                    nodes.push(LocalNode {
-                        node,
-                        position: position as u32,
-                        class,
-                        used,
-                        job_allocs: 0,
-                        tie: mix64(ctx.seed, position as u64) as u32,
-                    });
                 }
+                let ClassCodes {
+                    placement_verdicts,
+                    class_ok,
+                    class_names: names,
+                    index_class: classes,
+                    ..
+                } = codes;
+                class_names = names;
+                index_class = classes;
                 if let (Some(cache), Some(key)) = (verdict_cache, placement_key) {
                     cache.store(key, placement_verdicts);
                 }
@@ -1249,7 +1219,22 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let nodes = &self.nodes;
         let entries = &self.entries;
         let verdicts = &mut self.class_verdicts[group];
-        for (slot, local) in nodes.iter().enumerate() {
+        if !bucketed && !node_checks {
+            // The common case (no spread, affinity or per-node checks) in
+            // a loop of its own: same verdicts, metrics and heap entries.
+            let mut heap = Vec::with_capacity(node_count);
+            feasible = scan_plain(nodes, entries, verdicts, spec, &mut run, &mut heap, pack);
+            if feasible > 0 {
+                run.buckets.push(Bucket {
+                    heap: BinaryHeap::new(),
+                    window: Vec::new(),
+                    spread_values: Vec::new(),
+                    affinity: 0.0,
+                });
+                members.push(heap);
+            }
+        }
+        for (slot, local) in nodes.iter().enumerate().filter(|_| bucketed || node_checks) {
             // Static feasibility: the class verdict (cached per class),
             // then the per-node checks if the group has any.
             let verdict = if local.class == NO_CLASS {
@@ -2274,12 +2259,152 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
 /// priority, then less evicted, then the shuffle tie-break.
 type PreemptRank = (usize, i32, i64, u32);
 
+/// [`State::start_group`]'s pass for a group without spread, affinity or
+/// per-node checks: the class verdict, then resources, then the heap key,
+/// for every local node, filling the run's states and metrics. Returns how
+/// many nodes passed the static checks.
+fn scan_plain(
+    nodes: &[LocalNode<'_>],
+    entries: &[crate::NodeEntry],
+    verdicts: &mut [u16],
+    spec: &GroupSpec<'_>,
+    run: &mut GroupRun,
+    heap: &mut Vec<(u64, u32)>,
+    pack: Packing,
+) -> usize {
+    let ask = spec.ask;
+    let mut feasible = 0;
+    let GroupRun {
+        state,
+        bucket_of,
+        metrics,
+        ..
+    } = run;
+    let rows = nodes.iter().zip(state.iter_mut()).zip(bucket_of.iter_mut());
+    for (slot, ((local, state), bucket_of)) in rows.enumerate() {
+        let verdict = match verdicts.get_mut(local.class as usize) {
+            Some(cached) => {
+                if *cached == 0 {
+                    *cached = match spec.check_class(local.node) {
+                        Ok(()) => 1,
+                        Err(reason) => 2 + reason,
+                    };
+                }
+                *cached
+            }
+            // `NO_CLASS`: checked on its own.
+            None => match spec.check_class(local.node) {
+                Ok(()) => 1,
+                Err(reason) => 2 + reason,
+            },
+        };
+        if verdict != 1 {
+            if let Some(count) = metrics.filtered_by_reason.get_mut(usize::from(verdict - 2)) {
+                *count += 1;
+            }
+            *state = STATE_FILTERED;
+            continue;
+        }
+        feasible += 1;
+        *bucket_of = 0;
+        let (cap, mhz_per_core) = match entries.get(local.position as usize) {
+            Some(entry) => (Res::from_comparable(&entry.capacity), entry.mhz_per_core),
+            None => (Res::default(), 0),
+        };
+        if let Some(dimension) = resource_exhausted(&local.used, &cap, mhz_per_core, &ask) {
+            metrics.exhausted[dimension as usize] += 1;
+            *state = STATE_DROPPED;
+            continue;
+        }
+        let score = pack_score(pack, &local.used, ask.cpu + ask.cores * mhz_per_core, ask.mem, &cap);
+        heap.push((heap_key(score, local.tie), slot as u32));
+        *state = STATE_HEAP;
+    }
+    feasible
+}
+
 /// A window entry's score without spread, affinity or penalty: what
 /// `State::select`'s general formula gives with a bucket sum of 0, no
 /// bucket count and no penalty (`(0 + pack - collision) / (0 + 2)`).
 #[inline]
 fn plain_score(pack: f64, collision: f64) -> f64 {
     (pack - collision) / 2.0
+}
+
+/// A store class's code before its first node in [`State::build`].
+const UNSEEN: u32 = u32::MAX - 1;
+
+/// What [`State::build`] learns per store class while it scans the index.
+struct ClassCodes<'v> {
+    /// Per store class: the local class, with [`REJECTED`] set when the
+    /// class lies outside the job's datacenters and pool; `NO_CLASS` for
+    /// nodes without a computed class (checked one by one); [`UNSEEN`]
+    /// before the class's first node. One lookup per node.
+    local_class: Vec<u32>,
+    /// Per store class: 0 unknown, 1 in the job's datacenters and pool, 2
+    /// not, 3 no computed class (shared with the verdict cache).
+    placement_verdicts: Vec<u16>,
+    /// Per local class: in the job's datacenters and pool.
+    class_ok: Vec<bool>,
+    /// Per local class: its first node.
+    class_names: Vec<&'v Node>,
+    /// Per local class: the store's class number.
+    index_class: Vec<u32>,
+}
+
+/// [`State::build`]'s pass over a store's node index: keeps schedulable
+/// nodes in the job's datacenters and pool, in the index's order, and
+/// records the local slot of nodes named in `slot_of`.
+fn scan_index<'v>(
+    index: crate::NodeIndex<'v>,
+    job: &Job,
+    seed: u64,
+    codes: &mut ClassCodes<'v>,
+    slot_of: &mut FxHashMap<&'v str, u32>,
+    nodes: &mut Vec<LocalNode<'v>>,
+) {
+    nodes.reserve(index.entries.len());
+    let track_slots = !slot_of.is_empty();
+    let rows = index.entries.iter().zip(index.nodes).zip(index.used);
+    for (position, ((entry, node), used)) in rows.enumerate() {
+        if !entry.schedulable {
+            continue;
+        }
+        let mut code = codes.local_class.get(entry.class as usize).copied().unwrap_or(NO_CLASS);
+        if code == UNSEEN {
+            code = first_of_class(
+                job,
+                node,
+                entry.class,
+                &mut codes.placement_verdicts,
+                &mut codes.class_ok,
+                &mut codes.class_names,
+                &mut codes.index_class,
+            );
+            codes.local_class[entry.class as usize] = code;
+        }
+        let class = if code == NO_CLASS {
+            if !in_datacenters_and_pool(job, node) {
+                continue;
+            }
+            NO_CLASS
+        } else if code & REJECTED != 0 {
+            continue;
+        } else {
+            code
+        };
+        if track_slots && let Some(slot) = slot_of.get_mut(node.id.as_str()) {
+            *slot = nodes.len() as u32;
+        }
+        nodes.push(LocalNode {
+            node,
+            position: position as u32,
+            class,
+            used: Res::from_comparable(used),
+            job_allocs: 0,
+            tie: mix64(seed, position as u64) as u32,
+        });
+    }
 }
 
 /// Set on a store class's local number when the class lies outside the
