@@ -16,6 +16,7 @@
 mod constraint;
 mod engine;
 mod generic;
+mod mem_cluster;
 mod reconcile;
 mod reschedule;
 mod system;
