@@ -2085,6 +2085,17 @@ mod tests {
         compact_outcome
     }
 
+    /// One task, "main", holding `cpu_mhz` and nothing else.
+    fn one_task(cpu_mhz: i64) -> types::TaskResources {
+        types::TaskResources::from([(
+            "main".to_string(),
+            AllocatedTaskResources {
+                cpu_mhz,
+                ..AllocatedTaskResources::default()
+            },
+        )])
+    }
+
     #[test]
     fn compact_fit_check_counts_replaced_allocations() {
         let replaced = crate::bench::fast_uuid(1);
@@ -2094,13 +2105,7 @@ mod tests {
         node.resources.cpu_mhz = 1000;
         cluster.upsert_node(node);
         let mut existing = plain_alloc(&replaced, 0);
-        existing.allocated_resources.tasks = types::TaskResources::from([(
-            "main".to_string(),
-            AllocatedTaskResources {
-                cpu_mhz: 900,
-                ..AllocatedTaskResources::default()
-            },
-        )]);
+        existing.allocated_resources.tasks = one_task(900);
         cluster.upsert_alloc(existing.clone());
         // 900 + 500 does not fit; replacing the 900 does.
         assert_eq!(same_as_full_path(&cluster, &[&replaced]).placed, 1);
@@ -2114,22 +2119,10 @@ mod tests {
         let mut node = negative.node_list()[0].clone();
         node.resources.cpu_mhz = 1000;
         negative.upsert_node(node);
-        existing.allocated_resources.tasks = types::TaskResources::from([(
-            "main".to_string(),
-            AllocatedTaskResources {
-                cpu_mhz: -600,
-                ..AllocatedTaskResources::default()
-            },
-        )]);
+        existing.allocated_resources.tasks = one_task(-600);
         negative.upsert_alloc(existing);
         let mut filler = plain_alloc(&other, 1);
-        filler.allocated_resources.tasks = types::TaskResources::from([(
-            "main".to_string(),
-            AllocatedTaskResources {
-                cpu_mhz: 1000,
-                ..AllocatedTaskResources::default()
-            },
-        )]);
+        filler.allocated_resources.tasks = one_task(1000);
         negative.upsert_alloc(filler);
         assert_eq!(negative.usage_of("n1").cpu_mhz, 400);
         let outcome = same_as_full_path(&negative, &[&replaced]);

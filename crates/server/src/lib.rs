@@ -340,7 +340,7 @@ impl Server {
         let snapshot = self.state();
         let mut newest: std::collections::BTreeMap<(String, String), Arc<Evaluation>> = Default::default();
         let mut superseded = Vec::new();
-        for eval in snapshot.evals().filter(|eval| eval.status == EvalStatus::Blocked) {
+        for eval in snapshot.blocked_evals() {
             let key = (eval.namespace.clone(), eval.job_id.clone());
             match newest.get(&key) {
                 Some(current) if current.create_index >= eval.create_index => superseded.push(Arc::clone(eval)),
@@ -391,9 +391,9 @@ impl Server {
                 jobs.insert((job.namespace.clone(), job.id.clone()), job);
             }
         }
-        for job in snapshot.jobs(None) {
-            if matches!(job.job_type, JobType::System | JobType::Sysbatch) && !job.stop {
-                jobs.insert((job.namespace.clone(), job.id.clone()), job);
+        for job in snapshot.system_jobs() {
+            if !job.stop {
+                jobs.insert((job.namespace.clone(), job.id.clone()), Arc::clone(job));
             }
         }
         jobs.values()

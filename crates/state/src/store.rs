@@ -74,6 +74,12 @@ pub struct StateSnapshot {
     /// Per node: resources held by allocations that still hold them, kept
     /// up to date on every allocation change instead of being recomputed.
     node_usage: OrdMap<String, ComparableResources>,
+    /// IDs of the evaluations whose status is `blocked`: unblocking visits
+    /// these instead of every evaluation ever written.
+    blocked_evals: OrdSet<String>,
+    /// System and sysbatch jobs: a node change re-evaluates these without
+    /// a pass over every job.
+    system_jobs: OrdSet<NsKey>,
 }
 
 /// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
@@ -119,7 +125,7 @@ impl From<PersistedState> for StateSnapshot {
                 .insert((job.namespace.clone(), job.id.clone(), job.version), Arc::new(job));
         }
         for job in persisted.jobs {
-            state.jobs.insert(key(&job.namespace, &job.id), Arc::new(job));
+            state.put_job(key(&job.namespace, &job.id), Arc::new(job));
         }
         for node in persisted.nodes {
             state.nodes.insert(node.id.clone(), Arc::new(node));
@@ -144,6 +150,7 @@ impl From<PersistedState> for StateSnapshot {
                 .entry(key(&eval.namespace, &eval.job_id))
                 .or_default()
                 .insert(eval.id.clone());
+            state.index_blocked(&eval);
             state.evals.insert(eval.id.clone(), Arc::new(eval));
         }
         state
@@ -330,6 +337,18 @@ impl StateSnapshot {
         self.evals.values()
     }
 
+    /// The evaluations whose status is `blocked`, in ID order (the order of
+    /// [`StateSnapshot::evals`]), from their own index.
+    pub fn blocked_evals(&self) -> impl Iterator<Item = &Arc<Evaluation>> {
+        self.blocked_evals.iter().filter_map(|id| self.evals.get(id))
+    }
+
+    /// Every system and sysbatch job (stopped ones included), in
+    /// (namespace, ID) order, from their own index.
+    pub fn system_jobs(&self) -> impl Iterator<Item = &Arc<Job>> {
+        self.system_jobs.iter().filter_map(|job_key| self.jobs.get(job_key))
+    }
+
     pub fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<Arc<Evaluation>> {
         self.evals_by_job
             .get(&key(namespace, job_id))
@@ -422,11 +441,14 @@ impl StateSnapshot {
                 };
                 if purge {
                     self.jobs.remove(&job_key);
+                    self.system_jobs.remove(&job_key);
+                    // The job's versions are one contiguous key range.
+                    let first = (namespace.clone(), job_id.clone(), 0);
+                    let last = (namespace.clone(), job_id.clone(), u64::MAX);
                     let versions: Vec<_> = self
                         .job_versions
-                        .keys()
-                        .filter(|(ns, id, _)| *ns == namespace && *id == job_id)
-                        .cloned()
+                        .range(first..=last)
+                        .map(|(key, _)| key.clone())
                         .collect();
                     for version in versions {
                         self.job_versions.remove(&version);
@@ -557,6 +579,7 @@ impl StateSnapshot {
             Command::GcDelete { eval_ids, alloc_ids } => {
                 for id in eval_ids {
                     if let Some(eval) = self.evals.remove(&id) {
+                        self.blocked_evals.remove(&id);
                         let job_key = key(&eval.namespace, &eval.job_id);
                         if let Some(set) = self.evals_by_job.get_mut(&job_key) {
                             set.remove(&id);
@@ -613,9 +636,28 @@ impl StateSnapshot {
         let job = Arc::new(job);
         self.job_versions
             .insert((job.namespace.clone(), job.id.clone(), version), Arc::clone(&job));
-        self.jobs.insert(job_key, job);
+        self.put_job(job_key, job);
         self.tables.jobs = index;
         version
+    }
+
+    /// Stores a job as the current version, keeping the system-job index.
+    fn put_job(&mut self, job_key: NsKey, job: Arc<Job>) {
+        if matches!(job.job_type, JobType::System | JobType::Sysbatch) {
+            self.system_jobs.insert(job_key.clone());
+        } else {
+            self.system_jobs.remove(&job_key);
+        }
+        self.jobs.insert(job_key, job);
+    }
+
+    /// Keeps the blocked-evaluation index for an evaluation being stored.
+    fn index_blocked(&mut self, eval: &Evaluation) {
+        if eval.status == EvalStatus::Blocked {
+            self.blocked_evals.insert(eval.id.clone());
+        } else {
+            self.blocked_evals.remove(&eval.id);
+        }
     }
 
     fn upsert_eval(&mut self, index: Index, mut eval: Evaluation) {
@@ -629,6 +671,7 @@ impl StateSnapshot {
             .entry(job_key.clone())
             .or_default()
             .insert(eval.id.clone());
+        self.index_blocked(&eval);
         self.evals.insert(eval.id.clone(), Arc::new(eval));
         self.tables.evals = index;
         // The job's status may depend on pending evaluations.
@@ -740,7 +783,7 @@ impl StateSnapshot {
             let mut updated = (*job).clone();
             updated.status = status;
             updated.modify_index = index;
-            self.jobs.insert(job_key, Arc::new(updated));
+            self.put_job(job_key, Arc::new(updated));
             self.tables.jobs = index;
         }
     }
@@ -968,6 +1011,14 @@ mod tests {
     fn deregister_stops_or_purges() {
         let mut state = StateSnapshot::new();
         state.apply(
+            0,
+            Command::JobRegister {
+                job: job("ab"),
+                eval: None,
+                now: 0,
+            },
+        );
+        state.apply(
             1,
             Command::JobRegister {
                 job: job("a"),
@@ -999,6 +1050,15 @@ mod tests {
             },
         );
         assert!(state.job("default", "a").is_none());
+        assert!(
+            state.job_versions("default", "a").is_empty(),
+            "purge drops every version"
+        );
+        assert_eq!(
+            state.job_versions("default", "ab").len(),
+            1,
+            "a job sharing the prefix keeps its own"
+        );
         let missing = state.apply(
             4,
             Command::JobDeregister {
@@ -1010,6 +1070,117 @@ mod tests {
             },
         );
         assert!(missing.error.is_some());
+    }
+
+    /// The blocked-evaluation and system-job indexes against a full scan.
+    fn check_indexes(state: &StateSnapshot) {
+        let blocked: Vec<&str> = state.blocked_evals().map(|eval| eval.id.as_str()).collect();
+        let scanned: Vec<&str> = state
+            .evals()
+            .filter(|eval| eval.status == EvalStatus::Blocked)
+            .map(|eval| eval.id.as_str())
+            .collect();
+        assert_eq!(blocked, scanned);
+        assert_eq!(state.blocked_evals.len(), scanned.len(), "no stale IDs in the index");
+        let system: Vec<String> = state.system_jobs().map(|job| job.id.clone()).collect();
+        let scanned: Vec<String> = state
+            .jobs(None)
+            .iter()
+            .filter(|job| matches!(job.job_type, JobType::System | JobType::Sysbatch))
+            .map(|job| job.id.clone())
+            .collect();
+        assert_eq!(system, scanned);
+        assert_eq!(state.system_jobs.len(), scanned.len(), "no stale keys in the index");
+    }
+
+    #[test]
+    fn blocked_and_system_indexes_follow_every_write() {
+        let mut state = StateSnapshot::new();
+        let mut system = job("sys");
+        system.job_type = JobType::System;
+        let blocked = |id: &str, job_id: &str| Evaluation {
+            status: EvalStatus::Blocked,
+            ..eval(id, job_id)
+        };
+        state.apply(
+            1,
+            Command::JobRegister {
+                job: system.clone(),
+                eval: Some(blocked("e1", "sys")),
+                now: 1,
+            },
+        );
+        state.apply(
+            2,
+            Command::JobRegister {
+                job: job("batch"),
+                eval: Some(blocked("e2", "batch")),
+                now: 2,
+            },
+        );
+        check_indexes(&state);
+        assert_eq!(state.blocked_evals().count(), 2);
+        assert_eq!(state.system_jobs().count(), 1);
+        // Unblocked, a new blocked one, one deleted.
+        state.apply(
+            3,
+            Command::EvalUpsert {
+                evals: vec![eval("e1", "sys"), blocked("e3", "batch")],
+            },
+        );
+        check_indexes(&state);
+        state.apply(
+            4,
+            Command::GcDelete {
+                eval_ids: vec!["e2".into()],
+                alloc_ids: Vec::new(),
+            },
+        );
+        check_indexes(&state);
+        assert_eq!(
+            state.blocked_evals().map(|eval| eval.id.clone()).collect::<Vec<_>>(),
+            vec!["e3".to_string()]
+        );
+        // A job that changes type leaves (or joins) the system index.
+        let mut now_batch = system.clone();
+        now_batch.job_type = JobType::Batch;
+        state.apply(
+            5,
+            Command::JobRegister {
+                job: now_batch,
+                eval: None,
+                now: 5,
+            },
+        );
+        check_indexes(&state);
+        assert_eq!(state.system_jobs().count(), 0);
+        state.apply(
+            6,
+            Command::JobRegister {
+                job: system,
+                eval: None,
+                now: 6,
+            },
+        );
+        check_indexes(&state);
+        // Purged jobs leave it; restored state rebuilds both indexes.
+        let bytes = serde_json::to_vec(&state).expect("encode");
+        let restored: StateSnapshot = serde_json::from_slice(&bytes).expect("decode");
+        check_indexes(&restored);
+        assert_eq!(restored.system_jobs().count(), 1);
+        assert_eq!(restored.blocked_evals().count(), 1);
+        state.apply(
+            7,
+            Command::JobDeregister {
+                namespace: "default".into(),
+                job_id: "sys".into(),
+                purge: true,
+                eval: None,
+                now: 7,
+            },
+        );
+        check_indexes(&state);
+        assert_eq!(state.system_jobs().count(), 0);
     }
 
     #[test]
