@@ -21,7 +21,7 @@
 //! eligible=false drain=true drain_ignore_system=true drivers=a,b bad_drivers=c attr.X meta.X
 //! ports=LOW-HIGH reserved_ports=22,80 device=vendor/type/model:count`.
 //! Job keys: `type priority dcs pool version stop all_at_once deregistered`.
-//! Group keys: `count cpu mem disk cores driver static=label:port dynamic=label canary max_parallel
+//! Group keys: `count cpu mem mem_max disk cores driver static=label:port dynamic=label canary max_parallel
 //! reschedule=function:delay[:max_delay] attempts interval unlimited device=name:count`.
 //! Alloc keys: `node status desired version ports=p1,p2 failed_at=DUR reschedules=DUR,DUR followup=ID
 //! created=DUR`. Durations are Go strings; times are offsets from the Unix epoch.
@@ -371,6 +371,7 @@ fn parse_group(job_type: JobType, tokens: &[String]) -> Result<TaskGroup, String
             "count" => group.count = parse_num(key, value)?,
             "cpu" => task.resources.cpu = parse_num(key, value)?,
             "mem" => task.resources.memory_mb = parse_num(key, value)?,
+            "mem_max" => task.resources.memory_max_mb = parse_num(key, value)?,
             "disk" => group.ephemeral_disk.size_mb = parse_num(key, value)?,
             "cores" => task.resources.cores = parse_num(key, value)?,
             "driver" => task.driver = value.to_string(),
@@ -637,6 +638,10 @@ fn describe_alloc(alloc: &Allocation) -> String {
     let cpu: i64 = resources.tasks.values().map(|task| task.cpu_mhz).sum();
     let mem: i64 = resources.tasks.values().map(|task| task.memory_mb).sum();
     let _ = write!(text, " v{} cpu={cpu} mem={mem}", alloc.job_version);
+    let mem_max: i64 = resources.tasks.values().map(|task| task.memory_max_mb).sum();
+    if mem_max > 0 {
+        let _ = write!(text, " mem_max={mem_max}");
+    }
     let ports: Vec<String> = resources
         .networks
         .iter()

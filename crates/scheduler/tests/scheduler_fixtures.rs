@@ -32,6 +32,28 @@ group api count=3 cpu=500 mem=256
     );
 }
 
+/// `memory_max` is a limit, not a reservation: placements fit on `mem`
+/// (Nomad's oversubscription semantics) and carry the limit along.
+#[test]
+fn memory_max_is_carried_but_not_reserved() {
+    check(
+        r#"
+node n1 cpu=4000 mem=1024
+job web
+group api count=4 cpu=100 mem=300 mem_max=2048
+"#,
+        expect![[r#"
+            eval complete queued: api=1
+            place n1 web.api[0] (id-1) v0 cpu=100 mem=300 mem_max=2048
+            place n1 web.api[1] (id-2) v0 cpu=100 mem=300 mem_max=2048
+            place n1 web.api[2] (id-3) v0 cpu=100 mem=300 mem_max=2048
+            created id-4 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
+            failed api: evaluated=1 filtered=0 exhausted=1 coalesced=0
+              exhausted memory: 1
+        "#]],
+    );
+}
+
 #[test]
 fn count_increase_and_decrease() {
     check(
