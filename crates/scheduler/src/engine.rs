@@ -647,6 +647,9 @@ pub(crate) struct Packing {
     /// Other dimension per unit of binding dimension, over what the
     /// cluster runs plus what this job asks for.
     pub reserve: f64,
+    /// The operator chose the `spread` algorithm: emptiest node first
+    /// instead of best fit (see [`crate::SchedulerAlgorithm`]).
+    pub spread: bool,
 }
 
 impl Packing {
@@ -673,7 +676,11 @@ impl Packing {
         } else {
             0.0
         };
-        Packing { mem_binds, reserve }
+        Packing {
+            mem_binds,
+            reserve,
+            spread: false,
+        }
     }
 }
 
@@ -691,6 +698,9 @@ fn pack_score(pack: Packing, used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) 
     } else {
         (used.cpu, ask_cpu, cap.cpu, used.mem, ask_mem, cap.mem)
     };
+    if pack.spread {
+        return spread_score(used, ask_cpu, ask_mem, cap);
+    }
     if cap_b <= 0 {
         return 0.0;
     }
@@ -699,6 +709,21 @@ fn pack_score(pack: Packing, used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) 
     let free_o = (cap_o - used_o - ask_o) as f64;
     let strands = free_o < pack.reserve * free_b && ask_o as f64 > pack.reserve * ask_b as f64;
     if strands { 0.5 * fill } else { 0.5 + 0.5 * fill }
+}
+
+/// The `spread` algorithm's score of a node after adding the ask, in
+/// `[0, 1]`: the mean of its free cpu and free memory shares, so the
+/// emptiest node wins and work spreads over the whole cluster.
+#[inline]
+fn spread_score(used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) -> f64 {
+    let free = |used: i64, ask: i64, cap: i64| {
+        if cap > 0 {
+            ((cap - used - ask) as f64 / cap as f64).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    0.5 * (free(used.cpu, ask_cpu, cap.cpu) + free(used.mem, ask_mem, cap.mem))
 }
 
 #[inline]
@@ -834,7 +859,10 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             demand.cpu += spec.ask.cpu * count;
             demand.mem += spec.ask.mem * count;
         }
-        let pack = Packing::from_totals(&total_cap, &total_used, &demand);
+        let pack = Packing {
+            spread: ctx.config.algorithm == crate::SchedulerAlgorithm::Spread,
+            ..Packing::from_totals(&total_cap, &total_used, &demand)
+        };
         let group_count = specs.len();
         let class_count = class_names.len();
         let mut state = State {
@@ -2625,6 +2653,7 @@ mod tests {
         let pack = Packing {
             mem_binds: true,
             reserve: 0.25,
+            spread: false,
         };
         let cap = res(10_000, 16_000);
         let fuller = pack_score(pack, &res(2_000, 12_000), 100, 1_000, &cap);
@@ -2638,6 +2667,7 @@ mod tests {
         let pack = Packing {
             mem_binds: true,
             reserve: 0.5,
+            spread: false,
         };
         let cap = res(10_000, 16_000);
         // Cpu nearly gone while half the memory is free: a cpu-heavy ask

@@ -312,10 +312,24 @@ pub struct DeploymentInfo {
     pub healthy_allocs: BTreeSet<String>,
 }
 
+/// How the engine ranks the nodes that fit, as Nomad's
+/// `scheduler_algorithm` operator setting chooses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SchedulerAlgorithm {
+    /// Best fit: the fullest node that fits wins (see the crate README), so
+    /// the nodes in use fill up and the others stay empty.
+    #[default]
+    Binpack,
+    /// Emptiest first: the node with the most free cpu and memory (mean
+    /// share) wins, so work spreads over every node.
+    Spread,
+}
+
 /// Operator settings that change scheduling, as Nomad's scheduler
 /// configuration does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchedulerConfig {
+    pub algorithm: SchedulerAlgorithm,
     pub preempt_service: bool,
     pub preempt_batch: bool,
     pub preempt_system: bool,
@@ -325,6 +339,7 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
+            algorithm: SchedulerAlgorithm::Binpack,
             preempt_service: true,
             preempt_batch: false,
             preempt_system: true,

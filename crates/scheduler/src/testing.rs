@@ -15,6 +15,7 @@
 //! alloc a1 web.api[0] node=n1 status=running version=0
 //! deployment web version=1 promoted=api
 //! eval trigger=job-register job=web
+//! config algorithm=spread preempt_service=false
 //! ```
 //!
 //! Node keys: `dc pool class cpu mem disk cores status (ready|down|initializing|disconnected)
@@ -113,6 +114,26 @@ pub fn parse_fixture(text: &str) -> Result<Fixture, String> {
                 tokens,
             }),
             "deployment" => deployments.push(tokens),
+            "config" => {
+                for token in &tokens[1..] {
+                    let (key, value) = split_kv(token).map_err(context)?;
+                    let flag = |value: &str| value == "true";
+                    match key {
+                        "algorithm" => {
+                            cluster.config.algorithm = match value {
+                                "binpack" => crate::SchedulerAlgorithm::Binpack,
+                                "spread" => crate::SchedulerAlgorithm::Spread,
+                                other => return Err(context(format!("unknown algorithm {other:?}"))),
+                            }
+                        }
+                        "preempt_service" => cluster.config.preempt_service = flag(value),
+                        "preempt_batch" => cluster.config.preempt_batch = flag(value),
+                        "preempt_system" => cluster.config.preempt_system = flag(value),
+                        "preempt_sysbatch" => cluster.config.preempt_sysbatch = flag(value),
+                        other => return Err(context(format!("unknown config key {other:?}"))),
+                    }
+                }
+            }
             "eval" => eval_tokens = Some(tokens),
             other => return Err(context(format!("unknown item {other:?}"))),
         }

@@ -32,6 +32,68 @@ group api count=3 cpu=500 mem=256
     );
 }
 
+/// Node pool and driver health filter; affinities with weights (a liked
+/// rack, a disliked class) re-rank what is left, the job's anti-affinity
+/// still counting.
+#[test]
+fn pool_driver_health_and_weighted_affinities() {
+    check(
+        r#"
+node n1 meta.rack=r1 class=big drivers=exec,docker
+node n2 meta.rack=r2 drivers=exec,docker
+node n3 meta.rack=r1 drivers=exec,docker
+node n4 pool=gpu meta.rack=r1 drivers=exec,docker
+node n5 meta.rack=r1 bad_drivers=docker
+job web pool=default
+group api count=4 cpu=500 mem=256 driver=docker
+affinity ${meta.rack} = r1 weight=60
+affinity ${node.class} = big weight=-40
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            place n1 web.api[1] (id-2) v0 cpu=500 mem=256
+            place n2 web.api[3] (id-4) v0 cpu=500 mem=256
+            place n3 web.api[0] (id-1) v0 cpu=500 mem=256
+            place n3 web.api[2] (id-3) v0 cpu=500 mem=256
+        "#]],
+    );
+}
+
+/// The operator's `spread` algorithm ranks the emptiest node first where
+/// best fit (the default) fills the fullest one.
+#[test]
+fn spread_algorithm_prefers_the_emptiest_nodes() {
+    let cluster = r#"
+node n1 cpu=4000 mem=8192
+node n2 cpu=4000 mem=8192
+node n3 cpu=8000 mem=16384
+job other
+group g count=1 cpu=2000 mem=4096
+alloc o1 other.g[0] node=n1 status=running
+job web
+group api count=3 cpu=500 mem=256
+eval job=web
+"#;
+    check(
+        &format!("config algorithm=spread\n{cluster}"),
+        expect![[r#"
+            eval complete queued: api=0
+            place n2 web.api[1] (id-2) v0 cpu=500 mem=256
+            place n3 web.api[0] (id-1) v0 cpu=500 mem=256
+            place n3 web.api[2] (id-3) v0 cpu=500 mem=256
+        "#]],
+    );
+    check(
+        &format!("config algorithm=binpack\n{cluster}"),
+        expect![[r#"
+            eval complete queued: api=0
+            place n1 web.api[0] (id-1) v0 cpu=500 mem=256
+            place n1 web.api[2] (id-3) v0 cpu=500 mem=256
+            place n2 web.api[1] (id-2) v0 cpu=500 mem=256
+        "#]],
+    );
+}
+
 /// `memory_max` is a limit, not a reservation: placements fit on `mem`
 /// (Nomad's oversubscription semantics) and carry the limit along.
 #[test]
