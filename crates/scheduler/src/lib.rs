@@ -326,7 +326,8 @@ pub enum SchedulerAlgorithm {
 }
 
 /// Operator settings that change scheduling, as Nomad's scheduler
-/// configuration does.
+/// configuration does. The default is Nomad's: best fit, and preemption
+/// for system jobs only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchedulerConfig {
     pub algorithm: SchedulerAlgorithm,
@@ -340,7 +341,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             algorithm: SchedulerAlgorithm::Binpack,
-            preempt_service: true,
+            preempt_service: false,
             preempt_batch: false,
             preempt_system: true,
             preempt_sysbatch: false,

@@ -402,6 +402,7 @@ spread ${node.datacenter}
 fn preemption_of_lower_priority_work() {
     check(
         r#"
+config preempt_service=true
 node n1 cpu=2000 mem=4096
 job low priority=20
 group g count=3 cpu=600 mem=1024
@@ -421,6 +422,26 @@ eval job=high
             preempt n1 low.g[0] (l0) by id-1
             preempt n1 low.g[1] (l1) by id-1
             created id-2 pending job=low trigger=preemption
+        "#]],
+    );
+    // Nomad's default: service jobs do not preempt; the group blocks.
+    check(
+        r#"
+node n1 cpu=2000 mem=4096
+job low priority=20
+group g count=3 cpu=600 mem=1024
+job high priority=70
+group g count=1 cpu=1000 mem=1024
+alloc l0 low.g[0] node=n1
+alloc l1 low.g[1] node=n1
+alloc l2 low.g[2] node=n1
+eval job=high
+"#,
+        expect![[r#"
+            eval complete queued: g=1
+            created id-1 blocked job=high trigger=queued-allocs classes=1ok/0no escaped=false
+            failed g: evaluated=1 filtered=0 exhausted=1 coalesced=0
+              exhausted cpu: 1
         "#]],
     );
 }
@@ -463,7 +484,7 @@ alloc x0 web.api[5] node=n3 ports=8080 status=running
         expect![[r#"
             eval complete queued: api=1
             place n2 web.api[0] (id-1) v0 cpu=100 mem=64 ports=http:8080,admin:20002
-            created id-3 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
+            created id-2 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
             failed api: evaluated=3 filtered=0 exhausted=3 coalesced=0
               exhausted network: reserved port collision: 3
         "#]],
@@ -487,7 +508,7 @@ constraint ${meta.rack} distinct_property 1
             place n1 web.api[1] (id-2) v0 cpu=100 mem=64
             place n3 web.api[2] (id-3) v0 cpu=100 mem=64
             place n4 web.api[0] (id-1) v0 cpu=100 mem=64
-            created id-5 blocked job=web trigger=queued-allocs classes=3ok/0no escaped=true
+            created id-4 blocked job=web trigger=queued-allocs classes=3ok/0no escaped=true
             failed api: evaluated=4 filtered=4 exhausted=0 coalesced=0
               filtered distinct_property: 4
         "#]],
@@ -507,7 +528,7 @@ group train count=3 cores=2 mem=512 device=nvidia/gpu:1
             eval complete queued: train=1
             place n2 ml.train[0] (id-1) v0 cpu=2000 mem=512 cores=0,1 devices=n2-t4-0
             place n2 ml.train[1] (id-2) v0 cpu=2000 mem=512 cores=2,3 devices=n2-t4-1
-            created id-4 blocked job=ml trigger=queued-allocs classes=1ok/0no escaped=true
+            created id-3 blocked job=ml trigger=queued-allocs classes=1ok/0no escaped=true
             failed train: evaluated=2 filtered=1 exhausted=1 coalesced=0
               filtered missing devices: 1
               exhausted devices: no free instances: 1
