@@ -405,6 +405,50 @@ pub fn job_stub(job: &types::Job, summary: Option<JobSummary>) -> JobListStub {
     }
 }
 
+/// The operator's scheduler configuration in Nomad's JSON shape.
+pub fn scheduler_config(config: &types::SchedulerConfiguration) -> SchedulerConfiguration {
+    let preemption = &config.preemption_config;
+    SchedulerConfiguration {
+        scheduler_algorithm: config.scheduler_algorithm.as_str().to_string(),
+        preemption_config: PreemptionConfig {
+            system_scheduler_enabled: preemption.system_scheduler_enabled,
+            sysbatch_scheduler_enabled: preemption.sysbatch_scheduler_enabled,
+            batch_scheduler_enabled: preemption.batch_scheduler_enabled,
+            service_scheduler_enabled: preemption.service_scheduler_enabled,
+        },
+        memory_oversubscription_enabled: config.memory_oversubscription_enabled,
+        reject_job_registration: config.reject_job_registration,
+        pause_eval_broker: config.pause_eval_broker,
+        create_index: config.create_index,
+        modify_index: config.modify_index,
+    }
+}
+
+/// A scheduler configuration sent by a client, or why it is invalid. The
+/// indexes are the server's to set and are ignored.
+pub fn scheduler_config_from_api(config: &SchedulerConfiguration) -> Result<types::SchedulerConfiguration, String> {
+    let algorithm = match config.scheduler_algorithm.as_str() {
+        "" => types::SchedulerAlgorithm::Binpack,
+        other => types::SchedulerAlgorithm::parse(other)
+            .ok_or_else(|| format!("invalid SchedulerAlgorithm {other:?}: expected \"binpack\" or \"spread\""))?,
+    };
+    let preemption = &config.preemption_config;
+    Ok(types::SchedulerConfiguration {
+        scheduler_algorithm: algorithm,
+        preemption_config: types::PreemptionConfig {
+            system_scheduler_enabled: preemption.system_scheduler_enabled,
+            sysbatch_scheduler_enabled: preemption.sysbatch_scheduler_enabled,
+            batch_scheduler_enabled: preemption.batch_scheduler_enabled,
+            service_scheduler_enabled: preemption.service_scheduler_enabled,
+        },
+        memory_oversubscription_enabled: config.memory_oversubscription_enabled,
+        reject_job_registration: config.reject_job_registration,
+        pause_eval_broker: config.pause_eval_broker,
+        create_index: 0,
+        modify_index: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -543,3 +543,51 @@ pub struct Node {
 /// a plain-text message; clients read the status and the text, so the body
 /// is that text.
 pub type ErrorText = String;
+
+/// Which schedulers may preempt, as Nomad's scheduler configuration names
+/// them (note `SysBatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PreemptionConfig {
+    #[serde(rename = "SystemSchedulerEnabled")]
+    pub system_scheduler_enabled: bool,
+    #[serde(rename = "SysBatchSchedulerEnabled")]
+    pub sysbatch_scheduler_enabled: bool,
+    #[serde(rename = "BatchSchedulerEnabled")]
+    pub batch_scheduler_enabled: bool,
+    #[serde(rename = "ServiceSchedulerEnabled")]
+    pub service_scheduler_enabled: bool,
+}
+
+/// `/v1/operator/scheduler/configuration`'s configuration object. Missing
+/// fields read as false / empty, as Nomad's decoder gives them; an empty
+/// `SchedulerAlgorithm` means `binpack`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct SchedulerConfiguration {
+    pub scheduler_algorithm: String,
+    pub preemption_config: PreemptionConfig,
+    pub memory_oversubscription_enabled: bool,
+    pub reject_job_registration: bool,
+    pub pause_eval_broker: bool,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// `GET /v1/operator/scheduler/configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct SchedulerConfigurationResponse {
+    pub scheduler_config: SchedulerConfiguration,
+    pub index: u64,
+    pub known_leader: bool,
+    pub last_contact: u64,
+}
+
+/// `PUT /v1/operator/scheduler/configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct SchedulerSetConfigurationResponse {
+    pub updated: bool,
+    pub index: u64,
+}

@@ -280,6 +280,18 @@ job "once" {
     let jobs_before = client.jobs("").await.expect("jobs");
     let allocs_before = client.allocations("").await.expect("allocs");
     let evals_before = client.evaluations("").await.expect("evals");
+    let config_url = format!("http://{}/v1/operator/scheduler/configuration", agent.http_addr);
+    let http = reqwest::Client::new();
+    let set: serde_json::Value = http
+        .put(&config_url)
+        .body(r#"{"SchedulerAlgorithm": "spread", "PreemptionConfig": {"SystemSchedulerEnabled": true}}"#)
+        .send()
+        .await
+        .expect("set config")
+        .json()
+        .await
+        .expect("set config JSON");
+    assert_eq!(set["Updated"], true, "{set}");
     agent.shutdown().await;
 
     let (agent, client) = start_agent(dir.path()).await;
@@ -289,6 +301,17 @@ job "once" {
         pairs.sort();
         pairs
     };
+    let config_url = format!("http://{}/v1/operator/scheduler/configuration", agent.http_addr);
+    let config: serde_json::Value = http
+        .get(&config_url)
+        .send()
+        .await
+        .expect("get config")
+        .json()
+        .await
+        .expect("config JSON");
+    assert_eq!(config["SchedulerConfig"]["SchedulerAlgorithm"], "spread", "{config}");
+    assert_eq!(config["SchedulerConfig"]["ModifyIndex"], set["Index"], "{config}");
     let jobs_after = client.jobs("").await.expect("jobs");
     let allocs_after = client.allocations("").await.expect("allocs");
     let evals_after = client.evaluations("").await.expect("evals");
@@ -341,6 +364,89 @@ job "once" {
         .max();
     let next = client.stop_job("once", false).await.expect("stop after restart");
     assert!(Some(next.index) > highest, "{} must exceed {highest:?}", next.index);
+    agent.shutdown().await;
+}
+
+/// Nomad's operator scheduler configuration: the defaults, a change, a
+/// stale check-and-set that changes nothing, a fresh one, and bad input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_scheduler_configuration_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _client) = start_agent(dir.path()).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/operator/scheduler/configuration", agent.http_addr);
+    let get = || async {
+        let response = http.get(&url).send().await.expect("get");
+        assert_eq!(response.status().as_u16(), 200);
+        response.json::<serde_json::Value>().await.expect("JSON")
+    };
+    let put = |query: &str, body: &'static str| {
+        let request = http.put(format!("{url}{query}")).body(body);
+        async move {
+            let response = request.send().await.expect("put");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("text"))
+        }
+    };
+    let defaults = get().await;
+    let config = &defaults["SchedulerConfig"];
+    assert_eq!(config["SchedulerAlgorithm"], "binpack", "{defaults}");
+    assert_eq!(config["PreemptionConfig"]["SystemSchedulerEnabled"], true, "{defaults}");
+    assert_eq!(
+        config["PreemptionConfig"]["ServiceSchedulerEnabled"], false,
+        "{defaults}"
+    );
+    assert_eq!(
+        config["PreemptionConfig"]["SysBatchSchedulerEnabled"], false,
+        "{defaults}"
+    );
+
+    let (status, text) = put(
+        "",
+        r#"{"SchedulerAlgorithm": "spread", "PreemptionConfig": {"SystemSchedulerEnabled": true, "ServiceSchedulerEnabled": true}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let set: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(set["Updated"], true, "{set}");
+    let index = set["Index"].as_u64().expect("Index");
+    let changed = get().await;
+    assert_eq!(changed["SchedulerConfig"]["SchedulerAlgorithm"], "spread", "{changed}");
+    assert_eq!(
+        changed["SchedulerConfig"]["PreemptionConfig"]["ServiceSchedulerEnabled"],
+        true
+    );
+    assert_eq!(changed["SchedulerConfig"]["ModifyIndex"].as_u64(), Some(index));
+
+    // A stale check-and-set index is answered, not applied.
+    let (status, text) = put("?cas=1", r#"{"SchedulerAlgorithm": "binpack"}"#).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"Updated\":false"), "{text}");
+    assert_eq!(get().await["SchedulerConfig"]["SchedulerAlgorithm"], "spread");
+    let (status, text) = put(&format!("?cas={index}"), r#"{"SchedulerAlgorithm": "binpack"}"#).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"Updated\":true"), "{text}");
+    let back = get().await;
+    assert_eq!(back["SchedulerConfig"]["SchedulerAlgorithm"], "binpack", "{back}");
+    // Missing booleans read as false, as Nomad's decoder gives them.
+    assert_eq!(
+        back["SchedulerConfig"]["PreemptionConfig"]["SystemSchedulerEnabled"], false,
+        "{back}"
+    );
+
+    for (query, body, needle) in [
+        ("", r#"{"SchedulerAlgorithm": "random"}"#, "SchedulerAlgorithm"),
+        ("", "{nope", "invalid JSON"),
+        ("", "", "empty"),
+        ("", r#"{"PauseEvalBroker": true}"#, "PauseEvalBroker"),
+        ("", r#"{"MemoryOversubscriptionEnabled": true}"#, "not supported"),
+        ("?cas=soon", r#"{"SchedulerAlgorithm": "spread"}"#, "cas"),
+    ] {
+        let (status, text) = put(query, body).await;
+        assert_eq!(status, 400, "{query} {body}: {text}");
+        assert!(text.contains(needle), "{query} {body}: {text:?} lacks {needle:?}");
+    }
+    assert_eq!(get().await["SchedulerConfig"]["SchedulerAlgorithm"], "binpack");
     agent.shutdown().await;
 }
 

@@ -378,6 +378,38 @@ pub async fn node_allocations(State(state): State<AppState>, Path(id): Path<Stri
     reply(&state, snapshot.table_indexes().allocs, &stubs)
 }
 
+// ----- operator -----------------------------------------------------------
+
+/// `GET /v1/operator/scheduler/configuration`.
+pub async fn get_scheduler_config(State(state): State<AppState>) -> Answer {
+    let snapshot = state.server.state();
+    let config = snapshot.scheduler_config();
+    let body = api_types::SchedulerConfigurationResponse {
+        scheduler_config: api_types::scheduler_config(config),
+        index: config.modify_index,
+        known_leader: state.server.leader().is_some(),
+        last_contact: 0,
+    };
+    reply(&state, config.modify_index, &body)
+}
+
+/// `PUT`/`POST /v1/operator/scheduler/configuration[?cas=N]`.
+pub async fn set_scheduler_config(
+    State(state): State<AppState>,
+    Query(options): Query<QueryOptions>,
+    body: Bytes,
+) -> Answer {
+    let cas = options.cas()?;
+    let request: api_types::SchedulerConfiguration = parse_body(&body)?;
+    let config = api_types::scheduler_config_from_api(&request).map_err(ApiError::BadRequest)?;
+    let (updated, index) = state.server.set_scheduler_config(config, cas).await?;
+    reply(
+        &state,
+        index,
+        &api_types::SchedulerSetConfigurationResponse { updated, index },
+    )
+}
+
 // ----- status and agent --------------------------------------------------
 
 pub async fn status_leader(State(state): State<AppState>) -> Answer {

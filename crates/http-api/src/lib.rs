@@ -78,6 +78,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/nodes", get(handlers::list_nodes))
         .route("/v1/node/{id}", get(handlers::get_node))
         .route("/v1/node/{id}/allocations", get(handlers::node_allocations))
+        .route(
+            "/v1/operator/scheduler/configuration",
+            get(handlers::get_scheduler_config)
+                .put(handlers::set_scheduler_config)
+                .post(handlers::set_scheduler_config),
+        )
         .route("/v1/status/leader", get(handlers::status_leader))
         .route("/v1/status/peers", get(handlers::status_peers))
         .route("/v1/agent/self", get(handlers::agent_self))

@@ -22,6 +22,9 @@ pub struct QueryOptions {
     pub wait: Option<String>,
     /// Kept as text: clients send `true`, `True` (Python) or `1`.
     pub purge: Option<String>,
+    /// Check-and-set index for writes that support it; text, so a bad
+    /// value is our 400 rather than the extractor's.
+    pub cas: Option<String>,
 }
 
 impl QueryOptions {
@@ -42,6 +45,17 @@ impl QueryOptions {
     /// Whether `purge` was asked for; an unreadable value is a 400.
     pub fn purge(&self) -> Result<bool, ApiError> {
         parse_bool("purge", self.purge.as_deref())
+    }
+
+    /// The `cas` index, if given; an unreadable value is a 400.
+    pub fn cas(&self) -> Result<Option<u64>, ApiError> {
+        match self.cas.as_deref() {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::BadRequest(format!("invalid value {text:?} for cas: want an index"))),
+        }
     }
 
     pub fn prefix(&self) -> &str {

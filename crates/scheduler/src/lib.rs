@@ -312,18 +312,9 @@ pub struct DeploymentInfo {
     pub healthy_allocs: BTreeSet<String>,
 }
 
-/// How the engine ranks the nodes that fit, as Nomad's
-/// `scheduler_algorithm` operator setting chooses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SchedulerAlgorithm {
-    /// Best fit: the fullest node that fits wins (see the crate README), so
-    /// the nodes in use fill up and the others stay empty.
-    #[default]
-    Binpack,
-    /// Emptiest first: the node with the most free cpu and memory (mean
-    /// share) wins, so work spreads over every node.
-    Spread,
-}
+/// How the engine ranks the nodes that fit: `Binpack` (default) by the
+/// pack score, `Spread` emptiest node first.
+pub use types::SchedulerAlgorithm;
 
 /// Operator settings that change scheduling, as Nomad's scheduler
 /// configuration does. The default is Nomad's: best fit, and preemption
@@ -345,6 +336,20 @@ impl Default for SchedulerConfig {
             preempt_batch: false,
             preempt_system: true,
             preempt_sysbatch: false,
+        }
+    }
+}
+
+impl From<&types::SchedulerConfiguration> for SchedulerConfig {
+    /// The parts of the operator's configuration the engine reads.
+    fn from(config: &types::SchedulerConfiguration) -> SchedulerConfig {
+        let preemption = &config.preemption_config;
+        SchedulerConfig {
+            algorithm: config.scheduler_algorithm,
+            preempt_service: preemption.service_scheduler_enabled,
+            preempt_batch: preemption.batch_scheduler_enabled,
+            preempt_system: preemption.system_scheduler_enabled,
+            preempt_sysbatch: preemption.sysbatch_scheduler_enabled,
         }
     }
 }
@@ -512,5 +517,28 @@ fn schedule_inner<R: rand::Rng + ?Sized>(
     match job_type {
         JobType::Service | JobType::Batch => generic::schedule(&ctx, job, ids, compact),
         JobType::System | JobType::Sysbatch => system::schedule(&ctx, job, ids),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The operator configuration's defaults (Nomad's) are the engine's.
+    #[test]
+    fn default_operator_configuration_is_the_default_engine_config() {
+        assert_eq!(
+            SchedulerConfig::from(&types::SchedulerConfiguration::default()),
+            SchedulerConfig::default()
+        );
+        let mut spread = types::SchedulerConfiguration {
+            scheduler_algorithm: SchedulerAlgorithm::Spread,
+            ..types::SchedulerConfiguration::default()
+        };
+        spread.preemption_config.service_scheduler_enabled = true;
+        let config = SchedulerConfig::from(&spread);
+        assert_eq!(config.algorithm, SchedulerAlgorithm::Spread);
+        assert!(config.preemption_enabled(JobType::Service));
+        assert!(!config.preemption_enabled(JobType::Batch));
     }
 }

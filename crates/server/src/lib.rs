@@ -441,6 +441,30 @@ impl Server {
     }
 
     /// Stops Raft.
+    /// Replaces the operator's scheduler configuration (Nomad's `PUT
+    /// /v1/operator/scheduler/configuration`). With `cas`, only when the
+    /// stored configuration's modify index is still `cas`; returns whether
+    /// it was written and the Raft index. Settings Drover does not carry out
+    /// yet are refused rather than stored and ignored.
+    pub async fn set_scheduler_config(
+        &self,
+        config: types::SchedulerConfiguration,
+        cas: Option<Index>,
+    ) -> Result<(bool, Index), ServerError> {
+        let unsupported = [
+            (config.memory_oversubscription_enabled, "MemoryOversubscriptionEnabled"),
+            (config.reject_job_registration, "RejectJobRegistration"),
+            (config.pause_eval_broker, "PauseEvalBroker"),
+        ];
+        if let Some((_, name)) = unsupported.iter().find(|(set, _)| *set) {
+            return Err(ServerError::BadRequest(format!(
+                "scheduler configuration: {name} = true is not supported by Drover yet"
+            )));
+        }
+        let result = self.write(Command::SchedulerConfigSet { config, cas }).await?;
+        Ok((result.updated, result.index))
+    }
+
     pub async fn shutdown(&self) {
         self.inner.raft.shutdown().await;
     }

@@ -40,4 +40,36 @@ impl ClusterView for SnapshotView<'_> {
     fn node_resources_used(&self, node_id: &str) -> ComparableResources {
         self.0.node_usage(node_id)
     }
+
+    fn scheduler_config(&self) -> scheduler::SchedulerConfig {
+        scheduler::SchedulerConfig::from(self.0.scheduler_config())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::Command;
+
+    /// Evaluations see the operator's configuration as it is in the
+    /// snapshot they run on.
+    #[test]
+    fn the_view_carries_the_operator_configuration() {
+        let mut snapshot = StateSnapshot::new();
+        assert_eq!(
+            SnapshotView(&snapshot).scheduler_config(),
+            scheduler::SchedulerConfig::default()
+        );
+        let mut config = types::SchedulerConfiguration {
+            scheduler_algorithm: types::SchedulerAlgorithm::Spread,
+            ..types::SchedulerConfiguration::default()
+        };
+        config.preemption_config.batch_scheduler_enabled = true;
+        snapshot.apply(1, Command::SchedulerConfigSet { config, cas: None });
+        let seen = SnapshotView(&snapshot).scheduler_config();
+        assert_eq!(seen.algorithm, types::SchedulerAlgorithm::Spread);
+        assert!(seen.preempt_batch);
+        assert!(seen.preempt_system);
+        assert!(!seen.preempt_service);
+    }
 }

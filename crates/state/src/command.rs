@@ -3,7 +3,9 @@
 //! `#[serde(default)]`, never renamed or removed.
 
 use serde::{Deserialize, Serialize};
-use types::{AllocClientUpdate, Allocation, Evaluation, Index, Job, Node, NodeStatus, UnixNanos};
+use types::{
+    AllocClientUpdate, Allocation, Evaluation, Index, Job, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
+};
 
 /// One state change, as written to the Raft log.
 // Commands are decoded once and moved into `apply`; boxing would only add an
@@ -57,6 +59,13 @@ pub enum Command {
         eval_ids: Vec<String>,
         alloc_ids: Vec<String>,
     },
+    /// Replaces the operator's scheduler configuration; with `cas`, only
+    /// if the stored configuration's modify index is still `cas`.
+    SchedulerConfigSet {
+        config: SchedulerConfiguration,
+        #[serde(default)]
+        cas: Option<Index>,
+    },
 }
 
 impl Command {
@@ -71,6 +80,7 @@ impl Command {
             Command::PlanApply { .. } => "plan-apply",
             Command::AllocClientUpdate { .. } => "alloc-client-update",
             Command::GcDelete { .. } => "gc-delete",
+            Command::SchedulerConfigSet { .. } => "scheduler-config-set",
         }
     }
 }
@@ -86,4 +96,8 @@ pub struct CommandResult {
     pub job_version: Option<u64>,
     /// A deterministic, user-facing rejection (the state is unchanged).
     pub error: Option<String>,
+    /// `SchedulerConfigSet`: whether the configuration was written (false
+    /// when its check-and-set index no longer matched).
+    #[serde(default)]
+    pub updated: bool,
 }

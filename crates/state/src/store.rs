@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{
     AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, EvalStatus, Evaluation, Index, Job,
-    JobStatus, JobType, Node, NodeStatus, UnixNanos,
+    JobStatus, JobType, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
 };
 
 /// Key of a namespaced object: (namespace, id).
@@ -80,6 +80,8 @@ pub struct StateSnapshot {
     /// System and sysbatch jobs: a node change re-evaluates these without
     /// a pass over every job.
     system_jobs: OrdSet<NsKey>,
+    /// The operator's scheduler configuration (Nomad's defaults until set).
+    scheduler_config: Arc<SchedulerConfiguration>,
 }
 
 /// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
@@ -94,6 +96,8 @@ struct PersistedState {
     allocs: Vec<Allocation>,
     evals: Vec<Evaluation>,
     node_alloc_index: Vec<(String, Index)>,
+    #[serde(default)]
+    scheduler_config: SchedulerConfiguration,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -107,6 +111,7 @@ impl From<StateSnapshot> for PersistedState {
             allocs: state.allocs.values().map(|alloc| (**alloc).clone()).collect(),
             evals: state.evals.values().map(|eval| (**eval).clone()).collect(),
             node_alloc_index: state.node_alloc_index.into_iter().collect(),
+            scheduler_config: (*state.scheduler_config).clone(),
         }
     }
 }
@@ -117,6 +122,7 @@ impl From<PersistedState> for StateSnapshot {
             index: persisted.index,
             tables: persisted.tables,
             node_alloc_index: persisted.node_alloc_index.into_iter().collect(),
+            scheduler_config: Arc::new(persisted.scheduler_config),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -335,6 +341,11 @@ impl StateSnapshot {
 
     pub fn evals(&self) -> impl Iterator<Item = &Arc<Evaluation>> {
         self.evals.values()
+    }
+
+    /// The operator's scheduler configuration.
+    pub fn scheduler_config(&self) -> &SchedulerConfiguration {
+        &self.scheduler_config
     }
 
     /// The evaluations whose status is `blocked`, in ID order (the order of
@@ -575,6 +586,20 @@ impl StateSnapshot {
                 for (namespace, job_id) in touched_jobs {
                     self.refresh_job_status(index, &namespace, &job_id);
                 }
+            }
+            Command::SchedulerConfigSet { mut config, cas } => {
+                let current = &self.scheduler_config;
+                if cas.is_some_and(|cas| cas != current.modify_index) {
+                    return result;
+                }
+                config.create_index = if current.create_index == 0 {
+                    index
+                } else {
+                    current.create_index
+                };
+                config.modify_index = index;
+                self.scheduler_config = Arc::new(config);
+                result.updated = true;
             }
             Command::GcDelete { eval_ids, alloc_ids } => {
                 for id in eval_ids {
@@ -1181,6 +1206,55 @@ mod tests {
         );
         check_indexes(&state);
         assert_eq!(state.system_jobs().count(), 0);
+    }
+
+    #[test]
+    fn scheduler_config_is_set_with_check_and_set_and_persists() {
+        let mut state = StateSnapshot::new();
+        assert_eq!(state.scheduler_config(), &SchedulerConfiguration::default());
+        let mut spread = SchedulerConfiguration {
+            scheduler_algorithm: types::SchedulerAlgorithm::Spread,
+            ..SchedulerConfiguration::default()
+        };
+        let set = state.apply(
+            3,
+            Command::SchedulerConfigSet {
+                config: spread.clone(),
+                cas: None,
+            },
+        );
+        assert!(set.updated);
+        assert_eq!(state.scheduler_config().create_index, 3);
+        assert_eq!(state.scheduler_config().modify_index, 3);
+        // A stale check-and-set index changes nothing.
+        spread.preemption_config.service_scheduler_enabled = true;
+        let stale = state.apply(
+            4,
+            Command::SchedulerConfigSet {
+                config: spread.clone(),
+                cas: Some(2),
+            },
+        );
+        assert!(!stale.updated);
+        assert!(!state.scheduler_config().preemption_config.service_scheduler_enabled);
+        let fresh = state.apply(
+            5,
+            Command::SchedulerConfigSet {
+                config: spread,
+                cas: Some(3),
+            },
+        );
+        assert!(fresh.updated);
+        assert!(state.scheduler_config().preemption_config.service_scheduler_enabled);
+        assert_eq!(
+            state.scheduler_config().create_index,
+            3,
+            "the first write's index stays"
+        );
+        assert_eq!(state.scheduler_config().modify_index, 5);
+        let bytes = serde_json::to_vec(&state).expect("encode");
+        let restored: StateSnapshot = serde_json::from_slice(&bytes).expect("decode");
+        assert_eq!(restored.scheduler_config(), state.scheduler_config());
     }
 
     #[test]
