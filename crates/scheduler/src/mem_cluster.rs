@@ -209,23 +209,29 @@ impl IdIndex {
         (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
     }
 
-    fn get(&self, key: u64) -> Option<u32> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let key = Self::fold(key);
+    /// Probes for a folded key: `Ok(index)` where it is stored, or
+    /// `Err(slot)`, the free slot that ends its probe sequence. The table
+    /// must not be empty.
+    fn probe(&self, key: u32) -> Result<u32, usize> {
         let mask = self.slots.len() - 1;
         let mut at = self.start(key);
         loop {
             let slot = self.slots[at];
             if slot == 0 {
-                return None;
+                return Err(at);
             }
             if (slot >> 32) as u32 == key {
-                return Some((slot as u32).wrapping_sub(1));
+                return Ok((slot as u32).wrapping_sub(1));
             }
             at = (at + 1) & mask;
         }
+    }
+
+    fn get(&self, key: u64) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        self.probe(Self::fold(key)).ok()
     }
 
     /// The index stored under `key`, or `None` once `index` is stored
@@ -235,21 +241,15 @@ impl IdIndex {
             self.grow();
         }
         let key = Self::fold(key);
-        let mask = self.slots.len() - 1;
-        let mut at = self.start(key);
-        loop {
-            let slot = self.slots[at];
-            if slot == 0 {
+        match self.probe(key) {
+            Ok(existing) => Some(existing),
+            Err(at) => {
                 // Indexes are below `u32::MAX` (the store's own limit), so
                 // `index + 1` is never 0, the free mark.
                 self.slots[at] = u64::from(key) << 32 | u64::from(index.wrapping_add(1));
                 self.len += 1;
-                return None;
+                None
             }
-            if (slot >> 32) as u32 == key {
-                return Some((slot as u32).wrapping_sub(1));
-            }
-            at = (at + 1) & mask;
         }
     }
 

@@ -400,9 +400,7 @@ spread ${node.datacenter}
 
 #[test]
 fn preemption_of_lower_priority_work() {
-    check(
-        r#"
-config preempt_service=true
+    let cluster = r#"
 node n1 cpu=2000 mem=4096
 job low priority=20
 group g count=3 cpu=600 mem=1024
@@ -415,7 +413,9 @@ alloc l1 low.g[1] node=n1
 alloc l2 low.g[2] node=n1
 alloc m0 mid.g[0] node=n1
 eval job=high
-"#,
+"#;
+    check(
+        &format!("config preempt_service=true\n{cluster}"),
         expect![[r#"
             eval complete queued: g=0
             place n1 high.g[0] (id-1) v0 cpu=1000 mem=1024 preempting=l0,l1
@@ -426,23 +426,13 @@ eval job=high
     );
     // Nomad's default: service jobs do not preempt; the group blocks.
     check(
-        r#"
-node n1 cpu=2000 mem=4096
-job low priority=20
-group g count=3 cpu=600 mem=1024
-job high priority=70
-group g count=1 cpu=1000 mem=1024
-alloc l0 low.g[0] node=n1
-alloc l1 low.g[1] node=n1
-alloc l2 low.g[2] node=n1
-eval job=high
-"#,
+        cluster,
         expect![[r#"
-            eval complete queued: g=1
-            created id-1 blocked job=high trigger=queued-allocs classes=1ok/0no escaped=false
-            failed g: evaluated=1 filtered=0 exhausted=1 coalesced=0
-              exhausted cpu: 1
-        "#]],
+        eval complete queued: g=1
+        created id-1 blocked job=high trigger=queued-allocs classes=1ok/0no escaped=false
+        failed g: evaluated=1 filtered=0 exhausted=1 coalesced=0
+          exhausted cpu: 1
+    "#]],
     );
 }
 
