@@ -364,8 +364,20 @@ proptest! {
         nodes in prop::collection::vec(node_spec(), 1..14),
         jobs in prop::collection::vec(job_spec(), 1..6),
         seed in any::<u64>(),
+        spread_algorithm in any::<bool>(),
+        preempt_everything in any::<bool>(),
     ) {
         let mut cluster = MemCluster::new();
+        // Both ranking algorithms and both preemption settings keep the
+        // invariants.
+        if spread_algorithm {
+            cluster.config.algorithm = scheduler::SchedulerAlgorithm::Spread;
+        }
+        if preempt_everything {
+            cluster.config.preempt_service = true;
+            cluster.config.preempt_batch = true;
+            cluster.config.preempt_sysbatch = true;
+        }
         for (index, spec) in nodes.iter().enumerate() {
             cluster.upsert_node(make_node(index, spec));
         }
