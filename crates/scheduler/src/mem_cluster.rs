@@ -234,6 +234,21 @@ impl IdIndex {
         self.probe(Self::fold(key)).ok()
     }
 
+    /// Reads the first slot each key's probe will touch, all at once: the
+    /// reads are independent, so their cache misses overlap, and the
+    /// probes that follow (one per placement) find their lines in cache
+    /// instead of missing one after another.
+    fn warm(&self, keys: impl Iterator<Item = u64>) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mut sum = 0u64;
+        for key in keys {
+            sum = sum.wrapping_add(self.slots[self.start(Self::fold(key))]);
+        }
+        std::hint::black_box(sum);
+    }
+
     /// The index stored under `key`, or `None` once `index` is stored
     /// under it: one probe for both.
     fn get_or_insert(&mut self, key: u64, index: u32) -> Option<u32> {
@@ -1329,6 +1344,12 @@ impl MemCluster {
         let mut placements = parts.placements;
         // Each ID parsed once, for both the fit check and the insert.
         let bits: Vec<Option<u128>> = placements.iter().map(|placement| parse_uuid(&placement.id)).collect();
+        self.alloc_index.warm(
+            placements
+                .iter()
+                .zip(&bits)
+                .map(|(placement, bits)| id_key(&placement.id, *bits)),
+        );
         // Placements by node (node-ID order, as the full path commits
         // them), in placement order within a node.
         let mut order: Vec<u32> = (0..placements.len() as u32).collect();
@@ -2164,6 +2185,9 @@ mod tests {
         let mut index = IdIndex::default();
         let mut model: HashMap<u64, u32> = HashMap::new();
         assert_eq!(index.get(7), None);
+        // Warming only reads, on an empty table too.
+        index.warm([7, 8].into_iter());
+        assert_eq!((index.get(7), index.len), (None, 0));
         // Small keys (neighbouring probe starts), random ones, and repeats.
         let keys: Vec<u64> = (0..3000u64)
             .map(|n| {
@@ -2181,6 +2205,9 @@ mod tests {
             assert!(index.len * 2 <= index.slots.len());
         }
         assert_eq!(index.len, model.len());
+        let before = index.slots.clone();
+        index.warm(keys.iter().copied().chain([u64::MAX, 0]));
+        assert_eq!(index.slots, before, "warming changes nothing");
         for (key, value) in &model {
             assert_eq!(index.get(*key), Some(*value));
         }
