@@ -284,24 +284,12 @@ impl<'a> Evaluator<'a> {
             }
             Expression::ForExpr(for_expr) => {
                 let collection = self.eval_depth(&for_expr.intro.collection_expr, scope, depth)?;
-                let pairs: Vec<(Value, Value)> = match collection {
-                    Value::Array(items) => items
-                        .into_iter()
-                        .enumerate()
-                        .map(|(idx, item)| (Value::from(idx as u64), item))
-                        .collect(),
-                    Value::Object(map) => map
-                        .into_iter()
-                        .map(|(key, value)| (Value::String(key), value))
-                        .collect(),
-                    Value::Null => Vec::new(),
-                    other => {
-                        return Err(EvalError::new(
-                            format!("cannot iterate over a {}", type_name(&other)),
-                            for_expr.intro.collection_expr.span(),
-                        ));
-                    }
-                };
+                let pairs = iteration_pairs(collection).map_err(|other| {
+                    EvalError::new(
+                        format!("cannot iterate over a {}", type_name(&other)),
+                        for_expr.intro.collection_expr.span(),
+                    )
+                })?;
                 let key_var = for_expr.intro.key_var.as_ref().map(|ident| ident.as_str().to_string());
                 let value_var = for_expr.intro.value_var.as_str().to_string();
                 let mut list = Vec::new();
@@ -596,24 +584,12 @@ impl<'a> Evaluator<'a> {
                     Directive::For(for_directive) => {
                         let for_expr = &for_directive.for_expr;
                         let collection = self.eval_depth(&for_expr.collection_expr, scope, depth)?;
-                        let pairs: Vec<(Value, Value)> = match collection {
-                            Value::Array(items) => items
-                                .into_iter()
-                                .enumerate()
-                                .map(|(idx, item)| (Value::from(idx as u64), item))
-                                .collect(),
-                            Value::Object(map) => map
-                                .into_iter()
-                                .map(|(key, value)| (Value::String(key), value))
-                                .collect(),
-                            Value::Null => Vec::new(),
-                            other => {
-                                return Err(EvalError::new(
-                                    format!("cannot iterate over a {}", type_name(&other)),
-                                    for_expr.collection_expr.span(),
-                                ));
-                            }
-                        };
+                        let pairs = iteration_pairs(collection).map_err(|other| {
+                            EvalError::new(
+                                format!("cannot iterate over a {}", type_name(&other)),
+                                for_expr.collection_expr.span(),
+                            )
+                        })?;
                         for (key, value) in pairs {
                             let mut vars = Vec::new();
                             if let Some(key_var) = &for_expr.key_var {
@@ -861,6 +837,26 @@ pub(crate) fn display_number(number: f64) -> String {
 }
 
 /// HCL's name for a value's type, for messages.
+/// The (key, value) pairs a `for` expression, a template `for` directive or
+/// a `dynamic` block's `for_each` iterates over: index and item of a list,
+/// key and value of an object, nothing for null. Any other value comes
+/// back as the error, for the caller to report where it belongs.
+pub(crate) fn iteration_pairs(collection: Value) -> Result<Vec<(Value, Value)>, Value> {
+    match collection {
+        Value::Array(items) => Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(idx, item)| (Value::from(idx as u64), item))
+            .collect()),
+        Value::Object(map) => Ok(map
+            .into_iter()
+            .map(|(key, value)| (Value::String(key), value))
+            .collect()),
+        Value::Null => Ok(Vec::new()),
+        other => Err(other),
+    }
+}
+
 pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",

@@ -683,18 +683,9 @@ fn expand_dynamic(
             return;
         }
     };
-    let pairs: Vec<(Value, Value)> = match collection {
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(idx, item)| (Value::from(idx as u64), item))
-            .collect(),
-        Value::Object(map) => map
-            .into_iter()
-            .map(|(key, value)| (Value::String(key), value))
-            .collect(),
-        Value::Null => Vec::new(),
-        other => {
+    let pairs = match crate::eval::iteration_pairs(collection) {
+        Ok(pairs) => pairs,
+        Err(other) => {
             sink.error(
                 format!("{dyn_path}.for_each"),
                 format!("for_each must be a list, set or map, not a {}", type_name(&other)),
