@@ -39,6 +39,29 @@ fn is_rejection(error: &RpcError) -> bool {
     )
 }
 
+/// Takes updates into `pending` for `duration` (a newer one for an
+/// allocation replaces the older). Returns whether the channel is still
+/// open; it stops early once every sender is gone.
+async fn gather(
+    updates: &mut mpsc::UnboundedReceiver<AllocClientUpdate>,
+    pending: &mut BTreeMap<String, AllocClientUpdate>,
+    duration: Duration,
+) -> bool {
+    let window = tokio::time::sleep(duration);
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            _ = &mut window => return true,
+            update = updates.recv() => match update {
+                Some(update) => {
+                    pending.insert(update.alloc_id.clone(), update);
+                }
+                None => return false,
+            },
+        }
+    }
+}
+
 /// Runs until every sender is dropped and the last batch went out (or,
 /// after the senders are gone, a final attempt failed).
 pub async fn run_updater(
@@ -65,22 +88,7 @@ pub async fn run_updater(
         }
         // Gather what arrives within the window.
         if open {
-            let window = tokio::time::sleep(timings.batch_window);
-            tokio::pin!(window);
-            loop {
-                tokio::select! {
-                    _ = &mut window => break,
-                    update = updates.recv() => match update {
-                        Some(update) => {
-                            pending.insert(update.alloc_id.clone(), update);
-                        }
-                        None => {
-                            open = false;
-                            break;
-                        }
-                    },
-                }
-            }
+            open = gather(&mut updates, &mut pending, timings.batch_window).await;
         }
         let batch: Vec<AllocClientUpdate> = pending.values().cloned().collect();
         let request = AllocUpdateRequest {
@@ -128,22 +136,7 @@ pub async fn run_updater(
                     return;
                 }
                 // Keep taking updates while backing off.
-                let pause = tokio::time::sleep(backoff);
-                tokio::pin!(pause);
-                loop {
-                    tokio::select! {
-                        _ = &mut pause => break,
-                        update = updates.recv() => match update {
-                            Some(update) => {
-                                pending.insert(update.alloc_id.clone(), update);
-                            }
-                            None => {
-                                open = false;
-                                break;
-                            }
-                        },
-                    }
-                }
+                open = gather(&mut updates, &mut pending, backoff).await;
                 backoff = (backoff * 2).min(timings.max_backoff);
             }
         }

@@ -23,6 +23,17 @@ pub(crate) fn new_plan(eval: &Evaluation, job: Option<&Job>) -> Plan {
     }
 }
 
+/// Every allocation of the evaluation's job (in its namespace), terminal
+/// ones included.
+pub(crate) fn eval_job_allocs<'v, V: ClusterView + ?Sized>(ctx: &Ctx<'v, V>) -> Vec<&'v Allocation> {
+    let eval = ctx.eval;
+    ctx.view
+        .allocs_by_job(&eval.namespace, &eval.job_id)
+        .into_iter()
+        .filter(|alloc| alloc.namespace == eval.namespace)
+        .collect()
+}
+
 pub(crate) fn append_stop(plan: &mut Plan, stop: &Stop<'_>, now: types::UnixNanos) {
     plan.append_stop(stop.alloc, stop.why);
     if let Some(stopped) = plan
@@ -76,12 +87,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
 ) -> Result<Plan, ScheduleError> {
     let eval = ctx.eval;
     let mut plan = new_plan(eval, job);
-    let allocs: Vec<&Allocation> = ctx
-        .view
-        .allocs_by_job(&eval.namespace, &eval.job_id)
-        .into_iter()
-        .filter(|alloc| alloc.namespace == eval.namespace)
-        .collect();
+    let allocs = eval_job_allocs(ctx);
     let reconciled = match job {
         None => reconcile::stop_all(&allocs, why::JOB_GONE),
         Some(job) if job.stop => reconcile::stop_all(&allocs, why::JOB_STOPPED),

@@ -24,12 +24,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
 ) -> Result<Plan, ScheduleError> {
     let eval = ctx.eval;
     let mut plan = new_plan(eval, job);
-    let allocs: Vec<&Allocation> = ctx
-        .view
-        .allocs_by_job(&eval.namespace, &eval.job_id)
-        .into_iter()
-        .filter(|alloc| alloc.namespace == eval.namespace)
-        .collect();
+    let allocs: Vec<&Allocation> = crate::generic::eval_job_allocs(ctx);
     let mut queued: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed: BTreeMap<String, AllocMetric> = BTreeMap::new();
     let job = match job {
