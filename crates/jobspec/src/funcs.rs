@@ -1306,15 +1306,7 @@ fn uuid_v5(namespace: &str, name: &str) -> FuncResult {
     id.copy_from_slice(&digest[..16]);
     id[6] = (id[6] & 0x0f) | 0x50;
     id[8] = (id[8] & 0x3f) | 0x80;
-    let hex: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(Value::String(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )))
+    Ok(Value::String(types::uuid_text(u128::from_be_bytes(id))))
 }
 
 /// An IPv4 or IPv6 network, addresses held in a `u128`.

@@ -224,7 +224,7 @@ pub fn run(nodes: usize, jobs: usize, count: u32, seed: u64) -> BenchReport {
     let mut id_counter = 0u64;
     let mut ids = move || {
         id_counter += 1;
-        fast_uuid(u128::from(crate::util::mix64(seed ^ 0xA110C, id_counter)) << 64 | u128::from(id_counter))
+        types::uuid_from_bits(u128::from(crate::util::mix64(seed ^ 0xA110C, id_counter)) << 64 | u128::from(id_counter))
     };
     let now: types::UnixNanos = 1_700_000_000_000_000_000;
     let mut placements = 0u64;
@@ -305,15 +305,6 @@ pub fn packing(cluster: &MemCluster) -> (f64, u64, f64) {
     (fill, nodes_used, efficiency)
 }
 
-/// [`types::uuid_from_bits`] without `format!`: the same text, written
-/// straight into one buffer a byte (two hex digits, from a table) at a time
-/// (the benchmark creates a million IDs).
-pub fn fast_uuid(bits: u128) -> String {
-    let bits = (bits & !(0xF000u128 << 64)) | (0x4000u128 << 64);
-    let bits = (bits & !(0xC000u128 << 48)) | (0x8000u128 << 48);
-    crate::mem_cluster::uuid_text(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,11 +340,11 @@ mod tests {
             compact.upsert_job(job);
             let mut ids_full = || {
                 counter_full += 1;
-                fast_uuid(u128::from(counter_full))
+                types::uuid_from_bits(u128::from(counter_full))
             };
             let mut ids_compact = || {
                 counter_compact += 1;
-                fast_uuid(u128::from(counter_compact))
+                types::uuid_from_bits(u128::from(counter_compact))
             };
             // The full path starts every evaluation without remembered
             // class verdicts; the compact one keeps them across jobs.
@@ -374,17 +365,5 @@ mod tests {
         assert!(blocked > 0, "some evaluations block");
         assert!(compact_placements > 1000, "the compact path is taken");
         assert_eq!(packing(&full), packing(&compact));
-    }
-
-    #[test]
-    fn fast_uuid_matches_types() {
-        for bits in [0u128, u128::MAX, 0x0123_4567_89ab_cdef_0011_2233_4455_6677, 42 << 70] {
-            assert_eq!(fast_uuid(bits), types::uuid_from_bits(bits));
-        }
-        // Every byte value in every position.
-        for byte in 0..=255u128 {
-            let bits = (0..16).fold(0u128, |bits, at| bits | (byte ^ at) << (8 * at));
-            assert_eq!(fast_uuid(bits), types::uuid_from_bits(bits));
-        }
     }
 }

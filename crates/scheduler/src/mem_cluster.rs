@@ -81,36 +81,7 @@ impl Interner {
     }
 }
 
-/// Two lowercase hex digits per byte value: UUID text is written a byte at
-/// a time instead of a nibble at a time.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut table = [[0u8; 2]; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] = [HEX[byte >> 4], HEX[byte & 0xF]];
-        byte += 1;
-    }
-    table
-};
-
-/// The canonical text of 128 bits as a UUID: 8-4-4-4-12 lowercase hex, the
-/// bits taken as they are (no version or variant bits set here).
-pub(crate) fn uuid_text(bits: u128) -> String {
-    let mut text = [b'-'; 36];
-    let mut at = 0;
-    for (index, byte) in bits.to_be_bytes().iter().enumerate() {
-        if matches!(index, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        let pair = HEX_PAIRS[usize::from(*byte)];
-        text[at] = pair[0];
-        text[at + 1] = pair[1];
-        at += 2;
-    }
-    // Every byte is ASCII (hex digits and dashes), so this never falls back.
-    String::from_utf8(text.to_vec()).unwrap_or_default()
-}
+use types::uuid_text;
 
 /// The bits of canonical UUID text (exactly what [`uuid_text`] writes), or
 /// `None` for any other text: uppercase, braces, wrong length or dash
@@ -1866,7 +1837,7 @@ mod tests {
     fn plain_allocation_is_stored_flat() {
         let mut strings = Interner::default();
         let mut shapes = Shapes::default();
-        let stored = StoredAlloc::compact(plain_alloc(&crate::bench::fast_uuid(9), 3), &mut strings, &mut shapes);
+        let stored = StoredAlloc::compact(plain_alloc(&types::uuid_from_bits(9), 3), &mut strings, &mut shapes);
         assert!(stored.extra.is_none(), "no boxed part: {stored:?}");
         assert!(matches!(shapes.get(stored.shape).tasks, StoredTasks::One { .. }));
         assert!(stored.has_counts);
@@ -1876,9 +1847,9 @@ mod tests {
             std::mem::size_of::<StoredAlloc>()
         );
         // Allocations of one group and plan share their shape.
-        let other = StoredAlloc::compact(plain_alloc(&crate::bench::fast_uuid(10), 4), &mut strings, &mut shapes);
+        let other = StoredAlloc::compact(plain_alloc(&types::uuid_from_bits(10), 4), &mut strings, &mut shapes);
         assert_eq!(other.shape, stored.shape);
-        let mut stopped = plain_alloc(&crate::bench::fast_uuid(11), 5);
+        let mut stopped = plain_alloc(&types::uuid_from_bits(11), 5);
         stopped.desired_status = AllocDesiredStatus::Stop;
         let stopped = StoredAlloc::compact(stopped, &mut strings, &mut shapes);
         assert_ne!(stopped.shape, stored.shape);
@@ -1886,7 +1857,7 @@ mod tests {
         // Shapes with several tasks hash by task count only; equality
         // still tells them apart.
         let many = |cores: Vec<u16>| {
-            let mut alloc = plain_alloc(&crate::bench::fast_uuid(12), 6);
+            let mut alloc = plain_alloc(&types::uuid_from_bits(12), 6);
             alloc.allocated_resources.tasks = types::TaskResources::from([
                 ("a".to_string(), AllocatedTaskResources::default()),
                 (
@@ -1910,7 +1881,7 @@ mod tests {
     #[test]
     fn every_field_survives_the_compact_form() {
         // With hex letters, so that its uppercase form differs.
-        let uuid = crate::bench::fast_uuid(0xabcd_ef01);
+        let uuid = types::uuid_from_bits(0xabcd_ef01);
         assert_ne!(uuid, uuid.to_uppercase());
         let mut odd = plain_alloc("a1", 0);
         odd.name = "web.api[007]".into();
@@ -1966,11 +1937,11 @@ mod tests {
             coalesced_failures: 2,
             ..AllocMetric::default()
         });
-        let mut no_metric = plain_alloc(&crate::bench::fast_uuid(2), 4);
+        let mut no_metric = plain_alloc(&types::uuid_from_bits(2), 4);
         no_metric.metrics = None;
         no_metric.name = "other.api[4]".into();
         let single_big_task = {
-            let mut alloc = plain_alloc(&crate::bench::fast_uuid(3), 5);
+            let mut alloc = plain_alloc(&types::uuid_from_bits(3), 5);
             alloc.allocated_resources.tasks = types::TaskResources::from([(
                 "main".to_string(),
                 AllocatedTaskResources {
@@ -1998,7 +1969,7 @@ mod tests {
             assert_eq!(cluster.alloc(&alloc.id), Some(alloc));
         }
         assert_eq!(cluster.alloc("A1"), None);
-        assert_eq!(cluster.alloc(&crate::bench::fast_uuid(99)), None);
+        assert_eq!(cluster.alloc(&types::uuid_from_bits(99)), None);
         // Uppercase text is another ID than its lowercase form.
         assert_eq!(cluster.alloc(&uuid.to_uppercase()), Some(&allocs[2]));
         assert_eq!(cluster.alloc(&uuid), Some(&allocs[0]));
@@ -2007,7 +1978,7 @@ mod tests {
 
     #[test]
     fn updates_and_stops_reach_the_cache_and_usage() {
-        let id = crate::bench::fast_uuid(5);
+        let id = types::uuid_from_bits(5);
         let mut cluster = cluster_with_node();
         cluster.upsert_alloc(plain_alloc(&id, 0));
         assert_eq!(cluster.usage_of("n1").cpu_mhz, 500);
@@ -2119,8 +2090,8 @@ mod tests {
 
     #[test]
     fn compact_fit_check_counts_replaced_allocations() {
-        let replaced = crate::bench::fast_uuid(1);
-        let other = crate::bench::fast_uuid(2);
+        let replaced = types::uuid_from_bits(1);
+        let other = types::uuid_from_bits(2);
         let mut cluster = cluster_with_node();
         let mut node = cluster.node_list()[0].clone();
         node.resources.cpu_mhz = 1000;
@@ -2157,8 +2128,8 @@ mod tests {
     fn compact_placements_follow_a_renamed_node() {
         let mut full = cluster_with_node();
         let mut compact = full.clone();
-        let first = crate::bench::fast_uuid(1);
-        let second = crate::bench::fast_uuid(2);
+        let first = types::uuid_from_bits(1);
+        let second = types::uuid_from_bits(2);
         let mut renamed = full.node_list()[0].clone();
         renamed.name = "node-renamed".into();
         for (step, id) in [&first, &second].into_iter().enumerate() {
