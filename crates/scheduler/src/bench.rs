@@ -215,6 +215,20 @@ pub fn build_jobs(cluster: &MemCluster, jobs: usize, count: u32, seed: u64, targ
     result
 }
 
+/// The pending evaluation a job registration creates.
+fn register_eval(job: &Job, id: String) -> Evaluation {
+    Evaluation {
+        id,
+        namespace: job.namespace.clone(),
+        priority: job.priority,
+        job_type: Some(job.job_type),
+        triggered_by: types::trigger::JOB_REGISTER.to_string(),
+        job_id: job.id.clone(),
+        status: EvalStatus::Pending,
+        ..Evaluation::default()
+    }
+}
+
 /// Runs the benchmark: `nodes` nodes, `jobs` service jobs of `count`
 /// allocations each, everything derived from `seed`.
 pub fn run(nodes: usize, jobs: usize, count: u32, seed: u64) -> BenchReport {
@@ -233,16 +247,7 @@ pub fn run(nodes: usize, jobs: usize, count: u32, seed: u64) -> BenchReport {
     // Clock seam: timing only; nothing below feeds the scheduler a clock.
     let started = std::time::Instant::now();
     for job in workload {
-        let eval = Evaluation {
-            id: ids(),
-            namespace: job.namespace.clone(),
-            priority: job.priority,
-            job_type: Some(job.job_type),
-            triggered_by: types::trigger::JOB_REGISTER.to_string(),
-            job_id: job.id.clone(),
-            status: EvalStatus::Pending,
-            ..Evaluation::default()
-        };
+        let eval = register_eval(&job, ids());
         cluster.upsert_job(job);
         let schedule_started = std::time::Instant::now();
         // The compact path: the same scheduling as `schedule` (which gives
@@ -326,16 +331,7 @@ mod tests {
         let (mut counter_full, mut counter_compact) = (0u64, 0u64);
         let now: types::UnixNanos = 1_700_000_000_000_000_000;
         for job in workload {
-            let eval = Evaluation {
-                id: format!("eval-{}", job.id),
-                namespace: job.namespace.clone(),
-                priority: job.priority,
-                job_type: Some(job.job_type),
-                triggered_by: types::trigger::JOB_REGISTER.to_string(),
-                job_id: job.id.clone(),
-                status: EvalStatus::Pending,
-                ..Evaluation::default()
-            };
+            let eval = register_eval(&job, format!("eval-{}", job.id));
             full.upsert_job(job.clone());
             compact.upsert_job(job);
             let mut ids_full = || {
