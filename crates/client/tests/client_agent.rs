@@ -121,7 +121,7 @@ impl FakeServer {
 }
 
 impl Handler for FakeServer {
-    async fn handle(&self, request: Request) -> Result<Response, RpcError> {
+    async fn handle(&self, request: Request, _peer: &rpc::PeerInfo) -> Result<Response, RpcError> {
         match request {
             Request::NodeRegister(register) => {
                 let index = self.with_state(|state| {
@@ -132,6 +132,8 @@ impl Handler for FakeServer {
                 Ok(Response::NodeRegister(NodeRegisterResponse {
                     index,
                     heartbeat_ttl_ms: HEARTBEAT_TTL_MS,
+                    servers: Vec::new(),
+                    server_http_addrs: Vec::new(),
                 }))
             }
             Request::NodeHeartbeat(heartbeat) => {
@@ -143,6 +145,8 @@ impl Handler for FakeServer {
                         Ok(Response::NodeHeartbeat(NodeHeartbeatResponse {
                             index: state.index,
                             heartbeat_ttl_ms: HEARTBEAT_TTL_MS,
+                            servers: Vec::new(),
+                            server_http_addrs: Vec::new(),
                         }))
                     }
                 });
@@ -184,7 +188,7 @@ impl Handler for FakeServer {
                 self.changes.send_modify(|n| *n += 1);
                 Ok(Response::AllocUpdate(AllocUpdateResponse { index }))
             }
-            Request::Raft(_) => Err(RpcError::BadRequest("no raft here".into())),
+            Request::Raft(_) | Request::Server(_) => Err(RpcError::BadRequest("no server calls here".into())),
         }
     }
 }

@@ -21,7 +21,7 @@ struct Recorder {
 }
 
 impl Handler for Recorder {
-    async fn handle(&self, request: Request) -> Result<Response, RpcError> {
+    async fn handle(&self, request: Request, _peer: &rpc::PeerInfo) -> Result<Response, RpcError> {
         let Request::AllocUpdate(request) = request else {
             return Err(RpcError::BadRequest("unexpected".into()));
         };

@@ -1,35 +1,101 @@
-//! The agent: a server (Raft, scheduler workers, RPC) and a client (raw_exec
-//! driver) in one process, with the HTTP API in front.
+//! The agent: a server (Raft, scheduler workers, RPC), a client (task
+//! drivers), or both in one process, with the HTTP API in front.
+//!
+//! `--dev` runs both, as a single-server cluster, with state in a
+//! temporary directory unless one is given. A server-only agent serves the
+//! whole API; a client-only agent serves its own endpoints (`agent/*`,
+//! allocation logs) and passes every other request on to a server's HTTP
+//! address, as Nomad's client agents do.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use types::ComparableResources;
+
+/// Server settings of an agent.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Bootstrap once this many servers met (1: alone; 0: only join).
+    pub bootstrap_expect: u32,
+    /// Servers to join (RPC addresses), retried until they answer.
+    pub join: Vec<String>,
+    pub num_schedulers: Option<usize>,
+    pub min_heartbeat_ttl: Option<Duration>,
+    pub heartbeat_grace: Option<Duration>,
+    pub max_heartbeats_per_second: Option<f64>,
+    pub failover_heartbeat_ttl: Option<Duration>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bootstrap_expect: 1,
+            join: Vec::new(),
+            num_schedulers: None,
+            min_heartbeat_ttl: None,
+            heartbeat_grace: None,
+            max_heartbeats_per_second: None,
+            failover_heartbeat_ttl: None,
+        }
+    }
+}
+
+/// Client settings of an agent.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings {
+    /// Servers to register with (RPC addresses). Empty on an agent that
+    /// is also a server: it uses itself.
+    pub servers: Vec<String>,
+    pub node_class: String,
+    pub node_pool: Option<String>,
+    pub meta: BTreeMap<String, String>,
+    pub reserved: ComparableResources,
+    pub reserved_ports: Vec<u16>,
+    /// Only these drivers (empty: all).
+    pub driver_allowlist: Vec<String>,
+    /// Never these drivers.
+    pub driver_denylist: Vec<String>,
+}
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub http_addr: SocketAddr,
     pub rpc_addr: SocketAddr,
+    /// The RPC address other agents dial, when not the bound one.
+    pub advertise_rpc: Option<String>,
+    /// The HTTP address advertised to other servers.
+    pub advertise_http: Option<String>,
     /// Where state lives; `None` in dev mode means a fresh temporary dir.
     pub data_dir: Option<PathBuf>,
+    /// The agent's name (the node's name for a client).
     pub node_name: Option<String>,
     pub datacenter: String,
     pub region: String,
     pub dev: bool,
+    pub server: Option<ServerSettings>,
+    pub client: Option<ClientSettings>,
 }
 
 impl Default for AgentConfig {
+    /// A dev agent: server and client in one process on loopback.
     fn default() -> Self {
         AgentConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 4646)),
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], 4647)),
+            advertise_rpc: None,
+            advertise_http: None,
             data_dir: None,
             node_name: None,
             datacenter: "dc1".to_string(),
             region: types::DEFAULT_REGION.to_string(),
             dev: true,
+            server: Some(ServerSettings::default()),
+            client: Some(ClientSettings::default()),
         }
     }
 }
@@ -37,12 +103,14 @@ impl Default for AgentConfig {
 /// A started agent. Dropping it does not stop it; call [`Agent::shutdown`].
 pub struct Agent {
     pub http_addr: SocketAddr,
-    pub rpc_addr: SocketAddr,
+    /// The RPC listener's address (servers only).
+    pub rpc_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
-    pub node_id: String,
-    pub server: server::Server,
+    /// The client node's ID (clients only).
+    pub node_id: Option<String>,
+    pub server: Option<server::Server>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
-    client_task: tokio::task::JoinHandle<()>,
+    client_task: Option<tokio::task::JoinHandle<()>>,
     _temp_dir: Option<tempfile::TempDir>,
 }
 
@@ -55,77 +123,164 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// The drivers a client runs, after its allow and deny lists.
+fn drivers(settings: &ClientSettings) -> Vec<Arc<dyn driver_api::Driver>> {
+    let all: Vec<Arc<dyn driver_api::Driver>> = vec![Arc::new(raw_exec::RawExecDriver::new())];
+    all.into_iter()
+        .filter(|driver| {
+            let name = driver.name().to_string();
+            (settings.driver_allowlist.is_empty() || settings.driver_allowlist.contains(&name))
+                && !settings.driver_denylist.contains(&name)
+        })
+        .collect()
+}
+
 impl Agent {
     /// Binds the listeners, starts the server, then the client, then HTTP.
     pub async fn start(config: AgentConfig) -> anyhow::Result<Agent> {
-        let (data_dir, temp_dir) = match &config.data_dir {
-            Some(dir) => (dir.clone(), None),
-            None => {
+        if config.server.is_none() && config.client.is_none() {
+            bail!("an agent must run a server, a client, or both (--server, --client or --dev)");
+        }
+        let (data_dir, temp_dir) = match (&config.data_dir, config.dev) {
+            (Some(dir), _) => (dir.clone(), None),
+            (None, true) => {
                 let temp = tempfile::Builder::new()
                     .prefix("drover-dev-")
                     .tempdir()
                     .context("create a temporary data dir")?;
                 (temp.path().to_path_buf(), Some(temp))
             }
+            (None, false) => bail!("a data dir is required outside dev mode (--data-dir or data_dir)"),
         };
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("create data dir {}", data_dir.display()))?;
-        let rpc_listener = TcpListener::bind(config.rpc_addr)
-            .await
-            .with_context(|| format!("bind RPC address {}", config.rpc_addr))?;
-        let rpc_addr = rpc_listener.local_addr().context("RPC listener address")?;
+        raft::datadir::create_private_dir(&data_dir)
+            .with_context(|| format!("create data dir {}", data_dir.display()))?;
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
         let http_addr = http_listener.local_addr().context("HTTP listener address")?;
+        let advertised_http = config.advertise_http.clone().unwrap_or_else(|| http_addr.to_string());
+        let name = config
+            .node_name
+            .clone()
+            .unwrap_or_else(|| nix_hostname().unwrap_or_else(|| "drover".to_string()));
 
-        let mut server_config = server::ServerConfig::dev(data_dir.clone(), rpc_addr.to_string());
-        server_config.region = config.region.clone();
-        server_config.datacenter = config.datacenter.clone();
-        let server = server::Server::start(server_config)
-            .await
-            .map_err(|error| anyhow::anyhow!("start server: {error}"))?;
-        tokio::spawn(rpc::serve(
-            rpc_listener,
-            Arc::new(server::RpcService::new(server.clone())),
-        ));
+        let mut server = None;
+        let mut rpc_addr = None;
+        let mut own_rpc = None;
+        if let Some(settings) = &config.server {
+            let rpc_listener = TcpListener::bind(config.rpc_addr)
+                .await
+                .with_context(|| format!("bind RPC address {}", config.rpc_addr))?;
+            let bound = rpc_listener.local_addr().context("RPC listener address")?;
+            let advertised = config.advertise_rpc.clone().unwrap_or_else(|| bound.to_string());
+            let mut server_config = server::ServerConfig::dev(data_dir.clone(), advertised.clone());
+            server_config.name = format!("{name}.{}", config.region);
+            server_config.http_addr = advertised_http.clone();
+            server_config.region = config.region.clone();
+            server_config.datacenter = config.datacenter.clone();
+            server_config.bootstrap_expect = settings.bootstrap_expect;
+            server_config.join = settings.join.clone();
+            if let Some(workers) = settings.num_schedulers {
+                server_config.num_schedulers = workers;
+            }
+            if let Some(ttl) = settings.min_heartbeat_ttl {
+                server_config.heartbeat_ttl = ttl;
+            }
+            if let Some(grace) = settings.heartbeat_grace {
+                server_config.heartbeat_grace = grace;
+            }
+            if let Some(rate) = settings.max_heartbeats_per_second {
+                server_config.max_heartbeats_per_second = rate;
+            }
+            if let Some(ttl) = settings.failover_heartbeat_ttl {
+                server_config.failover_heartbeat_ttl = ttl;
+            }
+            let started = server::Server::start(server_config)
+                .await
+                .map_err(|error| anyhow::anyhow!("start server: {error}"))?;
+            tokio::spawn(rpc::serve(
+                rpc_listener,
+                Arc::new(server::RpcService::new(started.clone())),
+            ));
+            rpc_addr = Some(bound);
+            own_rpc = Some(advertised);
+            server = Some(started);
+        }
 
-        let mut client_config = client::ClientConfig::new(data_dir.clone());
-        client_config.node_name = config.node_name.clone().unwrap_or_default();
-        client_config.datacenter = config.datacenter.clone();
-        client_config.region = config.region.clone();
-        client_config.http_addr = http_addr.to_string();
-        client_config.stop_tasks_on_shutdown = config.dev && config.data_dir.is_none();
-        let alloc_root = client_config.alloc_root();
-        let drivers: Vec<Arc<dyn driver_api::Driver>> = vec![Arc::new(raw_exec::RawExecDriver::new())];
-        let rpc_client = Arc::new(rpc::RpcClient::new(rpc_addr.to_string()));
-        let client = client::Client::new(client_config, drivers, rpc_client)
-            .await
-            .map_err(|error| anyhow::anyhow!("start client: {error}"))?;
-        let node_id = client.node().id.clone();
-        let node_name = client.node().name.clone();
-        let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-        let client_task = tokio::spawn(client.run(async move {
-            let _ = shutdown_rx.wait_for(|stop| *stop).await;
-        }));
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let mut client_task = None;
+        let mut node_id = None;
+        let mut alloc_root = None;
+        let mut node_name = name.clone();
+        let mut client_rpc = None;
+        if let Some(settings) = &config.client {
+            let mut servers = settings.servers.clone();
+            if servers.is_empty() {
+                match &own_rpc {
+                    Some(own) => servers.push(own.clone()),
+                    None => bail!("a client needs servers to register with (--servers or client {{ servers }})"),
+                }
+            }
+            let mut client_config = client::ClientConfig::new(data_dir.clone());
+            client_config.node_name = name.clone();
+            client_config.datacenter = config.datacenter.clone();
+            client_config.region = config.region.clone();
+            client_config.http_addr = advertised_http.clone();
+            client_config.node_class = settings.node_class.clone();
+            if let Some(pool) = &settings.node_pool {
+                client_config.node_pool = pool.clone();
+            }
+            client_config.meta = settings.meta.clone();
+            client_config.reserved = settings.reserved;
+            client_config.reserved_ports = settings.reserved_ports.clone();
+            client_config.stop_tasks_on_shutdown = config.dev && config.data_dir.is_none();
+            alloc_root = Some(client_config.alloc_root());
+            let rpc_client = Arc::new(rpc::RpcClient::with_servers(servers, rpc::ClientOptions::default()));
+            let client = client::Client::new(client_config, drivers(settings), Arc::clone(&rpc_client))
+                .await
+                .map_err(|error| anyhow::anyhow!("start client: {error}"))?;
+            node_id = Some(client.node().id.clone());
+            node_name = client.node().name.clone();
+            let mut shutdown_rx = shutdown_rx.clone();
+            client_task = Some(tokio::spawn(client.run(async move {
+                let _ = shutdown_rx.wait_for(|stop| *stop).await;
+            })));
+            client_rpc = Some(rpc_client);
+        }
 
-        let state = http_api::AppState {
-            server: server.clone(),
-            alloc_root: Some(alloc_root),
-            agent: Arc::new(http_api::AgentInfo {
-                node_name,
-                datacenter: config.datacenter.clone(),
-                region: config.region.clone(),
-                http_addr: http_addr.to_string(),
-                rpc_addr: rpc_addr.to_string(),
-                data_dir: data_dir.display().to_string(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                dev_mode: config.dev,
-                client_node_id: Some(node_id.clone()),
+        let agent_info = Arc::new(http_api::AgentInfo {
+            node_name,
+            datacenter: config.datacenter.clone(),
+            region: config.region.clone(),
+            http_addr: advertised_http,
+            rpc_addr: own_rpc.clone().unwrap_or_default(),
+            data_dir: data_dir.display().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            dev_mode: config.dev,
+            client_node_id: node_id.clone(),
+        });
+        let router = match &server {
+            Some(server) => http_api::app(http_api::AppState {
+                server: server.clone(),
+                alloc_root,
+                agent: agent_info,
+            }),
+            None => http_api::client_app(http_api::ClientAppState {
+                alloc_root,
+                agent: agent_info,
+                servers: Arc::new(Directory(
+                    client_rpc.ok_or_else(|| anyhow::anyhow!("a client agent without an RPC client"))?,
+                )),
             }),
         };
-        let router = http_api::app(state);
+        let mut http_shutdown = shutdown_rx;
         tokio::spawn(async move {
-            if let Err(error) = axum::serve(http_listener, router).await {
+            let serving = axum::serve(http_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_shutdown.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = serving {
                 tracing::error!(%error, "HTTP server stopped");
             }
         });
@@ -141,10 +296,34 @@ impl Agent {
         })
     }
 
-    /// Stops the client (which stops its tasks in dev mode) and Raft.
+    /// Stops the client (which stops its tasks in dev mode), the HTTP API
+    /// and the server.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
-        let _ = self.client_task.await;
-        self.server.shutdown().await;
+        if let Some(task) = self.client_task {
+            let _ = task.await;
+        }
+        if let Some(server) = &self.server {
+            server.shutdown().await;
+        }
     }
+}
+
+/// The client's RPC connection as the HTTP API's directory of servers.
+struct Directory(Arc<rpc::RpcClient>);
+
+impl http_api::ServerDirectory for Directory {
+    fn rpc_addrs(&self) -> Vec<String> {
+        self.0.servers()
+    }
+
+    fn http_addrs(&self) -> Vec<String> {
+        self.0.http_addrs()
+    }
+}
+
+fn nix_hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }

@@ -3,4 +3,5 @@
 //! and `drover-bench` binaries are thin shells over this library.
 
 pub mod agent;
+pub mod config;
 pub mod rss;

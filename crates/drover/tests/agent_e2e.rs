@@ -90,12 +90,13 @@ async fn status_endpoints_describe_one_ready_node() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (agent, client) = start_agent(dir.path()).await;
     let leader = client.leader().await.expect("leader");
-    assert_eq!(leader, agent.rpc_addr.to_string());
+    assert_eq!(leader, agent.rpc_addr.expect("a server").to_string());
     let agent_self = client.agent_self().await.expect("agent self");
     assert_eq!(agent_self["config"]["Datacenter"], "dc1");
-    assert_eq!(agent_self["stats"]["client"]["node_id"], agent.node_id.as_str());
+    let node_id = agent.node_id.clone().expect("a client");
+    assert_eq!(agent_self["stats"]["client"]["node_id"], node_id.as_str());
     let stub = wait_for_node(&client).await;
-    assert_eq!(stub.id, agent.node_id);
+    assert_eq!(stub.id, node_id);
     let raw_exec = &stub.drivers["raw_exec"];
     assert!(raw_exec.detected && raw_exec.healthy, "{raw_exec:?}");
     let node = client.node(&stub.id).await.expect("node");

@@ -16,6 +16,12 @@ pub enum ApiError {
     /// The method is not allowed here: 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The caller may not do this: 403, Nomad's `Permission denied`.
+    #[error("Permission denied")]
+    PermissionDenied(String),
+    /// A server could not be reached in time: 503.
+    #[error("server unavailable: {0}")]
+    Unavailable(String),
     /// This server cannot take writes now: 503.
     #[error("no cluster leader{}", .0.as_deref().map(|leader| format!(" (leader is {leader})")).unwrap_or_default())]
     NoLeader(Option<String>),
@@ -31,6 +37,9 @@ impl From<ServerError> for ApiError {
             ServerError::InvalidJob(errors) => ApiError::BadRequest(errors.to_string()),
             ServerError::NotFound(what) => ApiError::NotFound(what),
             ServerError::NotLeader { leader } => ApiError::NoLeader(leader),
+            ServerError::NoLeader => ApiError::NoLeader(None),
+            ServerError::Unavailable(message) => ApiError::Unavailable(message),
+            ServerError::PermissionDenied(message) => ApiError::PermissionDenied(message),
             ServerError::Internal(message) => ApiError::Internal(message),
         }
     }
@@ -42,7 +51,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NoLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoLeader(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PermissionDenied(reason) => {
+                tracing::debug!(%reason, "request denied");
+                StatusCode::FORBIDDEN
+            }
             ApiError::Internal(message) => {
                 tracing::error!(%message, "internal error answering an HTTP request");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response();

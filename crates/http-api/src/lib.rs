@@ -7,12 +7,14 @@
 //! one place: bad input is a 400 with its message, unknown IDs a 404,
 //! internal failures a logged 500. Only this crate knows HTTP.
 
+mod client_agent;
 mod error;
 mod handlers;
 mod logs;
 mod query;
 mod ui;
 
+pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
 
 use axum::Router;

@@ -1,6 +1,8 @@
 //! The Raft log, vote and committed pointer, persisted in redb. Every write
 //! is committed (fsync) before openraft is told it is durable, so an
-//! acknowledged write survives a crash.
+//! acknowledged write survives a crash. Entries are stored in the wire
+//! encoding (`rpc::codec`, MessagePack), and the bytes appended since the
+//! last snapshot are counted so snapshots can be taken by size too.
 
 use crate::TypeConfig;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -9,6 +11,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_logs");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
@@ -27,15 +30,39 @@ fn write_err(error: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::write_logs(AnyError::new(&error)).into()
 }
 
+/// Decodes every stored entry and metadata value. Run at start-up, so a
+/// damaged log is reported with its file name before openraft reads it.
+pub(crate) fn verify(db: &Database) -> Result<(), String> {
+    let txn = db.begin_read().map_err(|error| error.to_string())?;
+    let logs = txn.open_table(LOGS).map_err(|error| error.to_string())?;
+    for item in logs.iter().map_err(|error| error.to_string())? {
+        let (index, bytes) = item.map_err(|error| error.to_string())?;
+        rpc::decode::<Entry<TypeConfig>>(bytes.value())
+            .map_err(|error| format!("log entry {}: {error}", index.value()))?;
+    }
+    let meta = txn.open_table(META).map_err(|error| error.to_string())?;
+    for item in meta.iter().map_err(|error| error.to_string())? {
+        let (name, bytes) = item.map_err(|error| error.to_string())?;
+        let valid = match name.value() {
+            KEY_VOTE => rpc::decode::<Vote<NodeId>>(bytes.value()).map(drop),
+            _ => rpc::decode::<Option<LogId<NodeId>>>(bytes.value()).map(drop),
+        };
+        valid.map_err(|error| format!("{}: {error}", name.value()))?;
+    }
+    Ok(())
+}
+
 /// The redb-backed log store. Cheap to clone: readers share the database.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// Bytes of entries appended since the last snapshot.
+    appended_bytes: Arc<AtomicU64>,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> LogStore {
-        LogStore { db }
+    pub(crate) fn new(db: Arc<Database>, appended_bytes: Arc<AtomicU64>) -> LogStore {
+        LogStore { db, appended_bytes }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError<NodeId>> {
@@ -44,11 +71,11 @@ impl LogStore {
         let Some(bytes) = table.get(name).map_err(read_err)? else {
             return Ok(None);
         };
-        serde_json::from_slice(bytes.value()).map(Some).map_err(read_err)
+        rpc::decode(bytes.value()).map(Some).map_err(read_err)
     }
 
     fn put_meta<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError<NodeId>> {
-        let bytes = serde_json::to_vec(value).map_err(write_err)?;
+        let bytes = rpc::encode(value).map_err(write_err)?;
         let txn = self.db.begin_write().map_err(write_err)?;
         {
             let mut table = txn.open_table(META).map_err(write_err)?;
@@ -63,7 +90,7 @@ impl LogStore {
         let Some((_, bytes)) = table.last().map_err(read_err)? else {
             return Ok(None);
         };
-        serde_json::from_slice(bytes.value()).map(Some).map_err(read_err)
+        rpc::decode(bytes.value()).map(Some).map_err(read_err)
     }
 }
 
@@ -85,7 +112,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !range.contains(&index.value()) {
                 break;
             }
-            entries.push(serde_json::from_slice(bytes.value()).map_err(read_err)?);
+            entries.push(rpc::decode(bytes.value()).map_err(read_err)?);
         }
         Ok(entries)
     }
@@ -133,13 +160,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let txn = self.db.begin_write().map_err(write_err)?;
+        let mut appended = 0u64;
         {
             let mut table = txn.open_table(LOGS).map_err(write_err)?;
+            let mut bytes = Vec::new();
             for entry in entries {
-                let bytes = serde_json::to_vec(&entry).map_err(write_err)?;
+                bytes.clear();
+                rpc::codec::encode_into(&entry, &mut bytes).map_err(write_err)?;
+                appended += bytes.len() as u64;
                 table.insert(entry.log_id.index, bytes.as_slice()).map_err(write_err)?;
             }
         }
+        self.appended_bytes.fetch_add(appended, Ordering::Relaxed);
         // redb commits durably (fsync) by default: only then is the write acknowledged.
         let committed = txn.commit();
         match committed {
@@ -164,7 +196,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let bytes = serde_json::to_vec(&Some(log_id)).map_err(write_err)?;
+        let bytes = rpc::encode(&Some(log_id)).map_err(write_err)?;
         let txn = self.db.begin_write().map_err(write_err)?;
         {
             let mut meta = txn.open_table(META).map_err(write_err)?;

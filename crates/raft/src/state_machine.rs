@@ -2,33 +2,40 @@
 //!
 //! The state lives in memory and is shared with readers through a lock that
 //! is held only to swap in a new snapshot or clone the current one (O(1)).
-//! Durability comes from the Raft log plus snapshots written to redb: on
-//! start the last snapshot is loaded and openraft re-applies the committed
-//! log after it, which `apply` does deterministically.
+//! Durability comes from the Raft log plus snapshots written to
+//! `snapshot.bin` (atomically replaced, checksummed): on start the last
+//! snapshot is loaded and openraft re-applies the committed log after it,
+//! which `apply` does deterministically. Snapshots are encoded and written
+//! on a blocking thread from an O(1) copy of the state, so applying goes on
+//! meanwhile.
 
 use crate::TypeConfig;
-use crate::log_store::META;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     AnyError, BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError, StorageIOError,
     StoredMembership,
 };
-use redb::{Database, TableDefinition};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use state::{CommandResult, StateSnapshot};
 use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 type NodeId = u64;
 
-const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_snapshot");
-const KEY_SNAPSHOT: &str = "current";
+/// The snapshot file in the server directory.
+pub(crate) const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// The first bytes of a snapshot file; the SHA-256 of the rest follows.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"DRVSNAP2";
 
 /// What a snapshot file holds besides the state itself.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, BasicNode>,
+    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
 }
 
@@ -41,6 +48,10 @@ struct SnapshotBody {
 
 fn sm_read_err(error: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::read_state_machine(AnyError::new(&error)).into()
+}
+
+fn snap_read_err(error: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::read_snapshot(None, AnyError::new(&error)).into()
 }
 
 fn snap_write_err(error: impl std::error::Error + 'static) -> StorageError<NodeId> {
@@ -68,31 +79,33 @@ impl SharedState {
         self.applied_tx.subscribe()
     }
 
-    fn replace(&self, new_state: StateSnapshot) {
-        let index = new_state.index();
+    fn replace(&self, new_state: StateSnapshot, applied: u64) {
         match self.state.write() {
             Ok(mut guard) => *guard = new_state,
             Err(poisoned) => *poisoned.into_inner() = new_state,
         }
-        self.applied_tx.send_replace(index);
+        self.applied_tx.send_replace(applied);
     }
 }
 
 /// The state machine openraft drives.
 pub struct StateMachine {
-    db: Arc<Database>,
+    dir: PathBuf,
     shared: SharedState,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     snapshot_seq: u64,
+    /// Bytes appended to the log since the last snapshot (the log store
+    /// adds, a snapshot resets).
+    appended_bytes: Arc<AtomicU64>,
 }
 
 impl StateMachine {
-    /// Opens the state machine, loading the last snapshot from `db`.
-    pub(crate) fn open(db: Arc<Database>) -> Result<StateMachine, StorageError<NodeId>> {
+    /// Opens the state machine, loading the last snapshot from `dir`.
+    pub(crate) fn open(dir: &Path, appended_bytes: Arc<AtomicU64>) -> Result<StateMachine, StorageError<NodeId>> {
         let (applied_tx, _) = watch::channel(0);
         let mut machine = StateMachine {
-            db,
+            dir: dir.to_path_buf(),
             shared: SharedState {
                 state: Arc::new(RwLock::new(StateSnapshot::new())),
                 applied_tx: Arc::new(applied_tx),
@@ -100,8 +113,9 @@ impl StateMachine {
             last_applied: None,
             membership: StoredMembership::default(),
             snapshot_seq: 0,
+            appended_bytes,
         };
-        if let Some(stored) = machine.read_stored_snapshot()? {
+        if let Some(stored) = read_snapshot_file(dir)? {
             machine.load_body(&stored.data)?;
         }
         Ok(machine)
@@ -112,46 +126,52 @@ impl StateMachine {
     }
 
     fn load_body(&mut self, data: &[u8]) -> Result<(), StorageError<NodeId>> {
-        let body: SnapshotBody = serde_json::from_slice(data).map_err(sm_read_err)?;
+        let body: SnapshotBody = rpc::decode(data).map_err(sm_read_err)?;
         self.last_applied = body.last_applied;
         self.membership = body.membership;
-        self.shared.replace(body.state);
+        let applied = self.last_applied.map(|log_id| log_id.index).unwrap_or(0);
+        self.shared.replace(body.state, applied);
         Ok(())
     }
+}
 
-    fn read_stored_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError<NodeId>> {
-        let txn = self.db.begin_read().map_err(sm_read_err)?;
-        let table = match txn.open_table(SNAPSHOTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(sm_read_err(error)),
-        };
-        let Some(bytes) = table.get(KEY_SNAPSHOT).map_err(sm_read_err)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(bytes.value()).map(Some).map_err(sm_read_err)
+/// Reads and checks `snapshot.bin`; `None` when there is none yet.
+fn read_snapshot_file(dir: &Path) -> Result<Option<StoredSnapshot>, StorageError<NodeId>> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(snap_read_err(error)),
+    };
+    let damaged = |reason: &str| snap_read_err(std::io::Error::other(format!("{}: {reason}", path.display())));
+    if bytes.len() < SNAPSHOT_MAGIC.len() + 32 || &bytes[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
+        return Err(damaged("not a Drover snapshot"));
     }
+    let (checksum, body) = bytes[SNAPSHOT_MAGIC.len()..].split_at(32);
+    if Sha256::digest(body).as_slice() != checksum {
+        return Err(damaged("checksum mismatch"));
+    }
+    rpc::decode(body).map(Some).map_err(snap_read_err)
+}
 
-    fn write_stored_snapshot(db: &Database, stored: &StoredSnapshot) -> Result<(), StorageError<NodeId>> {
-        let bytes = serde_json::to_vec(stored).map_err(snap_write_err)?;
-        let txn = db.begin_write().map_err(snap_write_err)?;
-        {
-            let mut table = txn.open_table(SNAPSHOTS).map_err(snap_write_err)?;
-            table.insert(KEY_SNAPSHOT, bytes.as_slice()).map_err(snap_write_err)?;
-            // Touch the meta table so both exist after the first snapshot.
-            let _ = txn.open_table(META).map_err(snap_write_err)?;
-        }
-        txn.commit().map_err(snap_write_err)
-    }
+/// Writes `snapshot.bin` atomically, with its checksum.
+fn write_snapshot_file(dir: &Path, stored: &StoredSnapshot) -> Result<(), StorageError<NodeId>> {
+    let body = rpc::encode(stored).map_err(snap_write_err)?;
+    let mut bytes = Vec::with_capacity(SNAPSHOT_MAGIC.len() + 32 + body.len());
+    bytes.extend_from_slice(SNAPSHOT_MAGIC);
+    bytes.extend_from_slice(&Sha256::digest(&body));
+    bytes.extend_from_slice(&body);
+    crate::datadir::write_private_file(&dir.join(SNAPSHOT_FILE), &bytes).map_err(snap_write_err)
 }
 
 /// Builds snapshots from a frozen copy of the state.
 pub struct SnapshotBuilder {
-    db: Arc<Database>,
+    dir: PathBuf,
     state: StateSnapshot,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     seq: u64,
+    appended_bytes: Arc<AtomicU64>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -161,7 +181,6 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             membership: self.membership.clone(),
             state: self.state.clone(),
         };
-        let data = serde_json::to_vec(&body).map_err(snap_write_err)?;
         let snapshot_id = match self.last_applied {
             Some(log_id) => format!("{}-{}-{}", log_id.leader_id, log_id.index, self.seq),
             None => format!("empty-{}", self.seq),
@@ -171,11 +190,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.membership.clone(),
             snapshot_id,
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        StateMachine::write_stored_snapshot(&self.db, &stored)?;
+        let dir = self.dir.clone();
+        let file_meta = meta.clone();
+        // Encoding a large state takes a while: keep it off the runtime.
+        let data = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StorageError<NodeId>> {
+            let data = rpc::encode(&body).map_err(snap_write_err)?;
+            let stored = StoredSnapshot { meta: file_meta, data };
+            write_snapshot_file(&dir, &stored)?;
+            Ok(stored.data)
+        })
+        .await
+        .map_err(snap_write_err)??;
+        self.appended_bytes.store(0, Ordering::Relaxed);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -216,18 +242,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             }
         }
-        self.shared.replace(next);
+        let applied = self.last_applied.map(|log_id| log_id.index).unwrap_or(0);
+        self.shared.replace(next, applied);
         Ok(results)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshot_seq += 1;
         SnapshotBuilder {
-            db: Arc::clone(&self.db),
+            dir: self.dir.clone(),
             state: self.shared.snapshot(),
             last_applied: self.last_applied,
             membership: self.membership.clone(),
             seq: self.snapshot_seq,
+            appended_bytes: Arc::clone(&self.appended_bytes),
         }
     }
 
@@ -244,19 +272,56 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.load_body(&data)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        StateMachine::write_stored_snapshot(
-            &self.db,
-            &StoredSnapshot {
-                meta: meta.clone(),
-                data,
-            },
-        )
+        let dir = self.dir.clone();
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &stored))
+            .await
+            .map_err(snap_write_err)??;
+        self.appended_bytes.store(0, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(self.read_stored_snapshot()?.map(|stored| Snapshot {
+        let dir = self.dir.clone();
+        let stored = tokio::task::spawn_blocking(move || read_snapshot_file(&dir))
+            .await
+            .map_err(snap_read_err)??;
+        Ok(stored.map(|stored| Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_snapshot_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stored = StoredSnapshot {
+            meta: SnapshotMeta::default(),
+            data: rpc::encode(&SnapshotBody {
+                last_applied: None,
+                membership: StoredMembership::default(),
+                state: StateSnapshot::new(),
+            })
+            .expect("encode"),
+        };
+        write_snapshot_file(dir.path(), &stored).expect("write");
+        assert!(read_snapshot_file(dir.path()).expect("read").is_some());
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&path).expect("bytes");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("flip");
+        let error = read_snapshot_file(dir.path()).err().expect("damaged");
+        assert!(error.to_string().contains("checksum"), "{error}");
+        std::fs::write(&path, &bytes[..10]).expect("truncate");
+        assert!(read_snapshot_file(dir.path()).is_err());
     }
 }

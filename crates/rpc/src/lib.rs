@@ -1,26 +1,40 @@
-//! The wire between client agents and servers (and, later, between servers).
+//! The wire between client agents and servers, and between servers.
 //!
-//! Messages are serde structs framed with a 4-byte length prefix over TCP.
-//! One connection carries many requests at once: each frame holds a request
-//! ID, so a long blocking query (a client waiting for its allocations) never
-//! holds up a heartbeat. This crate alone defines the wire format; the server
-//! implements [`Handler`] and the client calls through [`RpcClient`].
+//! Messages are serde structs in MessagePack ([`codec`]), framed with a
+//! 4-byte length prefix over TCP. One connection carries many requests at
+//! once: each frame holds a request ID, so a long blocking query (a client
+//! waiting for its allocations) never holds up a heartbeat. Every call has
+//! a deadline; the serving side bounds connections, work in flight per
+//! connection, frame sizes and idle time, and tells its handler who is
+//! calling ([`PeerInfo`]). This crate alone defines the wire format; the
+//! server implements [`Handler`] and callers use [`RpcClient`].
 
+mod backoff;
 mod client;
+pub mod codec;
 mod server;
 
-pub use client::RpcClient;
-pub use server::{Handler, serve};
+pub use backoff::Backoff;
+pub use client::{ClientOptions, RpcClient};
+pub use codec::{CodecError, decode, encode};
+pub use server::{Handler, PeerIdentity, PeerInfo, ServeConfig, serve, serve_with};
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use types::{AllocClientUpdate, Allocation, Index, Job, Node, NodeStatus};
 
 /// Largest frame either side accepts (64 MiB): big enough for a node with
-/// thousands of allocations, small enough that a garbage length cannot make
-/// us allocate without bound.
+/// thousands of allocations or a Raft snapshot chunk, small enough that a
+/// garbage length cannot make us allocate without bound.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
-/// A request from a client agent (or a peer server).
+/// How long a call waits for its answer unless it says otherwise.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Extra time a blocking query gets beyond its own wait.
+pub const BLOCKING_GRACE: Duration = Duration::from_secs(15);
+
+/// A request from a client agent or a peer server.
 // Messages are built once and moved into the encoder; boxing would only add
 // an allocation per call.
 #[allow(clippy::large_enum_variant)]
@@ -34,8 +48,39 @@ pub enum Request {
     NodeGetAllocs(NodeGetAllocsRequest),
     /// Client-side status of allocations and their tasks.
     AllocUpdate(AllocUpdateRequest),
-    /// An opaque Raft message between servers (JSON of openraft's types).
+    /// A Raft message between servers (openraft's own types, encoded).
     Raft(RaftRequest),
+    /// A call between servers whose payload types belong to the servers
+    /// (forwarded writes, the remote eval broker, membership).
+    Server(ServerMessage),
+}
+
+impl Request {
+    /// Whether only a server may send this request.
+    pub fn is_server_only(&self) -> bool {
+        matches!(self, Request::Raft(_) | Request::Server(_))
+    }
+
+    /// How long a caller waits for the answer by default: blocking queries
+    /// get their own wait plus [`BLOCKING_GRACE`].
+    pub fn default_deadline(&self) -> Duration {
+        match self {
+            Request::NodeGetAllocs(query) => Duration::from_millis(query.max_wait_ms) + BLOCKING_GRACE,
+            _ => DEFAULT_DEADLINE,
+        }
+    }
+
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::NodeRegister(_) => "node-register",
+            Request::NodeHeartbeat(_) => "node-heartbeat",
+            Request::NodeGetAllocs(_) => "node-get-allocs",
+            Request::AllocUpdate(_) => "alloc-update",
+            Request::Raft(_) => "raft",
+            Request::Server(_) => "server",
+        }
+    }
 }
 
 /// The answer to a [`Request`].
@@ -46,6 +91,7 @@ pub enum Response {
     NodeGetAllocs(NodeGetAllocsResponse),
     AllocUpdate(AllocUpdateResponse),
     Raft(RaftResponse),
+    Server(ServerMessage),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +105,13 @@ pub struct NodeRegisterResponse {
     /// How long the server waits for the next heartbeat before marking the
     /// node down.
     pub heartbeat_ttl_ms: u64,
+    /// The RPC addresses of the servers, so the client can fail over.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// The servers' HTTP addresses, for a client agent's API to pass
+    /// requests on to.
+    #[serde(default)]
+    pub server_http_addrs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +125,12 @@ pub struct NodeHeartbeatRequest {
 pub struct NodeHeartbeatResponse {
     pub index: Index,
     pub heartbeat_ttl_ms: u64,
+    /// The RPC addresses of the servers, so the client can fail over.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// The servers' HTTP addresses.
+    #[serde(default)]
+    pub server_http_addrs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,19 +169,33 @@ pub struct AllocUpdateResponse {
     pub index: Index,
 }
 
+/// One Raft message: which kind, and openraft's request encoded with
+/// [`codec::encode`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RaftRequest {
     /// "append", "vote" or "snapshot".
     pub kind: String,
-    pub payload: serde_json::Value,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
+/// openraft's answer, encoded with [`codec::encode`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RaftResponse {
-    pub payload: serde_json::Value,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
-/// Why an RPC failed. `NotLeader` and `Transport` are worth retrying.
+/// An opaque call or answer between servers, encoded by the server crate
+/// with [`codec::encode`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerMessage {
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// Why an RPC failed. `NotLeader`, `Transport` and `Timeout` are worth
+/// retrying (perhaps elsewhere); the rest are final.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RpcError {
     #[error("not the leader (leader: {leader:?})")]
@@ -137,12 +210,17 @@ pub enum RpcError {
     Internal(String),
     #[error("transport error: {0}")]
     Transport(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
 }
 
 impl RpcError {
     /// Whether calling again (perhaps elsewhere) may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, RpcError::NotLeader { .. } | RpcError::Transport(_))
+        matches!(
+            self,
+            RpcError::NotLeader { .. } | RpcError::Transport(_) | RpcError::Timeout(_)
+        )
     }
 }
 

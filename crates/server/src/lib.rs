@@ -1,33 +1,45 @@
 //! The server: the imperative shell around Raft, the state and the pure
 //! scheduler.
 //!
-//! Writes go through [`Server`]'s methods, which build a `state::Command`
-//! (with IDs and timestamps made here, before the log), commit it through
-//! Raft, and hand any new evaluations to the eval broker. Scheduler workers
-//! take evaluations from the broker, run the pure scheduler on a state
-//! snapshot, and pass the plan to the plan applier, which re-checks it
-//! against the latest state and commits what still fits. Heartbeat timers
-//! mark silent nodes down. Clients reach the server through [`rpc`].
+//! Any server serves any request. Writes go through [`Server`]'s methods,
+//! which build a `state::Command` (with IDs and timestamps made here,
+//! before the log) and commit it through Raft on the leader; a follower
+//! forwards the command to the leader over RPC, retrying across a leader
+//! change. Consistent reads confirm the leader's commit index first
+//! ([`Server::read_state`]); `stale` reads answer from local state.
+//!
+//! The leader alone runs the eval broker, the plan applier, heartbeat
+//! timers and the failed-evaluation reaper ([`leader`]); scheduler workers
+//! run on every server, taking evaluations from the leader's broker and
+//! planning against their own snapshot at the evaluation's index
+//! ([`worker`]). Servers find each other and bootstrap through
+//! [`cluster`]. Clients reach the servers through [`rpc`].
 
 mod broker;
+pub mod cluster;
 mod heartbeat;
+mod leader;
+pub mod peer;
 mod planner;
 mod rpc_handler;
 mod view;
 mod worker;
 
-pub use broker::{BrokerCore, EvalBroker};
+pub use broker::{BrokerCore, BrokerError, EvalBroker};
+pub use cluster::{Member, MemberStatus};
 pub use planner::{VerifiedPlan, verify_plan};
-pub use raft::{RaftNode, RaftNodeConfig};
+pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
 pub use state::{JobSummary, StateError, StateSnapshot, TaskGroupSummary};
 
 use heartbeat::Heartbeats;
+use peer::{PeerCall, PeerReply};
+use rpc::{RpcClient, RpcError};
 use state::{Command, CommandResult};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, oneshot, watch};
 use types::{
     AllocClientStatus, AllocDesiredStatus, EvalStatus, Evaluation, Index, Job, JobType, UnixNanos, ValidationErrors,
     trigger,
@@ -44,6 +56,13 @@ pub enum ServerError {
     NotFound(String),
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<String> },
+    #[error("no cluster leader")]
+    NoLeader,
+    /// A server could not be reached or did not answer in time.
+    #[error("server unavailable: {0}")]
+    Unavailable(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,8 +71,35 @@ impl From<raft::RaftNodeError> for ServerError {
     fn from(error: raft::RaftNodeError) -> ServerError {
         match error {
             raft::RaftNodeError::NotLeader { leader } => ServerError::NotLeader { leader },
+            raft::RaftNodeError::NoLeader(_) => ServerError::NoLeader,
+            raft::RaftNodeError::Membership(message) => ServerError::BadRequest(message),
             other => ServerError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<RpcError> for ServerError {
+    fn from(error: RpcError) -> ServerError {
+        match error {
+            RpcError::NotLeader { leader } => ServerError::NotLeader { leader },
+            RpcError::NotFound(what) => ServerError::NotFound(what),
+            RpcError::BadRequest(message) => ServerError::BadRequest(message),
+            RpcError::PermissionDenied(message) => ServerError::PermissionDenied(message),
+            RpcError::Internal(message) => ServerError::Internal(message),
+            RpcError::Transport(message) => ServerError::Unavailable(message),
+            RpcError::Timeout(wait) => ServerError::Unavailable(format!("no answer within {wait:?}")),
+        }
+    }
+}
+
+impl ServerError {
+    /// Whether the same call may succeed later or elsewhere (the leader
+    /// moved, or none is elected yet).
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ServerError::NotLeader { .. } | ServerError::NoLeader | ServerError::Unavailable(_)
+        )
     }
 }
 
@@ -61,18 +107,43 @@ impl From<raft::RaftNodeError> for ServerError {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
-    pub node_id: u64,
+    /// This server's name in `/v1/agent/members`.
+    pub name: String,
+    /// The RPC address peers and clients dial.
     pub rpc_addr: String,
+    /// The HTTP address, advertised to the other servers.
+    pub http_addr: String,
     pub region: String,
     pub datacenter: String,
+    /// Bootstrap a new cluster once this many servers have met (1 for a
+    /// single server; 0 never bootstraps: join an existing cluster).
+    pub bootstrap_expect: u32,
+    /// Servers to contact (RPC addresses); retried until they answer.
+    pub join: Vec<String>,
     /// Scheduler workers (Nomad's `num_schedulers`).
     pub num_schedulers: usize,
-    /// How long a node may go without heartbeating before it is marked down.
+    /// The least heartbeat TTL (Nomad's `min_heartbeat_ttl`).
     pub heartbeat_ttl: Duration,
+    /// With many nodes the TTL grows to `nodes / max_heartbeats_per_second`
+    /// so the leader is not flooded (Nomad's default: 50).
+    pub max_heartbeats_per_second: f64,
     /// Extra time allowed after the TTL before the node is marked down.
     pub heartbeat_grace: Duration,
+    /// After a leader change, every node gets this long to heartbeat the
+    /// new leader before it can be marked down (Nomad: 5 minutes).
+    pub failover_heartbeat_ttl: Duration,
     /// Raft snapshot threshold, in log entries.
     pub snapshot_every: u64,
+    /// Raft snapshot threshold, in bytes appended since the last one.
+    pub snapshot_bytes: u64,
+    /// Raft heartbeat interval (elections time out after 3–6 of these).
+    pub raft_heartbeat_interval: Duration,
+    /// Deliveries of an evaluation before it is failed (Nomad: 3).
+    pub eval_delivery_limit: u32,
+    /// How long a worker may hold an evaluation unacknowledged.
+    pub eval_nack_timeout: Duration,
+    /// Delay before the follow-up of a failed evaluation runs.
+    pub failed_eval_follow_up_delay: Duration,
 }
 
 impl ServerConfig {
@@ -80,14 +151,24 @@ impl ServerConfig {
     pub fn dev(data_dir: PathBuf, rpc_addr: String) -> ServerConfig {
         ServerConfig {
             data_dir,
-            node_id: 1,
+            name: String::new(),
             rpc_addr,
+            http_addr: String::new(),
             region: types::DEFAULT_REGION.to_string(),
             datacenter: "dc1".to_string(),
+            bootstrap_expect: 1,
+            join: Vec::new(),
             num_schedulers: 2,
             heartbeat_ttl: Duration::from_secs(10),
+            max_heartbeats_per_second: 50.0,
             heartbeat_grace: Duration::from_secs(10),
-            snapshot_every: 10_000,
+            failover_heartbeat_ttl: Duration::from_secs(300),
+            snapshot_every: 50_000,
+            snapshot_bytes: 256 << 20,
+            raft_heartbeat_interval: Duration::from_millis(100),
+            eval_delivery_limit: broker::DEFAULT_DELIVERY_LIMIT,
+            eval_nack_timeout: broker::DEFAULT_NACK_TIMEOUT,
+            failed_eval_follow_up_delay: Duration::from_secs(60),
         }
     }
 }
@@ -118,14 +199,23 @@ pub struct RegisterResult {
 
 type PlanRequest = (types::Plan, oneshot::Sender<Result<types::PlanResult, ServerError>>);
 
+/// How long a write keeps trying to reach a leader.
+const WRITE_DEADLINE: Duration = Duration::from_secs(15);
+
 pub(crate) struct Inner {
     config: ServerConfig,
     raft: RaftNode,
+    /// Calls to other servers (one connection per peer).
+    peers: Arc<RpcClient>,
     broker: EvalBroker,
     heartbeats: Heartbeats,
+    members: cluster::Members,
     plan_tx: tokio::sync::mpsc::Sender<PlanRequest>,
     /// Serializes writes that read state then write (unblocking evals).
     unblock_lock: Mutex<()>,
+    shutdown: watch::Sender<bool>,
+    /// `true` while this server leads and its leader duties run.
+    leader_ready: watch::Sender<bool>,
 }
 
 /// A running server. Cheap to clone.
@@ -143,56 +233,61 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Opens the Raft state under the data dir, waits for a leader and
-    /// starts the broker, workers, plan applier and heartbeat timers.
+    /// Opens the Raft state under the data dir and starts the server's
+    /// loops. A single server (`bootstrap_expect = 1`) bootstraps itself
+    /// and waits for its own leadership; others return at once and form or
+    /// join a cluster in the background.
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        let peers = Arc::new(RpcClient::with_servers(Vec::new(), rpc::ClientOptions::default()));
         let raft_dir = config.data_dir.join("server");
-        let raft = RaftNode::open(
-            &raft_dir,
-            RaftNodeConfig {
-                node_id: config.node_id,
-                rpc_addr: config.rpc_addr.clone(),
-                bootstrap: [(config.node_id, config.rpc_addr.clone())].into(),
-                snapshot_every: config.snapshot_every,
-            },
-        )
-        .await?;
-        raft.wait_for_leader(Duration::from_secs(10)).await?;
+        let mut raft_config = RaftNodeConfig::new(config.rpc_addr.clone());
+        raft_config.snapshot_every = config.snapshot_every;
+        raft_config.snapshot_bytes = config.snapshot_bytes;
+        raft_config.heartbeat_interval = config.raft_heartbeat_interval;
+        let raft = RaftNode::open(&raft_dir, raft_config, Arc::clone(&peers)).await?;
         let (plan_tx, plan_rx) = tokio::sync::mpsc::channel(64);
+        let (shutdown, _) = watch::channel(false);
+        let members = cluster::Members::default();
+        members.add_join(config.join.iter().cloned());
         let server = Server {
             inner: Arc::new(Inner {
-                heartbeats: Heartbeats::new(config.heartbeat_ttl + config.heartbeat_grace),
+                heartbeats: Heartbeats::default(),
+                broker: EvalBroker::new(config.eval_delivery_limit, config.eval_nack_timeout),
                 config,
                 raft,
-                broker: EvalBroker::default(),
+                peers,
+                members,
                 plan_tx,
                 unblock_lock: Mutex::new(()),
+                shutdown,
+                leader_ready: watch::channel(false).0,
             }),
         };
+        if server.inner.config.bootstrap_expect == 1 && !server.inner.raft.is_initialized().await {
+            let me = server.inner.raft.node_id();
+            server
+                .inner
+                .raft
+                .initialize([(me, server.inner.config.rpc_addr.clone())].into())
+                .await?;
+        }
         tokio::spawn(worker::run_plan_applier(server.clone(), plan_rx));
         for worker_idx in 0..server.inner.config.num_schedulers.max(1) {
             tokio::spawn(worker::run_worker(server.clone(), worker_idx as u64));
         }
-        server.establish_leadership().await;
+        tokio::spawn(leader::run_leadership(server.clone()));
+        tokio::spawn(server.clone().run_membership());
+        if server.inner.config.bootstrap_expect == 1 {
+            server.inner.raft.wait_for_leader(Duration::from_secs(10)).await?;
+            // Wait until this server's leader duties are running, so the
+            // first request finds the broker enabled.
+            let mut leading = server.inner.leader_ready.subscribe();
+            let ready = tokio::time::timeout(Duration::from_secs(10), leading.wait_for(|ready| *ready)).await;
+            if !matches!(ready, Ok(Ok(_))) {
+                return Err(ServerError::NoLeader);
+            }
+        }
         Ok(server)
-    }
-
-    /// Restores what only the leader keeps in memory: pending evaluations
-    /// in the broker and heartbeat timers for every live node.
-    async fn establish_leadership(&self) {
-        // Let the log be applied so the state is current.
-        let snapshot = self.state();
-        let now = now_nanos();
-        for eval in snapshot.evals() {
-            if eval.status == EvalStatus::Pending {
-                self.inner.broker.enqueue((**eval).clone(), now);
-            }
-        }
-        for node in snapshot.nodes() {
-            if node.status == types::NodeStatus::Ready {
-                self.inner.heartbeats.reset(self.clone(), &node.id);
-            }
-        }
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -204,13 +299,45 @@ impl Server {
         &self.inner.config
     }
 
-    /// A cheap, consistent copy of the current state.
+    /// A cheap, consistent copy of the state as applied here (possibly
+    /// behind the leader: a `stale` read).
     pub fn state(&self) -> StateSnapshot {
         self.inner.raft.snapshot()
     }
 
+    /// The state for a read: with `stale`, this server's own; otherwise at
+    /// least every write the leader acknowledged before the call (the
+    /// leader confirms its commit index with a quorum, and this server
+    /// waits until it has applied it).
+    pub async fn read_state(&self, stale: bool) -> Result<StateSnapshot, ServerError> {
+        if stale {
+            return Ok(self.state());
+        }
+        let index = self.read_index().await?;
+        if !self.inner.raft.wait_applied(index, WRITE_DEADLINE).await {
+            return Err(ServerError::Internal(format!(
+                "this server did not apply index {index} in time"
+            )));
+        }
+        Ok(self.state())
+    }
+
+    /// The index a linearizable read must see, from the leader.
+    async fn read_index(&self) -> Result<Index, ServerError> {
+        self.with_leader(|server| async move {
+            if server.is_leader() {
+                return Ok(server.inner.raft.read_index().await?);
+            }
+            match server.call_leader(PeerCall::ReadIndex).await? {
+                PeerReply::ReadIndex(index) => Ok(index),
+                other => Err(unexpected(&other)),
+            }
+        })
+        .await
+    }
+
     /// Watches the last applied Raft index (for blocking queries).
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.raft.subscribe()
     }
 
@@ -229,6 +356,12 @@ impl Server {
         self.inner.raft.is_leader()
     }
 
+    /// How long since this server last heard from the leader (or, as the
+    /// leader, from a quorum): Nomad's `X-Nomad-LastContact`.
+    pub fn last_contact(&self) -> Option<Duration> {
+        self.inner.raft.last_contact()
+    }
+
     /// The Raft node (for serving peers).
     pub fn raft(&self) -> &RaftNode {
         &self.inner.raft
@@ -239,8 +372,93 @@ impl Server {
         self.inner.broker.stats()
     }
 
-    /// Commits a command and enqueues the evaluations it created.
+    /// Calls another server.
+    pub(crate) async fn call_peer(
+        &self,
+        addr: &str,
+        call: PeerCall,
+        deadline: Duration,
+    ) -> Result<PeerReply, ServerError> {
+        let message = peer::encode_call(&call)?;
+        match self
+            .inner
+            .peers
+            .call_to(addr, rpc::Request::Server(message), deadline)
+            .await?
+        {
+            rpc::Response::Server(answer) => peer::decode_reply(&answer),
+            other => Err(ServerError::Internal(format!("peer {addr} answered with {other:?}"))),
+        }
+    }
+
+    /// Calls the leader; `NoLeader` when none is known.
+    pub(crate) async fn call_leader(&self, call: PeerCall) -> Result<PeerReply, ServerError> {
+        let Some(leader) = self.leader() else {
+            return Err(ServerError::NoLeader);
+        };
+        if self.is_leader() {
+            return Err(ServerError::Internal("call_leader on the leader".to_string()));
+        }
+        self.call_peer(&leader, call, rpc::DEFAULT_DEADLINE).await
+    }
+
+    /// Forwards a client agent's request to the leader, once (the leader
+    /// does not forward it further).
+    pub(crate) async fn forward_to_leader(&self, request: rpc::Request) -> Result<rpc::Response, ServerError> {
+        let Some(leader) = self.leader() else {
+            return Err(ServerError::NoLeader);
+        };
+        let deadline = request.default_deadline();
+        match self.call_peer(&leader, PeerCall::Forwarded(request), deadline).await? {
+            PeerReply::Forwarded(response) => Ok(response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs `operation` until it succeeds, fails for good, or no leader
+    /// could be reached within [`WRITE_DEADLINE`]: a leader change in the
+    /// middle is retried with back-off.
+    async fn with_leader<T, F, Fut>(&self, operation: F) -> Result<T, ServerError>
+    where
+        F: Fn(Server) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServerError>>,
+    {
+        let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
+        let mut backoff = rpc::Backoff::random(Duration::from_millis(20), Duration::from_millis(500));
+        loop {
+            match operation(self.clone()).await {
+                Err(error) if error.is_retryable() && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%error, "no leader reachable yet; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(error) if error.is_retryable() => return Err(ServerError::NoLeader),
+                other => return other,
+            }
+        }
+    }
+
+    /// Commits a command through the leader (forwarding it when this
+    /// server follows) and, on the leader, enqueues the evaluations it
+    /// created.
     pub(crate) async fn write(&self, command: Command) -> Result<CommandResult, ServerError> {
+        self.with_leader(|server| {
+            let command = command.clone();
+            async move {
+                if server.is_leader() {
+                    return server.write_local(command).await;
+                }
+                match server.call_leader(PeerCall::Apply(command)).await? {
+                    PeerReply::Applied(result) => Ok(result),
+                    other => Err(unexpected(&other)),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Commits a command on this server, which must lead, and enqueues the
+    /// evaluations it created.
+    pub(crate) async fn write_local(&self, command: Command) -> Result<CommandResult, ServerError> {
         let result = self.inner.raft.write(command).await?;
         if !result.evals_to_enqueue.is_empty() {
             let snapshot = self.state();
@@ -306,7 +524,7 @@ impl Server {
         job_id: &str,
         purge: bool,
     ) -> Result<RegisterResult, ServerError> {
-        let Some(job) = self.state().job(namespace, job_id) else {
+        let Some(job) = self.read_state(false).await?.job(namespace, job_id) else {
             return Err(ServerError::NotFound(format!("job {job_id:?}")));
         };
         let now = now_nanos();
@@ -334,7 +552,7 @@ impl Server {
     }
 
     /// Re-evaluates every job that has a blocked evaluation, because
-    /// capacity changed (a node joined, allocations finished).
+    /// capacity changed (a node joined, allocations finished). Leader only.
     pub(crate) async fn unblock_evals(&self) {
         let _guard = self.inner.unblock_lock.lock().await;
         let snapshot = self.state();
@@ -428,8 +646,14 @@ impl Server {
             .collect()
     }
 
-    /// Sends a plan to the plan applier and waits for its result.
+    /// Sends a plan to the leader's plan applier and waits for its result.
     pub(crate) async fn submit_plan(&self, plan: types::Plan) -> Result<types::PlanResult, ServerError> {
+        if !self.is_leader() {
+            return match self.call_leader(PeerCall::PlanSubmit { plan }).await? {
+                PeerReply::Plan(result) => Ok(result),
+                other => Err(unexpected(&other)),
+            };
+        }
         let (tx, rx) = oneshot::channel();
         self.inner
             .plan_tx
@@ -440,7 +664,6 @@ impl Server {
             .map_err(|_| ServerError::Internal("plan applier dropped the plan".to_string()))?
     }
 
-    /// Stops Raft.
     /// Replaces the operator's scheduler configuration (Nomad's `PUT
     /// /v1/operator/scheduler/configuration`). With `cas`, only when the
     /// stored configuration's modify index is still `cas`; returns whether
@@ -465,7 +688,55 @@ impl Server {
         Ok((result.updated, result.index))
     }
 
+    /// The Raft configuration (every voter and learner).
+    pub fn raft_configuration(&self) -> Vec<RaftPeer> {
+        self.inner.raft.members()
+    }
+
+    /// Removes a server from the Raft configuration (through the leader).
+    pub async fn remove_raft_peer(&self, id: u64) -> Result<(), ServerError> {
+        self.with_leader(|server| async move {
+            if server.is_leader() {
+                server.inner.raft.remove_server(id).await?;
+                server.inner.members.mark_left(id);
+                return Ok(());
+            }
+            match server.call_leader(PeerCall::RemovePeer { id }).await? {
+                PeerReply::Done => Ok(()),
+                other => Err(unexpected(&other)),
+            }
+        })
+        .await
+    }
+
+    /// Hands leadership to `target` (or the best other voter); returns the
+    /// new leader's ID.
+    pub async fn transfer_leadership(&self, target: Option<u64>) -> Result<u64, ServerError> {
+        self.with_leader(|server| async move {
+            if server.is_leader() {
+                return Ok(server
+                    .inner
+                    .raft
+                    .transfer_leadership(target, &server.inner.peers)
+                    .await?);
+            }
+            match server.call_leader(PeerCall::TransferLeadership { target }).await? {
+                PeerReply::Transferred { leader } => Ok(leader),
+                other => Err(unexpected(&other)),
+            }
+        })
+        .await
+    }
+
+    /// Stops the server's loops and Raft.
     pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        self.inner.broker.set_enabled(false);
+        self.inner.heartbeats.clear();
         self.inner.raft.shutdown().await;
     }
+}
+
+fn unexpected(reply: &PeerReply) -> ServerError {
+    ServerError::Internal(format!("unexpected peer answer {reply:?}"))
 }

@@ -1,17 +1,27 @@
-//! The server side of the client RPCs: node registration, heartbeats, the
-//! blocking allocation watch, and client allocation updates.
+//! The server side of the RPCs: node registration, heartbeats, the
+//! blocking allocation watch and client allocation updates from client
+//! agents; Raft messages and [`PeerCall`]s from other servers.
+//!
+//! A client may talk to any server. Requests that write (registration,
+//! heartbeats, allocation updates) are forwarded to the leader as they
+//! are; the blocking allocation watch is answered from this server's own
+//! state. Raft messages and peer calls are refused to peers that proved a
+//! client identity.
 
+use crate::peer::{PeerCall, PeerReply};
 use crate::{Server, ServerError};
 use rpc::{
     AllocUpdateRequest, AllocUpdateResponse, AllocWithJob, Handler, NodeGetAllocsRequest, NodeGetAllocsResponse,
-    NodeHeartbeatRequest, NodeHeartbeatResponse, NodeRegisterRequest, NodeRegisterResponse, Request, Response,
-    RpcError,
+    NodeHeartbeatRequest, NodeHeartbeatResponse, NodeRegisterRequest, NodeRegisterResponse, PeerIdentity, PeerInfo,
+    Request, Response, RpcError, ServerMessage,
 };
 use std::time::Duration;
 use types::{AllocClientStatus, NodeStatus, trigger};
 
 /// Longest a blocking allocation query may wait.
 const MAX_BLOCKING_WAIT: Duration = Duration::from_secs(300);
+/// Longest a remote worker's dequeue may wait at the leader.
+const MAX_DEQUEUE_WAIT: Duration = Duration::from_secs(10);
 
 /// Serves `rpc` requests with a [`Server`].
 #[derive(Clone, Debug)]
@@ -32,30 +42,99 @@ impl From<ServerError> for RpcError {
             ServerError::InvalidJob(errors) => RpcError::BadRequest(errors.to_string()),
             ServerError::NotFound(what) => RpcError::NotFound(what),
             ServerError::NotLeader { leader } => RpcError::NotLeader { leader },
+            ServerError::NoLeader => RpcError::NotLeader { leader: None },
+            ServerError::Unavailable(message) => RpcError::Transport(message),
+            ServerError::PermissionDenied(message) => RpcError::PermissionDenied(message),
             ServerError::Internal(message) => RpcError::Internal(message),
         }
     }
 }
 
 impl Handler for RpcService {
-    async fn handle(&self, request: Request) -> Result<Response, RpcError> {
+    async fn handle(&self, request: Request, peer: &PeerInfo) -> Result<Response, RpcError> {
+        if request.is_server_only() && matches!(peer.identity, PeerIdentity::Client { .. }) {
+            return Err(RpcError::PermissionDenied(format!(
+                "{} requests are served to servers only",
+                request.kind()
+            )));
+        }
         match request {
-            Request::NodeRegister(request) => self.node_register(request).await.map(Response::NodeRegister),
-            Request::NodeHeartbeat(request) => self.node_heartbeat(request).await.map(Response::NodeHeartbeat),
+            Request::Raft(request) => self.server.raft().handle_rpc(request, peer).await.map(Response::Raft),
+            Request::Server(message) => self.peer_call(message).await.map(Response::Server),
             Request::NodeGetAllocs(request) => self.node_get_allocs(request).await.map(Response::NodeGetAllocs),
-            Request::AllocUpdate(request) => self.alloc_update(request).await.map(Response::AllocUpdate),
-            Request::Raft(request) => self.server.raft().handle_rpc(request).await.map(Response::Raft),
+            request if !self.server.is_leader() => Ok(self.server.forward_to_leader(request).await?),
+            request => self.leader_only(request).await,
         }
     }
 }
 
 impl RpcService {
-    fn heartbeat_ttl_ms(&self) -> u64 {
-        u64::try_from(self.server.config().heartbeat_ttl.as_millis()).unwrap_or(u64::MAX)
+    /// Serves a client agent's write on the leader.
+    async fn leader_only(&self, request: Request) -> Result<Response, RpcError> {
+        match request {
+            Request::NodeRegister(request) => self.node_register(request).await.map(Response::NodeRegister),
+            Request::NodeHeartbeat(request) => self.node_heartbeat(request).await.map(Response::NodeHeartbeat),
+            Request::AllocUpdate(request) => self.alloc_update(request).await.map(Response::AllocUpdate),
+            other => Err(RpcError::BadRequest(format!(
+                "{} requests are not forwarded",
+                other.kind()
+            ))),
+        }
     }
 
-    fn check_secret(&self, node_id: &str, secret_id: &str) -> Result<(), RpcError> {
-        let Some(node) = self.server.state().node(node_id) else {
+    /// Answers another server.
+    async fn peer_call(&self, message: ServerMessage) -> Result<ServerMessage, RpcError> {
+        let call: PeerCall =
+            rpc::decode(&message.payload).map_err(|error| RpcError::BadRequest(format!("peer call: {error}")))?;
+        let server = &self.server;
+        let not_leader = || RpcError::NotLeader {
+            leader: server.leader(),
+        };
+        let reply = match call {
+            PeerCall::Ping { from, known } => server.answer_ping(from, known).await,
+            PeerCall::ReadIndex => PeerReply::ReadIndex(server.raft().read_index().await.map_err(ServerError::from)?),
+            _ if !server.is_leader() => return Err(not_leader()),
+            PeerCall::Apply(command) => PeerReply::Applied(server.write_local(command).await?),
+            PeerCall::EvalDequeue { wait_ms } => {
+                let wait = Duration::from_millis(wait_ms).min(MAX_DEQUEUE_WAIT);
+                PeerReply::Eval(server.inner().broker.dequeue(crate::now_nanos, wait).await)
+            }
+            PeerCall::EvalAck { eval_id, token } => {
+                server
+                    .inner()
+                    .broker
+                    .ack(&eval_id, &token)
+                    .map_err(|error| RpcError::BadRequest(error.to_string()))?;
+                PeerReply::Done
+            }
+            PeerCall::EvalNack { eval_id, token } => {
+                server
+                    .inner()
+                    .broker
+                    .nack(&eval_id, &token, crate::now_nanos())
+                    .map_err(|error| RpcError::BadRequest(error.to_string()))?;
+                PeerReply::Done
+            }
+            PeerCall::PlanSubmit { plan } => PeerReply::Plan(server.submit_plan(plan).await?),
+            PeerCall::RemovePeer { id } => {
+                server.remove_raft_peer(id).await?;
+                PeerReply::Done
+            }
+            PeerCall::TransferLeadership { target } => PeerReply::Transferred {
+                leader: server.transfer_leadership(target).await?,
+            },
+            PeerCall::Forwarded(request) => PeerReply::Forwarded(self.leader_only(request).await?),
+        };
+        let payload = rpc::encode(&reply).map_err(|error| RpcError::Internal(error.to_string()))?;
+        Ok(ServerMessage { payload })
+    }
+
+    fn ttl_ms(ttl: Duration) -> u64 {
+        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn check_secret(&self, state: &state::StateSnapshot, node_id: &str, secret_id: &str) -> Result<(), RpcError> {
+        let Some(node) = state.node(node_id) else {
             return Err(RpcError::NotFound(format!("node {node_id}")));
         };
         if node.secret_id != secret_id {
@@ -81,25 +160,30 @@ impl RpcService {
         node.compute_class();
         let now = crate::now_nanos();
         let node_id = node.id.clone();
-        let result = self.server.write(state::Command::NodeRegister { node, now }).await?;
-        self.server.inner().heartbeats.reset(self.server.clone(), &node_id);
+        let result = self
+            .server
+            .write_local(state::Command::NodeRegister { node, now })
+            .await?;
+        let ttl = self.server.touch_node(&node_id);
         if transitions {
             // A new or returning node may unblock work and needs its system jobs.
             let evals = self.server.node_evals(&node_id, trigger::NODE_UPDATE, now);
             if !evals.is_empty() {
-                self.server.write(state::Command::EvalUpsert { evals }).await?;
+                self.server.write_local(state::Command::EvalUpsert { evals }).await?;
             }
             self.server.unblock_evals().await;
         }
         Ok(NodeRegisterResponse {
             index: result.index,
-            heartbeat_ttl_ms: self.heartbeat_ttl_ms(),
+            heartbeat_ttl_ms: Self::ttl_ms(ttl),
+            servers: self.server.peers(),
+            server_http_addrs: self.server.server_http_addrs(),
         })
     }
 
     async fn node_heartbeat(&self, request: NodeHeartbeatRequest) -> Result<NodeHeartbeatResponse, RpcError> {
-        self.check_secret(&request.node_id, &request.secret_id)?;
         let state = self.server.state();
+        self.check_secret(&state, &request.node_id, &request.secret_id)?;
         let mut index = state.index();
         if let Some(node) = state.node(&request.node_id)
             && node.status != NodeStatus::Ready
@@ -109,7 +193,7 @@ impl RpcService {
             let evals = self.server.node_evals(&request.node_id, trigger::NODE_UPDATE, now);
             let result = self
                 .server
-                .write(state::Command::NodeUpdateStatus {
+                .write_local(state::Command::NodeUpdateStatus {
                     node_id: request.node_id.clone(),
                     status: NodeStatus::Ready,
                     now,
@@ -119,18 +203,22 @@ impl RpcService {
             index = result.index;
             self.server.unblock_evals().await;
         }
-        self.server
-            .inner()
-            .heartbeats
-            .reset(self.server.clone(), &request.node_id);
+        let ttl = self.server.touch_node(&request.node_id);
         Ok(NodeHeartbeatResponse {
             index,
-            heartbeat_ttl_ms: self.heartbeat_ttl_ms(),
+            heartbeat_ttl_ms: Self::ttl_ms(ttl),
+            servers: self.server.peers(),
+            server_http_addrs: self.server.server_http_addrs(),
         })
     }
 
     async fn node_get_allocs(&self, request: NodeGetAllocsRequest) -> Result<NodeGetAllocsResponse, RpcError> {
-        self.check_secret(&request.node_id, &request.secret_id)?;
+        let mut state = self.server.state();
+        if state.node(&request.node_id).is_none() {
+            // Registered moments ago through the leader: catch up first.
+            state = self.server.read_state(false).await?;
+        }
+        self.check_secret(&state, &request.node_id, &request.secret_id)?;
         let wait = Duration::from_millis(request.max_wait_ms).min(MAX_BLOCKING_WAIT);
         let deadline = tokio::time::Instant::now() + wait;
         let mut applied = self.server.subscribe();
@@ -165,8 +253,8 @@ impl RpcService {
     }
 
     async fn alloc_update(&self, request: AllocUpdateRequest) -> Result<AllocUpdateResponse, RpcError> {
-        self.check_secret(&request.node_id, &request.secret_id)?;
         let state = self.server.state();
+        self.check_secret(&state, &request.node_id, &request.secret_id)?;
         for update in &request.updates {
             match state.alloc(&update.alloc_id) {
                 Some(alloc) if alloc.node_id == request.node_id => {}
@@ -195,7 +283,7 @@ impl RpcService {
         let evals = self.server.failure_evals(&failed, now);
         let result = self
             .server
-            .write(state::Command::AllocClientUpdate {
+            .write_local(state::Command::AllocClientUpdate {
                 updates: request.updates,
                 evals,
                 now,

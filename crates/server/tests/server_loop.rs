@@ -15,6 +15,10 @@ use types::{
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+fn client_peer() -> rpc::PeerInfo {
+    rpc::PeerInfo::anonymous("127.0.0.1:9".parse().expect("addr"))
+}
+
 async fn start(dir: &std::path::Path, ttl: Duration) -> (Server, Arc<RpcService>) {
     let mut config = ServerConfig::dev(dir.to_path_buf(), "127.0.0.1:14647".to_string());
     config.heartbeat_ttl = ttl;
@@ -73,7 +77,7 @@ fn job(id: &str, job_type: JobType, count: u32) -> Job {
 
 async fn register(service: &RpcService, node: Node) {
     match service
-        .handle(Request::NodeRegister(NodeRegisterRequest { node }))
+        .handle(Request::NodeRegister(NodeRegisterRequest { node }), &client_peer())
         .await
         .expect("register node")
     {
@@ -127,11 +131,14 @@ async fn a_silent_node_is_marked_down_and_its_allocations_replaced() {
         tokio::spawn(async move {
             loop {
                 let _ = service
-                    .handle(Request::NodeHeartbeat(NodeHeartbeatRequest {
-                        node_id: alive.to_string(),
-                        secret_id: format!("secret-{alive}"),
-                        status: NodeStatus::Ready,
-                    }))
+                    .handle(
+                        Request::NodeHeartbeat(NodeHeartbeatRequest {
+                            node_id: alive.to_string(),
+                            secret_id: format!("secret-{alive}"),
+                            status: NodeStatus::Ready,
+                        }),
+                        &client_peer(),
+                    )
                     .await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -191,15 +198,18 @@ async fn blocked_work_is_placed_when_capacity_frees_and_system_jobs_reach_new_no
     // The first allocation finishes: its capacity unblocks the second job.
     let first = server.state().allocs_by_job("default", "big")[0].clone();
     service
-        .handle(Request::AllocUpdate(rpc::AllocUpdateRequest {
-            node_id: "node-a".into(),
-            secret_id: "secret-node-a".into(),
-            updates: vec![AllocClientUpdate {
-                alloc_id: first.id.clone(),
-                client_status: AllocClientStatus::Complete,
-                ..AllocClientUpdate::default()
-            }],
-        }))
+        .handle(
+            Request::AllocUpdate(rpc::AllocUpdateRequest {
+                node_id: "node-a".into(),
+                secret_id: "secret-node-a".into(),
+                updates: vec![AllocClientUpdate {
+                    alloc_id: first.id.clone(),
+                    client_status: AllocClientStatus::Complete,
+                    ..AllocClientUpdate::default()
+                }],
+            }),
+            &client_peer(),
+        )
         .await
         .expect("alloc update");
     wait_state(&server, "the blocked job placed", |state| {
@@ -234,27 +244,36 @@ async fn node_rpcs_check_the_node_secret() {
     let (server, service) = start(dir.path(), Duration::from_secs(30)).await;
     register(&service, node("node-a")).await;
     let wrong = service
-        .handle(Request::NodeHeartbeat(NodeHeartbeatRequest {
-            node_id: "node-a".into(),
-            secret_id: "guess".into(),
-            status: NodeStatus::Ready,
-        }))
+        .handle(
+            Request::NodeHeartbeat(NodeHeartbeatRequest {
+                node_id: "node-a".into(),
+                secret_id: "guess".into(),
+                status: NodeStatus::Ready,
+            }),
+            &client_peer(),
+        )
         .await
         .expect_err("wrong secret");
     assert!(matches!(wrong, rpc::RpcError::PermissionDenied(_)), "{wrong:?}");
     let mut impostor = node("node-a");
     impostor.secret_id = "other".into();
     let error = service
-        .handle(Request::NodeRegister(NodeRegisterRequest { node: impostor }))
+        .handle(
+            Request::NodeRegister(NodeRegisterRequest { node: impostor }),
+            &client_peer(),
+        )
         .await
         .expect_err("re-register with another secret");
     assert!(matches!(error, rpc::RpcError::PermissionDenied(_)), "{error:?}");
     let missing = service
-        .handle(Request::NodeHeartbeat(NodeHeartbeatRequest {
-            node_id: "ghost".into(),
-            secret_id: String::new(),
-            status: NodeStatus::Ready,
-        }))
+        .handle(
+            Request::NodeHeartbeat(NodeHeartbeatRequest {
+                node_id: "ghost".into(),
+                secret_id: String::new(),
+                status: NodeStatus::Ready,
+            }),
+            &client_peer(),
+        )
         .await
         .expect_err("unknown node");
     assert!(matches!(missing, rpc::RpcError::NotFound(_)), "{missing:?}");

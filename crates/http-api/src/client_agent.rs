@@ -1,0 +1,144 @@
+//! The HTTP API of an agent that runs only a client. It answers what the
+//! agent itself knows (`/v1/agent/self`, `/v1/agent/health`) and passes
+//! every other request on, unchanged, to a server's HTTP address learned
+//! from the servers' answers, trying the next server when one does not
+//! answer. So `NOMAD_ADDR` may point at any agent, as with Nomad.
+
+use crate::AgentInfo;
+use crate::error::ApiError;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Largest request body passed on to a server.
+const MAX_PROXIED_BODY: usize = 8 << 20;
+
+/// Where the servers are, as the client agent last heard.
+pub trait ServerDirectory: Send + Sync {
+    /// The servers' RPC addresses.
+    fn rpc_addrs(&self) -> Vec<String>;
+    /// The servers' HTTP addresses.
+    fn http_addrs(&self) -> Vec<String>;
+}
+
+/// What a client agent's handlers share.
+#[derive(Clone)]
+pub struct ClientAppState {
+    /// Where the client keeps allocation directories.
+    pub alloc_root: Option<PathBuf>,
+    pub agent: Arc<AgentInfo>,
+    /// Where the servers are (the client's RPC connection knows).
+    pub servers: Arc<dyn ServerDirectory>,
+}
+
+/// Builds a client agent's router.
+pub fn client_app(state: ClientAppState) -> Router {
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    Router::new()
+        .route("/v1/agent/self", get(agent_self))
+        .route("/v1/agent/health", get(agent_health))
+        .fallback(proxy)
+        .with_state((state, http))
+}
+
+type Shared = (ClientAppState, reqwest::Client);
+
+async fn agent_self(State((state, _)): State<Shared>) -> Response {
+    let agent = &state.agent;
+    axum::Json(json!({
+        "config": {
+            "Region": agent.region,
+            "Datacenter": agent.datacenter,
+            "NodeName": agent.node_name,
+            "DataDir": agent.data_dir,
+            "DevMode": agent.dev_mode,
+            "Version": { "Version": agent.version, "VersionPrerelease": "", "Revision": "" },
+            "Addresses": { "HTTP": agent.http_addr, "RPC": "" },
+            "Server": { "Enabled": false },
+            "Client": { "Enabled": true, "Servers": state.servers.rpc_addrs() },
+        },
+        "member": null,
+        "stats": {
+            "client": {
+                "node_id": agent.client_node_id.clone().unwrap_or_default(),
+                "known_servers": state.servers.rpc_addrs().join(","),
+            },
+        },
+    }))
+    .into_response()
+}
+
+async fn agent_health(State((state, _)): State<Shared>) -> Response {
+    let known = !state.servers.http_addrs().is_empty();
+    let body = json!({ "client": { "ok": known, "message": if known { "ok" } else { "no servers known yet" } } });
+    let status = if known {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Headers that describe one hop, not the request.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade" | "host" | "content-length"
+    )
+}
+
+async fn proxy(State((state, http)): State<Shared>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_PROXIED_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+        }
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let targets = state.servers.http_addrs();
+    if targets.is_empty() {
+        return ApiError::NoLeader(None).into_response();
+    }
+    let mut last_error = String::new();
+    for target in targets {
+        let url = format!("http://{target}{path}");
+        let mut outgoing = http.request(parts.method.clone(), &url).body(body.clone());
+        for (name, value) in &parts.headers {
+            if !hop_by_hop(name) {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        match outgoing.send().await {
+            Ok(answer) => {
+                let mut response = Response::builder().status(answer.status());
+                for (name, value) in answer.headers() {
+                    if !hop_by_hop(name) {
+                        response = response.header(name, value);
+                    }
+                }
+                return response
+                    .body(Body::from_stream(answer.bytes_stream()))
+                    .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+            }
+            Err(error) => {
+                tracing::debug!(%url, %error, "server did not answer a proxied request");
+                last_error = format!("{target}: {error}");
+            }
+        }
+    }
+    ApiError::Unavailable(format!("no server answered ({last_error})")).into_response()
+}
