@@ -145,6 +145,36 @@ impl Client {
         Ok(Self::decode(path, response).await?.value)
     }
 
+    /// `PUT path` with an empty body, the answer as JSON.
+    pub async fn put_empty(&self, path: &str) -> Result<Value, ApiError> {
+        let response = self.send(self.http.put(self.url(path))).await?;
+        Ok(Self::decode(path, response).await?.value)
+    }
+
+    /// `DELETE path`, the answer as JSON.
+    pub async fn delete(&self, path: &str) -> Result<Value, ApiError> {
+        let response = self.send(self.http.delete(self.url(path))).await?;
+        Ok(Self::decode(path, response).await?.value)
+    }
+
+    /// `GET /v1/operator/snapshot`: the state as a snapshot file.
+    pub async fn snapshot_save(&self) -> Result<Vec<u8>, ApiError> {
+        let path = "/v1/operator/snapshot";
+        let response = self.send(self.http.get(self.url(path))).await?;
+        let bytes = response.bytes().await.map_err(|error| ApiError::Decode {
+            path: path.to_string(),
+            message: error.to_string(),
+        })?;
+        Ok(bytes.to_vec())
+    }
+
+    /// `PUT /v1/operator/snapshot`: replaces the state with a snapshot file.
+    pub async fn snapshot_restore(&self, snapshot: Vec<u8>) -> Result<Value, ApiError> {
+        let path = "/v1/operator/snapshot";
+        let response = self.send(self.http.put(self.url(path)).body(snapshot)).await?;
+        Ok(Self::decode(path, response).await?.value)
+    }
+
     /// Registers a job given as Nomad API JSON (the bare job).
     pub async fn register_job(&self, job: Value) -> Result<JobRegisterResponse, ApiError> {
         let request = JobRegisterRequest {

@@ -38,6 +38,62 @@ pub enum Command {
     Node(NodeCommand),
     /// Rewrite HCL job files in the canonical layout, keeping comments.
     Fmt(fmt::FmtArgs),
+    /// Work with the servers.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Operator commands: the Raft configuration and snapshots.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// List the servers and their status.
+    Members,
+    /// Ask the agent to join servers (RPC addresses).
+    Join { addresses: Vec<String> },
+    /// Stop pinging a failed server.
+    ForceLeave { node: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// The Raft configuration and leadership.
+    #[command(subcommand)]
+    Raft(RaftCommand),
+    /// Save or restore the whole cluster state.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RaftCommand {
+    /// List the Raft peers.
+    ListPeers,
+    /// Remove a server from the Raft configuration.
+    RemovePeer {
+        /// The peer's Raft ID.
+        #[arg(long = "peer-id", conflicts_with = "peer_address")]
+        peer_id: Option<String>,
+        /// The peer's RPC address.
+        #[arg(long = "peer-address")]
+        peer_address: Option<String>,
+    },
+    /// Hand leadership to another server (the best one if none is named).
+    TransferLeadership {
+        #[arg(long = "peer-id", conflicts_with = "peer_address")]
+        peer_id: Option<String>,
+        #[arg(long = "peer-address")]
+        peer_address: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save the cluster state to a file.
+    Save { file: PathBuf },
+    /// Replace the cluster state with a file's.
+    Restore { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +193,78 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         Command::Job(job) => run_job(job, &client).await,
         Command::Alloc(alloc) => run_alloc(alloc, &client).await,
         Command::Node(node) => run_node(node, &client).await,
+        Command::Server(command) => run_server(command, &client).await,
+        Command::Operator(command) => run_operator(command, &client).await,
     }
+}
+
+fn peer_query(id: Option<String>, address: Option<String>) -> String {
+    match (id, address) {
+        (Some(id), _) => format!("?id={}", api_client::encode(&id)),
+        (None, Some(address)) => format!("?address={}", api_client::encode(&address)),
+        (None, None) => String::new(),
+    }
+}
+
+async fn run_server(command: ServerCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    match command {
+        ServerCommand::Members => {
+            let members: serde_json::Value = client.get("/v1/agent/members").await?.value;
+            print!("{}", render::server_members(&members));
+        }
+        ServerCommand::Join { addresses } => {
+            if addresses.is_empty() {
+                bail!("name at least one server address to join");
+            }
+            let query: Vec<String> = addresses
+                .iter()
+                .map(|address| format!("address={}", api_client::encode(address)))
+                .collect();
+            let answer = client.put_empty(&format!("/v1/agent/join?{}", query.join("&"))).await?;
+            println!("Joined {} servers successfully", answer["num_joined"]);
+        }
+        ServerCommand::ForceLeave { node } => {
+            client
+                .put_empty(&format!("/v1/agent/force-leave?node={}", api_client::encode(&node)))
+                .await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_operator(command: OperatorCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    match command {
+        OperatorCommand::Raft(RaftCommand::ListPeers) => {
+            let configuration: serde_json::Value = client.get("/v1/operator/raft/configuration").await?.value;
+            print!("{}", render::raft_peers(&configuration));
+        }
+        OperatorCommand::Raft(RaftCommand::RemovePeer { peer_id, peer_address }) => {
+            if peer_id.is_none() && peer_address.is_none() {
+                bail!("name the peer with --peer-id or --peer-address");
+            }
+            let query = peer_query(peer_id, peer_address);
+            client.delete(&format!("/v1/operator/raft/peer{query}")).await?;
+            println!("Removed peer");
+        }
+        OperatorCommand::Raft(RaftCommand::TransferLeadership { peer_id, peer_address }) => {
+            let query = peer_query(peer_id, peer_address);
+            let answer = client
+                .put_empty(&format!("/v1/operator/raft/transfer-leadership{query}"))
+                .await?;
+            println!("Transferred leadership to {}", answer["Leader"].as_str().unwrap_or(""));
+        }
+        OperatorCommand::Snapshot(SnapshotCommand::Save { file }) => {
+            let bytes = client.snapshot_save().await?;
+            std::fs::write(&file, &bytes).with_context(|| format!("write {}", file.display()))?;
+            println!("State file written to {}", file.display());
+        }
+        OperatorCommand::Snapshot(SnapshotCommand::Restore { file }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            client.snapshot_restore(bytes).await?;
+            println!("Snapshot restored");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads and parses a job file locally, as Nomad's CLI does.

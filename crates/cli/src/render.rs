@@ -362,6 +362,62 @@ pub fn placement_failures(eval: &Evaluation) -> String {
     out
 }
 
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `drover server members`: Nomad's table of servers.
+pub fn server_members(members: &Value) -> String {
+    let mut rows = vec![
+        ["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build", "Datacenter", "Region"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    let leader_id = members["LeaderID"].as_str().unwrap_or_default();
+    for member in members["Members"].as_array().into_iter().flatten() {
+        let tags = &member["Tags"];
+        rows.push(vec![
+            text(&member["Name"]),
+            text(&member["Addr"]),
+            text(&member["Port"]),
+            text(&member["Status"]),
+            (text(&tags["id"]) == leader_id && !leader_id.is_empty()).to_string(),
+            text(&tags["raft_vsn"]),
+            text(&tags["build"]),
+            text(&tags["dc"]),
+            text(&tags["region"]),
+        ]);
+    }
+    columns(&rows)
+}
+
+/// `drover operator raft list-peers`: Nomad's table of Raft peers.
+pub fn raft_peers(configuration: &Value) -> String {
+    let mut rows = vec![["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]
+        .map(String::from)
+        .to_vec()];
+    for server in configuration["Servers"].as_array().into_iter().flatten() {
+        let state = if server["Leader"].as_bool().unwrap_or(false) {
+            "leader"
+        } else {
+            "follower"
+        };
+        rows.push(vec![
+            text(&server["Node"]),
+            text(&server["ID"]),
+            text(&server["Address"]),
+            state.to_string(),
+            text(&server["Voter"]),
+            text(&server["RaftProtocol"]),
+        ]);
+    }
+    columns(&rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,5 +586,34 @@ mod tests {
         assert_eq!(age(NOW - 5_000_000_000, NOW), "5s ago");
         assert_eq!(age(NOW - 90 * MINUTE, NOW), "1h30m ago");
         assert_eq!(age(NOW - 49 * 60 * MINUTE, NOW), "2d1h ago");
+    }
+
+    #[test]
+    fn server_members_and_raft_peers_render_as_tables() {
+        let members = serde_json::json!({
+            "LeaderID": "7",
+            "Members": [
+                {"Name": "s1.global", "Addr": "127.0.0.1", "Port": 4647, "Status": "alive",
+                 "Tags": {"id": "7", "raft_vsn": "3", "build": "0.1.0", "dc": "dc1", "region": "global"}},
+                {"Name": "s2.global", "Addr": "127.0.0.1", "Port": 5647, "Status": "failed",
+                 "Tags": {"id": "9", "raft_vsn": "3", "build": "0.1.0", "dc": "dc1", "region": "global"}},
+            ],
+        });
+        expect![[r#"
+            Name       Address    Port  Status  Leader  Raft Version  Build  Datacenter  Region
+            s1.global  127.0.0.1  4647  alive   true    3             0.1.0  dc1         global
+            s2.global  127.0.0.1  5647  failed  false   3             0.1.0  dc1         global
+        "#]]
+        .assert_eq(&server_members(&members));
+        let configuration = serde_json::json!({"Servers": [
+            {"Node": "s1.global", "ID": "7", "Address": "127.0.0.1:4647", "Leader": true, "Voter": true, "RaftProtocol": "3"},
+            {"Node": "s2.global", "ID": "9", "Address": "127.0.0.1:5647", "Leader": false, "Voter": true, "RaftProtocol": "3"},
+        ]});
+        expect![[r#"
+            Node       ID  Address         State     Voter  RaftProtocol
+            s1.global  7   127.0.0.1:4647  leader    true   3
+            s2.global  9   127.0.0.1:5647  follower  true   3
+        "#]]
+        .assert_eq(&raft_peers(&configuration));
     }
 }

@@ -16,7 +16,7 @@ use types::{Job, JobType};
 type Answer = Result<axum::response::Response, ApiError>;
 
 fn reply<T: serde::Serialize>(state: &AppState, index: u64, body: &T) -> Answer {
-    let headers = index_headers(index, state.server.leader().is_some());
+    let headers = index_headers(index, &state.server);
     Ok((headers, Json(body)).into_response())
 }
 
@@ -86,7 +86,7 @@ fn find_job(state: &server::StateSnapshot, options: &QueryOptions, id: &str) -> 
 
 pub async fn list_jobs(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().jobs).await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let stubs: Vec<api_types::JobListStub> = snapshot
         .jobs(options.namespace())
         .iter()
@@ -193,7 +193,7 @@ pub async fn get_job(
         snapshot.job(&namespace, &id).map(|job| job.modify_index).unwrap_or(0)
     })
     .await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
     reply(&state, job.modify_index, &jobspec::job_to_api(&job))
 }
@@ -203,7 +203,7 @@ pub async fn job_versions(
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
     let versions: Vec<Value> = snapshot
         .job_versions(&job.namespace, &job.id)
@@ -241,7 +241,7 @@ pub async fn job_allocations(
     Query(options): Query<QueryOptions>,
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs_by_job(&job.namespace, &job.id)
@@ -257,7 +257,7 @@ pub async fn job_evaluations(
     Query(options): Query<QueryOptions>,
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
     let mut evals = snapshot.evals_by_job(&job.namespace, &job.id);
     evals.sort_by_key(|eval| std::cmp::Reverse(eval.create_index));
@@ -271,7 +271,7 @@ pub async fn job_summary(
     Query(options): Query<QueryOptions>,
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
     let summary = summary_of(&snapshot, &job.namespace, &job.id)
         .ok_or_else(|| ApiError::NotFound(format!("job summary for {id:?}")))?;
@@ -286,7 +286,7 @@ fn job_type_of(snapshot: &server::StateSnapshot, alloc: &types::Allocation) -> O
 
 pub async fn list_allocations(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let namespace = options.namespace();
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs()
@@ -306,7 +306,7 @@ pub async fn get_allocation(
         snapshot.alloc(&id).map(|alloc| alloc.modify_index).unwrap_or(0)
     })
     .await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let alloc = found(snapshot.alloc_by_prefix(&id), "allocation", &id)?;
     let job = snapshot
         .job_version(&alloc.namespace, &alloc.job_id, alloc.job_version)
@@ -319,7 +319,7 @@ pub async fn get_allocation(
 
 pub async fn list_evaluations(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let namespace = options.namespace();
     let body: Vec<api_types::Evaluation> = snapshot
         .evals()
@@ -330,14 +330,22 @@ pub async fn list_evaluations(State(state): State<AppState>, Query(options): Que
     reply(&state, snapshot.table_indexes().evals, &body)
 }
 
-pub async fn get_evaluation(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    let snapshot = state.server.state();
+pub async fn get_evaluation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let snapshot = options.read(&state).await?;
     let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
     reply(&state, eval.modify_index, &api_types::Evaluation::from(&*eval))
 }
 
-pub async fn evaluation_allocations(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    let snapshot = state.server.state();
+pub async fn evaluation_allocations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let snapshot = options.read(&state).await?;
     let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs_by_job(&eval.namespace, &eval.job_id)
@@ -352,7 +360,7 @@ pub async fn evaluation_allocations(State(state): State<AppState>, Path(id): Pat
 
 pub async fn list_nodes(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().nodes).await?;
-    let snapshot = state.server.state();
+    let snapshot = options.read(&state).await?;
     let stubs: Vec<api_types::NodeListStub> = snapshot
         .nodes()
         .filter(|node| node.id.starts_with(options.prefix()))
@@ -361,14 +369,22 @@ pub async fn list_nodes(State(state): State<AppState>, Query(options): Query<Que
     reply(&state, snapshot.table_indexes().nodes, &stubs)
 }
 
-pub async fn get_node(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    let snapshot = state.server.state();
+pub async fn get_node(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let snapshot = options.read(&state).await?;
     let node = found(snapshot.node_by_prefix(&id), "node", &id)?;
     reply(&state, node.modify_index, &api_types::node(&node))
 }
 
-pub async fn node_allocations(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    let snapshot = state.server.state();
+pub async fn node_allocations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let snapshot = options.read(&state).await?;
     let node = found(snapshot.node_by_prefix(&id), "node", &id)?;
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs_by_node(&node.id)
@@ -381,8 +397,8 @@ pub async fn node_allocations(State(state): State<AppState>, Path(id): Path<Stri
 // ----- operator -----------------------------------------------------------
 
 /// `GET /v1/operator/scheduler/configuration`.
-pub async fn get_scheduler_config(State(state): State<AppState>) -> Answer {
-    let snapshot = state.server.state();
+pub async fn get_scheduler_config(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+    let snapshot = options.read(&state).await?;
     let config = snapshot.scheduler_config();
     let body = api_types::SchedulerConfigurationResponse {
         scheduler_config: api_types::scheduler_config(config),

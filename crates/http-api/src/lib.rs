@@ -8,6 +8,7 @@
 //! internal failures a logged 500. Only this crate knows HTTP.
 
 mod client_agent;
+mod cluster;
 mod error;
 mod handlers;
 mod logs;
@@ -18,7 +19,7 @@ pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use server::Server;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,6 +86,23 @@ pub fn app(state: AppState) -> Router {
             get(handlers::get_scheduler_config)
                 .put(handlers::set_scheduler_config)
                 .post(handlers::set_scheduler_config),
+        )
+        .route("/v1/agent/members", get(cluster::agent_members))
+        .route("/v1/agent/servers", get(cluster::agent_servers))
+        .route("/v1/agent/join", put(cluster::agent_join).post(cluster::agent_join))
+        .route(
+            "/v1/agent/force-leave",
+            put(cluster::agent_force_leave).post(cluster::agent_force_leave),
+        )
+        .route("/v1/operator/raft/configuration", get(cluster::raft_configuration))
+        .route("/v1/operator/raft/peer", delete(cluster::raft_remove_peer))
+        .route(
+            "/v1/operator/raft/transfer-leadership",
+            put(cluster::raft_transfer_leadership).post(cluster::raft_transfer_leadership),
+        )
+        .route(
+            "/v1/operator/snapshot",
+            get(cluster::snapshot_save).put(cluster::snapshot_restore),
         )
         .route("/v1/status/leader", get(handlers::status_leader))
         .route("/v1/status/peers", get(handlers::status_peers))

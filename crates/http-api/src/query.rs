@@ -25,6 +25,9 @@ pub struct QueryOptions {
     /// Check-and-set index for writes that support it; text, so a bad
     /// value is our 400 rather than the extractor's.
     pub cas: Option<String>,
+    /// Present (any value but `false`): any server answers from its own
+    /// state, which may be behind the leader.
+    pub stale: Option<String>,
 }
 
 impl QueryOptions {
@@ -56,6 +59,19 @@ impl QueryOptions {
                 .map(Some)
                 .map_err(|_| ApiError::BadRequest(format!("invalid value {text:?} for cas: want an index"))),
         }
+    }
+
+    /// Whether the caller accepts a stale answer (`?stale`, `?stale=true`).
+    pub fn stale(&self) -> bool {
+        self.stale
+            .as_deref()
+            .is_some_and(|value| !matches!(value, "false" | "0" | "f" | "F" | "FALSE" | "False"))
+    }
+
+    /// The state to answer from: this server's own with `stale`, otherwise
+    /// at least every write the leader acknowledged before the request.
+    pub async fn read(&self, state: &AppState) -> Result<server::StateSnapshot, ApiError> {
+        Ok(state.server.read_state(self.stale()).await?)
     }
 
     pub fn prefix(&self) -> &str {
@@ -96,15 +112,25 @@ where
     }
 }
 
-/// Headers Nomad sets on every read.
-pub fn index_headers(index: u64, known_leader: bool) -> HeaderMap {
+/// Headers Nomad sets on every read: the index, whether this server
+/// knows a leader, and how long since it heard from it (0 on the leader).
+pub fn index_headers(index: u64, server: &server::Server) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("X-Nomad-Index", HeaderValue::from(index.max(1)));
+    let known_leader = server.leader().is_some();
     headers.insert(
         "X-Nomad-KnownLeader",
         HeaderValue::from_static(if known_leader { "true" } else { "false" }),
     );
-    headers.insert("X-Nomad-LastContact", HeaderValue::from_static("0"));
+    let last_contact = if server.is_leader() {
+        0
+    } else {
+        server
+            .last_contact()
+            .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    };
+    headers.insert("X-Nomad-LastContact", HeaderValue::from(last_contact));
     headers
 }
 

@@ -266,6 +266,12 @@ impl Server {
         addrs
     }
 
+    /// Marks a server as having left, so it is no longer pinged
+    /// (`/v1/agent/force-leave`). Its Raft membership is unchanged.
+    pub fn force_leave(&self, id: u64) {
+        self.inner().members.mark_left(id);
+    }
+
     /// Adds addresses to join (`PUT /v1/agent/join`); returns how many.
     pub fn join(&self, addrs: Vec<String>) -> usize {
         let count = addrs.len();

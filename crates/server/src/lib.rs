@@ -22,6 +22,7 @@ mod leader;
 pub mod peer;
 mod planner;
 mod rpc_handler;
+pub mod snapshot;
 mod view;
 mod worker;
 

@@ -66,6 +66,10 @@ pub enum Command {
         #[serde(default)]
         cas: Option<Index>,
     },
+    /// Replaces the whole state with a saved snapshot (operator restore).
+    /// Objects keep their own indexes; every table's index moves to this
+    /// command's, so every blocking query wakes.
+    StateRestore { state: Box<crate::StateSnapshot> },
 }
 
 impl Command {
@@ -81,6 +85,7 @@ impl Command {
             Command::AllocClientUpdate { .. } => "alloc-client-update",
             Command::GcDelete { .. } => "gc-delete",
             Command::SchedulerConfigSet { .. } => "scheduler-config-set",
+            Command::StateRestore { .. } => "state-restore",
         }
     }
 }

@@ -54,7 +54,7 @@ pub struct JobSummary {
 
 /// The whole cluster state at one Raft index. Cloning it is O(1) and gives
 /// a read snapshot that later writes do not change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(into = "PersistedState", from = "PersistedState")]
 pub struct StateSnapshot {
     index: Index,
@@ -600,6 +600,28 @@ impl StateSnapshot {
                 config.modify_index = index;
                 self.scheduler_config = Arc::new(config);
                 result.updated = true;
+            }
+            Command::StateRestore { state } => {
+                // Nodes with allocations before or after must both wake.
+                let mut watched: Vec<String> = self.node_alloc_index.keys().cloned().collect();
+                *self = *state;
+                watched.extend(self.node_alloc_index.keys().cloned());
+                self.index = self.index.max(index);
+                self.tables = TableIndexes {
+                    jobs: index,
+                    nodes: index,
+                    allocs: index,
+                    evals: index,
+                };
+                for node_id in watched {
+                    self.node_alloc_index.insert(node_id, index);
+                }
+                result.evals_to_enqueue = self
+                    .evals
+                    .values()
+                    .filter(|eval| eval.status == EvalStatus::Pending)
+                    .map(|eval| eval.id.clone())
+                    .collect();
             }
             Command::GcDelete { eval_ids, alloc_ids } => {
                 for id in eval_ids {

@@ -3,6 +3,8 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use drover::agent::{Agent, AgentConfig};
 use std::net::SocketAddr;
 use std::path::Path;
