@@ -373,9 +373,19 @@ fn text(value: &Value) -> String {
 /// `drover server members`: Nomad's table of servers.
 pub fn server_members(members: &Value) -> String {
     let mut rows = vec![
-        ["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build", "Datacenter", "Region"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "Name",
+            "Address",
+            "Port",
+            "Status",
+            "Leader",
+            "Raft Version",
+            "Build",
+            "Datacenter",
+            "Region",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     let leader_id = members["LeaderID"].as_str().unwrap_or_default();
     for member in members["Members"].as_array().into_iter().flatten() {
@@ -397,9 +407,11 @@ pub fn server_members(members: &Value) -> String {
 
 /// `drover operator raft list-peers`: Nomad's table of Raft peers.
 pub fn raft_peers(configuration: &Value) -> String {
-    let mut rows = vec![["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![
+        ["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for server in configuration["Servers"].as_array().into_iter().flatten() {
         let state = if server["Leader"].as_bool().unwrap_or(false) {
             "leader"

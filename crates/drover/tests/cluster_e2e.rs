@@ -22,7 +22,9 @@ async fn a_job_survives_the_loss_of_the_leader_and_the_server_rejoins() {
 
     // Submitted to a follower: forwarded to the leader, placed on a client.
     let api = cluster.servers[follower].api();
-    api.register_job(sleep_job("first", 1, 64)).await.expect("register via a follower");
+    api.register_job(sleep_job("first", 1, 64))
+        .await
+        .expect("register via a follower");
     let first = eventually(Duration::from_secs(30), "the first allocation running", async || {
         let allocs = api.job_allocations("first").await.ok()?;
         allocs.into_iter().find(|alloc| alloc.client_status == "running")
@@ -52,7 +54,10 @@ async fn a_job_survives_the_loss_of_the_leader_and_the_server_rejoins() {
     assert_ne!(new_leader, leader);
     eventually(Duration::from_secs(30), "the second allocation running", async || {
         let allocs = survivor.job_allocations("second").await.ok()?;
-        allocs.iter().any(|alloc| alloc.client_status == "running").then_some(())
+        allocs
+            .iter()
+            .any(|alloc| alloc.client_status == "running")
+            .then_some(())
     })
     .await;
     // The first allocation is untouched: same ID, still running, same process.
@@ -65,10 +70,17 @@ async fn a_job_survives_the_loss_of_the_leader_and_the_server_rejoins() {
     // The killed server restarts, rejoins and catches up.
     cluster.servers[leader].start();
     let rejoined = cluster.servers[leader].api();
-    eventually(Duration::from_secs(30), "the restarted server to catch up", async || {
-        let jobs = rejoined.get::<Vec<api_types::JobListStub>>("/v1/jobs?stale").await.ok()?;
-        (jobs.value.len() == 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the restarted server to catch up",
+        async || {
+            let jobs = rejoined
+                .get::<Vec<api_types::JobListStub>>("/v1/jobs?stale")
+                .await
+                .ok()?;
+            (jobs.value.len() == 2).then_some(())
+        },
+    )
     .await;
     let peers: Vec<String> = rejoined.get("/v1/status/peers").await.expect("peers").value;
     assert_eq!(peers.len(), 3, "{peers:?}");

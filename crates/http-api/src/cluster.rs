@@ -120,7 +120,10 @@ pub async fn agent_join(State(state): State<AppState>, RawQuery(raw): RawQuery) 
         return Err(ApiError::BadRequest("missing address to join".to_string()));
     }
     for address in &addresses {
-        if address.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+        if address
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
             return Err(ApiError::BadRequest(format!(
                 "address {address:?} must be host:port (the server's RPC address)"
             )));
@@ -163,7 +166,9 @@ async fn resolve_server(state: &AppState, query: &ServerQuery) -> Result<u64, Ap
             .map(|(member, _)| member.id)
             .ok_or_else(|| ApiError::NotFound(format!("server {node:?}")));
     }
-    Err(ApiError::BadRequest("name the server with ?id= or ?address=".to_string()))
+    Err(ApiError::BadRequest(
+        "name the server with ?id= or ?address=".to_string(),
+    ))
 }
 
 /// `POST /v1/agent/force-leave?node=NAME`: marks a failed server as left
@@ -232,7 +237,9 @@ pub async fn snapshot_save(State(state): State<AppState>) -> Answer {
 /// `PUT /v1/operator/snapshot`: replaces the state with the body's.
 pub async fn snapshot_restore(State(state): State<AppState>, body: Bytes) -> Answer {
     if body.is_empty() {
-        return Err(ApiError::BadRequest("request body is empty: send a snapshot file".to_string()));
+        return Err(ApiError::BadRequest(
+            "request body is empty: send a snapshot file".to_string(),
+        ));
     }
     let index = state.server.snapshot_restore(body.to_vec()).await?;
     Ok((index_headers(index, &state.server), Json(json!({ "Index": index }))).into_response())

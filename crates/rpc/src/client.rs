@@ -229,7 +229,10 @@ impl RpcClient {
             Ok(result) => result,
             Err(_) => Err(RpcError::Timeout(deadline)),
         };
-        if let Err(RpcError::Transport(_)) = &result {
+        // A connection that broke, or that let a call go unanswered past
+        // its deadline (packets dropped by a partition, say), is dialled
+        // afresh next time instead of being trusted again.
+        if let Err(RpcError::Transport(_) | RpcError::Timeout(_)) = &result {
             self.forget(addr).await;
         }
         result

@@ -51,11 +51,7 @@ impl Server {
         let state = tokio::task::spawn_blocking(move || decode_snapshot(&bytes))
             .await
             .map_err(|error| ServerError::Internal(error.to_string()))??;
-        let result = self
-            .write(Command::StateRestore {
-                state: Box::new(state),
-            })
-            .await?;
+        let result = self.write(Command::StateRestore { state: Box::new(state) }).await?;
         Ok(result.index)
     }
 }

@@ -32,11 +32,33 @@ pub struct AgentProc {
     marker: String,
     child: Option<Child>,
     log: PathBuf,
+    /// The network namespace the process runs in, if any.
+    netns: Option<String>,
 }
 
 impl AgentProc {
     /// Starts `drover agent <args>` with its output in `<dir>.log`.
-    pub fn spawn(name: &str, dir: &Path, http: String, rpc: Option<String>, args: Vec<String>, marker: &str) -> AgentProc {
+    pub fn spawn(
+        name: &str,
+        dir: &Path,
+        http: String,
+        rpc: Option<String>,
+        args: Vec<String>,
+        marker: &str,
+    ) -> AgentProc {
+        AgentProc::spawn_in(None, name, dir, http, rpc, args, marker)
+    }
+
+    /// Starts `drover agent <args>` inside a network namespace.
+    pub fn spawn_in(
+        netns: Option<String>,
+        name: &str,
+        dir: &Path,
+        http: String,
+        rpc: Option<String>,
+        args: Vec<String>,
+        marker: &str,
+    ) -> AgentProc {
         let log = dir.with_extension("log");
         let mut agent = AgentProc {
             name: name.to_string(),
@@ -47,6 +69,7 @@ impl AgentProc {
             marker: marker.to_string(),
             child: None,
             log,
+            netns,
         };
         agent.start();
         agent
@@ -60,7 +83,17 @@ impl AgentProc {
             .append(true)
             .open(&self.log)
             .expect("agent log");
-        let child = Command::new(env!("CARGO_BIN_EXE_drover"))
+        let mut command = match &self.netns {
+            // `ip netns exec` enters the namespace and execs: the child's
+            // pid is the agent's.
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_drover")]);
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_drover")),
+        };
+        let child = command
             .arg("agent")
             .args(&self.args)
             .env(MARKER, &self.marker)
@@ -222,6 +255,55 @@ impl Cluster {
         }
     }
 
+    /// Starts one server per namespaced host, on that host's address.
+    pub fn start_on_hosts(hosts: &super::netns::Hosts, servers: usize, server_block: &str) -> Cluster {
+        let root = tempfile::tempdir().expect("tempdir");
+        let marker = format!("{}-{}", std::process::id(), free_port());
+        let rpc_addrs: Vec<String> = (0..servers).map(|index| format!("{}:4647", hosts.ip(index))).collect();
+        let mut started = Vec::new();
+        for (index, rpc) in rpc_addrs.iter().enumerate() {
+            let name = format!("s{}", index + 1);
+            let dir = root.path().join(&name);
+            let http = format!("{}:4646", hosts.ip(index));
+            let config = root.path().join(format!("{name}.hcl"));
+            std::fs::write(&config, format!("server {{\n{server_block}\n}}\n")).expect("config");
+            let mut args = vec![
+                "--server".to_string(),
+                "--bootstrap-expect".to_string(),
+                servers.to_string(),
+                "--data-dir".to_string(),
+                dir.display().to_string(),
+                "--http-addr".to_string(),
+                http.clone(),
+                "--rpc-addr".to_string(),
+                rpc.clone(),
+                "--node-name".to_string(),
+                name.clone(),
+                "--config".to_string(),
+                config.display().to_string(),
+            ];
+            for other in rpc_addrs.iter().filter(|other| *other != rpc) {
+                args.push("--join".to_string());
+                args.push(other.clone());
+            }
+            started.push(AgentProc::spawn_in(
+                Some(hosts.netns(index)),
+                &name,
+                &dir,
+                http,
+                Some(rpc.clone()),
+                args,
+                &marker,
+            ));
+        }
+        Cluster {
+            servers: started,
+            clients: Vec::new(),
+            root,
+            marker,
+        }
+    }
+
     /// Every running server's log tail, for failure messages.
     pub fn logs(&self) -> String {
         self.servers
@@ -351,7 +433,10 @@ pub async fn eventually<T>(within: Duration, what: &str, mut check: impl AsyncFn
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

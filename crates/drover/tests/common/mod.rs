@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod netns;
 
 use drover::agent::{Agent, AgentConfig};
 use std::net::SocketAddr;
