@@ -177,6 +177,20 @@ impl RaftNode {
     /// [`RaftNode::initialize`] is called on one server, or a leader adds
     /// it. Peers are dialled through `rpc`.
     pub async fn open(data_dir: &Path, config: RaftNodeConfig, rpc: Arc<RpcClient>) -> Result<RaftNode, RaftNodeError> {
+        RaftNode::open_with_network(data_dir, config, network::Network::new(rpc)).await
+    }
+
+    /// [`RaftNode::open`] with another transport between servers: the
+    /// seam the deterministic cluster simulation plugs its faulty network
+    /// into. Messages still arrive through [`RaftNode::handle_rpc`].
+    pub async fn open_with_network<N>(
+        data_dir: &Path,
+        config: RaftNodeConfig,
+        transport: N,
+    ) -> Result<RaftNode, RaftNodeError>
+    where
+        N: openraft::network::RaftNetworkFactory<TypeConfig>,
+    {
         let mut marker = datadir::prepare(data_dir, rand::random::<u64>)?;
         let path = data_dir.join(datadir::LOG_FILE);
         // A previous Raft node of this process on the same data dir (a
@@ -231,15 +245,9 @@ impl RaftNode {
                 })
             })?;
         let shared = state_machine.shared();
-        let raft = Raft::new(
-            marker.server_id,
-            raft_config,
-            network::Network::new(rpc),
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|error| RaftNodeError::Start(error.to_string()))?;
+        let raft = Raft::new(marker.server_id, raft_config, transport, log_store, state_machine)
+            .await
+            .map_err(|error| RaftNodeError::Start(error.to_string()))?;
         let (stop, stop_rx) = watch::channel(false);
         let node = RaftNode {
             raft,
