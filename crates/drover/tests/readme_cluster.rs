@@ -69,14 +69,19 @@ async fn the_readme_cluster_commands_work_as_written() {
     assert_eq!(alive, 3, "{members}");
     // A client agent's API passes the request on to a server.
     let client_agent = agents[3].api();
-    let registered = eventually(Duration::from_secs(30), "the client agent to know the servers", async || {
-        client_agent.register_job(sleep_job("readme", 1, 32)).await.ok()
-    })
+    let registered = eventually(
+        Duration::from_secs(30),
+        "the client agent to know the servers",
+        async || client_agent.register_job(sleep_job("readme", 1, 32)).await.ok(),
+    )
     .await;
     assert!(!registered.eval_id.is_empty());
     eventually(Duration::from_secs(30), "the job running", async || {
         let allocs = server.job_allocations("readme").await.ok()?;
-        allocs.iter().any(|alloc| alloc.client_status == "running").then_some(())
+        allocs
+            .iter()
+            .any(|alloc| alloc.client_status == "running")
+            .then_some(())
     })
     .await;
     drop(agents);

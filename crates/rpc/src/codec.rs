@@ -1,9 +1,16 @@
 //! The encoding of every message on the wire and of the opaque payloads the
-//! servers pass through it (Raft messages, forwarded commands): MessagePack
-//! with named fields. Named fields keep the format self-describing, so a
-//! field added with `#[serde(default)]` reads old messages and old logs,
-//! and `serde_json::Value` (a task's driver config) round-trips; the format
-//! is still binary (numbers and byte strings are not spelled out in text).
+//! servers pass through it (Raft messages, forwarded commands, the Raft log
+//! and snapshots): MessagePack, structs as arrays of their fields in
+//! declaration order, enum variants by name.
+//!
+//! Positional structs make an allocation about a quarter of its JSON size
+//! (field names are not repeated) and encode 3–4× faster. The price is the
+//! rule the Raft log already follows: a field is only ever added at the end
+//! of its struct, with `#[serde(default)]`; old bytes then decode with the
+//! default (serde fills missing trailing elements), and fields are never
+//! removed, renamed or reordered. Each value is still self-describing, so
+//! `serde_json::Value` (a task's driver config) round-trips, and enum
+//! variants go by name, so an enum may grow anywhere.
 //!
 //! Callers outside this crate encode payloads with [`encode`] and [`decode`]
 //! so that only this crate decides what the bytes look like.
@@ -29,7 +36,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Encodes a value in the wire format, appending to `bytes`.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
-    let mut serializer = rmp_serde::Serializer::new(bytes).with_struct_map();
+    let mut serializer = rmp_serde::Serializer::new(bytes);
     value
         .serialize(&mut serializer)
         .map_err(|error| CodecError::Encode(error.to_string()))

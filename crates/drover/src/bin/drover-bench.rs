@@ -6,6 +6,9 @@
 //!   task running; reports p50/p99 and the agent's idle RSS afterwards.
 //! * `scheduler --nodes N --jobs J --count C --seed S`: the pure scheduler on
 //!   a synthetic cluster, one core, plans applied in memory.
+//! * `encoding --allocs N --rounds R`: Raft entries (a job registration, a
+//!   plan of N placements, N client updates) in the wire encoding
+//!   (MessagePack) against JSON: bytes, encode and decode time.
 
 use anyhow::{Context, bail};
 use api_client::Client;
@@ -44,6 +47,13 @@ enum Bench {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Raft entries in the wire encoding against JSON (issue 8).
+    Encoding {
+        #[arg(long, default_value_t = 1_000)]
+        allocs: usize,
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,7 +77,183 @@ fn main() -> anyhow::Result<()> {
             println!("{report} peak_rss_mib={peak:.0}");
             Ok(())
         }
+        Bench::Encoding { allocs, rounds } => {
+            encoding(allocs, rounds);
+            Ok(())
+        }
     }
+}
+
+/// Representative Raft commands: a job registration, a plan placing
+/// `allocs` allocations as the scheduler builds them, and the clients'
+/// reports for them.
+fn sample_commands(allocs: usize) -> Vec<(&'static str, state::Command)> {
+    let hcl = r#"job "web" {
+  datacenters = ["dc1", "dc2"]
+  group "api" {
+    count = 1000
+    network {
+      port "http" {
+        to = 8080
+      }
+    }
+    task "server" {
+      driver = "docker"
+      config {
+        image = "registry.example.com/web/api:1.42.0"
+        ports = ["http"]
+        args  = ["--listen", ":8080", "--log-level", "info"]
+      }
+      env { APP_MODE = "production" }
+      resources {
+        cpu    = 500
+        memory = 256
+      }
+    }
+  }
+}"#;
+    let job = jobspec::parse(hcl, "web.nomad.hcl", &jobspec::ParseOptions::default()).expect("the sample job parses");
+    let id = |n: usize, salt: u128| types::uuid_from_bits(salt << 64 | n as u128);
+    let eval_id = id(0, 7);
+    let placements: Vec<types::Allocation> = (0..allocs)
+        .map(|n| {
+            let mut tasks = types::TaskResources::default();
+            tasks.insert(
+                "server".to_string(),
+                types::AllocatedTaskResources {
+                    cpu_mhz: 500,
+                    memory_mb: 256,
+                    ..types::AllocatedTaskResources::default()
+                },
+            );
+            types::Allocation {
+                id: id(n, 1),
+                namespace: "default".into(),
+                eval_id: eval_id.clone(),
+                name: format!("web.api[{n}]"),
+                node_id: id(n % 500, 3),
+                node_name: format!("node-{:05}", n % 500),
+                job_id: "web".into(),
+                task_group: "api".into(),
+                allocated_resources: types::AllocatedResources {
+                    tasks,
+                    disk_mb: 300,
+                    networks: Vec::new(),
+                },
+                metrics: Some(types::AllocMetric {
+                    nodes_evaluated: 14,
+                    nodes_filtered: 2,
+                    nodes_in_pool: 10_000,
+                    ..types::AllocMetric::default()
+                }),
+                create_time: 1_795_305_300_000_000_000,
+                ..types::Allocation::default()
+            }
+        })
+        .collect();
+    let updates: Vec<types::AllocClientUpdate> = placements
+        .iter()
+        .map(|alloc| types::AllocClientUpdate {
+            alloc_id: alloc.id.clone(),
+            client_status: types::AllocClientStatus::Running,
+            task_states: [(
+                "server".to_string(),
+                types::TaskState {
+                    state: types::TaskStateKind::Running,
+                    started_at: 1_795_305_301_000_000_000,
+                    ..types::TaskState::default()
+                },
+            )]
+            .into(),
+            modify_time: 1_795_305_301_000_000_000,
+            ..types::AllocClientUpdate::default()
+        })
+        .collect();
+    vec![
+        (
+            "job_register",
+            state::Command::JobRegister {
+                job,
+                eval: None,
+                now: 1,
+            },
+        ),
+        (
+            "plan_apply",
+            state::Command::PlanApply {
+                allocs: placements,
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 1,
+            },
+        ),
+        (
+            "alloc_updates",
+            state::Command::AllocClientUpdate {
+                updates,
+                evals: Vec::new(),
+                now: 1,
+            },
+        ),
+    ]
+}
+
+/// Bytes and encode/decode time of each sample command, MessagePack
+/// against JSON, over `rounds` rounds (the fastest round counts).
+fn encoding(allocs: usize, rounds: usize) {
+    let commands = sample_commands(allocs);
+    let mut totals = [0f64; 6];
+    for (name, command) in &commands {
+        let time = |f: &mut dyn FnMut()| -> f64 {
+            (0..rounds.max(1))
+                .map(|_| {
+                    let started = Instant::now();
+                    f();
+                    started.elapsed().as_secs_f64() * 1e6
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let json = serde_json::to_vec(command).expect("json");
+        let packed = rpc::encode(command).expect("msgpack");
+        assert_eq!(&rpc::decode::<state::Command>(&packed).expect("decode"), command);
+        let json_encode = time(&mut || {
+            std::hint::black_box(serde_json::to_vec(command).expect("json"));
+        });
+        let packed_encode = time(&mut || {
+            std::hint::black_box(rpc::encode(command).expect("msgpack"));
+        });
+        let json_decode = time(&mut || {
+            std::hint::black_box(serde_json::from_slice::<state::Command>(&json).expect("json"));
+        });
+        let packed_decode = time(&mut || {
+            std::hint::black_box(rpc::decode::<state::Command>(&packed).expect("msgpack"));
+        });
+        println!(
+            "{name}: json_bytes={} msgpack_bytes={} json_encode_us={json_encode:.0} msgpack_encode_us={packed_encode:.0} json_decode_us={json_decode:.0} msgpack_decode_us={packed_decode:.0}",
+            json.len(),
+            packed.len()
+        );
+        for (total, value) in totals.iter_mut().zip([
+            json.len() as f64,
+            packed.len() as f64,
+            json_encode,
+            packed_encode,
+            json_decode,
+            packed_decode,
+        ]) {
+            *total += value;
+        }
+    }
+    println!(
+        "RESULT allocs={allocs} json_bytes={:.0} msgpack_bytes={:.0} size_ratio={:.3} json_encode_us={:.0} msgpack_encode_us={:.0} json_decode_us={:.0} msgpack_decode_us={:.0}",
+        totals[0],
+        totals[1],
+        totals[1] / totals[0],
+        totals[2],
+        totals[3],
+        totals[4],
+        totals[5]
+    );
 }
 
 fn free_port() -> anyhow::Result<u16> {
