@@ -329,12 +329,16 @@ async fn watch_allocs(
     let mut index = 0;
     let mut backoff = MIN_RETRY_BACKOFF;
     let max_wait_ms = u64::try_from(config.alloc_query_wait.as_millis()).unwrap_or(u64::MAX);
+    // The servers' view of the node's allocations, kept up to date from
+    // the deltas they send.
+    let mut view: HashMap<String, AllocWithJob> = HashMap::new();
     loop {
         let query = rpc.node_get_allocs(NodeGetAllocsRequest {
             node_id: node.id.clone(),
             secret_id: node.secret_id.clone(),
             min_index: index,
             max_wait_ms,
+            delta: true,
         });
         let answer = tokio::select! {
             _ = shutdown.as_mut() => return,
@@ -344,7 +348,17 @@ async fn watch_allocs(
             Ok(Ok(answer)) => {
                 backoff = MIN_RETRY_BACKOFF;
                 while collections.try_join_next().is_some() {}
-                reconcile(context, runners, collections, answer.allocs);
+                match answer.delta {
+                    Some(delta) => delta.apply_to(&mut view),
+                    None => {
+                        view = answer
+                            .allocs
+                            .into_iter()
+                            .map(|entry| (entry.alloc.id.clone(), entry))
+                            .collect();
+                    }
+                }
+                reconcile(context, runners, collections, view.values().cloned().collect());
                 // An index going backwards means the servers' state was
                 // reset: start over so the next answer comes at once.
                 index = if answer.index < index { 0 } else { answer.index };

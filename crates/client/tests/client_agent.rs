@@ -168,6 +168,8 @@ impl Handler for FakeServer {
                         .filter(|entry| entry.alloc.node_id == query.node_id)
                         .cloned()
                         .collect(),
+                    // A server that predates deltas: the client must cope.
+                    delta: None,
                 });
                 Ok(Response::NodeGetAllocs(answer))
             }

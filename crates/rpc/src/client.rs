@@ -362,6 +362,7 @@ mod tests {
                     Ok(Response::NodeGetAllocs(NodeGetAllocsResponse {
                         index: query.min_index + 1,
                         allocs: Vec::new(),
+                        delta: None,
                     }))
                 }
                 other => Err(RpcError::BadRequest(format!("unsupported {}", other.kind()))),
@@ -383,6 +384,7 @@ mod tests {
             secret_id: String::new(),
             min_index: 4,
             max_wait_ms,
+            delta: false,
         }
     }
 

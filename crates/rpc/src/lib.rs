@@ -141,6 +141,9 @@ pub struct NodeGetAllocsRequest {
     pub min_index: Index,
     /// Answer after this long even when nothing changed.
     pub max_wait_ms: u64,
+    /// The caller understands [`AllocDelta`] answers.
+    #[serde(default)]
+    pub delta: bool,
 }
 
 /// An allocation together with the job version it runs.
@@ -154,7 +157,51 @@ pub struct AllocWithJob {
 pub struct NodeGetAllocsResponse {
     /// The index to pass as `min_index` next time.
     pub index: Index,
+    /// Every allocation of the node with its job (callers that did not ask
+    /// for a delta).
     pub allocs: Vec<AllocWithJob>,
+    /// What changed since `min_index` (callers that asked for a delta).
+    #[serde(default)]
+    pub delta: Option<AllocDelta>,
+}
+
+/// A node's allocations as a change since the caller's index: the IDs of
+/// every allocation the servers still list for the node (anything else the
+/// caller holds was collected), the allocations modified after the index,
+/// and each job version those need, once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AllocDelta {
+    pub alloc_ids: Vec<String>,
+    pub changed: Vec<Allocation>,
+    pub jobs: Vec<Job>,
+}
+
+impl AllocDelta {
+    /// Applies the delta to the caller's view of the node's allocations
+    /// (by ID): collected allocations leave it, changed ones replace or
+    /// join it with their job.
+    pub fn apply_to(self, view: &mut std::collections::HashMap<String, AllocWithJob>) {
+        let listed: std::collections::HashSet<&String> = self.alloc_ids.iter().collect();
+        view.retain(|id, _| listed.contains(id));
+        for alloc in self.changed {
+            let job = self
+                .jobs
+                .iter()
+                .find(|job| {
+                    job.namespace == alloc.namespace && job.id == alloc.job_id && job.version == alloc.job_version
+                })
+                .or_else(|| {
+                    self.jobs
+                        .iter()
+                        .find(|job| job.namespace == alloc.namespace && job.id == alloc.job_id)
+                })
+                .cloned()
+                .or_else(|| view.get(&alloc.id).map(|known| known.job.clone()));
+            if let Some(job) = job {
+                view.insert(alloc.id.clone(), AllocWithJob { alloc, job });
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,4 +276,62 @@ impl RpcError {
 struct Frame<T> {
     id: u64,
     body: T,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn alloc(id: &str, job_version: u64) -> Allocation {
+        Allocation {
+            id: id.into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            job_version,
+            ..Allocation::default()
+        }
+    }
+
+    fn job(version: u64) -> Job {
+        Job {
+            id: "web".into(),
+            namespace: "default".into(),
+            version,
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn a_delta_drops_collected_allocations_and_updates_changed_ones() {
+        let mut view: HashMap<String, AllocWithJob> = HashMap::new();
+        AllocDelta {
+            alloc_ids: vec!["a".into(), "b".into()],
+            changed: vec![alloc("a", 0), alloc("b", 0)],
+            jobs: vec![job(0)],
+        }
+        .apply_to(&mut view);
+        assert_eq!(view.len(), 2);
+        // "a" was collected, "b" moved to version 1, "c" is new; the job is
+        // sent once for both.
+        AllocDelta {
+            alloc_ids: vec!["b".into(), "c".into()],
+            changed: vec![alloc("b", 1), alloc("c", 1)],
+            jobs: vec![job(1)],
+        }
+        .apply_to(&mut view);
+        let mut ids: Vec<&String> = view.keys().collect();
+        ids.sort();
+        assert_eq!(ids, vec!["b", "c"]);
+        assert_eq!(view["b"].job.version, 1);
+        assert_eq!(view["c"].alloc.job_version, 1);
+        // Unchanged allocations stay as they were.
+        AllocDelta {
+            alloc_ids: vec!["b".into(), "c".into()],
+            changed: Vec::new(),
+            jobs: Vec::new(),
+        }
+        .apply_to(&mut view);
+        assert_eq!(view.len(), 2);
+    }
 }

@@ -68,6 +68,36 @@ impl Handler for RpcService {
     }
 }
 
+/// The job version an allocation runs (the current version if that one was
+/// collected).
+fn job_of(state: &state::StateSnapshot, alloc: &types::Allocation) -> Option<std::sync::Arc<types::Job>> {
+    state
+        .job_version(&alloc.namespace, &alloc.job_id, alloc.job_version)
+        .or_else(|| state.job(&alloc.namespace, &alloc.job_id))
+}
+
+/// A node's allocations as a change since `since`: every ID, the
+/// allocations modified after it, and their jobs once each.
+fn alloc_delta(state: &state::StateSnapshot, node_id: &str, since: types::Index) -> rpc::AllocDelta {
+    let mut delta = rpc::AllocDelta::default();
+    let mut jobs = std::collections::BTreeSet::new();
+    for alloc in state.allocs_by_node(node_id) {
+        delta.alloc_ids.push(alloc.id.clone());
+        if alloc.modify_index <= since {
+            continue;
+        }
+        let key = (alloc.namespace.clone(), alloc.job_id.clone(), alloc.job_version);
+        if !jobs.contains(&key)
+            && let Some(job) = job_of(state, &alloc)
+        {
+            jobs.insert(key);
+            delta.jobs.push((*job).clone());
+        }
+        delta.changed.push((*alloc).clone());
+    }
+    delta
+}
+
 impl RpcService {
     /// Serves a client agent's write on the leader.
     async fn leader_only(&self, request: Request) -> Result<Response, RpcError> {
@@ -226,12 +256,17 @@ impl RpcService {
             let state = self.server.state();
             let node_index = state.node_alloc_index(&request.node_id);
             if node_index > request.min_index || tokio::time::Instant::now() >= deadline {
+                let index = node_index.max(request.min_index);
+                if request.delta {
+                    return Ok(NodeGetAllocsResponse {
+                        index,
+                        allocs: Vec::new(),
+                        delta: Some(alloc_delta(&state, &request.node_id, request.min_index)),
+                    });
+                }
                 let mut allocs = Vec::new();
                 for alloc in state.allocs_by_node(&request.node_id) {
-                    let job = state
-                        .job_version(&alloc.namespace, &alloc.job_id, alloc.job_version)
-                        .or_else(|| state.job(&alloc.namespace, &alloc.job_id));
-                    if let Some(job) = job {
+                    if let Some(job) = job_of(&state, &alloc) {
                         allocs.push(AllocWithJob {
                             alloc: (*alloc).clone(),
                             job: (*job).clone(),
@@ -239,8 +274,9 @@ impl RpcService {
                     }
                 }
                 return Ok(NodeGetAllocsResponse {
-                    index: node_index.max(request.min_index),
+                    index,
                     allocs,
+                    delta: None,
                 });
             }
             if tokio::time::timeout_at(deadline, applied.changed())
@@ -293,5 +329,59 @@ impl RpcService {
             self.server.unblock_evals().await;
         }
         Ok(AllocUpdateResponse { index: result.index })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::Command;
+
+    fn alloc(id: &str) -> types::Allocation {
+        types::Allocation {
+            id: id.into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            node_id: "n1".into(),
+            ..types::Allocation::default()
+        }
+    }
+
+    #[test]
+    fn a_delta_lists_every_id_but_only_what_changed_with_each_job_once() {
+        let mut state = state::StateSnapshot::new();
+        let job = types::Job {
+            id: "web".into(),
+            namespace: "default".into(),
+            ..types::Job::default()
+        };
+        state.apply(
+            1,
+            Command::JobRegister {
+                job,
+                eval: None,
+                now: 1,
+            },
+        );
+        let plan = |allocs| Command::PlanApply {
+            allocs,
+            eval_update: None,
+            created_evals: Vec::new(),
+            now: 1,
+        };
+        state.apply(2, plan(vec![alloc("a"), alloc("b")]));
+        state.apply(3, plan(vec![alloc("c")]));
+        let full = alloc_delta(&state, "n1", 0);
+        assert_eq!(full.alloc_ids, vec!["a", "b", "c"]);
+        assert_eq!(full.changed.len(), 3);
+        assert_eq!(full.jobs.len(), 1, "the job is sent once");
+        let since = alloc_delta(&state, "n1", 2);
+        assert_eq!(since.alloc_ids, vec!["a", "b", "c"]);
+        assert_eq!(
+            since.changed.iter().map(|alloc| alloc.id.as_str()).collect::<Vec<_>>(),
+            vec!["c"]
+        );
+        assert!(alloc_delta(&state, "n1", 3).changed.is_empty());
+        assert!(alloc_delta(&state, "elsewhere", 0).alloc_ids.is_empty());
     }
 }
