@@ -44,6 +44,26 @@ pub enum Command {
     /// Operator commands: the Raft configuration and snapshots.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// System maintenance.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Collect every eligible terminal object now.
+    Gc,
+    /// Reconcile job summaries.
+    Reconcile {
+        #[command(subcommand)]
+        what: ReconcileCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReconcileCommand {
+    /// Job summaries.
+    Summaries,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +215,17 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         Command::Node(node) => run_node(node, &client).await,
         Command::Server(command) => run_server(command, &client).await,
         Command::Operator(command) => run_operator(command, &client).await,
+        Command::System(SystemCommand::Gc) => {
+            client.put_empty("/v1/system/gc").await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::System(SystemCommand::Reconcile {
+            what: ReconcileCommand::Summaries,
+        }) => {
+            client.put_empty("/v1/system/reconcile/summaries").await?;
+            println!("Reconciled job summaries");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

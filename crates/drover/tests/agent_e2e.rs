@@ -504,3 +504,84 @@ async fn bad_requests_get_clear_4xx_and_the_agent_keeps_serving() {
     assert!(!client.leader().await.expect("leader after bad input").is_empty());
     agent.shutdown().await;
 }
+
+/// `PUT /v1/system/gc` collects a stopped job with its evaluations and
+/// allocations once its work is dead, and a finished batch job too; a
+/// running service job and everything of it stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_gc_collects_dead_jobs_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, client) = start_agent(dir.path()).await;
+    wait_for_node(&client).await;
+    let service = |id: &str| {
+        job_value(&format!(
+            r#"job "{id}" {{
+  group "g" {{
+    task "t" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sleep"
+        args    = ["600"]
+      }}
+    }}
+  }}
+}}"#
+        ))
+    };
+    let batch = job_value(
+        r#"job "once" {
+  type = "batch"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+    }
+  }
+}"#,
+    );
+    client.register_job(service("keep")).await.expect("register keep");
+    client.register_job(service("drop")).await.expect("register drop");
+    client.register_job(batch).await.expect("register once");
+    for job in ["keep", "drop"] {
+        wait_allocs(&client, job, "running", |allocs| {
+            allocs.iter().any(|alloc| alloc.client_status == "running")
+        })
+        .await;
+    }
+    wait_allocs(&client, "once", "complete", |allocs| {
+        allocs.iter().any(|alloc| alloc.client_status == "complete")
+    })
+    .await;
+    client.stop_job("drop", false).await.expect("stop");
+    wait_allocs(&client, "drop", "stopped", |allocs| {
+        allocs.iter().all(|alloc| alloc.client_status == "complete")
+    })
+    .await;
+    // The job turns dead once its evaluations are done.
+    let started = Instant::now();
+    loop {
+        let jobs = client.jobs("").await.expect("jobs");
+        if jobs.iter().filter(|job| job.status == "dead").count() == 2 {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "jobs never turned dead: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.put_empty("/v1/system/gc").await.expect("gc");
+    let jobs: Vec<String> = client
+        .jobs("")
+        .await
+        .expect("jobs")
+        .into_iter()
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(jobs, vec!["keep".to_string()]);
+    let allocs = client.allocations("").await.expect("allocs");
+    assert!(allocs.iter().all(|alloc| alloc.job_id == "keep"), "{allocs:?}");
+    assert_eq!(allocs.len(), 1);
+    let evals = client.evaluations("").await.expect("evals");
+    assert!(evals.iter().all(|eval| eval.job_id == "keep"), "{evals:?}");
+    agent.shutdown().await;
+}

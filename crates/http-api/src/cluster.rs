@@ -245,6 +245,21 @@ pub async fn snapshot_restore(State(state): State<AppState>, body: Bytes) -> Ans
     Ok((index_headers(index, &state.server), Json(json!({ "Index": index }))).into_response())
 }
 
+/// `PUT /v1/system/gc`: collects every eligible object now, whatever its
+/// age (Nomad's forced GC).
+pub async fn system_gc(State(state): State<AppState>) -> Answer {
+    let (_, index) = state.server.collect_garbage(true).await?;
+    Ok((index_headers(index, &state.server), Json(json!({}))).into_response())
+}
+
+/// `PUT /v1/system/reconcile/summaries`: Drover derives job summaries
+/// from the allocations on every read, so there is nothing to reconcile;
+/// answered as Nomad does once it has reconciled.
+pub async fn system_reconcile_summaries(State(state): State<AppState>) -> Answer {
+    let index = state.server.read_state(false).await?.index();
+    Ok((index_headers(index, &state.server), Json(json!({}))).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

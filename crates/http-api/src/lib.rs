@@ -104,6 +104,11 @@ pub fn app(state: AppState) -> Router {
             "/v1/operator/snapshot",
             get(cluster::snapshot_save).put(cluster::snapshot_restore),
         )
+        .route("/v1/system/gc", put(cluster::system_gc).post(cluster::system_gc))
+        .route(
+            "/v1/system/reconcile/summaries",
+            put(cluster::system_reconcile_summaries).post(cluster::system_reconcile_summaries),
+        )
         .route("/v1/status/leader", get(handlers::status_leader))
         .route("/v1/status/peers", get(handlers::status_peers))
         .route("/v1/agent/self", get(handlers::agent_self))

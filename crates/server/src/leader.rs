@@ -76,9 +76,18 @@ async fn lead(server: Server) {
     server.unblock_evals().await;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let gc_interval = server.config().gc.interval.max(Duration::from_secs(1));
+    let mut gc = tokio::time::interval_at(tokio::time::Instant::now() + gc_interval, gc_interval);
+    gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
-        reap_failed_evals(&server).await;
+        tokio::select! {
+            _ = ticker.tick() => reap_failed_evals(&server).await,
+            _ = gc.tick() => {
+                if let Err(error) = server.collect_garbage(false).await {
+                    tracing::warn!(%error, "garbage collection failed");
+                }
+            }
+        }
     }
 }
 

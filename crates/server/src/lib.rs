@@ -17,6 +17,7 @@
 
 mod broker;
 pub mod cluster;
+pub mod gc;
 mod heartbeat;
 mod leader;
 pub mod peer;
@@ -145,6 +146,8 @@ pub struct ServerConfig {
     pub eval_nack_timeout: Duration,
     /// Delay before the follow-up of a failed evaluation runs.
     pub failed_eval_follow_up_delay: Duration,
+    /// Garbage-collection thresholds.
+    pub gc: gc::GcConfig,
 }
 
 impl ServerConfig {
@@ -170,6 +173,7 @@ impl ServerConfig {
             eval_delivery_limit: broker::DEFAULT_DELIVERY_LIMIT,
             eval_nack_timeout: broker::DEFAULT_NACK_TIMEOUT,
             failed_eval_follow_up_delay: Duration::from_secs(60),
+            gc: gc::GcConfig::default(),
         }
     }
 }

@@ -54,10 +54,16 @@ pub enum Command {
         evals: Vec<Evaluation>,
         now: UnixNanos,
     },
-    /// Remove terminal evaluations and allocations (garbage collection).
+    /// Remove terminal evaluations and allocations, dead jobs (with every
+    /// version) and down nodes (garbage collection; the leader chose them).
     GcDelete {
         eval_ids: Vec<String>,
         alloc_ids: Vec<String>,
+        /// Jobs to purge, as (namespace, id).
+        #[serde(default)]
+        jobs: Vec<(String, String)>,
+        #[serde(default)]
+        node_ids: Vec<String>,
     },
     /// Replaces the operator's scheduler configuration; with `cas`, only
     /// if the stored configuration's modify index is still `cas`.

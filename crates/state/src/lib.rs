@@ -10,4 +10,6 @@ mod command;
 mod store;
 
 pub use command::{Command, CommandResult};
-pub use store::{JobSummary, StateError, StateSnapshot, TableIndexes, TaskGroupSummary};
+pub use store::{
+    JOB_TRACKED_VERSIONS, JobSummary, StateError, StateSnapshot, TASK_EVENTS_KEPT, TableIndexes, TaskGroupSummary,
+};

@@ -10,6 +10,11 @@ use types::{
     JobStatus, JobType, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
 };
 
+/// How many versions of a job are kept (Nomad's `JobTrackedVersions`).
+pub const JOB_TRACKED_VERSIONS: u64 = 6;
+/// How many events are kept per task (Nomad keeps ten).
+pub const TASK_EVENTS_KEPT: usize = 10;
+
 /// Key of a namespaced object: (namespace, id).
 type NsKey = (String, String);
 
@@ -453,17 +458,7 @@ impl StateSnapshot {
                 if purge {
                     self.jobs.remove(&job_key);
                     self.system_jobs.remove(&job_key);
-                    // The job's versions are one contiguous key range.
-                    let first = (namespace.clone(), job_id.clone(), 0);
-                    let last = (namespace.clone(), job_id.clone(), u64::MAX);
-                    let versions: Vec<_> = self
-                        .job_versions
-                        .range(first..=last)
-                        .map(|(key, _)| key.clone())
-                        .collect();
-                    for version in versions {
-                        self.job_versions.remove(&version);
-                    }
+                    self.purge_versions(&namespace, &job_id, u64::MAX);
                 } else {
                     let mut stopped = (*existing).clone();
                     stopped.stop = true;
@@ -564,6 +559,11 @@ impl StateSnapshot {
                     alloc.client_status = update.client_status;
                     alloc.client_description = update.client_description;
                     alloc.task_states = update.task_states;
+                    // Keep the newest events per task only (Nomad keeps ten).
+                    for task_state in alloc.task_states.values_mut() {
+                        let excess = task_state.events.len().saturating_sub(TASK_EVENTS_KEPT);
+                        task_state.events.drain(..excess);
+                    }
                     alloc.modify_time = if update.modify_time > 0 {
                         update.modify_time
                     } else {
@@ -623,7 +623,12 @@ impl StateSnapshot {
                     .map(|eval| eval.id.clone())
                     .collect();
             }
-            Command::GcDelete { eval_ids, alloc_ids } => {
+            Command::GcDelete {
+                eval_ids,
+                alloc_ids,
+                jobs,
+                node_ids,
+            } => {
                 for id in eval_ids {
                     if let Some(eval) = self.evals.remove(&id) {
                         self.blocked_evals.remove(&id);
@@ -648,9 +653,52 @@ impl StateSnapshot {
                         self.tables.allocs = index;
                     }
                 }
+                for (namespace, job_id) in jobs {
+                    let job_key = key(&namespace, &job_id);
+                    if self.jobs.remove(&job_key).is_some() {
+                        self.system_jobs.remove(&job_key);
+                        self.purge_versions(&namespace, &job_id, u64::MAX);
+                        self.tables.jobs = index;
+                    }
+                    // Only empty index entries go with the job: anything
+                    // still listed was not collected and stays reachable.
+                    if self.allocs_by_job.get(&job_key).is_some_and(OrdSet::is_empty) {
+                        self.allocs_by_job.remove(&job_key);
+                    }
+                    if self.evals_by_job.get(&job_key).is_some_and(OrdSet::is_empty) {
+                        self.evals_by_job.remove(&job_key);
+                    }
+                }
+                for node_id in node_ids {
+                    let holds_allocs = self.allocs_by_node.get(&node_id).is_some_and(|set| !set.is_empty());
+                    if !holds_allocs && self.nodes.remove(&node_id).is_some() {
+                        self.allocs_by_node.remove(&node_id);
+                        self.node_usage.remove(&node_id);
+                        self.node_alloc_index.remove(&node_id);
+                        self.tables.nodes = index;
+                    }
+                }
             }
         }
         result
+    }
+
+    /// Removes a job's versions below `below` (every version with
+    /// `u64::MAX`). Versions are one contiguous key range.
+    fn purge_versions(&mut self, namespace: &str, job_id: &str, below: u64) {
+        if below == 0 {
+            return;
+        }
+        let first = (namespace.to_string(), job_id.to_string(), 0);
+        let last = (namespace.to_string(), job_id.to_string(), below.saturating_sub(1));
+        let versions: Vec<_> = self
+            .job_versions
+            .range(first..=last)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for version in versions {
+            self.job_versions.remove(&version);
+        }
     }
 
     /// Stores a job; bumps its version when the spec changed. Returns the
@@ -683,6 +731,9 @@ impl StateSnapshot {
         let job = Arc::new(job);
         self.job_versions
             .insert((job.namespace.clone(), job.id.clone(), version), Arc::clone(&job));
+        // Keep the newest versions only (Nomad keeps six).
+        let oldest_kept = (version + 1).saturating_sub(JOB_TRACKED_VERSIONS);
+        self.purge_versions(&job.namespace, &job.id, oldest_kept);
         self.put_job(job_key, job);
         self.tables.jobs = index;
         version
@@ -1181,6 +1232,8 @@ mod tests {
             Command::GcDelete {
                 eval_ids: vec!["e2".into()],
                 alloc_ids: Vec::new(),
+                jobs: Vec::new(),
+                node_ids: Vec::new(),
             },
         );
         check_indexes(&state);
@@ -1297,5 +1350,138 @@ mod tests {
         assert_eq!(restored.evals_by_job("default", "a").len(), 1);
         assert_eq!(restored.job_versions("default", "a").len(), 1);
         assert_eq!(restored.table_indexes(), state.table_indexes());
+    }
+
+    #[test]
+    fn only_the_newest_job_versions_are_kept() {
+        let mut state = StateSnapshot::new();
+        for version in 0..10u64 {
+            let mut changed = job("j");
+            changed.meta.insert("v".into(), version.to_string());
+            state.apply(
+                version + 1,
+                Command::JobRegister {
+                    job: changed,
+                    eval: None,
+                    now: 1,
+                },
+            );
+        }
+        let versions: Vec<u64> = state
+            .job_versions("default", "j")
+            .iter()
+            .map(|job| job.version)
+            .collect();
+        assert_eq!(versions.len(), JOB_TRACKED_VERSIONS as usize, "{versions:?}");
+        assert_eq!(versions.iter().copied().min(), Some(4));
+        assert_eq!(versions.iter().copied().max(), Some(9));
+        assert!(state.job_version("default", "j", 3).is_none());
+    }
+
+    #[test]
+    fn only_the_newest_task_events_are_kept() {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            1,
+            Command::JobRegister {
+                job: job("j"),
+                eval: None,
+                now: 1,
+            },
+        );
+        state.apply(
+            2,
+            Command::PlanApply {
+                allocs: vec![alloc("a", "j", "n1")],
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 1,
+            },
+        );
+        let events: Vec<types::TaskEvent> = (0..25)
+            .map(|n| types::TaskEvent {
+                time: n,
+                ..types::TaskEvent::default()
+            })
+            .collect();
+        let update = AllocClientUpdate {
+            alloc_id: "a".into(),
+            client_status: AllocClientStatus::Running,
+            task_states: [(
+                "t".to_string(),
+                types::TaskState {
+                    events,
+                    ..types::TaskState::default()
+                },
+            )]
+            .into(),
+            ..AllocClientUpdate::default()
+        };
+        state.apply(
+            3,
+            Command::AllocClientUpdate {
+                updates: vec![update],
+                evals: Vec::new(),
+                now: 1,
+            },
+        );
+        let kept = &state.alloc("a").expect("alloc").task_states["t"].events;
+        assert_eq!(kept.len(), TASK_EVENTS_KEPT);
+        assert_eq!(kept.first().map(|event| event.time), Some(15), "the newest ten");
+    }
+
+    #[test]
+    fn collecting_jobs_and_nodes_leaves_no_index_behind() {
+        let mut state = StateSnapshot::new();
+        let node = Node {
+            id: "n1".into(),
+            ..Node::default()
+        };
+        state.apply(1, Command::NodeRegister { node, now: 1 });
+        state.apply(
+            2,
+            Command::JobRegister {
+                job: job("j"),
+                eval: Some(eval("e1", "j")),
+                now: 1,
+            },
+        );
+        state.apply(
+            3,
+            Command::PlanApply {
+                allocs: vec![alloc("a", "j", "n1")],
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 1,
+            },
+        );
+        // The node still holds an allocation: it is not collected.
+        state.apply(
+            4,
+            Command::GcDelete {
+                eval_ids: Vec::new(),
+                alloc_ids: Vec::new(),
+                jobs: Vec::new(),
+                node_ids: vec!["n1".into()],
+            },
+        );
+        assert!(state.node("n1").is_some());
+        state.apply(
+            5,
+            Command::GcDelete {
+                eval_ids: vec!["e1".into()],
+                alloc_ids: vec!["a".into()],
+                jobs: vec![("default".into(), "j".into())],
+                node_ids: vec!["n1".into()],
+            },
+        );
+        assert!(state.job("default", "j").is_none());
+        assert!(state.job_versions("default", "j").is_empty());
+        assert!(state.node("n1").is_none());
+        assert_eq!(state.allocs().count(), 0);
+        assert_eq!(state.evals().count(), 0);
+        assert!(state.allocs_by_job.is_empty() && state.evals_by_job.is_empty());
+        assert!(state.allocs_by_node.is_empty() && state.node_usage.is_empty());
+        check_indexes(&state);
     }
 }
