@@ -856,8 +856,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let mut demand = Res::default();
         for spec in &specs {
             let count = i64::from(spec.group.count);
-            demand.cpu += spec.ask.cpu * count;
-            demand.mem += spec.ask.mem * count;
+            demand.cpu = demand.cpu.saturating_add(spec.ask.cpu.saturating_mul(count));
+            demand.mem = demand.mem.saturating_add(spec.ask.mem.saturating_mul(count));
         }
         let pack = Packing {
             spread: ctx.config.algorithm == crate::SchedulerAlgorithm::Spread,
@@ -1866,7 +1866,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
     /// and preempted IDs is the whole allocation. All or nothing per
     /// evaluation, so the per-node order of the plan's allocations stays the
     /// placement order.
-    pub(crate) fn enable_compact(&mut self, requests: &[PlaceRequest<'v>]) {
+    pub(crate) fn enable_compact(&mut self, requests: &[PlaceRequest<'v>], new_groups: &[usize]) {
         if !self.ctx.compact {
             return;
         }
@@ -1875,13 +1875,17 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 return;
             }
         }
+        if new_groups.iter().any(|group| self.specs[*group].needs_detail) {
+            return;
+        }
         for group in 0..self.specs.len() {
             let plain = self.template(group).allocated_resources.networks.is_empty()
                 && self.job.task_groups[group]
                     .tasks
                     .iter()
                     .all(|task| task.resources.cores == 0);
-            if !plain && requests.iter().any(|request| request.group == group) {
+            let placed = requests.iter().any(|request| request.group == group) || new_groups.contains(&group);
+            if !plain && placed {
                 return;
             }
         }
@@ -2084,6 +2088,11 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
 
     pub(crate) fn note_coalesced(&self, run: &mut GroupRun) {
         run.metrics.coalesced += 1;
+    }
+
+    /// [`State::note_coalesced`] for `count` placements at once.
+    pub(crate) fn note_coalesced_many(&self, run: &mut GroupRun, count: u64) {
+        run.metrics.coalesced = run.metrics.coalesced.saturating_add(count);
     }
 
     /// Computed classes seen, with whether the group was feasible there.

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod duration;
 pub mod eval;
 pub mod job;
+pub mod limits;
 pub mod node;
 pub mod operator;
 pub mod plan;

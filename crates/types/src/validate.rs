@@ -239,6 +239,17 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     if group.tasks.is_empty() {
         collector.push(&path, "task", "group has no tasks");
     }
+    if group.count > crate::limits::MAX_GROUP_COUNT {
+        collector.push(
+            &path,
+            "count",
+            format!(
+                "count {} is more than Drover's limit of {} allocations per group",
+                group.count,
+                crate::limits::MAX_GROUP_COUNT
+            ),
+        );
+    }
     if let Some(scaling) = &group.scaling {
         if u64::from(group.count) > scaling.max {
             collector.push(
@@ -446,6 +457,18 @@ mod tests {
                 "job \"web\" → group \"api\" → task \"server\" → resources.memory: memory must be at least 10 MB, not 1",
             ]
         );
+    }
+
+    #[test]
+    fn count_above_the_limit_is_rejected_with_its_field() {
+        let mut job = job();
+        job.task_groups[0].count = crate::limits::MAX_GROUP_COUNT;
+        assert_eq!(job.validate(), Ok(()));
+        job.task_groups[0].count = 1_000_000_000;
+        let errors = job.validate().expect_err("a billion allocations is too many").0;
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path_text(), "job \"web\" → group \"api\" → count");
+        assert!(errors[0].message.contains("limit of 100000"), "{}", errors[0].message);
     }
 
     #[test]

@@ -1,0 +1,113 @@
+//! Hostile inputs against a real dev agent: each limit answers with a 4xx
+//! naming what is wrong, and nothing already stored can crash a restart.
+//! Waits use blocking queries with an overall deadline, never fixed sleeps.
+
+use api_client::Client;
+mod common;
+
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const SMALL: &str = r#"
+job "limits" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["60"]
+      }
+      resources {
+        cpu    = 100
+        memory = 32
+      }
+    }
+  }
+}
+"#;
+
+fn job_value(hcl: &str) -> serde_json::Value {
+    let job = jobspec::parse(hcl, "test.nomad.hcl", &jobspec::ParseOptions::default()).expect("test job parses");
+    jobspec::job_to_api(&job)
+}
+
+/// Registers `job` and expects a 400 whose message names `field`.
+async fn expect_refused(client: &Client, job: serde_json::Value, field: &str) -> String {
+    let error = client.register_job(job).await.expect_err("the job is refused");
+    assert_eq!(error.status(), Some(400), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(field), "the message names {field}: {message}");
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_billion_allocations_are_refused_and_a_stored_one_survives_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+
+    let mut job = job_value(SMALL);
+    job["TaskGroups"][0]["Count"] = 1_000_000_000.into();
+    let message = expect_refused(&client, job, "count").await;
+    assert!(message.contains("limit of 100000"), "{message}");
+
+    // A job stored before the limit existed: written through Raft as the
+    // server writes jobs, bypassing only the validation. No node can take
+    // it (it asks for more memory than any node has), so its evaluation
+    // blocks with every allocation queued.
+    let mut stored = jobspec::parse(SMALL, "test.nomad.hcl", &jobspec::ParseOptions::default()).expect("parses");
+    stored.id = "huge".into();
+    stored.name = "huge".into();
+    stored.task_groups[0].count = 1_000_000_000;
+    stored.task_groups[0].tasks[0].resources.memory_mb = 1 << 29;
+    let now = server::now_nanos();
+    let eval = types::Evaluation {
+        id: server::new_id(),
+        namespace: stored.namespace.clone(),
+        priority: stored.priority,
+        job_type: Some(stored.job_type),
+        triggered_by: types::trigger::JOB_REGISTER.to_string(),
+        job_id: stored.id.clone(),
+        status: types::EvalStatus::Pending,
+        create_time: now,
+        modify_time: now,
+        ..types::Evaluation::default()
+    };
+    let eval_id = eval.id.clone();
+    agent
+        .server
+        .raft()
+        .write(state::Command::JobRegister {
+            job: stored,
+            eval: Some(eval),
+            now,
+        })
+        .await
+        .expect("write the job through raft");
+    agent.shutdown().await;
+
+    // Every start runs the stored evaluation again; twice, for good measure.
+    for _ in 0..2 {
+        let agent = common::start_agent(dir.path()).await;
+        let client = Client::new(format!("http://{}", agent.http_addr));
+        let started = Instant::now();
+        let eval = loop {
+            let eval = client.evaluation(&eval_id).await.expect("evaluation");
+            if eval.status != "pending" {
+                break eval;
+            }
+            assert!(started.elapsed() < DEADLINE, "the evaluation never ran: {eval:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(eval.status, "complete", "{eval:?}");
+        let queued = eval
+            .queued_allocations
+            .as_ref()
+            .and_then(|queued| queued.get("g").copied());
+        assert_eq!(queued, Some(1_000_000_000), "{eval:?}");
+        let summary = client.job_summary("huge").await.expect("the agent still answers");
+        assert_eq!(summary.job_id, "huge");
+        agent.shutdown().await;
+    }
+}
