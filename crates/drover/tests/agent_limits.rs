@@ -111,3 +111,32 @@ async fn a_billion_allocations_are_refused_and_a_stored_one_survives_restarts() 
         agent.shutdown().await;
     }
 }
+
+/// Two tasks of 2^62 MiB used to wrap the group's sum negative and be
+/// placed; a task with `CPU: i64::MAX` was placed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_amounts_that_overflow_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+
+    let mut job = job_value(SMALL);
+    let mut second = job["TaskGroups"][0]["Tasks"][0].clone();
+    second["Name"] = "second".into();
+    job["TaskGroups"][0]["Tasks"]
+        .as_array_mut()
+        .expect("tasks")
+        .push(second);
+    for task in job["TaskGroups"][0]["Tasks"].as_array_mut().expect("tasks") {
+        task["Resources"]["MemoryMB"] = 4_611_686_018_427_387_904_i64.into();
+    }
+    expect_refused(&client, job, "resources.memory").await;
+
+    let mut job = job_value(SMALL);
+    job["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] = i64::MAX.into();
+    expect_refused(&client, job, "resources.cpu").await;
+
+    let jobs = client.jobs("").await.expect("list jobs");
+    assert!(jobs.is_empty(), "nothing was stored: {jobs:?}");
+    agent.shutdown().await;
+}

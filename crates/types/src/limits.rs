@@ -8,3 +8,24 @@
 /// memory grows with the placements it makes, so an unbounded count could
 /// exhaust a server.
 pub const MAX_GROUP_COUNT: u32 = 100_000;
+
+/// Largest CPU ask of one task, in MHz (about a million 1 GHz cores).
+pub const MAX_CPU_MHZ: i64 = 1 << 30;
+
+/// Most reserved cores one task may ask for (core IDs are 16-bit).
+pub const MAX_CORES: i64 = 1 << 16;
+
+/// Largest memory (and `memory_max`) of one task, in MiB (1 PiB).
+pub const MAX_MEMORY_MB: i64 = 1 << 30;
+
+/// Largest ephemeral disk of one group, in MiB (1 PiB).
+pub const MAX_DISK_MB: i64 = 1 << 30;
+
+/// Largest network bandwidth ask, in Mbit/s.
+pub const MAX_MBITS: i64 = 1 << 30;
+
+/// Most instances one device request may ask for.
+pub const MAX_DEVICE_COUNT: u64 = 1 << 16;
+
+/// Most networks, ports and device requests one task or group may list.
+pub const MAX_LIST_LEN: usize = 1024;

@@ -2,6 +2,8 @@
 //! its field path, so the jobspec layer can attach a line:column to it.
 
 use crate::job::{Job, JobType, RestartMode, Task, TaskGroup};
+use crate::limits;
+use crate::resources::NetworkResource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -307,6 +309,18 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     for (idx, constraint) in group.constraints.iter().enumerate() {
         check_constraint(collector, &path, idx, constraint);
     }
+    if group.ephemeral_disk.size_mb < 0 {
+        collector.push(&path, "ephemeral_disk.size", "size may not be negative");
+    }
+    check_at_most(
+        collector,
+        &path,
+        "ephemeral_disk.size",
+        group.ephemeral_disk.size_mb,
+        limits::MAX_DISK_MB,
+        "MB",
+    );
+    check_networks(collector, &path, "network", &group.networks);
     // Static ports must not collide within a group.
     let mut static_ports = BTreeSet::new();
     let mut labels = BTreeSet::new();
@@ -345,6 +359,59 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     }
 }
 
+/// A resource amount above Drover's limit (the sum of such amounts could
+/// overflow).
+fn check_at_most(collector: &mut Collector, path: &[String], field: &str, value: i64, limit: i64, unit: &str) {
+    if value > limit {
+        collector.push(
+            path,
+            field,
+            format!("{value} {unit} is more than Drover's limit of {limit} {unit}"),
+        );
+    }
+}
+
+/// Bandwidth, port lists and `to` ports in range.
+fn check_networks(collector: &mut Collector, path: &[String], field: &str, networks: &[NetworkResource]) {
+    if networks.len() > limits::MAX_LIST_LEN {
+        collector.push(
+            path,
+            field,
+            format!("more than Drover's limit of {} networks", limits::MAX_LIST_LEN),
+        );
+    }
+    for network in networks {
+        if network.mbits < 0 {
+            collector.push(path, &format!("{field}.mbits"), "mbits may not be negative");
+        }
+        check_at_most(
+            collector,
+            path,
+            &format!("{field}.mbits"),
+            network.mbits,
+            limits::MAX_MBITS,
+            "Mbit/s",
+        );
+        if network.reserved_ports.len() + network.dynamic_ports.len() > limits::MAX_LIST_LEN {
+            collector.push(
+                path,
+                &format!("{field}.port"),
+                format!("more than Drover's limit of {} ports", limits::MAX_LIST_LEN),
+            );
+        }
+        for port in network.reserved_ports.iter().chain(network.dynamic_ports.iter()) {
+            // `to = -1` asks for the host port's own number, as in Nomad.
+            if !(-1..=65535).contains(&port.to) {
+                collector.push(
+                    path,
+                    &format!("{field}.port {:?}.to", port.label),
+                    format!("to must be a port number (0 to 65535) or -1, not {}", port.to),
+                );
+            }
+        }
+    }
+}
+
 fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) {
     let mut path = group_path.to_vec();
     path.push(format!("task {:?}", task.name));
@@ -360,9 +427,25 @@ fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) 
     if task.resources.cpu < 0 {
         collector.push(&path, "resources.cpu", "cpu may not be negative");
     }
-    if task.resources.cpu > 0 && task.resources.cpu < 1 {
-        collector.push(&path, "resources.cpu", "cpu must be at least 1 MHz");
+    check_at_most(
+        collector,
+        &path,
+        "resources.cpu",
+        task.resources.cpu,
+        limits::MAX_CPU_MHZ,
+        "MHz",
+    );
+    if task.resources.cores < 0 {
+        collector.push(&path, "resources.cores", "cores may not be negative");
     }
+    check_at_most(
+        collector,
+        &path,
+        "resources.cores",
+        task.resources.cores,
+        limits::MAX_CORES,
+        "cores",
+    );
     if task.resources.memory_mb < 10 {
         collector.push(
             &path,
@@ -370,8 +453,48 @@ fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) 
             format!("memory must be at least 10 MB, not {}", task.resources.memory_mb),
         );
     }
+    check_at_most(
+        collector,
+        &path,
+        "resources.memory",
+        task.resources.memory_mb,
+        limits::MAX_MEMORY_MB,
+        "MB",
+    );
+    if task.resources.memory_max_mb < 0 {
+        collector.push(&path, "resources.memory_max", "memory_max may not be negative");
+    }
     if task.resources.memory_max_mb != 0 && task.resources.memory_max_mb < task.resources.memory_mb {
         collector.push(&path, "resources.memory_max", "memory_max must not be less than memory");
+    }
+    check_at_most(
+        collector,
+        &path,
+        "resources.memory_max",
+        task.resources.memory_max_mb,
+        limits::MAX_MEMORY_MB,
+        "MB",
+    );
+    check_networks(collector, &path, "resources.network", &task.resources.networks);
+    if task.resources.devices.len() > limits::MAX_LIST_LEN {
+        collector.push(
+            &path,
+            "resources.device",
+            format!("more than Drover's limit of {} device requests", limits::MAX_LIST_LEN),
+        );
+    }
+    for device in &task.resources.devices {
+        if device.count > limits::MAX_DEVICE_COUNT {
+            collector.push(
+                &path,
+                &format!("resources.device {:?}.count", device.name),
+                format!(
+                    "count {} is more than Drover's limit of {}",
+                    device.count,
+                    limits::MAX_DEVICE_COUNT
+                ),
+            );
+        }
     }
     if task.resources.cores > 0 && task.resources.cpu > 0 && task.resources.cpu != crate::DEFAULT_CPU_MHZ {
         collector.push(&path, "resources.cores", "cores and cpu may not both be set");
@@ -469,6 +592,61 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].path_text(), "job \"web\" → group \"api\" → count");
         assert!(errors[0].message.contains("limit of 100000"), "{}", errors[0].message);
+    }
+
+    /// Values whose sums used to wrap: each is refused with its field.
+    #[test]
+    fn resource_amounts_have_sane_ranges() {
+        let mut job = job();
+        let base = job.task_groups[0].tasks[0].clone();
+        let mut second = base.clone();
+        second.name = "second".into();
+        job.task_groups[0].tasks.push(second);
+        for task in &mut job.task_groups[0].tasks {
+            task.resources.memory_mb = 4611686018427387904;
+        }
+        job.task_groups[0].tasks[1].resources.cpu = i64::MAX;
+        job.task_groups[0].tasks[0].resources.cores = -1;
+        job.task_groups[0].ephemeral_disk.size_mb = i64::MAX;
+        job.task_groups[0].tasks[0]
+            .resources
+            .devices
+            .push(crate::RequestedDevice {
+                name: "gpu".into(),
+                count: u64::MAX,
+                ..Default::default()
+            });
+        job.task_groups[0].networks.push(NetworkResource {
+            mbits: -5,
+            dynamic_ports: vec![Port {
+                label: "http".into(),
+                to: 70000,
+                ..Port::default()
+            }],
+            ..NetworkResource::default()
+        });
+        let errors = job.validate().expect_err("job is invalid").0;
+        let fields: Vec<String> = errors.iter().map(|error| error.path.join(" → ")).collect();
+        let group = "job \"web\" → group \"api\"";
+        for expected in [
+            format!("{group} → ephemeral_disk.size"),
+            format!("{group} → network.mbits"),
+            format!("{group} → network.port \"http\".to"),
+            format!("{group} → task \"server\" → resources.cores"),
+            format!("{group} → task \"server\" → resources.memory"),
+            format!("{group} → task \"server\" → resources.device \"gpu\".count"),
+            format!("{group} → task \"second\" → resources.cpu"),
+            format!("{group} → task \"second\" → resources.memory"),
+        ] {
+            assert!(fields.contains(&expected), "no error for {expected}: {fields:#?}");
+        }
+        // The limits themselves are accepted.
+        let mut job = self::job();
+        let task = &mut job.task_groups[0].tasks[0];
+        task.resources.cpu = limits::MAX_CPU_MHZ;
+        task.resources.memory_mb = limits::MAX_MEMORY_MB;
+        task.resources.memory_max_mb = limits::MAX_MEMORY_MB;
+        assert_eq!(job.validate(), Ok(()));
     }
 
     #[test]
