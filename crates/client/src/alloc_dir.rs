@@ -58,8 +58,22 @@ impl AllocDir {
         self.logs_dir().join(format!("{task}.{stream}.{index}"))
     }
 
-    /// Creates the shared directories and those of `tasks`.
+    /// Creates the shared directories and those of `tasks`. A task name
+    /// that could leave the allocation's directory (`..`, a `/`, a NUL) is
+    /// refused before anything is created, whatever the servers accepted.
     pub fn build<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) -> Result<(), BuildAllocDirError> {
+        let tasks: Vec<&str> = tasks.into_iter().collect();
+        for task in &tasks {
+            if let Err(problem) = types::limits::check_path_name(task) {
+                return Err(BuildAllocDirError {
+                    path: self.root.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("task name {task:?} cannot be a directory name: {problem}"),
+                    ),
+                });
+            }
+        }
         let shared = self.shared_dir();
         let mut dirs = vec![shared.join("logs"), shared.join("data"), shared.join("tmp")];
         for task in tasks {
@@ -109,5 +123,16 @@ mod tests {
         dir.destroy().expect("destroy");
         assert!(!tmp.path().join("a1").exists());
         dir.destroy().expect("destroy twice");
+    }
+
+    #[test]
+    fn task_names_that_leave_the_directory_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = AllocDir::new(&tmp.path().join("alloc"), "a1");
+        for name in ["..", ".", "../../etc", "a/b", "a\0b", ""] {
+            let error = dir.build(["web", name]).expect_err("refused");
+            assert_eq!(error.source.kind(), std::io::ErrorKind::InvalidInput, "{name:?}");
+        }
+        assert!(!tmp.path().join("alloc").exists(), "nothing was created");
     }
 }

@@ -187,6 +187,7 @@ impl Client {
             store: store.clone(),
             updates: updates_tx,
             host_env,
+            max_kill_timeout: config.max_kill_timeout,
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

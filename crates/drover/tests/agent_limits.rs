@@ -140,3 +140,38 @@ async fn resource_amounts_that_overflow_are_refused() {
     assert!(jobs.is_empty(), "nothing was stored: {jobs:?}");
     agent.shutdown().await;
 }
+
+/// A task named `..` escaped its allocation directory, and a 70,000-byte
+/// job ID was stored and could then never be read or deleted (414).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_leave_a_directory_and_overlong_ids_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+
+    let mut job = job_value(SMALL);
+    job["TaskGroups"][0]["Tasks"][0]["Name"] = "..".into();
+    let message = expect_refused(&client, job, "name").await;
+    assert!(message.contains("invalid task name"), "{message}");
+
+    let mut job = job_value(SMALL);
+    job["TaskGroups"][0]["Name"] = "a/b".into();
+    expect_refused(&client, job, "invalid group name").await;
+
+    let mut job = job_value(SMALL);
+    let long_id = "j".repeat(70_000);
+    job["ID"] = long_id.clone().into();
+    job["Name"] = "limits".into();
+    let message = expect_refused(&client, job, "id").await;
+    assert!(message.contains("limit of 256"), "{message}");
+    assert!(message.len() < 2_000, "the answer does not echo the ID back in full");
+
+    // The longest ID allowed can be registered, read and deleted.
+    let mut job = job_value(SMALL);
+    let longest = "j".repeat(types::limits::MAX_JOB_ID_LEN);
+    job["ID"] = longest.clone().into();
+    client.register_job(job).await.expect("the longest ID is fine");
+    client.job(&longest).await.expect("and can be read");
+    client.stop_job(&longest, true).await.expect("and purged");
+    agent.shutdown().await;
+}

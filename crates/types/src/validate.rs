@@ -58,6 +58,19 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// A name as it appears in an error's path: cut short when it is over the
+/// limit, so that a hostile name does not make every message huge.
+fn shorten(name: &str) -> &str {
+    if name.len() <= limits::MAX_JOB_ID_LEN {
+        return name;
+    }
+    let mut end = limits::MAX_JOB_ID_LEN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 struct Collector {
     errors: Vec<ValidationError>,
 }
@@ -104,9 +117,19 @@ impl Job {
     /// after [`Job::canonicalize`].
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut collector = Collector { errors: Vec::new() };
-        let job_path = vec![format!("job {:?}", self.id)];
+        let job_path = vec![format!("job {:?}", shorten(&self.id))];
         if self.id.is_empty() {
             collector.push(&job_path, "id", "missing job ID");
+        } else if self.id.len() > limits::MAX_JOB_ID_LEN {
+            collector.push(
+                &job_path,
+                "id",
+                format!(
+                    "job ID is {} bytes long, more than Drover's limit of {}",
+                    self.id.len(),
+                    limits::MAX_JOB_ID_LEN
+                ),
+            );
         } else if self.id.contains(' ') {
             collector.push(&job_path, "id", "job ID contains a space");
         } else if self.id.contains('\0') {
@@ -114,6 +137,27 @@ impl Job {
         }
         if self.name.is_empty() {
             collector.push(&job_path, "name", "missing job name");
+        } else if self.name.len() > limits::MAX_JOB_ID_LEN {
+            collector.push(
+                &job_path,
+                "name",
+                format!(
+                    "job name is {} bytes long, more than Drover's limit of {}",
+                    self.name.len(),
+                    limits::MAX_JOB_ID_LEN
+                ),
+            );
+        }
+        if self.namespace.len() > limits::MAX_NAME_LEN {
+            collector.push(
+                &job_path,
+                "namespace",
+                format!(
+                    "namespace is {} bytes long, more than Drover's limit of {}",
+                    self.namespace.len(),
+                    limits::MAX_NAME_LEN
+                ),
+            );
         }
         if !(1..=100).contains(&self.priority) {
             collector.push(&job_path, "priority", "job priority must be between 1 and 100");
@@ -185,7 +229,11 @@ impl Job {
         let mut group_names = BTreeSet::new();
         for group in &self.task_groups {
             if !group_names.insert(group.name.as_str()) {
-                collector.push(&job_path, &format!("group {:?}", group.name), "duplicate group name");
+                collector.push(
+                    &job_path,
+                    &format!("group {:?}", shorten(&group.name)),
+                    "duplicate group name",
+                );
             }
             validate_group(&mut collector, self, group, &job_path);
         }
@@ -234,9 +282,11 @@ fn check_constraint(collector: &mut Collector, path: &[String], idx: usize, cons
 
 fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_path: &[String]) {
     let mut path = job_path.to_vec();
-    path.push(format!("group {:?}", group.name));
+    path.push(format!("group {:?}", shorten(&group.name)));
     if group.name.is_empty() {
         collector.push(job_path, "group", "task group has no name");
+    } else if let Err(problem) = limits::check_path_name(&group.name) {
+        collector.push(&path, "name", format!("invalid group name: {problem}"));
     }
     if group.tasks.is_empty() {
         collector.push(&path, "task", "group has no tasks");
@@ -347,7 +397,7 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     let mut leaders = 0;
     for task in &group.tasks {
         if !task_names.insert(task.name.as_str()) {
-            collector.push(&path, &format!("task {:?}", task.name), "duplicate task name");
+            collector.push(&path, &format!("task {:?}", shorten(&task.name)), "duplicate task name");
         }
         if task.leader {
             leaders += 1;
@@ -414,12 +464,12 @@ fn check_networks(collector: &mut Collector, path: &[String], field: &str, netwo
 
 fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) {
     let mut path = group_path.to_vec();
-    path.push(format!("task {:?}", task.name));
+    path.push(format!("task {:?}", shorten(&task.name)));
     if task.name.is_empty() {
         collector.push(group_path, "task", "task has no name");
-    }
-    if task.name.contains('/') {
-        collector.push(&path, "name", "task name may not contain '/'");
+    } else if let Err(problem) = limits::check_path_name(&task.name) {
+        // Task names are directory names under the allocation's directory.
+        collector.push(&path, "name", format!("invalid task name: {problem}"));
     }
     if task.driver.is_empty() {
         collector.push(&path, "driver", "missing task driver");
@@ -646,6 +696,35 @@ mod tests {
         task.resources.cpu = limits::MAX_CPU_MHZ;
         task.resources.memory_mb = limits::MAX_MEMORY_MB;
         task.resources.memory_max_mb = limits::MAX_MEMORY_MB;
+        assert_eq!(job.validate(), Ok(()));
+    }
+
+    /// A task named `..` escaped its allocation directory; a 70,000-byte
+    /// job ID was stored and could then not be read or deleted over HTTP.
+    #[test]
+    fn names_and_ids_are_bounded_and_cannot_leave_a_directory() {
+        let mut job = job();
+        job.task_groups[0].tasks[0].name = "..".into();
+        let errors = job.validate().expect_err("a task named .. is invalid").0;
+        assert_eq!(
+            errors[0].path_text(),
+            "job \"web\" → group \"api\" → task \"..\" → name"
+        );
+        for name in [".", "a/b", "a\0b"] {
+            let mut job = self::job();
+            job.task_groups[0].name = name.into();
+            assert!(job.validate().is_err(), "group {name:?} was accepted");
+        }
+        let mut job = self::job();
+        job.id = "j".repeat(70_000);
+        job.name = job.id.clone();
+        let errors = job.validate().expect_err("a long ID is invalid").0;
+        let fields: Vec<&str> = errors.iter().map(|error| error.path[1].as_str()).collect();
+        assert_eq!(fields, vec!["id", "name"]);
+        assert!(errors[0].message.contains("limit of 256"), "{}", errors[0].message);
+        assert!(errors[0].path[0].len() < 300, "the path quotes a shortened ID");
+        let mut job = self::job();
+        job.id = "j".repeat(limits::MAX_JOB_ID_LEN);
         assert_eq!(job.validate(), Ok(()));
     }
 
