@@ -9,14 +9,16 @@
 
 mod error;
 mod handlers;
+mod limits;
 mod logs;
 mod query;
 mod ui;
 
 pub use error::ApiError;
+pub use limits::ApiLimits;
 
-use axum::Router;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use server::Server;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,8 +47,13 @@ pub struct AppState {
     pub agent: Arc<AgentInfo>,
 }
 
-/// Builds the router.
+/// Builds the router, with the default [`ApiLimits`].
 pub fn app(state: AppState) -> Router {
+    app_with_limits(state, ApiLimits::default())
+}
+
+/// Builds the router with the given limits.
+pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
     Router::new()
         .route(
             "/v1/jobs",
@@ -94,5 +101,6 @@ pub fn app(state: AppState) -> Router {
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
         .fallback(handlers::not_found)
+        .layer(Extension(Arc::new(limits::Limits::new(api_limits))))
         .with_state(state)
 }

@@ -5,7 +5,7 @@
 
 use crate::ParseOptions;
 use crate::diag::{LineIndex, Sink};
-use crate::eval::{EvalError, Evaluator, FuncContext, Scope, to_bool, to_string, type_name};
+use crate::eval::{Budget, EvalError, Evaluator, FuncContext, Scope, to_bool, to_string, type_name};
 use crate::ty::Ty;
 use hcl_edit::Span;
 use hcl_edit::expr::Expression;
@@ -60,6 +60,7 @@ pub(crate) fn evaluate(source: &str, opts: &ParseOptions, sink: &mut Sink) -> Op
         }
     };
     let random = opts.random;
+    let budget = Budget::new(opts.budget);
     let mut evaluator = Evaluator {
         source,
         globals: BTreeMap::new(),
@@ -67,6 +68,7 @@ pub(crate) fn evaluate(source: &str, opts: &ParseOptions, sink: &mut Sink) -> Op
             now: opts.now,
             read_file: opts.read_file,
             random,
+            budget: &budget,
         },
     };
 
@@ -120,6 +122,11 @@ pub(crate) fn evaluate(source: &str, opts: &ParseOptions, sink: &mut Sink) -> Op
     let path = format!("job {:?}", labels[0]);
     let root = Scope::root();
     let (attrs, blocks) = convert_body(&evaluator, &job_block.body, &root, sink, &path, false, 0);
+    if budget.exceeded() {
+        // The one diagnostic naming the limit is in the sink; what was
+        // evaluated before it is incomplete and not worth decoding.
+        return None;
+    }
     Some(Node {
         ident: "job".to_string(),
         labels,
@@ -250,6 +257,7 @@ fn resolve_variables(
                         now: evaluator.funcs.now,
                         read_file: None,
                         random: None,
+                        budget: evaluator.funcs.budget,
                     },
                 };
                 inner.eval(&expr, &Scope::root()).map_err(|error| error.message)
@@ -300,6 +308,7 @@ fn resolve_variables(
                 now: evaluator.funcs.now,
                 read_file: evaluator.funcs.read_file,
                 random: None,
+                budget: evaluator.funcs.budget,
             },
         };
         if value.is_null() {
@@ -410,6 +419,7 @@ fn read_var_file(evaluator: &Evaluator, file_name: &str, contents: &str, sink: &
             now: evaluator.funcs.now,
             read_file: evaluator.funcs.read_file,
             random: None,
+            budget: evaluator.funcs.budget,
         },
     };
     let mut out = Vec::new();
@@ -477,6 +487,10 @@ fn resolve_locals(evaluator: &mut Evaluator, blocks: &[&Block], sink: &mut Sink)
                     }
                     progress = true;
                 }
+                Err(error) if error.fatal => {
+                    report(sink, &format!("local {:?}", attr.key.as_str()), error);
+                    return;
+                }
                 Err(error) if error.missing_local => {
                     still_pending.push(attr);
                     last_errors.push((attr, error));
@@ -512,6 +526,11 @@ fn resolve_locals(evaluator: &mut Evaluator, blocks: &[&Block], sink: &mut Sink)
 }
 
 fn report(sink: &mut Sink, path: &str, error: EvalError) {
+    // The budget's error is reported once, where it ran out; every later
+    // evaluation fails the same way and adds nothing.
+    if error.fatal && sink.diags.iter().any(|diag| diag.message == error.message) {
+        return;
+    }
     sink.error(path, error.message, error.span);
 }
 
@@ -532,6 +551,10 @@ pub(crate) fn convert_body(
         return (attrs, blocks);
     }
     for structure in body.iter() {
+        if let Err(error) = evaluator.funcs.budget.steps(1) {
+            report(sink, path, EvalError::new(error.0, structure.span()).into_fatal());
+            return (attrs, blocks);
+        }
         match structure {
             Structure::Attribute(attr) => {
                 let name = attr.key.as_str().to_string();
@@ -695,6 +718,9 @@ fn expand_dynamic(
         }
     };
     for (key, value) in pairs {
+        if evaluator.funcs.budget.exceeded() {
+            return;
+        }
         let mut iterator_value = Map::new();
         iterator_value.insert("key".to_string(), key);
         iterator_value.insert("value".to_string(), value);

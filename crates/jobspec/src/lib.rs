@@ -41,6 +41,39 @@ use types::{Job, JobType};
 /// A file reader for `file()`: a path in, the contents or a message out.
 pub type ReadFile<'a> = &'a dyn Fn(&str) -> Result<String, String>;
 
+/// How much work evaluating one HCL file may do. A job file is a program
+/// (`for` expressions, `dynamic` blocks, functions), and a few hundred bytes
+/// can ask for 10^8 iterations or gigabytes of values; past any of these
+/// limits parsing stops with one diagnostic that names the limit. The
+/// defaults are far above what real job files use (the examples and the
+/// test corpus use under 1% of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvalBudget {
+    /// Expression evaluations, loop iterations and generated blocks.
+    pub max_steps: u64,
+    /// Bytes of values produced (function results, copies of variables,
+    /// rendered templates, generated lists), counted as they are made.
+    pub max_bytes: u64,
+    /// Most elements any one list or object may hold.
+    pub max_collection: usize,
+}
+
+impl EvalBudget {
+    /// The default budget, for job files from users and untrusted requests
+    /// alike.
+    pub const DEFAULT: EvalBudget = EvalBudget {
+        max_steps: 1_000_000,
+        max_bytes: 64 * 1024 * 1024,
+        max_collection: 100_000,
+    };
+}
+
+impl Default for EvalBudget {
+    fn default() -> Self {
+        EvalBudget::DEFAULT
+    }
+}
+
 /// Everything from outside that parsing may use. The CLI gathers it.
 #[derive(Default)]
 pub struct ParseOptions<'a> {
@@ -58,6 +91,8 @@ pub struct ParseOptions<'a> {
     pub read_file: Option<ReadFile<'a>>,
     /// 128 random bits for `uuidv4()`; without it `uuidv4()` fails.
     pub random: Option<&'a dyn Fn() -> u128>,
+    /// The limits on evaluation work ([`EvalBudget::DEFAULT`] by default).
+    pub budget: EvalBudget,
 }
 
 impl fmt::Debug for ParseOptions<'_> {
@@ -71,6 +106,7 @@ impl fmt::Debug for ParseOptions<'_> {
             .field("now", &self.now)
             .field("read_file", &self.read_file.is_some())
             .field("random", &self.random.is_some())
+            .field("budget", &self.budget)
             .finish()
     }
 }
