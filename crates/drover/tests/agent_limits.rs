@@ -175,3 +175,90 @@ async fn names_that_leave_a_directory_and_overlong_ids_are_refused() {
     client.stop_job(&longest, true).await.expect("and purged");
     agent.shutdown().await;
 }
+
+/// Waits (with blocking queries) until the job has a running allocation.
+async fn running_alloc(client: &Client, job_id: &str) -> String {
+    let started = Instant::now();
+    let mut index = 0;
+    loop {
+        let answer = client
+            .get_blocking::<Vec<api_types::AllocListStub>>(
+                &format!("/v1/job/{job_id}/allocations"),
+                index,
+                Duration::from_secs(2),
+            )
+            .await
+            .expect("list allocations");
+        if let Some(alloc) = answer.value.iter().find(|alloc| alloc.client_status == "running") {
+            return alloc.id.clone();
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no running allocation: {:?}",
+            answer.value
+        );
+        index = answer.index;
+    }
+}
+
+/// Resets the process's peak RSS (`VmHWM`) to its current RSS.
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
+}
+
+/// A 200 MB log read in JSON frames took 1 GB of RSS: a 32 MiB log
+/// (sparse, so nothing is written) now streams in bounded frames, and the
+/// agent's (this process's) peak RSS hardly moves while it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_logs_stream_with_bounded_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+    client.register_job(job_value(SMALL)).await.expect("register");
+    let alloc_id = running_alloc(&client, "limits").await;
+    let size: u64 = 32 << 20;
+    let log = agent.data_dir.join(format!("alloc/{alloc_id}/alloc/logs/t.stdout.0"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("the task's log file")
+        .set_len(size)
+        .expect("grow the log");
+
+    reset_peak_rss();
+    let before = drover::rss::rss_mib(std::process::id()).expect("rss");
+    let url = format!(
+        "http://{}/v1/client/fs/logs/{alloc_id}?task=t&type=stdout",
+        agent.http_addr
+    );
+    let mut response = reqwest::get(&url).await.expect("logs");
+    assert_eq!(response.status(), 200);
+    let mut pending: Vec<u8> = Vec::new();
+    let (mut decoded, mut frames, mut largest_frame) = (0u64, 0u64, 0usize);
+    while let Some(chunk) = response.chunk().await.expect("a chunk") {
+        pending.extend_from_slice(&chunk);
+        let mut frames_in = serde_json::Deserializer::from_slice(&pending).into_iter::<serde_json::Value>();
+        let mut consumed = 0;
+        while let Some(Ok(frame)) = frames_in.next() {
+            let frame_len = frames_in.byte_offset() - consumed;
+            consumed = frames_in.byte_offset();
+            largest_frame = largest_frame.max(frame_len);
+            let data = frame["Data"].as_str().expect("base64 data");
+            decoded += (data.len() / 4 * 3 - data.bytes().rev().take_while(|byte| *byte == b'=').count()) as u64;
+            frames += 1;
+        }
+        pending.drain(..consumed);
+    }
+    let peak = drover::rss::peak_rss_mib(std::process::id()).expect("peak rss");
+    assert!(pending.is_empty(), "the body ends with a whole frame");
+    assert_eq!(decoded, size, "every byte of the log arrived");
+    assert!(frames >= 256, "{frames} frames");
+    assert!(largest_frame < 128 << 10, "a frame of {largest_frame} bytes");
+    assert!(
+        peak - before < 16.0,
+        "serving a {} MiB log raised the peak RSS by {:.1} MiB",
+        size >> 20,
+        peak - before
+    );
+    agent.shutdown().await;
+}

@@ -15,8 +15,9 @@ mod query;
 mod ui;
 
 pub use error::ApiError;
-pub use limits::ApiLimits;
+pub use limits::{ApiLimits, DEFAULT_MAX_BODY_BYTES};
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use server::Server;
@@ -102,5 +103,8 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         .route("/ui/", get(ui::index))
         .fallback(handlers::not_found)
         .layer(Extension(Arc::new(limits::Limits::new(api_limits))))
+        // Every body is read through an extractor that honours this limit
+        // (`Bytes`), answering 413 once the body passes it.
+        .layer(DefaultBodyLimit::max(api_limits.max_body_bytes))
         .with_state(state)
 }

@@ -9,6 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// The default request body limit: 4 MiB, far above the largest job
+/// (a job with a thousand groups is well under 1 MiB of JSON).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+
 /// The HTTP API's limits. [`crate::app`] uses the defaults;
 /// [`crate::app_with_limits`] takes others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +25,9 @@ pub struct ApiLimits {
     /// How many jobs are parsed or validated at once; more wait their turn
     /// (within the deadline).
     pub max_concurrent_parses: usize,
+    /// The largest request body read, in bytes; a larger one is answered
+    /// with 413 before it is read in full.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ApiLimits {
@@ -29,6 +36,7 @@ impl Default for ApiLimits {
             eval_budget: jobspec::EvalBudget::DEFAULT,
             parse_deadline: Duration::from_secs(10),
             max_concurrent_parses: 2,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }

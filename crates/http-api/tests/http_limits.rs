@@ -116,3 +116,40 @@ async fn parsing_past_the_deadline_is_a_400() {
     assert!(body.contains("took longer than 1ms"), "{body}");
     server.shutdown().await;
 }
+
+/// Bodies past the limit are a 413, job registrations included, whether
+/// the client announces the length or streams the body in chunks.
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (router, server) = app(dir.path(), ApiLimits::default()).await;
+    let big = format!(
+        "{{\"Job\": {{\"ID\": \"big\", \"Meta\": {{\"pad\": \"{}\"}}}}}}",
+        "x".repeat(http_api::DEFAULT_MAX_BODY_BYTES)
+    );
+    for path in ["/v1/jobs", "/v1/job/big", "/v1/jobs/parse", "/v1/validate/job"] {
+        let request = Request::put(path)
+            .header("content-type", "application/json")
+            .body(Body::from(big.clone()))
+            .expect("request");
+        let (status, body) = answer(&router, request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+    }
+    // Streamed without a length, in 64 KiB chunks.
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = big
+        .as_bytes()
+        .chunks(64 << 10)
+        .map(|chunk| Ok(bytes::Bytes::copy_from_slice(chunk)))
+        .collect();
+    let request = Request::post("/v1/jobs")
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .expect("request");
+    let (status, _) = answer(&router, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Under the limit the body is read (and this one is an invalid job).
+    let small = big.replace(&"x".repeat(http_api::DEFAULT_MAX_BODY_BYTES), "x");
+    let request = Request::put("/v1/jobs").body(Body::from(small)).expect("request");
+    let (status, body) = answer(&router, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    server.shutdown().await;
+}
