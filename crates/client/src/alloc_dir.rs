@@ -76,12 +76,19 @@ impl AllocDir {
         }
         let shared = self.shared_dir();
         let mut dirs = vec![shared.join("logs"), shared.join("data"), shared.join("tmp")];
+        let mut secrets = Vec::new();
         for task in tasks {
             let task_dir = self.task_dir(task);
-            dirs.extend([task_dir.join("local"), task_dir.join("secrets"), task_dir.join("tmp")]);
+            dirs.extend([task_dir.join("local"), task_dir.join("tmp")]);
+            secrets.push(self.secrets_dir(task));
         }
         for dir in dirs {
             std::fs::create_dir_all(&dir).map_err(|source| BuildAllocDirError { path: dir, source })?;
+        }
+        // Secrets are the owner's only (0700, files 0600), also when the
+        // directory is there from before.
+        for dir in secrets {
+            crate::secure::ensure_secrets_dir(&dir).map_err(|source| BuildAllocDirError { path: dir, source })?;
         }
         Ok(())
     }
@@ -120,6 +127,18 @@ mod tests {
             dir.log_file("web", "stdout", 0),
             tmp.path().join("a1/alloc/logs/web.stdout.0")
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir.secrets_dir("web")), 0o700);
+        // A secrets dir left world-readable (an older version) is fixed on
+        // the next build, files included.
+        let secrets = dir.secrets_dir("sidecar");
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(secrets.join("token"), b"t").expect("write");
+        std::fs::set_permissions(secrets.join("token"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        dir.build(["web", "sidecar"]).expect("build again");
+        assert_eq!(mode(&secrets), 0o700);
+        assert_eq!(mode(&secrets.join("token")), 0o600);
         dir.destroy().expect("destroy");
         assert!(!tmp.path().join("a1").exists());
         dir.destroy().expect("destroy twice");
