@@ -8,6 +8,7 @@
 //! internal failures a logged 500. Only this crate knows HTTP.
 
 mod error;
+mod exposure;
 mod handlers;
 mod limits;
 mod logs;
@@ -15,6 +16,7 @@ mod query;
 mod ui;
 
 pub use error::ApiError;
+pub use exposure::exposure_warning;
 pub use limits::{ApiLimits, DEFAULT_MAX_BODY_BYTES};
 
 use axum::extract::DefaultBodyLimit;
