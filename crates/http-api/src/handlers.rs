@@ -406,6 +406,80 @@ pub async fn node_allocations(State(state): State<AppState>, Path(id): Path<Stri
     reply(&state, snapshot.table_indexes().allocs, &stubs)
 }
 
+// ----- namespaces --------------------------------------------------------
+
+/// `GET /v1/namespaces[?prefix=]`: every namespace, `default` included.
+pub async fn list_namespaces(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().namespaces).await?;
+    let snapshot = state.server.state();
+    let body: Vec<api_types::Namespace> = snapshot
+        .namespaces()
+        .iter()
+        .filter(|namespace| namespace.name.starts_with(options.prefix()))
+        .map(|namespace| api_types::namespace(namespace))
+        .collect();
+    reply(&state, snapshot.table_indexes().namespaces, &body)
+}
+
+/// `GET /v1/namespace/:name`.
+pub async fn get_namespace(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    block_until(&state, &options, |snapshot| {
+        snapshot
+            .namespace(&name)
+            .map(|namespace| namespace.modify_index)
+            .unwrap_or(0)
+    })
+    .await?;
+    let namespace = state
+        .server
+        .state()
+        .namespace(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("namespace {name:?}")))?;
+    reply(&state, namespace.modify_index, &api_types::namespace(&namespace))
+}
+
+/// `PUT`/`POST /v1/namespace`: creates or updates the namespace the body
+/// names.
+pub async fn apply_namespace(State(state): State<AppState>, body: Bytes) -> Answer {
+    write_namespace(&state, None, &body).await
+}
+
+/// `PUT`/`POST /v1/namespace/:name`: creates or updates `name`; a body
+/// without a name takes it from the path.
+pub async fn apply_namespace_by_name(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Answer {
+    write_namespace(&state, Some(name), &body).await
+}
+
+async fn write_namespace(state: &AppState, path_name: Option<String>, body: &Bytes) -> Answer {
+    let request: api_types::Namespace = parse_body(body)?;
+    let mut namespace = api_types::namespace_from_api(&request).map_err(ApiError::BadRequest)?;
+    match path_name {
+        Some(name) if namespace.name.is_empty() => namespace.name = name,
+        Some(name) if namespace.name != name => {
+            return Err(ApiError::BadRequest(format!(
+                "namespace name {:?} in the body does not match {name:?} in the path",
+                namespace.name
+            )));
+        }
+        _ => {}
+    }
+    let index = state.server.upsert_namespaces(vec![namespace]).await?;
+    let headers = index_headers(index, state.server.leader().is_some());
+    Ok((headers, ()).into_response())
+}
+
+/// `DELETE /v1/namespace/:name`: refused for `default` and while the
+/// namespace holds a job that is not dead.
+pub async fn delete_namespace(State(state): State<AppState>, Path(name): Path<String>) -> Answer {
+    let index = state.server.delete_namespace(&name).await?;
+    let headers = index_headers(index, state.server.leader().is_some());
+    Ok((headers, ()).into_response())
+}
+
 // ----- operator -----------------------------------------------------------
 
 /// `GET /v1/operator/scheduler/configuration`.

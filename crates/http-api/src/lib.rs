@@ -94,6 +94,18 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
                 .put(handlers::set_scheduler_config)
                 .post(handlers::set_scheduler_config),
         )
+        .route("/v1/namespaces", get(handlers::list_namespaces))
+        .route(
+            "/v1/namespace",
+            post(handlers::apply_namespace).put(handlers::apply_namespace),
+        )
+        .route(
+            "/v1/namespace/{name}",
+            get(handlers::get_namespace)
+                .post(handlers::apply_namespace_by_name)
+                .put(handlers::apply_namespace_by_name)
+                .delete(handlers::delete_namespace),
+        )
         .route("/v1/status/leader", get(handlers::status_leader))
         .route("/v1/status/peers", get(handlers::status_peers))
         .route("/v1/agent/self", get(handlers::agent_self))

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use types::{
-    AllocClientUpdate, Allocation, Evaluation, Index, Job, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
+    AllocClientUpdate, Allocation, Evaluation, Index, Job, Namespace, Node, NodeStatus, SchedulerConfiguration,
+    UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -66,6 +67,11 @@ pub enum Command {
         #[serde(default)]
         cas: Option<Index>,
     },
+    /// Creates or updates namespaces (their indexes are set in `apply`).
+    NamespaceUpsert { namespaces: Vec<Namespace> },
+    /// Deletes namespaces; refused, all or nothing, if one of them is
+    /// `default`, does not exist or still has a job that is not dead.
+    NamespaceDelete { names: Vec<String> },
 }
 
 impl Command {
@@ -81,6 +87,8 @@ impl Command {
             Command::AllocClientUpdate { .. } => "alloc-client-update",
             Command::GcDelete { .. } => "gc-delete",
             Command::SchedulerConfigSet { .. } => "scheduler-config-set",
+            Command::NamespaceUpsert { .. } => "namespace-upsert",
+            Command::NamespaceDelete { .. } => "namespace-delete",
         }
     }
 }
