@@ -254,8 +254,10 @@ impl<'j> GroupSpec<'j> {
             .collect();
         drivers.sort_unstable();
         drivers.dedup();
+        // A negative amount (a job stored before validation refused them)
+        // asks for nothing rather than handing capacity back.
         let mut ask = Res {
-            disk: group.ephemeral_disk.size_mb,
+            disk: group.ephemeral_disk.size_mb.max(0),
             ..Res::default()
         };
         let mut devices = Vec::new();
@@ -263,9 +265,9 @@ impl<'j> GroupSpec<'j> {
             if task.resources.cores > 0 {
                 ask.cores = ask.cores.saturating_add(task.resources.cores);
             } else {
-                ask.cpu = ask.cpu.saturating_add(task.resources.cpu);
+                ask.cpu = ask.cpu.saturating_add(task.resources.cpu.max(0));
             }
-            ask.mem = ask.mem.saturating_add(task.resources.memory_mb);
+            ask.mem = ask.mem.saturating_add(task.resources.memory_mb.max(0));
             for device in &task.resources.devices {
                 devices.push(DeviceAsk {
                     name: device.name.clone(),
@@ -2699,6 +2701,20 @@ mod tests {
         let spec = GroupSpec::compile(&job, &job.task_groups[0]);
         assert_eq!(spec.ask.mem, i64::MAX);
         assert_eq!(spec.ask.cpu, i64::MAX);
+        // Negative amounts ask for nothing; they never free capacity.
+        let mut negative = job.clone();
+        negative.task_groups[0].tasks[0].resources = types::Resources {
+            cpu: -4000,
+            memory_mb: -1 << 40,
+            ..types::Resources::default()
+        };
+        negative.task_groups[0].tasks.truncate(1);
+        negative.task_groups[0].ephemeral_disk.size_mb = -5;
+        let spec_negative = GroupSpec::compile(&negative, &negative.task_groups[0]);
+        assert_eq!(
+            (spec_negative.ask.cpu, spec_negative.ask.mem, spec_negative.ask.disk),
+            (0, 0, 0)
+        );
         let cap = Res {
             cpu: 4000,
             mem: 8192,
