@@ -166,39 +166,16 @@ async fn names_that_leave_a_directory_and_overlong_ids_are_refused() {
     assert!(message.contains("limit of 256"), "{message}");
     assert!(message.len() < 2_000, "the answer does not echo the ID back in full");
 
-    // The longest ID allowed can be registered, read and deleted.
+    // The longest ID allowed can be registered, read and deleted (with no
+    // allocation to run).
     let mut job = job_value(SMALL);
     let longest = "j".repeat(types::limits::MAX_JOB_ID_LEN);
     job["ID"] = longest.clone().into();
+    job["TaskGroups"][0]["Count"] = 0.into();
     client.register_job(job).await.expect("the longest ID is fine");
     client.job(&longest).await.expect("and can be read");
     client.stop_job(&longest, true).await.expect("and purged");
     agent.shutdown().await;
-}
-
-/// Waits (with blocking queries) until the job has a running allocation.
-async fn running_alloc(client: &Client, job_id: &str) -> String {
-    let started = Instant::now();
-    let mut index = 0;
-    loop {
-        let answer = client
-            .get_blocking::<Vec<api_types::AllocListStub>>(
-                &format!("/v1/job/{job_id}/allocations"),
-                index,
-                Duration::from_secs(2),
-            )
-            .await
-            .expect("list allocations");
-        if let Some(alloc) = answer.value.iter().find(|alloc| alloc.client_status == "running") {
-            return alloc.id.clone();
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no running allocation: {:?}",
-            answer.value
-        );
-        index = answer.index;
-    }
 }
 
 /// Resets the process's peak RSS (`VmHWM`) to its current RSS.
@@ -215,7 +192,7 @@ async fn large_logs_stream_with_bounded_memory() {
     let agent = common::start_agent(dir.path()).await;
     let client = Client::new(format!("http://{}", agent.http_addr));
     client.register_job(job_value(SMALL)).await.expect("register");
-    let alloc_id = running_alloc(&client, "limits").await;
+    let alloc_id = common::running_alloc(&client, "limits").await;
     let size: u64 = 32 << 20;
     let log = agent.data_dir.join(format!("alloc/{alloc_id}/alloc/logs/t.stdout.0"));
     std::fs::OpenOptions::new()
@@ -260,5 +237,6 @@ async fn large_logs_stream_with_bounded_memory() {
         size >> 20,
         peak - before
     );
+    common::stop_job_and_wait(&client, "limits").await;
     agent.shutdown().await;
 }

@@ -42,30 +42,6 @@ fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-async fn running_alloc(client: &Client, job_id: &str) -> String {
-    let started = Instant::now();
-    let mut index = 0;
-    loop {
-        let answer = client
-            .get_blocking::<Vec<api_types::AllocListStub>>(
-                &format!("/v1/job/{job_id}/allocations"),
-                index,
-                Duration::from_secs(2),
-            )
-            .await
-            .expect("list allocations");
-        if let Some(alloc) = answer.value.iter().find(|alloc| alloc.client_status == "running") {
-            return alloc.id.clone();
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no running allocation: {:?}",
-            answer.value
-        );
-        index = answer.index;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_owner_only_and_loose_modes_are_fixed_on_start() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -74,7 +50,7 @@ async fn secrets_are_owner_only_and_loose_modes_are_fixed_on_start() {
     let client = Client::new(format!("http://{}", agent.http_addr));
     let job = jobspec::parse(JOB, "modes.nomad.hcl", &jobspec::ParseOptions::default()).expect("parses");
     client.register_job(jobspec::job_to_api(&job)).await.expect("register");
-    let alloc_id = running_alloc(&client, "modes").await;
+    let alloc_id = common::running_alloc(&client, "modes").await;
     let secrets = data.join(format!("alloc/{alloc_id}/t/secrets"));
     assert_eq!(mode(&data), 0o700, "data dir");
     assert_eq!(mode(&data.join("client")), 0o700, "client dir");
@@ -102,6 +78,6 @@ async fn secrets_are_owner_only_and_loose_modes_are_fixed_on_start() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(mode(&secrets.join("token")), 0o600, "a secret file");
-    client.stop_job("modes", true).await.expect("stop");
+    common::stop_job_and_wait(&client, "modes").await;
     agent.shutdown().await;
 }
