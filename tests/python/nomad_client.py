@@ -1,6 +1,7 @@
 """Drives a Drover agent with python-nomad, the Python client Nomad users
 already have: register a job, read it, list its allocations, read one
-allocation, and deregister it. Exits non-zero on the first mismatch.
+allocation, and deregister it; create, update and delete a namespace.
+Exits non-zero on the first mismatch.
 
 Usage: python3 nomad_client.py HOST PORT
 """
@@ -83,7 +84,15 @@ def main():
         pass
     else:
         raise AssertionError("purged job is still readable")
-    print("python-nomad: 6 checks passed")
+
+    client.namespace.create_namespace({"Name": "pyns", "Description": "from python"})
+    assert any(n["Name"] == "pyns" for n in client.namespaces.get_namespaces()), "namespace listed"
+    assert client.namespace.get_namespace("pyns")["Description"] == "from python"
+    client.namespace.update_namespace("pyns", {"Name": "pyns", "Description": "changed"})
+    assert client.namespace.get_namespace("pyns")["Description"] == "changed"
+    client.namespace.delete_namespace("pyns")
+    assert [n["Name"] for n in client.namespaces.get_namespaces(prefix="py")] == []
+    print("python-nomad: 7 checks passed")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 
 use api_types::{
     AllocListStub, Allocation, Evaluation, JobDeregisterResponse, JobListStub, JobRegisterRequest, JobRegisterResponse,
-    JobSummary, JobValidateResponse, JobsParseRequest, Node, NodeListStub,
+    JobSummary, JobValidateResponse, JobsParseRequest, Namespace, Node, NodeListStub,
 };
 use futures::Stream;
 use serde::de::DeserializeOwned;
@@ -32,6 +32,16 @@ impl ApiError {
             _ => None,
         }
     }
+}
+
+/// The `X-Nomad-Index` of a response (0 without one).
+fn index_of(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("X-Nomad-Index")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A response body with the index the server reported.
@@ -102,12 +112,7 @@ impl Client {
     }
 
     async fn decode<T: DeserializeOwned>(path: &str, response: reqwest::Response) -> Result<Indexed<T>, ApiError> {
-        let index = response
-            .headers()
-            .get("X-Nomad-Index")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0);
+        let index = index_of(&response);
         let bytes = response.bytes().await.map_err(|error| ApiError::Decode {
             path: path.to_string(),
             message: error.to_string(),
@@ -262,6 +267,33 @@ impl Client {
 
     pub async fn node_allocations(&self, id: &str) -> Result<Vec<AllocListStub>, ApiError> {
         Ok(self.get(&format!("/v1/node/{}/allocations", encode(id))).await?.value)
+    }
+
+    /// Every namespace whose name starts with `prefix`.
+    pub async fn namespaces(&self, prefix: &str) -> Result<Vec<Namespace>, ApiError> {
+        Ok(self
+            .get(&format!("/v1/namespaces?prefix={}", encode(prefix)))
+            .await?
+            .value)
+    }
+
+    /// One namespace.
+    pub async fn namespace(&self, name: &str) -> Result<Namespace, ApiError> {
+        Ok(self.get(&format!("/v1/namespace/{}", encode(name))).await?.value)
+    }
+
+    /// Creates or updates a namespace; returns the index of the write.
+    pub async fn apply_namespace(&self, namespace: &Namespace) -> Result<u64, ApiError> {
+        let path = format!("/v1/namespace/{}", encode(&namespace.name));
+        let response = self.send(self.http.put(self.url(&path)).json(namespace)).await?;
+        Ok(index_of(&response))
+    }
+
+    /// Deletes a namespace; returns the index of the write.
+    pub async fn delete_namespace(&self, name: &str) -> Result<u64, ApiError> {
+        let path = format!("/v1/namespace/{}", encode(name));
+        let response = self.send(self.http.delete(self.url(&path))).await?;
+        Ok(index_of(&response))
     }
 
     pub async fn leader(&self) -> Result<String, ApiError> {

@@ -449,6 +449,46 @@ pub fn scheduler_config_from_api(config: &SchedulerConfiguration) -> Result<type
     })
 }
 
+/// A namespace in Nomad's shape (`Meta` null when empty, as Nomad's nil map).
+pub fn namespace(namespace: &types::Namespace) -> Namespace {
+    Namespace {
+        name: namespace.name.clone(),
+        description: namespace.description.clone(),
+        quota: namespace.quota.clone(),
+        capabilities: None,
+        node_pool_configuration: None,
+        meta: (!namespace.meta.is_empty()).then(|| namespace.meta.clone()),
+        create_index: namespace.create_index,
+        modify_index: namespace.modify_index,
+    }
+}
+
+/// A namespace written by a client. The indexes are the server's and are
+/// ignored, as Nomad ignores them; settings Drover does not carry out
+/// (`Capabilities`, `NodePoolConfiguration`) are refused by name.
+pub fn namespace_from_api(namespace: &Namespace) -> Result<types::Namespace, String> {
+    if namespace.capabilities.as_ref().is_some_and(|value| !value.is_null()) {
+        return Err("namespace Capabilities are not supported by Drover yet".to_string());
+    }
+    if namespace
+        .node_pool_configuration
+        .as_ref()
+        .is_some_and(|value| !value.is_null())
+    {
+        return Err(
+            "namespace NodePoolConfiguration is not supported by Drover (a Nomad Enterprise feature)".to_string(),
+        );
+    }
+    Ok(types::Namespace {
+        name: namespace.name.clone(),
+        description: namespace.description.clone(),
+        quota: namespace.quota.clone(),
+        meta: namespace.meta.clone().unwrap_or_default(),
+        create_index: 0,
+        modify_index: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,5 +531,36 @@ mod tests {
         .expect("encode");
         assert!(!node_value.to_string().contains("s3cret"));
         assert_eq!(node_value["Status"], "initializing");
+    }
+
+    #[test]
+    fn namespaces_in_nomads_shape_and_back() {
+        let stored = types::Namespace {
+            name: "prod".into(),
+            description: "production".into(),
+            create_index: 3,
+            modify_index: 4,
+            ..types::Namespace::default()
+        };
+        let json = serde_json::to_value(namespace(&stored)).expect("encode");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "Name": "prod", "Description": "production", "Quota": "", "Capabilities": null,
+                "NodePoolConfiguration": null, "Meta": null, "CreateIndex": 3, "ModifyIndex": 4
+            })
+        );
+        let written: Namespace =
+            serde_json::from_value(serde_json::json!({"Name": "prod", "Meta": {"team": "a"}, "CreateIndex": 99}))
+                .expect("decode");
+        let back = namespace_from_api(&written).expect("valid");
+        assert_eq!(back.meta["team"], "a");
+        assert_eq!(back.create_index, 0, "indexes are the server's");
+        let with_capabilities = Namespace {
+            capabilities: Some(serde_json::json!({"EnabledTaskDrivers": ["docker"]})),
+            ..written
+        };
+        assert!(namespace_from_api(&with_capabilities).is_err());
+        assert!(serde_json::from_value::<Namespace>(serde_json::json!({"Name": "x", "Owner": "me"})).is_err());
     }
 }

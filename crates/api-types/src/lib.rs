@@ -591,3 +591,21 @@ pub struct SchedulerSetConfigurationResponse {
     pub updated: bool,
     pub index: u64,
 }
+
+/// A namespace: `GET /v1/namespaces` (a list of these), `GET` and
+/// `PUT`/`POST /v1/namespace/:name`. `Capabilities` and
+/// `NodePoolConfiguration` are always null here: Drover does not carry
+/// them out, so a request that sets them is refused. Unknown fields are
+/// refused too rather than ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Namespace {
+    pub name: String,
+    pub description: String,
+    pub quota: String,
+    pub capabilities: Option<Value>,
+    pub node_pool_configuration: Option<Value>,
+    pub meta: Option<BTreeMap<String, String>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}

@@ -1,4 +1,4 @@
-//! The `drover` command line for jobs, allocations and nodes. It talks only
+//! The `drover` command line for jobs, allocations, nodes and namespaces. It talks only
 //! HTTP (through `api-client`) and parses job files locally with `jobspec`.
 //! What it prints comes from the pure functions in [`render`].
 
@@ -36,6 +36,9 @@ pub enum Command {
     /// Work with client nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Work with namespaces.
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
     /// Rewrite HCL job files in the canonical layout, keeping comments.
     Fmt(fmt::FmtArgs),
     /// Work with the servers.
@@ -192,6 +195,26 @@ pub enum NodeCommand {
     Status { id: Option<String> },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum NamespaceCommand {
+    /// Create a namespace, or update one.
+    Apply {
+        /// The namespace's description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Metadata as key=value; repeat for more.
+        #[arg(long = "meta")]
+        meta: Vec<String>,
+        name: String,
+    },
+    /// List namespaces.
+    List,
+    /// Show a namespace.
+    Status { name: String },
+    /// Delete a namespace (it must hold no live job).
+    Delete { name: String },
+}
+
 fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -226,6 +249,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
             println!("Reconciled job summaries");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Namespace(namespace) => run_namespace(namespace, &client).await,
     }
 }
 
@@ -622,6 +646,61 @@ async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitC
             let node = client.node(&stub.id).await?;
             let allocs = client.node_allocations(&stub.id).await?;
             print!("{}", render::node_status(&node, &allocs, now_nanos()));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_namespace(command: NamespaceCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    match command {
+        NamespaceCommand::Apply {
+            description,
+            meta,
+            name,
+        } => {
+            // As Nomad's CLI: an existing namespace keeps what the flags
+            // do not change.
+            let mut namespace = match client.namespace(&name).await {
+                Ok(existing) => existing,
+                Err(error) if error.status() == Some(404) => api_types::Namespace {
+                    name: name.clone(),
+                    ..api_types::Namespace::default()
+                },
+                Err(error) => return Err(error.into()),
+            };
+            if let Some(description) = description {
+                namespace.description = description;
+            }
+            for pair in &meta {
+                let (key, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--meta {pair:?} must be key=value"))?;
+                namespace
+                    .meta
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(key.to_string(), value.to_string());
+            }
+            client.apply_namespace(&namespace).await?;
+            println!("Successfully applied namespace {name:?}!");
+            Ok(ExitCode::SUCCESS)
+        }
+        NamespaceCommand::List => {
+            print!("{}", render::namespace_list(&client.namespaces("").await?));
+            Ok(ExitCode::SUCCESS)
+        }
+        NamespaceCommand::Status { name } => {
+            let namespace = resolve_prefix(
+                client.namespaces(&name).await?,
+                &name,
+                |namespace| namespace.name.as_str(),
+                "namespace",
+            )?;
+            print!("{}", render::namespace_status(&namespace));
+            Ok(ExitCode::SUCCESS)
+        }
+        NamespaceCommand::Delete { name } => {
+            client.delete_namespace(&name).await?;
+            println!("Successfully deleted namespace {name:?}!");
             Ok(ExitCode::SUCCESS)
         }
     }

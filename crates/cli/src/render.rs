@@ -2,7 +2,7 @@
 //! function takes values and a `now` and returns a `String`, so the output
 //! is snapshot-tested without an agent.
 
-use api_types::{AllocListStub, Allocation, Evaluation, JobListStub, JobSummary, Node, NodeListStub};
+use api_types::{AllocListStub, Allocation, Evaluation, JobListStub, JobSummary, Namespace, Node, NodeListStub};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -230,6 +230,32 @@ pub fn alloc_status(alloc: &Allocation, now: i64) -> String {
     }
     if alloc.task_states.is_empty() {
         out.push_str("\nNo task states reported yet\n");
+    }
+    out
+}
+
+/// `namespace list`, as Nomad prints it.
+pub fn namespace_list(namespaces: &[Namespace]) -> String {
+    if namespaces.is_empty() {
+        return "No namespaces found\n".to_string();
+    }
+    let mut rows = vec![vec!["Name".to_string(), "Description".to_string()]];
+    for namespace in namespaces {
+        rows.push(vec![namespace.name.clone(), namespace.description.clone()]);
+    }
+    columns(&rows)
+}
+
+/// `namespace status NAME`.
+pub fn namespace_status(namespace: &Namespace) -> String {
+    let mut out = key_values(&[
+        ("Name", namespace.name.clone()),
+        ("Description", namespace.description.clone()),
+    ]);
+    if let Some(meta) = namespace.meta.as_ref().filter(|meta| !meta.is_empty()) {
+        out.push_str("\nMetadata\n");
+        let pairs: Vec<(&str, String)> = meta.iter().map(|(key, value)| (key.as_str(), value.clone())).collect();
+        out.push_str(&key_values(&pairs));
     }
     out
 }
@@ -627,5 +653,46 @@ mod tests {
             s2.global  9   127.0.0.1:5647  follower  true   3
         "#]]
         .assert_eq(&raft_peers(&configuration));
+    }
+
+    #[test]
+    fn namespaces_render_as_nomad_prints_them() {
+        let namespaces = vec![
+            Namespace {
+                name: "default".into(),
+                description: "Default shared namespace".into(),
+                ..Namespace::default()
+            },
+            Namespace {
+                name: "prod".into(),
+                description: "production".into(),
+                meta: Some(BTreeMap::from([
+                    ("owner".to_string(), "ops".to_string()),
+                    ("team".to_string(), "a".to_string()),
+                ])),
+                ..Namespace::default()
+            },
+        ];
+        expect![[r#"
+            Name     Description
+            default  Default shared namespace
+            prod     production
+        "#]]
+        .assert_eq(&namespace_list(&namespaces));
+        expect![[r#"
+            Name        = prod
+            Description = production
+
+            Metadata
+            owner = ops
+            team  = a
+        "#]]
+        .assert_eq(&namespace_status(&namespaces[1]));
+        expect![[r#"
+            Name        = default
+            Description = Default shared namespace
+        "#]]
+        .assert_eq(&namespace_status(&namespaces[0]));
+        assert_eq!(namespace_list(&[]), "No namespaces found\n");
     }
 }

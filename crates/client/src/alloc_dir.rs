@@ -58,16 +58,37 @@ impl AllocDir {
         self.logs_dir().join(format!("{task}.{stream}.{index}"))
     }
 
-    /// Creates the shared directories and those of `tasks`.
+    /// Creates the shared directories and those of `tasks`. A task name
+    /// that could leave the allocation's directory (`..`, a `/`, a NUL) is
+    /// refused before anything is created, whatever the servers accepted.
     pub fn build<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) -> Result<(), BuildAllocDirError> {
+        let tasks: Vec<&str> = tasks.into_iter().collect();
+        for task in &tasks {
+            if let Err(problem) = types::limits::check_path_name(task) {
+                return Err(BuildAllocDirError {
+                    path: self.root.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("task name {task:?} cannot be a directory name: {problem}"),
+                    ),
+                });
+            }
+        }
         let shared = self.shared_dir();
         let mut dirs = vec![shared.join("logs"), shared.join("data"), shared.join("tmp")];
+        let mut secrets = Vec::new();
         for task in tasks {
             let task_dir = self.task_dir(task);
-            dirs.extend([task_dir.join("local"), task_dir.join("secrets"), task_dir.join("tmp")]);
+            dirs.extend([task_dir.join("local"), task_dir.join("tmp")]);
+            secrets.push(self.secrets_dir(task));
         }
         for dir in dirs {
             std::fs::create_dir_all(&dir).map_err(|source| BuildAllocDirError { path: dir, source })?;
+        }
+        // Secrets are the owner's only (0700, files 0600), also when the
+        // directory is there from before.
+        for dir in secrets {
+            crate::secure::ensure_secrets_dir(&dir).map_err(|source| BuildAllocDirError { path: dir, source })?;
         }
         Ok(())
     }
@@ -106,8 +127,31 @@ mod tests {
             dir.log_file("web", "stdout", 0),
             tmp.path().join("a1/alloc/logs/web.stdout.0")
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir.secrets_dir("web")), 0o700);
+        // A secrets dir left world-readable (an older version) is fixed on
+        // the next build, files included.
+        let secrets = dir.secrets_dir("sidecar");
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(secrets.join("token"), b"t").expect("write");
+        std::fs::set_permissions(secrets.join("token"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        dir.build(["web", "sidecar"]).expect("build again");
+        assert_eq!(mode(&secrets), 0o700);
+        assert_eq!(mode(&secrets.join("token")), 0o600);
         dir.destroy().expect("destroy");
         assert!(!tmp.path().join("a1").exists());
         dir.destroy().expect("destroy twice");
+    }
+
+    #[test]
+    fn task_names_that_leave_the_directory_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = AllocDir::new(&tmp.path().join("alloc"), "a1");
+        for name in ["..", ".", "../../etc", "a/b", "a\0b", ""] {
+            let error = dir.build(["web", name]).expect_err("refused");
+            assert_eq!(error.source.kind(), std::io::ErrorKind::InvalidInput, "{name:?}");
+        }
+        assert!(!tmp.path().join("alloc").exists(), "nothing was created");
     }
 }

@@ -208,6 +208,8 @@ pub struct AllocContext {
     pub updates: UpdateSender,
     /// The agent's environment, for drivers without isolation.
     pub host_env: BTreeMap<String, String>,
+    /// The cap on every task's kill timeout.
+    pub max_kill_timeout: std::time::Duration,
 }
 
 /// The client's grip on one running alloc runner.
@@ -362,6 +364,7 @@ fn task_spec(
             resources,
         },
         kill_timeout: task.kill_timeout,
+        max_kill_timeout: context.max_kill_timeout,
         kill_signal: task.kill_signal.clone(),
     })
 }

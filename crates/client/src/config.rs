@@ -21,6 +21,9 @@ pub const DEFAULT_ENV_DENYLIST: &[&str] = &[
     "VAULT_TOKEN",
 ];
 
+/// Nomad's default `max_kill_timeout`.
+pub const DEFAULT_MAX_KILL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How a client agent is set up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
@@ -66,6 +69,9 @@ pub struct ClientConfig {
     pub stop_tasks_on_shutdown: bool,
     /// Agent environment variables withheld from tasks.
     pub env_denylist: Vec<String>,
+    /// The longest any task may take to stop before it is killed, whatever
+    /// its `kill_timeout` says (Nomad's `max_kill_timeout`, 30 s).
+    pub max_kill_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -111,6 +117,7 @@ impl Default for ClientConfig {
             max_retry_backoff: Duration::from_secs(5),
             stop_tasks_on_shutdown: false,
             env_denylist: DEFAULT_ENV_DENYLIST.iter().map(|name| name.to_string()).collect(),
+            max_kill_timeout: DEFAULT_MAX_KILL_TIMEOUT,
         }
     }
 }

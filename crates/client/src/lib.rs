@@ -11,6 +11,8 @@
 //! - [`env`]: the `NOMAD_*` environment and `${...}` interpolation.
 //! - [`alloc_dir`]: the on-disk layout of an allocation.
 //! - [`local_state`]: what survives an agent restart, for reattaching.
+//! - [`secure`]: owner-only modes for the data dir, the node secret and
+//!   every task's `secrets/`.
 //! - [`updater`]: batched status updates to the servers.
 //!
 //! **Invariant:** the client talks to servers only through `rpc`; it never
@@ -27,6 +29,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod local_state;
 pub mod restart;
+pub mod secure;
 pub mod task_runner;
 pub mod updater;
 
@@ -75,18 +78,23 @@ impl std::fmt::Debug for Client {
 }
 
 /// Reads the node's ID and secret from `<client_dir>/node-id` and
-/// `secret-id`, creating them on the first start.
+/// `secret-id`, creating them on the first start. Both are owner-only
+/// files (0600), and an existing file with a looser mode is tightened.
 fn load_or_create_identity(client_dir: &Path) -> Result<NodeIdentity, NewClientError> {
     let read_or_create = |name: &str| -> Result<String, NewClientError> {
         let path = client_dir.join(name);
+        let identity_error = |source| NewClientError::Identity {
+            path: path.clone(),
+            source,
+        };
         match std::fs::read_to_string(&path) {
-            Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+            Ok(text) if !text.trim().is_empty() => {
+                secure::tighten_file(&path).map_err(identity_error)?;
+                Ok(text.trim().to_string())
+            }
             Ok(_) | Err(_) => {
                 let id = uuid::Uuid::new_v4().to_string();
-                std::fs::write(&path, format!("{id}\n")).map_err(|source| NewClientError::Identity {
-                    path: path.clone(),
-                    source,
-                })?;
+                secure::write_private(&path, format!("{id}\n").as_bytes()).map_err(identity_error)?;
                 Ok(id)
             }
         }
@@ -106,8 +114,14 @@ impl Client {
         rpc: Arc<RpcClient>,
     ) -> Result<Client, NewClientError> {
         let client_dir = config.client_dir();
-        for dir in [&client_dir, &config.alloc_root()] {
-            std::fs::create_dir_all(dir).map_err(|source| NewClientError::DataDir {
+        // The data dir and the client dir are the owner's only; others may
+        // pass through the allocation root but not list it.
+        for (dir, mode) in [
+            (&config.data_dir, secure::PRIVATE_DIR),
+            (&client_dir, secure::PRIVATE_DIR),
+            (&config.alloc_root(), secure::TRAVERSE_ONLY_DIR),
+        ] {
+            secure::ensure_dir_mode(dir, mode).map_err(|source| NewClientError::DataDir {
                 path: dir.clone(),
                 source,
             })?;
@@ -187,6 +201,7 @@ impl Client {
             store: store.clone(),
             updates: updates_tx,
             host_env,
+            max_kill_timeout: config.max_kill_timeout,
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

@@ -60,7 +60,8 @@ impl LocalStore {
         })?;
         let path = self.path(&state.alloc.id);
         let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, bytes).map_err(|source| LocalStateError::Write {
+        // The job inside may carry secrets in its environment.
+        crate::secure::write_private(&temporary, &bytes).map_err(|source| LocalStateError::Write {
             path: temporary.clone(),
             source,
         })?;

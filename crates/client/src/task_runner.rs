@@ -27,8 +27,11 @@ pub struct TaskRunnerSpec {
     pub driver: Arc<dyn Driver>,
     /// The config handed to the driver at every (re)start.
     pub driver_config: TaskConfig,
-    /// Time between the kill signal and SIGKILL.
+    /// Time between the kill signal and SIGKILL, as the job asks.
     pub kill_timeout: Duration,
+    /// The client's cap on `kill_timeout` (`max_kill_timeout`): a stop
+    /// never waits longer than this.
+    pub max_kill_timeout: Duration,
     /// The kill signal (the driver's default, SIGTERM, when empty).
     pub kill_signal: String,
 }
@@ -111,26 +114,29 @@ impl Runner {
         self.state
     }
 
+    /// The kill timeout every stop uses: the task's, capped by the client.
+    fn kill_timeout(&self) -> Duration {
+        self.spec.kill_timeout.min(self.spec.max_kill_timeout)
+    }
+
     /// Stops a running task: Killing, then Killed once it is gone.
     async fn kill(mut self, handle: TaskHandle, reason: String) -> TaskState {
+        let kill_timeout = self.kill_timeout();
         let mut killing = event(
             task_event::KILLING,
             format!(
                 "Sent interrupt. Waiting {} before force killing",
-                format_duration(self.spec.kill_timeout)
+                format_duration(kill_timeout)
             ),
         );
-        killing.kill_timeout = i64::try_from(self.spec.kill_timeout.as_nanos()).unwrap_or(i64::MAX);
+        killing.kill_timeout = i64::try_from(kill_timeout.as_nanos()).unwrap_or(i64::MAX);
         if !reason.is_empty() {
             killing.details.insert("kill_reason".to_string(), reason);
         }
         self.push(killing);
         self.emit(Some(&handle));
         let driver = Arc::clone(&self.spec.driver);
-        match driver
-            .stop(&handle, self.spec.kill_timeout, &self.spec.kill_signal)
-            .await
-        {
+        match driver.stop(&handle, kill_timeout, &self.spec.kill_signal).await {
             Ok(()) => {
                 if let Ok(exit) = driver.wait(&handle).await {
                     self.push(terminated_event(&exit));

@@ -171,6 +171,7 @@ fn spec(driver: Arc<ScriptedDriver>, job_type: JobType, policy: RestartPolicy) -
             ..TaskConfig::default()
         },
         kill_timeout: Duration::from_secs(7),
+        max_kill_timeout: Duration::from_secs(30),
         kill_signal: String::new(),
     }
 }
@@ -366,6 +367,42 @@ async fn kill_while_running_stops_with_the_kill_timeout() {
     assert_eq!(killing.kill_timeout, secs(7).as_nanos() as i64);
     assert_eq!(killing.details["kill_reason"], "allocation is being stopped");
     assert_eq!(driver.starts().len(), 1);
+}
+
+/// A `kill_timeout` of 292 years is capped by the client's
+/// `max_kill_timeout`: the driver is told to wait 30 s, and the Killing
+/// event says so.
+#[tokio::test(start_paused = true)]
+async fn kill_timeout_is_capped_by_max_kill_timeout() {
+    let driver = ScriptedDriver::new(&[Run {
+        lasts: secs(3600),
+        exit_code: 0,
+    }]);
+    let mut task = spec(Arc::clone(&driver), JobType::Service, RestartPolicy::default());
+    task.kill_timeout = Duration::from_nanos(i64::MAX as u64);
+    task.max_kill_timeout = secs(30);
+    let (updates, mut updates_rx) = mpsc::unbounded_channel::<TaskUpdate>();
+    let (kill, kill_rx) = watch::channel(None);
+    let runner = tokio::spawn(run_task(task, TaskState::default(), None, updates, kill_rx));
+    loop {
+        let update = updates_rx.recv().await.expect("update");
+        if update.state.state == TaskStateKind::Running {
+            break;
+        }
+    }
+    kill.send_replace(Some("stop".into()));
+    let state = tokio::time::timeout(secs(60), runner)
+        .await
+        .expect("the stop ends within the cap")
+        .expect("join");
+    assert_eq!(*driver.stops.lock().expect("lock"), vec![secs(30)]);
+    let killing = state
+        .events
+        .iter()
+        .find(|event| event.event_type == task_event::KILLING)
+        .expect("a killing event");
+    assert_eq!(killing.kill_timeout, secs(30).as_nanos() as i64);
+    assert!(killing.display_message.contains("30s"), "{killing:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -111,6 +111,7 @@ pub struct Agent {
     pub server: Option<server::Server>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     client_task: Option<tokio::task::JoinHandle<()>>,
+    rpc_task: Option<tokio::task::JoinHandle<()>>,
     _temp_dir: Option<tempfile::TempDir>,
 }
 
@@ -158,6 +159,9 @@ impl Agent {
             .await
             .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
         let http_addr = http_listener.local_addr().context("HTTP listener address")?;
+        if let Some(warning) = http_api::exposure_warning(http_addr, false) {
+            tracing::warn!("{warning}");
+        }
         let advertised_http = config.advertise_http.clone().unwrap_or_else(|| http_addr.to_string());
         let name = config
             .node_name
@@ -165,6 +169,7 @@ impl Agent {
             .unwrap_or_else(|| nix_hostname().unwrap_or_else(|| "drover".to_string()));
 
         let mut server = None;
+        let mut rpc_task = None;
         let mut rpc_addr = None;
         let mut own_rpc = None;
         if let Some(settings) = &config.server {
@@ -198,10 +203,10 @@ impl Agent {
             let started = server::Server::start(server_config)
                 .await
                 .map_err(|error| anyhow::anyhow!("start server: {error}"))?;
-            tokio::spawn(rpc::serve(
+            rpc_task = Some(tokio::spawn(rpc::serve(
                 rpc_listener,
                 Arc::new(server::RpcService::new(started.clone())),
-            ));
+            )));
             rpc_addr = Some(bound);
             own_rpc = Some(advertised);
             server = Some(started);
@@ -292,6 +297,7 @@ impl Agent {
             server,
             shutdown_tx,
             client_task,
+            rpc_task,
             _temp_dir: temp_dir,
         })
     }
@@ -302,6 +308,9 @@ impl Agent {
         let _ = self.shutdown_tx.send(true);
         if let Some(task) = self.client_task {
             let _ = task.await;
+        }
+        if let Some(task) = &self.rpc_task {
+            task.abort();
         }
         if let Some(server) = &self.server {
             server.shutdown().await;

@@ -163,3 +163,109 @@ fn validate_prints_every_error_with_path_and_position() {
     assert_eq!(json["Job"]["ID"], "batch");
     assert_eq!(json["Job"]["Type"], "batch");
 }
+
+/// `namespace apply|list|status|delete`, and the rules behind them: a job
+/// needs its namespace to exist, and a namespace with a live job stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_through_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let address = format!("http://{}", agent.http_addr);
+    let client = api_client::Client::new(address.clone());
+
+    let list = run(&address, &["namespace", "list"]).await;
+    assert!(
+        text(&list).contains("default  Default shared namespace"),
+        "{}",
+        text(&list)
+    );
+
+    let hello = std::fs::read_to_string(repo_file("examples/hello.nomad.hcl")).expect("example");
+    let mut job = jobspec::parse(&hello, "hello.nomad.hcl", &jobspec::ParseOptions::default()).expect("parses");
+    job.namespace = "prod".into();
+    let job = jobspec::job_to_api(&job);
+    let error = client.register_job(job.clone()).await.expect_err("no such namespace");
+    assert_eq!(error.status(), Some(400), "{error}");
+    assert!(
+        error.to_string().contains("namespace \"prod\", which does not exist"),
+        "{error}"
+    );
+
+    let apply = run(
+        &address,
+        &[
+            "namespace",
+            "apply",
+            "--description",
+            "production",
+            "--meta",
+            "team=a",
+            "prod",
+        ],
+    )
+    .await;
+    assert!(apply.status.success(), "{}", text(&apply));
+    assert!(
+        text(&apply).contains("Successfully applied namespace \"prod\"!"),
+        "{}",
+        text(&apply)
+    );
+    // Applying again keeps what the flags leave alone.
+    let apply = run(&address, &["namespace", "apply", "--meta", "owner=ops", "prod"]).await;
+    assert!(apply.status.success(), "{}", text(&apply));
+    let status = run(&address, &["namespace", "status", "pro"]).await;
+    let printed = text(&status);
+    assert!(printed.contains("Description = production"), "{printed}");
+    assert!(
+        printed.contains("owner = ops") && printed.contains("team  = a"),
+        "{printed}"
+    );
+    let bad = run(&address, &["namespace", "apply", "no_underscores"]).await;
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("only letters, digits and dashes"), "{}", text(&bad));
+
+    client.register_job(job).await.expect("registered in prod");
+    let refused = run(&address, &["namespace", "delete", "prod"]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("non-terminal job(s) (hello)"),
+        "{}",
+        text(&refused)
+    );
+    let refused = run(&address, &["namespace", "delete", "default"]).await;
+    assert!(
+        text(&refused).contains("default namespace cannot be deleted"),
+        "{}",
+        text(&refused)
+    );
+
+    let purge = reqwest::Client::new()
+        .delete(format!("{address}/v1/job/hello?namespace=prod&purge=true"))
+        .send()
+        .await
+        .expect("purge");
+    assert_eq!(purge.status(), 200);
+    // The task is stopped before the agent goes (its processes outlive it).
+    let started = Instant::now();
+    loop {
+        let allocs: Vec<api_types::AllocListStub> = client
+            .get("/v1/allocations?namespace=*")
+            .await
+            .expect("allocations")
+            .value;
+        if allocs
+            .iter()
+            .all(|alloc| !matches!(alloc.client_status.as_str(), "pending" | "running"))
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "still running: {allocs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deleted = run(&address, &["namespace", "delete", "prod"]).await;
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    assert!(text(&deleted).contains("Successfully deleted namespace \"prod\"!"));
+    let list = run(&address, &["namespace", "list"]).await;
+    assert!(!text(&list).contains("prod"), "{}", text(&list));
+    agent.shutdown().await;
+}

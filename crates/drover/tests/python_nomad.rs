@@ -28,6 +28,6 @@ async fn python_nomad_client_round_trip() {
         output.status.success(),
         "python-nomad script failed (is python-nomad installed? scripts/test.sh installs it)\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("python-nomad: 6 checks passed"), "{stdout}");
+    assert!(stdout.contains("python-nomad: 7 checks passed"), "{stdout}");
     agent.shutdown().await;
 }

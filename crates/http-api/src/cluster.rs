@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 
 type Answer = Result<axum::response::Response, ApiError>;
 
+/// The largest snapshot a restore takes: it becomes one Raft entry, which
+/// must fit in one RPC frame (64 MiB) with room to spare.
+pub const MAX_RESTORE_BYTES: usize = 48 << 20;
+
 /// Every value of a repeatable query parameter (`?address=a&address=b`).
 fn all_values(raw: Option<&str>, name: &str) -> Vec<String> {
     let Some(raw) = raw else {

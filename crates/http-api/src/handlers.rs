@@ -2,11 +2,12 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::limits::Limits;
 use crate::query::{QueryOptions, block_until, index_headers};
 use api_types::state_summary::JobSummaryView;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -110,13 +111,22 @@ async fn register(state: &AppState, job: Job) -> Answer {
     reply(state, result.index, &body)
 }
 
-pub async fn register_jobs(State(state): State<AppState>, body: Bytes) -> Answer {
-    let job = job_from_body(&body)?;
+pub async fn register_jobs(
+    State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    body: Bytes,
+) -> Answer {
+    let job = limits.parse(move || job_from_body(&body)).await?;
     register(&state, job).await
 }
 
-pub async fn register_job_by_id(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Answer {
-    let job = job_from_body(&body)?;
+pub async fn register_job_by_id(
+    State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let job = limits.parse(move || job_from_body(&body)).await?;
     if job.id != id {
         return Err(ApiError::BadRequest(format!(
             "job ID {:?} in the body does not match {id:?} in the URL",
@@ -130,41 +140,59 @@ pub async fn register_job_by_id(State(state): State<AppState>, Path(id): Path<St
 /// `Canonicalize: false` gives the job as written (no defaults applied);
 /// `true` applies Nomad's defaults. `Variables` is var-file content (HCL).
 /// `file()` is not available here, as in Nomad. The job is not validated:
-/// only syntax, evaluation and schema errors give a 400.
-pub async fn parse_job(State(state): State<AppState>, body: Bytes) -> Answer {
+/// only syntax, evaluation and schema errors give a 400. The HCL is
+/// untrusted: it is evaluated off the async runtime under the evaluation
+/// budget and the parse deadline ([`crate::ApiLimits`]).
+pub async fn parse_job(
+    State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    body: Bytes,
+) -> Answer {
     let request: api_types::JobsParseRequest = parse_body(&body)?;
     if request.job_hcl.trim().is_empty() {
         return Err(ApiError::BadRequest("JobHCL is empty".to_string()));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let mut options = jobspec::ParseOptions {
-        now,
-        ..jobspec::ParseOptions::default()
-    };
-    if !request.variables.trim().is_empty() {
-        options
-            .var_files
-            .push(("variables.hcl".to_string(), request.variables.clone()));
-    }
-    let job = jobspec::parse_hcl_to_api(&request.job_hcl, "input.hcl", &options, request.canonicalize)
-        .map_err(|diagnostics| ApiError::BadRequest(diagnostics.render(&request.job_hcl, "input.hcl")))?;
+    let now = server::now_nanos();
+    let budget = limits.limits.eval_budget;
+    let job = limits
+        .parse(move || {
+            let mut options = jobspec::ParseOptions {
+                now,
+                budget,
+                ..jobspec::ParseOptions::default()
+            };
+            if !request.variables.trim().is_empty() {
+                options
+                    .var_files
+                    .push(("variables.hcl".to_string(), request.variables.clone()));
+            }
+            jobspec::parse_hcl_to_api(&request.job_hcl, "input.hcl", &options, request.canonicalize)
+                .map_err(|diagnostics| ApiError::BadRequest(diagnostics.render(&request.job_hcl, "input.hcl")))
+        })
+        .await?;
     reply(&state, state.server.state().index(), &job)
 }
 
 /// `PUT /v1/validate/job`: a `{"Job": {...}}` body is checked as a
 /// submission would be (driver configs included) and the answer lists every
 /// problem; an invalid job is still a 200, as in Nomad.
-pub async fn validate_job(State(state): State<AppState>, body: Bytes) -> Answer {
-    let value: Value = parse_body(&body)?;
+pub async fn validate_job(
+    State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    body: Bytes,
+) -> Answer {
+    let response = limits.parse(move || validate_body(&body)).await?;
+    reply(&state, state.server.state().index(), &response)
+}
+
+fn validate_body(body: &Bytes) -> Result<api_types::JobValidateResponse, ApiError> {
+    let value: Value = parse_body(body)?;
     match value.get("Job") {
         Some(Value::Object(_)) => {}
         Some(_) => return Err(ApiError::BadRequest("field \"Job\" must be an object".to_string())),
         None => return Err(ApiError::BadRequest("Job must be specified".to_string())),
     }
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("request body is not UTF-8".to_string()))?;
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("request body is not UTF-8".to_string()))?;
     let response = match jobspec::parse_json(text) {
         Ok(_) => api_types::JobValidateResponse {
             driver_config_validated: true,
@@ -180,7 +208,7 @@ pub async fn validate_job(State(state): State<AppState>, body: Bytes) -> Answer 
             }
         }
     };
-    reply(&state, state.server.state().index(), &response)
+    Ok(response)
 }
 
 pub async fn get_job(
@@ -392,6 +420,80 @@ pub async fn node_allocations(
         .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
         .collect();
     reply(&state, snapshot.table_indexes().allocs, &stubs)
+}
+
+// ----- namespaces --------------------------------------------------------
+
+/// `GET /v1/namespaces[?prefix=]`: every namespace, `default` included.
+pub async fn list_namespaces(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().namespaces).await?;
+    let snapshot = options.read(&state).await?;
+    let body: Vec<api_types::Namespace> = snapshot
+        .namespaces()
+        .iter()
+        .filter(|namespace| namespace.name.starts_with(options.prefix()))
+        .map(|namespace| api_types::namespace(namespace))
+        .collect();
+    reply(&state, snapshot.table_indexes().namespaces, &body)
+}
+
+/// `GET /v1/namespace/:name`.
+pub async fn get_namespace(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    block_until(&state, &options, |snapshot| {
+        snapshot
+            .namespace(&name)
+            .map(|namespace| namespace.modify_index)
+            .unwrap_or(0)
+    })
+    .await?;
+    let namespace = options
+        .read(&state)
+        .await?
+        .namespace(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("namespace {name:?}")))?;
+    reply(&state, namespace.modify_index, &api_types::namespace(&namespace))
+}
+
+/// `PUT`/`POST /v1/namespace`: creates or updates the namespace the body
+/// names.
+pub async fn apply_namespace(State(state): State<AppState>, body: Bytes) -> Answer {
+    write_namespace(&state, None, &body).await
+}
+
+/// `PUT`/`POST /v1/namespace/:name`: creates or updates `name`; a body
+/// without a name takes it from the path.
+pub async fn apply_namespace_by_name(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Answer {
+    write_namespace(&state, Some(name), &body).await
+}
+
+async fn write_namespace(state: &AppState, path_name: Option<String>, body: &Bytes) -> Answer {
+    let request: api_types::Namespace = parse_body(body)?;
+    let mut namespace = api_types::namespace_from_api(&request).map_err(ApiError::BadRequest)?;
+    match path_name {
+        Some(name) if namespace.name.is_empty() => namespace.name = name,
+        Some(name) if namespace.name != name => {
+            return Err(ApiError::BadRequest(format!(
+                "namespace name {:?} in the body does not match {name:?} in the path",
+                namespace.name
+            )));
+        }
+        _ => {}
+    }
+    let index = state.server.upsert_namespaces(vec![namespace]).await?;
+    let headers = index_headers(index, &state.server);
+    Ok((headers, ()).into_response())
+}
+
+/// `DELETE /v1/namespace/:name`: refused for `default` and while the
+/// namespace holds a job that is not dead.
+pub async fn delete_namespace(State(state): State<AppState>, Path(name): Path<String>) -> Answer {
+    let index = state.server.delete_namespace(&name).await?;
+    let headers = index_headers(index, &state.server);
+    Ok((headers, ()).into_response())
 }
 
 // ----- operator -----------------------------------------------------------

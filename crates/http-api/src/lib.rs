@@ -10,16 +10,21 @@
 mod client_agent;
 mod cluster;
 mod error;
+mod exposure;
 mod handlers;
+mod limits;
 mod logs;
 mod query;
 mod ui;
 
 pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
+pub use exposure::exposure_warning;
+pub use limits::{ApiLimits, DEFAULT_MAX_BODY_BYTES};
 
-use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
+use axum::{Extension, Router};
 use server::Server;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,8 +53,13 @@ pub struct AppState {
     pub agent: Arc<AgentInfo>,
 }
 
-/// Builds the router.
+/// Builds the router, with the default [`ApiLimits`].
 pub fn app(state: AppState) -> Router {
+    app_with_limits(state, ApiLimits::default())
+}
+
+/// Builds the router with the given limits.
+pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
     Router::new()
         .route(
             "/v1/jobs",
@@ -102,12 +112,27 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/v1/operator/snapshot",
-            get(cluster::snapshot_save).put(cluster::snapshot_restore),
+            get(cluster::snapshot_save)
+                .put(cluster::snapshot_restore)
+                // A restore is one Raft entry, replicated in one frame.
+                .layer(DefaultBodyLimit::max(cluster::MAX_RESTORE_BYTES)),
         )
         .route("/v1/system/gc", put(cluster::system_gc).post(cluster::system_gc))
         .route(
             "/v1/system/reconcile/summaries",
             put(cluster::system_reconcile_summaries).post(cluster::system_reconcile_summaries),
+        )
+        .route("/v1/namespaces", get(handlers::list_namespaces))
+        .route(
+            "/v1/namespace",
+            post(handlers::apply_namespace).put(handlers::apply_namespace),
+        )
+        .route(
+            "/v1/namespace/{name}",
+            get(handlers::get_namespace)
+                .post(handlers::apply_namespace_by_name)
+                .put(handlers::apply_namespace_by_name)
+                .delete(handlers::delete_namespace),
         )
         .route("/v1/status/leader", get(handlers::status_leader))
         .route("/v1/status/peers", get(handlers::status_peers))
@@ -119,5 +144,9 @@ pub fn app(state: AppState) -> Router {
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
         .fallback(handlers::not_found)
+        .layer(Extension(Arc::new(limits::Limits::new(api_limits))))
+        // Every body is read through an extractor that honours this limit
+        // (`Bytes`), answering 413 once the body passes it.
+        .layer(DefaultBodyLimit::max(api_limits.max_body_bytes))
         .with_state(state)
 }

@@ -55,9 +55,9 @@ fn total_len(files: &[PathBuf]) -> u64 {
         .sum()
 }
 
-/// Reads from the concatenation of `files` starting at `position`.
-async fn read_from(files: &[PathBuf], mut position: u64) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
+/// Reads up to `max` bytes of the concatenation of `files` at `position`
+/// (from one file: a read never spans two). Empty at the end.
+async fn read_chunk(files: &[PathBuf], mut position: u64, max: usize) -> std::io::Result<Vec<u8>> {
     for path in files {
         let len = tokio::fs::metadata(path).await.map(|meta| meta.len()).unwrap_or(0);
         if position >= len {
@@ -66,20 +66,86 @@ async fn read_from(files: &[PathBuf], mut position: u64) -> std::io::Result<Vec<
         }
         let mut file = tokio::fs::File::open(path).await?;
         file.seek(std::io::SeekFrom::Start(position)).await?;
-        position = 0;
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let read = file.read(&mut buffer).await?;
+        let want = usize::try_from(len - position).unwrap_or(usize::MAX).min(max);
+        let mut buffer = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            let read = file.read(&mut buffer[filled..]).await?;
             if read == 0 {
                 break;
             }
-            out.extend_from_slice(&buffer[..read]);
-            if out.len() >= CHUNK * 4 {
-                return Ok(out);
+            filled += read;
+        }
+        buffer.truncate(filled);
+        return Ok(buffer);
+    }
+    Ok(Vec::new())
+}
+
+/// Where a log stream is and where it ends. The stream is lazy: a chunk
+/// is read from disk only when the client is ready for it, so memory holds
+/// at most one chunk (and its frame) per request whatever the file size.
+struct LogCursor {
+    dir: PathBuf,
+    task: String,
+    log_type: String,
+    files: Vec<PathBuf>,
+    position: u64,
+    /// Without `follow`: the total length when the request came; the
+    /// stream ends there.
+    end: Option<u64>,
+    file_label: String,
+    plain: bool,
+    /// With `follow`: the allocation, to end the stream once it stopped.
+    follow: Option<(server::Server, String)>,
+    idle_after_stop: u32,
+}
+
+impl LogCursor {
+    /// The next frame, or `None` at the end of the stream.
+    async fn next_frame(&mut self) -> Option<std::io::Result<bytes::Bytes>> {
+        loop {
+            let max = match self.end {
+                Some(end) => usize::try_from(end.saturating_sub(self.position))
+                    .unwrap_or(usize::MAX)
+                    .min(CHUNK),
+                None => CHUNK,
+            };
+            if max == 0 {
+                return None;
             }
+            match read_chunk(&self.files, self.position, max).await {
+                Ok(data) if !data.is_empty() => {
+                    let offset = self.position;
+                    self.position += data.len() as u64;
+                    return Some(Ok(frame(&data, &self.file_label, offset, self.plain)));
+                }
+                Ok(_) => {}
+                Err(error) => return Some(Err(error)),
+            }
+            let (server, alloc_id) = self.follow.as_ref()?;
+            let finished = server
+                .state()
+                .alloc(alloc_id)
+                .is_none_or(|alloc| alloc.client_status.is_terminal());
+            if finished {
+                // Give the last writes a moment to land, then end the stream.
+                self.idle_after_stop += 1;
+                if self.idle_after_stop > 2 {
+                    return None;
+                }
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+            self.files = log_files(&self.dir, &self.task, &self.log_type);
         }
     }
-    Ok(out)
+
+    fn into_stream(self) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+        futures::stream::unfold(self, |mut cursor| async move {
+            let frame = cursor.next_frame().await?;
+            Some((frame, cursor))
+        })
+    }
 }
 
 fn frame(data: &[u8], file: &str, offset: u64, plain: bool) -> bytes::Bytes {
@@ -159,79 +225,19 @@ pub async fn logs(
             )));
         }
     };
-    let file_label = format!("alloc/logs/{task}.{log_type}.0");
-    let plain = query.plain;
-    if !query.follow {
-        let data = read_from(&files, start)
-            .await
-            .map_err(|error| ApiError::Internal(format!("read logs in {}: {error}", dir.display())))?;
-        let mut all = data;
-        let mut position = start + all.len() as u64;
-        loop {
-            let more = read_from(&files, position)
-                .await
-                .map_err(|error| ApiError::Internal(format!("read logs in {}: {error}", dir.display())))?;
-            if more.is_empty() {
-                break;
-            }
-            position += more.len() as u64;
-            all.extend_from_slice(&more);
-        }
-        let body = if all.is_empty() && !plain {
-            bytes::Bytes::new()
-        } else {
-            frame(&all, &file_label, start, plain)
-        };
-        return Ok(body.into_response());
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
-    let alloc_id = alloc.id.clone();
-    let server = state.server.clone();
-    tokio::spawn(async move {
-        let mut position = start;
-        let mut idle_after_stop = 0;
-        loop {
-            let files = log_files(&dir, &task, &log_type);
-            match read_from(&files, position).await {
-                Ok(data) if !data.is_empty() => {
-                    let offset = position;
-                    position += data.len() as u64;
-                    if tx.send(Ok(frame(&data, &file_label, offset, plain))).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    let _ = tx.send(Err(error)).await;
-                    return;
-                }
-            }
-            let finished = server
-                .state()
-                .alloc(&alloc_id)
-                .is_none_or(|alloc| alloc.client_status.is_terminal());
-            if finished {
-                // Give the last writes a moment to land, then end the stream.
-                idle_after_stop += 1;
-                if idle_after_stop > 2 {
-                    return;
-                }
-            }
-            if tx.is_closed() {
-                return;
-            }
-            tokio::time::sleep(FOLLOW_POLL).await;
-        }
-    });
-    let stream = tokio_stream_from(rx);
-    Ok(Body::from_stream(stream).into_response())
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    let cursor = LogCursor {
+        file_label: format!("alloc/logs/{task}.{log_type}.0"),
+        plain: query.plain,
+        end: (!query.follow).then_some(total),
+        follow: query.follow.then(|| (state.server.clone(), alloc.id.clone())),
+        dir,
+        task,
+        log_type,
+        files,
+        position: start,
+        idle_after_stop: 0,
+    };
+    Ok(Body::from_stream(cursor.into_stream()).into_response())
 }
 
 #[cfg(test)]
@@ -246,6 +252,30 @@ mod tests {
         assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
     }
 
+    fn cursor(dir: &FsPath, position: u64, end: Option<u64>, plain: bool) -> LogCursor {
+        let files = log_files(dir, "web", "stdout");
+        LogCursor {
+            dir: dir.to_path_buf(),
+            task: "web".into(),
+            log_type: "stdout".into(),
+            files,
+            position,
+            end,
+            file_label: "alloc/logs/web.stdout.0".into(),
+            plain,
+            follow: None,
+            idle_after_stop: 0,
+        }
+    }
+
+    async fn read_all(mut cursor: LogCursor) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(frame) = cursor.next_frame().await {
+            out.extend_from_slice(&frame.expect("read"));
+        }
+        out
+    }
+
     #[tokio::test]
     async fn reads_across_rotated_files_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -256,8 +286,38 @@ mod tests {
         let files = log_files(dir.path(), "web", "stdout");
         assert_eq!(files.len(), 3);
         assert_eq!(total_len(&files), 12);
-        assert_eq!(read_from(&files, 0).await.expect("read"), b"hello world!");
-        assert_eq!(read_from(&files, 8).await.expect("read"), b"rld!");
-        assert_eq!(read_from(&files, 12).await.expect("read"), b"");
+        assert_eq!(read_all(cursor(dir.path(), 0, Some(12), true)).await, b"hello world!");
+        assert_eq!(read_all(cursor(dir.path(), 8, Some(12), true)).await, b"rld!");
+        assert_eq!(read_all(cursor(dir.path(), 12, Some(12), true)).await, b"");
+        // Without follow the stream ends where the file ended when asked.
+        assert_eq!(read_all(cursor(dir.path(), 0, Some(5), true)).await, b"hello");
+    }
+
+    /// A 256 MiB log (sparse, so the test writes nothing) is served in
+    /// frames of at most one chunk, read only as they are consumed: after
+    /// three frames the cursor has read three chunks, whatever the size.
+    #[tokio::test]
+    async fn large_logs_stream_in_bounded_frames_read_on_demand() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size: u64 = 256 << 20;
+        let file = std::fs::File::create(dir.path().join("web.stdout.0")).expect("create");
+        file.set_len(size).expect("sparse file");
+        let mut cursor = cursor(dir.path(), 0, Some(size), false);
+        let mut offsets = Vec::new();
+        for _ in 0..3 {
+            let frame = cursor.next_frame().await.expect("a frame").expect("read");
+            // A JSON frame of one chunk: base64 (4/3) plus a small envelope.
+            assert!(frame.len() <= CHUNK * 4 / 3 + 256, "frame of {} bytes", frame.len());
+            let value: serde_json::Value = serde_json::from_slice(&frame).expect("a JSON frame");
+            offsets.push(value["Offset"].as_u64().expect("offset"));
+        }
+        assert_eq!(offsets, vec![0, CHUNK as u64, 2 * CHUNK as u64]);
+        assert_eq!(cursor.position, 3 * CHUNK as u64, "nothing was read ahead");
+        // Plain frames are raw chunks, and the last one ends at the end.
+        let mut plain = self::cursor(dir.path(), size - CHUNK as u64 - 10, Some(size), true);
+        let first = plain.next_frame().await.expect("a frame").expect("read");
+        let second = plain.next_frame().await.expect("a frame").expect("read");
+        assert_eq!((first.len(), second.len()), (CHUNK, 10));
+        assert!(plain.next_frame().await.is_none());
     }
 }

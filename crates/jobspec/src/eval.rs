@@ -12,6 +12,7 @@ use hcl_edit::Span;
 use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl_edit::template::{Directive, Element, Template};
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -27,6 +28,9 @@ pub(crate) struct EvalError {
     /// Set when the failure is a reference to a `local.*` not yet evaluated,
     /// so locals can be resolved in dependency order.
     pub missing_local: bool,
+    /// Set when the evaluation budget ran out: nothing may catch it (not
+    /// `try`, not `can`) and evaluation stops.
+    pub fatal: bool,
 }
 
 impl EvalError {
@@ -35,7 +39,156 @@ impl EvalError {
             message: message.into(),
             span,
             missing_local: false,
+            fatal: false,
         }
+    }
+
+    /// The same error, marked as the budget running out.
+    pub(crate) fn into_fatal(mut self) -> EvalError {
+        self.fatal = true;
+        self
+    }
+
+    fn exhausted(error: BudgetExceeded, span: Option<Range<usize>>) -> EvalError {
+        EvalError {
+            message: error.0,
+            span,
+            missing_local: false,
+            fatal: true,
+        }
+    }
+}
+
+/// The evaluation budget ran out; the message names the limit.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BudgetExceeded(pub String);
+
+/// Deepest nesting of a value (lists in lists…) that evaluation produces.
+const MAX_VALUE_DEPTH: usize = 128;
+
+/// What one parse has spent of its [`crate::EvalBudget`], shared by every
+/// evaluator of the parse (variables, var files, locals, the job).
+pub(crate) struct Budget {
+    limits: crate::EvalBudget,
+    steps: Cell<u64>,
+    bytes: Cell<u64>,
+    /// The first limit passed; every later charge fails with it too.
+    exceeded: std::cell::RefCell<Option<String>>,
+}
+
+impl Budget {
+    pub(crate) fn new(limits: crate::EvalBudget) -> Budget {
+        Budget {
+            limits,
+            steps: Cell::new(0),
+            bytes: Cell::new(0),
+            exceeded: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Whether the budget has run out (evaluation is stopping).
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded.borrow().is_some()
+    }
+
+    /// Records the first limit passed and fails with it.
+    fn fail(&self, message: String) -> BudgetExceeded {
+        let mut exceeded = self.exceeded.borrow_mut();
+        BudgetExceeded(exceeded.get_or_insert(message).clone())
+    }
+
+    /// Spends `count` steps.
+    pub(crate) fn steps(&self, count: u64) -> Result<(), BudgetExceeded> {
+        let spent = self.steps.get().saturating_add(count);
+        self.steps.set(spent);
+        if spent > self.limits.max_steps || self.exceeded() {
+            return Err(self.fail(format!(
+                "evaluation budget exceeded: more than {} steps (expressions, loop iterations and generated blocks); the job file does too much work",
+                self.limits.max_steps
+            )));
+        }
+        Ok(())
+    }
+
+    /// Spends `count` bytes of produced values.
+    pub(crate) fn bytes(&self, count: u64) -> Result<(), BudgetExceeded> {
+        let spent = self.bytes.get().saturating_add(count);
+        self.bytes.set(spent);
+        if spent > self.limits.max_bytes || self.exceeded() {
+            return Err(self.fail(format!(
+                "evaluation budget exceeded: more than {} bytes of values produced; the job file builds values that are too large",
+                self.limits.max_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that a list or object of `len` elements is allowed.
+    pub(crate) fn collection(&self, len: usize) -> Result<(), BudgetExceeded> {
+        if len > self.limits.max_collection {
+            return Err(self.fail(format!(
+                "evaluation budget exceeded: a list or object of more than {} elements",
+                self.limits.max_collection
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bytes still to spend, for functions that check an output's size
+    /// before building it.
+    pub(crate) fn bytes_left(&self) -> u64 {
+        self.limits.max_bytes.saturating_sub(self.bytes.get())
+    }
+
+    /// Checks, without spending, that a value of `len` bytes could still be
+    /// made: functions whose output can be far larger than their inputs
+    /// call it before building the output.
+    pub(crate) fn reserve(&self, len: u64) -> Result<(), BudgetExceeded> {
+        if len > self.bytes_left() {
+            return Err(self.fail(format!(
+                "evaluation budget exceeded: a value of {len} bytes would pass the limit of {} bytes of values produced",
+                self.limits.max_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Spends what a value just made costs: its size in bytes, with every
+    /// list and object checked against the collection limit and the value's
+    /// nesting bounded. The walk is iterative, so a deep value cannot
+    /// overflow the stack here.
+    pub(crate) fn value(&self, value: &Value) -> Result<(), BudgetExceeded> {
+        let mut size: u64 = 0;
+        let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+        while let Some((value, depth)) = stack.pop() {
+            if depth > MAX_VALUE_DEPTH {
+                return Err(self.fail(format!(
+                    "evaluation budget exceeded: a value nested more than {MAX_VALUE_DEPTH} levels deep"
+                )));
+            }
+            size += 16;
+            match value {
+                Value::Null | Value::Bool(_) | Value::Number(_) => {}
+                Value::String(text) => size += text.len() as u64,
+                Value::Array(items) => {
+                    self.collection(items.len())?;
+                    stack.extend(items.iter().map(|item| (item, depth + 1)));
+                }
+                Value::Object(map) => {
+                    self.collection(map.len())?;
+                    for (key, item) in map {
+                        size += 32 + key.len() as u64;
+                        stack.push((item, depth + 1));
+                    }
+                }
+            }
+            // Charge as the walk goes, so a huge value stops the walk early.
+            if size >= 1 << 16 {
+                self.bytes(size)?;
+                size = 0;
+            }
+        }
+        self.bytes(size)
     }
 }
 
@@ -47,6 +200,8 @@ pub(crate) struct FuncContext<'a> {
     pub now: types::UnixNanos,
     pub read_file: Option<crate::ReadFile<'a>>,
     pub random: Option<&'a dyn Fn() -> u128>,
+    /// The parse's evaluation budget.
+    pub budget: &'a Budget,
 }
 
 /// The evaluation context: global variables (`var`, `local`) and functions.
@@ -98,10 +253,28 @@ impl<'a> Evaluator<'a> {
         self.eval_depth(expr, scope, 0)
     }
 
+    /// Spends `count` steps of the budget for `expr`.
+    fn step(&self, count: u64, span: Option<Range<usize>>) -> EvalResult<()> {
+        self.funcs
+            .budget
+            .steps(count)
+            .map_err(|error| EvalError::exhausted(error, span))
+    }
+
+    /// Spends the bytes of a value just made (a copy, a function result).
+    fn made(&self, value: Value, span: Option<Range<usize>>) -> EvalResult<Value> {
+        self.funcs
+            .budget
+            .value(&value)
+            .map_err(|error| EvalError::exhausted(error, span))?;
+        Ok(value)
+    }
+
     fn eval_depth(&self, expr: &Expression, scope: &Scope, depth: usize) -> EvalResult<Value> {
         if depth > MAX_DEPTH {
             return Err(EvalError::new("expression is nested too deeply", expr.span()));
         }
+        self.step(1, expr.span())?;
         let depth = depth + 1;
         match expr {
             Expression::Null(_) => Ok(Value::Null),
@@ -148,10 +321,10 @@ impl<'a> Evaluator<'a> {
             Expression::Variable(ident) => {
                 let name = ident.as_str();
                 if let Some(value) = scope.lookup(name) {
-                    return Ok(value.clone());
+                    return self.made(value.clone(), ident.span());
                 }
                 match self.globals.get(name) {
-                    Some(value) => Ok(value.clone()),
+                    Some(value) => self.made(value.clone(), ident.span()),
                     None => Err(EvalError::new(format!("unknown variable {name:?}"), ident.span())),
                 }
             }
@@ -203,7 +376,11 @@ impl<'a> Evaluator<'a> {
                         None => {}
                     }
                 }
-                funcs::call(name, args, &self.funcs).map_err(|message| EvalError::new(message, call.span()))
+                let value = funcs::call(name, args, &self.funcs).map_err(|error| match error {
+                    funcs::FuncError::Failed(message) => EvalError::new(message, call.span()),
+                    funcs::FuncError::Budget(error) => EvalError::exhausted(error, call.span()),
+                })?;
+                self.made(value, call.span())
             }
             Expression::Traversal(traversal) => {
                 // A reference to a local not evaluated yet is deferred.
@@ -244,7 +421,8 @@ impl<'a> Evaluator<'a> {
                             }
                             idx += 1;
                         }
-                        return self.traverse(current.clone(), &traversal.operators[idx..], scope, depth);
+                        let current = self.made(current.clone(), traversal.span())?;
+                        return self.traverse(current, &traversal.operators[idx..], scope, depth);
                     }
                 }
                 let base = self.eval_depth(&traversal.expr, scope, depth)?;
@@ -295,6 +473,12 @@ impl<'a> Evaluator<'a> {
                 let mut list = Vec::new();
                 let mut object = Map::new();
                 for (key, value) in pairs {
+                    self.step(1, for_expr.span())?;
+                    let produced = list.len().max(object.len()) + 1;
+                    self.funcs
+                        .budget
+                        .collection(produced)
+                        .map_err(|error| EvalError::exhausted(error, for_expr.span()))?;
                     let mut vars = Vec::new();
                     if let Some(key_var) = &key_var {
                         vars.push((key_var.clone(), key));
@@ -345,13 +529,17 @@ impl<'a> Evaluator<'a> {
             let Some(arg) = call.args.iter().next() else {
                 return Err(EvalError::new("can needs one argument", call.span()));
             };
-            return Ok(Value::Bool(self.eval_depth(arg, scope, depth).is_ok()));
+            return match self.eval_depth(arg, scope, depth) {
+                Ok(_) => Ok(Value::Bool(true)),
+                Err(error) if error.fatal || error.missing_local => Err(error),
+                Err(_) => Ok(Value::Bool(false)),
+            };
         }
         let mut last_error = EvalError::new("try needs at least one argument", call.span());
         for arg in call.args.iter() {
             match self.eval_depth(arg, scope, depth) {
                 Ok(value) => return Ok(value),
-                Err(error) if error.missing_local => return Err(error),
+                Err(error) if error.missing_local || error.fatal => return Err(error),
                 Err(error) => last_error = error,
             }
         }
@@ -476,7 +664,7 @@ impl<'a> Evaluator<'a> {
         }
         let mut out = String::new();
         self.render_template(template, scope, depth, &mut out, (false, false), indent)?;
-        Ok(Value::String(out))
+        self.made(Value::String(out), template.span())
     }
 
     fn source_text(&self, span: Option<Range<usize>>) -> String {
@@ -547,6 +735,13 @@ impl<'a> Evaluator<'a> {
                             to_string(&value).map_err(|message| EvalError::new(message, interpolation.expr.span()))?;
                         out.push_str(&text);
                     }
+                    // The rendered text grows with every loop iteration.
+                    if out.len() as u64 > self.funcs.budget.bytes_left() {
+                        self.funcs
+                            .budget
+                            .bytes(out.len() as u64)
+                            .map_err(|error| EvalError::exhausted(error, interpolation.span()))?;
+                    }
                     trim_next = interpolation.strip.strip_end();
                 }
                 Element::Directive(directive) => match directive.as_ref() {
@@ -591,6 +786,13 @@ impl<'a> Evaluator<'a> {
                             )
                         })?;
                         for (key, value) in pairs {
+                            self.step(1, for_directive.span())?;
+                            if out.len() as u64 > self.funcs.budget.bytes_left() {
+                                self.funcs
+                                    .budget
+                                    .bytes(out.len() as u64)
+                                    .map_err(|error| EvalError::exhausted(error, for_directive.span()))?;
+                            }
                             let mut vars = Vec::new();
                             if let Some(key_var) = &for_expr.key_var {
                                 vars.push((key_var.as_str().to_string(), key));

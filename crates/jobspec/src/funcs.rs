@@ -3,11 +3,60 @@
 //! the outside world (`file`, `timestamp`, `uuidv4`) use what the caller put
 //! into [`FuncContext`]; nothing reads a clock, a file or the environment.
 
-use crate::eval::{FuncContext, display_number, number_value, to_bool, to_number, to_string, type_name, values_equal};
+use crate::eval::{
+    Budget, BudgetExceeded, FuncContext, display_number, number_value, to_bool, to_number, to_string, type_name,
+    values_equal,
+};
 use base64::Engine;
 use serde_json::{Map, Value};
 
 type FuncResult = Result<Value, String>;
+
+/// Why a function call failed.
+#[derive(Debug)]
+pub(crate) enum FuncError {
+    /// The call is wrong (arguments, values): an ordinary error.
+    Failed(String),
+    /// The evaluation budget ran out.
+    Budget(BudgetExceeded),
+}
+
+/// Turns a budget failure into the `String` error functions return; the
+/// budget remembers that it ran out, so [`call`] tells the two apart.
+fn spend(result: Result<(), BudgetExceeded>) -> Result<(), String> {
+    result.map_err(|error| error.0)
+}
+
+/// Calls function `name` with evaluated arguments, charging the budget for
+/// the work the call does on its inputs (quadratic for the set functions,
+/// which compare every pair).
+pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> Result<Value, FuncError> {
+    let items: u64 = args
+        .iter()
+        .map(|arg| match arg {
+            Value::Array(items) => items.len() as u64,
+            Value::Object(map) => map.len() as u64,
+            Value::String(text) => text.len() as u64 / 64,
+            _ => 0,
+        })
+        .sum();
+    let work = if matches!(
+        name,
+        "distinct" | "toset" | "setunion" | "setintersection" | "setsubtract"
+    ) {
+        items.saturating_mul(items) / 16
+    } else {
+        items / 16
+    };
+    ctx.budget.steps(work).map_err(FuncError::Budget)?;
+    call_inner(name, args, ctx).map_err(|message| {
+        if ctx.budget.exceeded() {
+            FuncError::Budget(BudgetExceeded(message))
+        } else {
+            FuncError::Failed(message)
+        }
+    })
+}
 
 /// Every function name the library knows, for messages and docs.
 pub const FUNCTION_NAMES: &[&str] = &[
@@ -172,8 +221,7 @@ fn to_set(items: Vec<Value>) -> Vec<Value> {
     out
 }
 
-/// Calls function `name` with evaluated arguments.
-pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResult {
+fn call_inner(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResult {
     match name {
         // Numbers.
         "abs" => {
@@ -351,6 +399,8 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
             }
             let pad = " ".repeat(spaces as usize);
             let text = string_arg(&args, 1)?;
+            let lines = text.bytes().filter(|byte| *byte == b'\n').count() as u64;
+            spend(ctx.budget.reserve(text.len() as u64 + lines * spaces as u64))?;
             Ok(Value::String(text.replace('\n', &format!("\n{pad}"))))
         }
         "split" => {
@@ -372,6 +422,9 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
             for idx in 1..args.len() {
                 parts.extend(strings(&list_arg(&args, idx)?)?);
             }
+            let len: u64 = parts.iter().map(|part| part.len() as u64).sum::<u64>()
+                + separator.len() as u64 * parts.len().saturating_sub(1) as u64;
+            spend(ctx.budget.reserve(len))?;
             Ok(Value::String(parts.join(&separator)))
         }
         "replace" => {
@@ -382,15 +435,16 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
             // Terraform's replace treats a /slashed/ search as a regex.
             if search.len() > 1 && search.starts_with('/') && search.ends_with('/') {
                 let regex = compile(&search[1..search.len() - 1])?;
-                return Ok(Value::String(
-                    regex
-                        .replace_all(&text, go_replacement(&replacement).as_str())
-                        .into_owned(),
-                ));
+                return replace_bounded(&regex, &text, &go_replacement(&replacement), ctx.budget);
             }
             if search.is_empty() {
                 return Ok(Value::String(text));
             }
+            let matches = text.matches(search.as_str()).count() as u64;
+            spend(
+                ctx.budget
+                    .reserve(text.len() as u64 + matches * replacement.len() as u64),
+            )?;
             Ok(Value::String(text.replace(&search, &replacement)))
         }
         "regex_replace" => {
@@ -398,11 +452,7 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
             let text = string_arg(&args, 0)?;
             let regex = compile(&string_arg(&args, 1)?)?;
             let replacement = string_arg(&args, 2)?;
-            Ok(Value::String(
-                regex
-                    .replace_all(&text, go_replacement(&replacement).as_str())
-                    .into_owned(),
-            ))
+            replace_bounded(&regex, &text, &go_replacement(&replacement), ctx.budget)
         }
         "regex" | "regexall" => {
             arity(name, &args, 2, 2)?;
@@ -426,7 +476,7 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
         "format" => {
             arity(name, &args, 1, usize::MAX)?;
             let spec = string_arg(&args, 0)?;
-            Ok(Value::String(format_go(&spec, &args[1..])?))
+            Ok(Value::String(format_go(&spec, &args[1..], ctx.budget, 0)?))
         }
         "formatlist" => {
             arity(name, &args, 1, usize::MAX)?;
@@ -443,7 +493,9 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
                 }
             }
             let length = length.unwrap_or(1);
+            spend(ctx.budget.collection(length))?;
             let mut out = Vec::with_capacity(length);
+            let mut made = 0u64;
             for idx in 0..length {
                 let row: Vec<Value> = args[1..]
                     .iter()
@@ -452,7 +504,9 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
                         other => other.clone(),
                     })
                     .collect();
-                out.push(Value::String(format_go(&spec, &row)?));
+                let text = format_go(&spec, &row, ctx.budget, made)?;
+                made += text.len() as u64 + 16;
+                out.push(Value::String(text));
             }
             Ok(Value::Array(out))
         }
@@ -637,9 +691,11 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
                 return Err("range step goes the wrong way".to_string());
             }
             let count = ((end - start) / step).ceil();
-            if count > 1024.0 * 1024.0 {
-                return Err("range would produce more than 1048576 numbers".to_string());
-            }
+            spend(ctx.budget.collection(if count > 1e15 {
+                usize::MAX
+            } else {
+                count.max(0.0) as usize
+            }))?;
             Ok(Value::Array(
                 (0..count.max(0.0) as u64)
                     .map(|idx| number_value(start + step * idx as f64))
@@ -764,9 +820,7 @@ pub(crate) fn call(name: &str, args: Vec<Value>, ctx: &FuncContext) -> FuncResul
                         let mut row = prefix.clone();
                         row.push(item.clone());
                         next.push(row);
-                        if next.len() > 100_000 {
-                            return Err("setproduct result is too large".to_string());
-                        }
+                        spend(ctx.budget.collection(next.len()))?;
                     }
                 }
                 product = next;
@@ -944,7 +998,10 @@ fn captures_value(regex: &regex::Regex, captures: &regex::Captures) -> Value {
 
 /// Go's `fmt` verbs as cty's `format` supports them: `%s %d %f %g %e %t %v
 /// %q %x %X %o %b %%`, with flags, width, precision and `%[n]` indexes.
-fn format_go(spec: &str, args: &[Value]) -> Result<String, String> {
+///
+/// `made` bytes are already being produced by the caller; the output is
+/// checked against what is left of the budget as it grows.
+fn format_go(spec: &str, args: &[Value], budget: &Budget, made: u64) -> Result<String, String> {
     let chars: Vec<char> = spec.chars().collect();
     let mut out = String::new();
     let mut next_arg = 0usize;
@@ -1086,6 +1143,7 @@ fn format_go(spec: &str, args: &[Value]) -> Result<String, String> {
             other => return Err(format!("unsupported format verb %{other}")),
         };
         let len = text.chars().count();
+        spend(budget.reserve(made + (out.len() + text.len() + width.unwrap_or(0)) as u64))?;
         match width {
             Some(width) if width > len => {
                 let pad = width - len;
@@ -1109,6 +1167,28 @@ fn format_go(spec: &str, args: &[Value]) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// `regex.replace_all` with the output checked against the budget before
+/// each replacement is added: a replacement may name captures, so one
+/// match can expand to many times the input.
+fn replace_bounded(regex: &regex::Regex, text: &str, replacement: &str, budget: &Budget) -> FuncResult {
+    let mut out = String::new();
+    let mut last = 0;
+    // Each `$name` in the replacement expands to at most the whole text.
+    let references = replacement.bytes().filter(|byte| *byte == b'$').count() as u64;
+    let widest = replacement.len() as u64 + references * text.len() as u64;
+    for captures in regex.captures_iter(text) {
+        let Some(whole) = captures.get(0) else {
+            continue;
+        };
+        spend(budget.reserve((out.len() + whole.start() - last) as u64 + widest))?;
+        out.push_str(&text[last..whole.start()]);
+        captures.expand(replacement, &mut out);
+        last = whole.end();
+    }
+    out.push_str(&text[last..]);
+    Ok(Value::String(out))
 }
 
 /// Rust prints `1.5e3`; Go prints `1.5e+03`.
@@ -1635,16 +1715,90 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx() -> FuncContext<'static> {
-        FuncContext {
+    fn call_with(name: &str, args: Vec<Value>, limits: crate::EvalBudget) -> Result<Value, FuncError> {
+        let budget = Budget::new(limits);
+        let ctx = FuncContext {
             now: 1_700_000_000_000_000_000,
             read_file: None,
             random: None,
-        }
+            budget: &budget,
+        };
+        call(name, args, &ctx)
     }
 
     fn run(name: &str, args: Vec<Value>) -> Value {
-        call(name, args, &ctx()).expect("function succeeds")
+        call_with(name, args, crate::EvalBudget::DEFAULT).expect("function succeeds")
+    }
+
+    /// Functions whose output can be far larger than their inputs check
+    /// the budget before building it, and say that the budget ran out.
+    #[test]
+    fn outputs_larger_than_the_budget_are_refused_before_they_are_built() {
+        let small = crate::EvalBudget {
+            max_bytes: 10_000,
+            ..crate::EvalBudget::DEFAULT
+        };
+        let newlines = "\n".repeat(100);
+        let cases = [
+            ("indent", vec![json!(1000), json!(newlines)]),
+            (
+                "format",
+                vec![
+                    json!("%1000d%1000d%1000d%1000d%1000d%1000d%1000d%1000d%1000d%1000d%1000d"),
+                    json!(1),
+                    json!(2),
+                    json!(3),
+                    json!(4),
+                    json!(5),
+                    json!(6),
+                    json!(7),
+                    json!(8),
+                    json!(9),
+                    json!(10),
+                    json!(11),
+                ],
+            ),
+            (
+                "replace",
+                vec![json!("a".repeat(1000)), json!("a"), json!("bbbbbbbbbbbbbbbb")],
+            ),
+            (
+                "replace",
+                vec![json!("a".repeat(1000)), json!("/a/"), json!("$0$0$0$0$0$0$0$0$0$0$0$0")],
+            ),
+            (
+                "regex_replace",
+                vec![json!("a".repeat(1000)), json!("a"), json!("$0$0$0$0$0$0$0$0$0$0$0$0")],
+            ),
+            (
+                "join",
+                vec![json!("x".repeat(1000)), Value::Array(vec![json!("a"); 20])],
+            ),
+            ("range", vec![json!(1e12)]),
+        ];
+        for (name, args) in cases {
+            match call_with(name, args, small) {
+                Err(FuncError::Budget(BudgetExceeded(message))) => {
+                    assert!(message.contains("evaluation budget exceeded"), "{name}: {message}")
+                }
+                other => panic!("{name} should exceed the budget: {other:?}"),
+            }
+        }
+        // Within the budget the same functions still work.
+        assert_eq!(
+            run("replace", vec![json!("aa"), json!("/a/"), json!("$0$0")]),
+            json!("aaaa")
+        );
+        assert_eq!(
+            run("regex_replace", vec![json!("a-b"), json!("(\\w)"), json!("<$1>")]),
+            json!("<a>-<b>")
+        );
+        // Comparing every pair of a large set is work too.
+        let many: Vec<Value> = (0..20_000).map(|index| json!(index)).collect();
+        assert!(matches!(
+            call_with("distinct", vec![Value::Array(many)], crate::EvalBudget::DEFAULT),
+            Err(FuncError::Budget(_))
+        ));
     }
 
     #[test]

@@ -5,6 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// A hundredth of the default evaluation budget: every corpus job fits in
+/// it, so the defaults are far above what job files use.
+const CORPUS_BUDGET: jobspec::EvalBudget = jobspec::EvalBudget {
+    max_steps: jobspec::EvalBudget::DEFAULT.max_steps / 100,
+    max_bytes: jobspec::EvalBudget::DEFAULT.max_bytes / 100,
+    max_collection: jobspec::EvalBudget::DEFAULT.max_collection / 100,
+};
+
 /// The instant `timestamp()` sees in every corpus test: 2024-03-01T12:00:00Z.
 const NOW: i64 = 1_709_294_400_000_000_000;
 
@@ -56,6 +64,7 @@ fn parse_with_fixtures(path: &Path) -> Result<types::Job, (String, jobspec::Diag
         now: NOW,
         read_file: Some(&read_file),
         random: Some(&random),
+        budget: CORPUS_BUDGET,
     };
     let name = path.file_name().expect("has a name").to_string_lossy().to_string();
     jobspec::parse(&source, &name, &opts).map_err(|diags| (source, diags))

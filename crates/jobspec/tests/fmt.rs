@@ -45,6 +45,7 @@ fn parse(path: &Path, source: &str) -> Result<types::Job, jobspec::Diagnostics> 
         now: NOW,
         read_file: Some(&read_file),
         random: Some(&random),
+        budget: jobspec::EvalBudget::DEFAULT,
     };
     jobspec::parse(source, "job.nomad.hcl", &opts)
 }

@@ -496,6 +496,18 @@ impl RaftNode {
         Ok(())
     }
 
+    /// Records a member's new RPC address (it restarted elsewhere), so the
+    /// leader replicates to it and clients are told the right address.
+    /// Leader only.
+    pub async fn update_address(&self, id: u64, addr: &str) -> Result<(), RaftNodeError> {
+        let changes = ChangeMembers::SetNodes(BTreeMap::from([(id, BasicNode::new(addr))]));
+        self.raft
+            .change_membership(changes, true)
+            .await
+            .map_err(|error| self.membership_error(error))?;
+        Ok(())
+    }
+
     /// Removes a server from the configuration (voter or learner). Leader
     /// only. Removing the leader itself is refused: transfer leadership
     /// first.

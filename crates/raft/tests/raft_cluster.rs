@@ -130,6 +130,22 @@ async fn servers_are_added_removed_and_leadership_moves_on_request() {
         .expect("remove");
     assert_eq!(peers[lead].node.members().len(), 3);
     fourth.stop().await;
+    // A member that moved is found at its new address.
+    let moved = peers[(lead + 2) % 3].node.node_id();
+    peers[lead]
+        .node
+        .update_address(moved, "127.0.0.9:1")
+        .await
+        .expect("update address");
+    let entry = peers[lead]
+        .node
+        .members()
+        .into_iter()
+        .find(|peer| peer.id == moved)
+        .expect("member");
+    assert_eq!(entry.addr, "127.0.0.9:1");
+    let back = peers[(lead + 2) % 3].addr.clone();
+    peers[lead].node.update_address(moved, &back).await.expect("move back");
 
     let target = peers[(lead + 1) % 3].node.node_id();
     let rpc = std::sync::Arc::clone(&peers[lead].rpc);

@@ -60,6 +60,9 @@ impl Default for ClientOptions {
 #[derive(Debug, Default)]
 struct ServerList {
     addrs: Vec<String>,
+    /// The addresses the client was configured with: always kept, so a
+    /// wrong list learned from a server cannot strand the client.
+    configured: Vec<String>,
     current: usize,
     /// The servers' HTTP addresses, as they reported them.
     http_addrs: Vec<String>,
@@ -96,6 +99,7 @@ impl RpcClient {
     pub fn with_servers(addrs: Vec<String>, options: ClientOptions) -> RpcClient {
         RpcClient {
             servers: Mutex::new(ServerList {
+                configured: addrs.clone(),
                 addrs,
                 current: 0,
                 http_addrs: Vec::new(),
@@ -117,13 +121,19 @@ impl RpcClient {
         lock(&self.servers).addrs.clone()
     }
 
-    /// Replaces the server set with what the servers reported, keeping the
-    /// current server when it is still a member. An empty list is ignored.
-    pub fn set_servers(&self, addrs: Vec<String>) {
+    /// Replaces the server set with what the servers reported (plus the
+    /// configured servers, which are always kept), keeping the current
+    /// server when it is still a member. An empty list is ignored.
+    pub fn set_servers(&self, mut addrs: Vec<String>) {
         if addrs.is_empty() {
             return;
         }
         let mut list = lock(&self.servers);
+        for configured in &list.configured {
+            if !addrs.contains(configured) {
+                addrs.push(configured.clone());
+            }
+        }
         if list.addrs == addrs {
             return;
         }
@@ -452,8 +462,13 @@ mod tests {
             .expect("second server answers");
         client.set_servers(vec!["10.0.0.9:4647".into(), live.clone()]);
         assert_eq!(client.addr(), live, "keeps the current server when it is still listed");
+        assert_eq!(
+            client.servers(),
+            vec!["10.0.0.9:4647".to_string(), live.clone(), dead.clone()],
+            "the configured servers stay"
+        );
         client.set_servers(Vec::new());
-        assert_eq!(client.servers().len(), 2, "an empty list is ignored");
+        assert_eq!(client.servers().len(), 3, "an empty list is ignored");
         server.abort();
     }
 

@@ -75,18 +75,38 @@ impl Res {
         }
     }
 
+    // Usage sums saturate: no ask, however large, may wrap a node's usage
+    // negative and make it look empty.
     fn add(&mut self, other: &Res) {
-        self.cpu += other.cpu;
-        self.mem += other.mem;
-        self.disk += other.disk;
-        self.cores += other.cores;
+        self.cpu = types::saturating_add(self.cpu, other.cpu);
+        self.mem = types::saturating_add(self.mem, other.mem);
+        self.disk = types::saturating_add(self.disk, other.disk);
+        self.cores = types::saturating_add(self.cores, other.cores);
     }
 
     fn sub(&mut self, other: &Res) {
-        self.cpu -= other.cpu;
-        self.mem -= other.mem;
-        self.disk -= other.disk;
-        self.cores -= other.cores;
+        self.cpu = types::saturating_sub(self.cpu, other.cpu);
+        self.mem = types::saturating_sub(self.mem, other.mem);
+        self.disk = types::saturating_sub(self.disk, other.disk);
+        self.cores = types::saturating_sub(self.cores, other.cores);
+    }
+
+    /// Adds for the cluster totals that only shape scores ([`Packing`]):
+    /// wrapping, as cheap as a plain add, and never used for a fit check.
+    fn add_for_score(&mut self, other: &Res) {
+        self.cpu = self.cpu.wrapping_add(other.cpu);
+        self.mem = self.mem.wrapping_add(other.mem);
+        self.disk = self.disk.wrapping_add(other.disk);
+        self.cores = self.cores.wrapping_add(other.cores);
+    }
+
+    /// The CPU an ask needs on a node, reserved cores charged at the node's
+    /// MHz per core. Wrapping: exact for every ask that fits a node (fit
+    /// checks use [`resource_exhausted`], which computes exactly), and only
+    /// a score for any other.
+    #[inline]
+    fn cpu_need(&self, mhz_per_core: i64) -> i64 {
+        self.cpu.wrapping_add(self.cores.wrapping_mul(mhz_per_core))
     }
 }
 
@@ -234,18 +254,20 @@ impl<'j> GroupSpec<'j> {
             .collect();
         drivers.sort_unstable();
         drivers.dedup();
+        // A negative amount (a job stored before validation refused them)
+        // asks for nothing rather than handing capacity back.
         let mut ask = Res {
-            disk: group.ephemeral_disk.size_mb,
+            disk: group.ephemeral_disk.size_mb.max(0),
             ..Res::default()
         };
         let mut devices = Vec::new();
         for (task_index, task) in group.tasks.iter().enumerate() {
             if task.resources.cores > 0 {
-                ask.cores += task.resources.cores;
+                ask.cores = ask.cores.saturating_add(task.resources.cores);
             } else {
-                ask.cpu += task.resources.cpu;
+                ask.cpu = ask.cpu.saturating_add(task.resources.cpu.max(0));
             }
-            ask.mem += task.resources.memory_mb;
+            ask.mem = ask.mem.saturating_add(task.resources.memory_mb.max(0));
             for device in &task.resources.devices {
                 devices.push(DeviceAsk {
                     name: device.name.clone(),
@@ -658,7 +680,7 @@ impl Packing {
     fn from_totals(cap: &Res, used: &Res, demand: &Res) -> Packing {
         let pressure = |used: i64, demand: i64, cap: i64| {
             if cap > 0 {
-                (used + demand) as f64 / cap as f64
+                used.saturating_add(demand) as f64 / cap as f64
             } else {
                 0.0
             }
@@ -667,9 +689,9 @@ impl Packing {
         let mem = pressure(used.mem, demand.mem, cap.mem);
         let mem_binds = mem >= cpu;
         let (binding, other) = if mem_binds {
-            (used.mem + demand.mem, used.cpu + demand.cpu)
+            (used.mem.saturating_add(demand.mem), used.cpu.saturating_add(demand.cpu))
         } else {
-            (used.cpu + demand.cpu, used.mem + demand.mem)
+            (used.cpu.saturating_add(demand.cpu), used.mem.saturating_add(demand.mem))
         };
         let reserve = if binding > 0 {
             other as f64 / binding as f64
@@ -704,9 +726,11 @@ fn pack_score(pack: Packing, used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) 
     if cap_b <= 0 {
         return 0.0;
     }
-    let fill = ((used_b + ask_b) as f64 / cap_b as f64).clamp(0.0, 1.0);
-    let free_b = (cap_b - used_b - ask_b) as f64;
-    let free_o = (cap_o - used_o - ask_o) as f64;
+    // Wrapping: exact whenever the ask fits the node (the only case in
+    // which the score decides anything), and no overflow panic otherwise.
+    let fill = (used_b.wrapping_add(ask_b) as f64 / cap_b as f64).clamp(0.0, 1.0);
+    let free_b = cap_b.wrapping_sub(used_b).wrapping_sub(ask_b) as f64;
+    let free_o = cap_o.wrapping_sub(used_o).wrapping_sub(ask_o) as f64;
     let strands = free_o < pack.reserve * free_b && ask_o as f64 > pack.reserve * ask_b as f64;
     if strands { 0.5 * fill } else { 0.5 + 0.5 * fill }
 }
@@ -718,7 +742,7 @@ fn pack_score(pack: Packing, used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) 
 fn spread_score(used: &Res, ask_cpu: i64, ask_mem: i64, cap: &Res) -> f64 {
     let free = |used: i64, ask: i64, cap: i64| {
         if cap > 0 {
-            ((cap - used - ask) as f64 / cap as f64).clamp(0.0, 1.0)
+            (cap.wrapping_sub(used).wrapping_sub(ask) as f64 / cap as f64).clamp(0.0, 1.0)
         } else {
             0.0
         }
@@ -779,9 +803,9 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 };
                 scan_index(index, job, ctx.seed, &mut codes, &mut slot_of, &mut nodes);
                 for local in &nodes {
-                    total_used.add(&local.used);
+                    total_used.add_for_score(&local.used);
                     if let Some(entry) = index.entries.get(local.position as usize) {
-                        total_cap.add(&Res::from_comparable(&entry.capacity));
+                        total_cap.add_for_score(&Res::from_comparable(&entry.capacity));
                     }
                 }
                 let ClassCodes {
@@ -838,8 +862,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                         *slot = index;
                     }
                     let used = Res::from_comparable(&used);
-                    total_cap.add(&Res::from_comparable(&entry.capacity));
-                    total_used.add(&used);
+                    total_cap.add_for_score(&Res::from_comparable(&entry.capacity));
+                    total_used.add_for_score(&used);
                     nodes.push(LocalNode {
                         node,
                         position: position as u32,
@@ -856,8 +880,8 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let mut demand = Res::default();
         for spec in &specs {
             let count = i64::from(spec.group.count);
-            demand.cpu += spec.ask.cpu * count;
-            demand.mem += spec.ask.mem * count;
+            demand.cpu = demand.cpu.saturating_add(spec.ask.cpu.saturating_mul(count));
+            demand.mem = demand.mem.saturating_add(spec.ask.mem.saturating_mul(count));
         }
         let pack = Packing {
             spread: ctx.config.algorithm == crate::SchedulerAlgorithm::Spread,
@@ -1346,7 +1370,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 run.state[slot] = STATE_DROPPED;
                 continue;
             }
-            let score = pack_score(pack, &local.used, ask.cpu + ask.cores * mhz_per_core, ask.mem, &cap);
+            let score = pack_score(pack, &local.used, ask.cpu_need(mhz_per_core), ask.mem, &cap);
             members[bucket as usize].push((heap_key(score, local.tie), slot as u32));
             run.state[slot] = STATE_HEAP;
         }
@@ -1491,13 +1515,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let local = &self.nodes[slot as usize];
         let ask = &self.specs[group].ask;
         let (cap, mhz_per_core) = self.shape(slot);
-        pack_score(
-            self.pack,
-            &local.used,
-            ask.cpu + ask.cores * mhz_per_core,
-            ask.mem,
-            &cap,
-        )
+        pack_score(self.pack, &local.used, ask.cpu_need(mhz_per_core), ask.mem, &cap)
     }
 
     /// A local node's capacity and MHz per core.
@@ -1814,7 +1832,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             if task.resources.cores > 0
                 && let Some(resources) = alloc.allocated_resources.tasks.get_mut(&task.name)
             {
-                resources.cpu_mhz = task.resources.cores * mhz_per_core;
+                resources.cpu_mhz = task.resources.cores.saturating_mul(mhz_per_core);
             }
         }
         if let Some(previous) = request.previous {
@@ -1850,7 +1868,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         let (_, mhz_per_core) = self.shape(slot);
         let local = &mut self.nodes[slot as usize];
         local.used.add(&Res {
-            cpu: ask.cpu + ask.cores * mhz_per_core,
+            cpu: ask.cpu_need(mhz_per_core),
             ..ask
         });
         local.job_allocs += 1;
@@ -1866,7 +1884,7 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
     /// and preempted IDs is the whole allocation. All or nothing per
     /// evaluation, so the per-node order of the plan's allocations stays the
     /// placement order.
-    pub(crate) fn enable_compact(&mut self, requests: &[PlaceRequest<'v>]) {
+    pub(crate) fn enable_compact(&mut self, requests: &[PlaceRequest<'v>], new_groups: &[usize]) {
         if !self.ctx.compact {
             return;
         }
@@ -1875,13 +1893,17 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 return;
             }
         }
+        if new_groups.iter().any(|group| self.specs[*group].needs_detail) {
+            return;
+        }
         for group in 0..self.specs.len() {
             let plain = self.template(group).allocated_resources.networks.is_empty()
                 && self.job.task_groups[group]
                     .tasks
                     .iter()
                     .all(|task| task.resources.cores == 0);
-            if !plain && requests.iter().any(|request| request.group == group) {
+            let placed = requests.iter().any(|request| request.group == group) || new_groups.contains(&group);
+            if !plain && placed {
                 return;
             }
         }
@@ -2086,6 +2108,11 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         run.metrics.coalesced += 1;
     }
 
+    /// [`State::note_coalesced`] for `count` placements at once.
+    pub(crate) fn note_coalesced_many(&self, run: &mut GroupRun, count: u64) {
+        run.metrics.coalesced = run.metrics.coalesced.saturating_add(count);
+    }
+
     /// Computed classes seen, with whether the group was feasible there.
     pub(crate) fn class_eligibility(&self, group: usize) -> BTreeMap<String, bool> {
         let mut eligibility = BTreeMap::new();
@@ -2132,12 +2159,16 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         for slot in slots {
             let local = &self.nodes[slot as usize];
             let (cap, mhz_per_core) = self.shape(slot);
-            let need_cpu = spec_ask.cpu + spec_ask.cores * mhz_per_core;
+            let need_cpu = spec_ask.cpu.saturating_add(spec_ask.cores.saturating_mul(mhz_per_core));
             let mut need = Res {
-                cpu: local.used.cpu + need_cpu - cap.cpu,
-                mem: local.used.mem + spec_ask.mem - cap.mem,
-                disk: local.used.disk + spec_ask.disk - cap.disk,
-                cores: local.used.cores + spec_ask.cores - cap.cores,
+                cpu: local.used.cpu.saturating_add(need_cpu).saturating_sub(cap.cpu),
+                mem: local.used.mem.saturating_add(spec_ask.mem).saturating_sub(cap.mem),
+                disk: local.used.disk.saturating_add(spec_ask.disk).saturating_sub(cap.disk),
+                cores: local
+                    .used
+                    .cores
+                    .saturating_add(spec_ask.cores)
+                    .saturating_sub(cap.cores),
             };
             let node_id: &'v str = local.node.id.as_str();
             let node_reserved: Vec<u16> = local.node.reserved_ports.clone();
@@ -2344,7 +2375,7 @@ fn scan_plain(
             *state = STATE_DROPPED;
             continue;
         }
-        let score = pack_score(pack, &local.used, ask.cpu + ask.cores * mhz_per_core, ask.mem, &cap);
+        let score = pack_score(pack, &local.used, ask.cpu_need(mhz_per_core), ask.mem, &cap);
         heap.push((heap_key(score, local.tie), slot as u32));
         *state = STATE_HEAP;
     }
@@ -2482,14 +2513,20 @@ fn first_of_class<'v>(
 /// of `cap` (cores asked are charged as `mhz_per_core` MHz each).
 #[inline]
 fn resource_exhausted(used: &Res, cap: &Res, mhz_per_core: i64, ask: &Res) -> Option<Exhausted> {
-    let need_cpu = ask.cpu + ask.cores * mhz_per_core;
-    if used.cpu + need_cpu > cap.cpu {
+    // Checked: a sum that overflows does not fit, so no ask, however
+    // large, wraps into a fit.
+    let exceeds = |used: i64, ask: i64, cap: i64| used.checked_add(ask).is_none_or(|total| total > cap);
+    let need_cpu = ask
+        .cores
+        .checked_mul(mhz_per_core)
+        .and_then(|cores| cores.checked_add(ask.cpu));
+    if need_cpu.is_none_or(|need_cpu| exceeds(used.cpu, need_cpu, cap.cpu)) {
         Some(Exhausted::Cpu)
-    } else if used.mem + ask.mem > cap.mem {
+    } else if exceeds(used.mem, ask.mem, cap.mem) {
         Some(Exhausted::Memory)
-    } else if used.disk + ask.disk > cap.disk {
+    } else if exceeds(used.disk, ask.disk, cap.disk) {
         Some(Exhausted::Disk)
-    } else if used.cores + ask.cores > cap.cores {
+    } else if exceeds(used.cores, ask.cores, cap.cores) {
         Some(Exhausted::Cores)
     } else {
         None
@@ -2636,6 +2673,81 @@ mod tests {
             let general = (bucket_sum + pack - collision) / (bucket_count + 2.0);
             assert_eq!(super::plain_score(pack, collision).to_bits(), general.to_bits());
         }
+    }
+
+    /// Asks so large that a plain sum wraps negative: two tasks of 2^62 MiB
+    /// used to add up to a negative ask that fit every node.
+    #[test]
+    fn oversized_asks_saturate_and_never_fit() {
+        use super::{Exhausted, GroupSpec, resource_exhausted};
+        let mut job = types::Job {
+            id: "huge".into(),
+            ..types::Job::default()
+        };
+        let task = |name: &str| types::Task {
+            name: name.into(),
+            resources: types::Resources {
+                memory_mb: 1 << 62,
+                cpu: i64::MAX,
+                ..types::Resources::default()
+            },
+            ..types::Task::default()
+        };
+        job.task_groups.push(types::TaskGroup {
+            name: "g".into(),
+            tasks: vec![task("a"), task("b")],
+            ..types::TaskGroup::default()
+        });
+        let spec = GroupSpec::compile(&job, &job.task_groups[0]);
+        assert_eq!(spec.ask.mem, i64::MAX);
+        assert_eq!(spec.ask.cpu, i64::MAX);
+        // Negative amounts ask for nothing; they never free capacity.
+        let mut negative = job.clone();
+        negative.task_groups[0].tasks[0].resources = types::Resources {
+            cpu: -4000,
+            memory_mb: -1 << 40,
+            ..types::Resources::default()
+        };
+        negative.task_groups[0].tasks.truncate(1);
+        negative.task_groups[0].ephemeral_disk.size_mb = -5;
+        let spec_negative = GroupSpec::compile(&negative, &negative.task_groups[0]);
+        assert_eq!(
+            (spec_negative.ask.cpu, spec_negative.ask.mem, spec_negative.ask.disk),
+            (0, 0, 0)
+        );
+        let cap = Res {
+            cpu: 4000,
+            mem: 8192,
+            disk: 10_000,
+            cores: 4,
+        };
+        let used = res(100, 100);
+        assert_eq!(resource_exhausted(&used, &cap, 1000, &spec.ask), Some(Exhausted::Cpu));
+        let memory_only = Res { cpu: 0, ..spec.ask };
+        assert_eq!(
+            resource_exhausted(&used, &cap, 1000, &memory_only),
+            Some(Exhausted::Memory)
+        );
+        let cores = Res {
+            cpu: 0,
+            mem: 0,
+            cores: i64::MAX,
+            ..Res::default()
+        };
+        assert_eq!(resource_exhausted(&used, &cap, 1000, &cores), Some(Exhausted::Cpu));
+        let mut usage = used;
+        usage.add(&spec.ask);
+        assert_eq!((usage.cpu, usage.mem), (i64::MAX, i64::MAX));
+        assert!(
+            pack_score(
+                Packing::from_totals(&cap, &usage, &spec.ask),
+                &usage,
+                i64::MAX,
+                i64::MAX,
+                &cap
+            )
+            .is_finite()
+        );
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
 
     let mut class_eligibility = BTreeMap::new();
     let mut escaped = false;
-    if !reconciled.places.is_empty() {
+    if !reconciled.places.is_empty() || !reconciled.new_places.is_empty() {
         let mut state = State::build(ctx, job, &allocs);
         if let Some(deployment) = ctx.view.latest_deployment(&job.namespace, &job.id)
             && deployment.active
@@ -128,29 +128,22 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
         for stop in &reconciled.stops {
             state.free_alloc(stop.alloc);
         }
-        state.enable_compact(&reconciled.places);
+        let new_groups: Vec<usize> = reconciled.new_places.iter().map(|new| new.group).collect();
+        state.enable_compact(&reconciled.places, &new_groups);
+        let rank = |request: &PlaceRequest| match request.kind {
+            PlaceKind::Lost | PlaceKind::Migrate | PlaceKind::Reschedule { .. } => 0,
+            PlaceKind::Canary => 1,
+            PlaceKind::New => 2,
+            PlaceKind::Destructive => 3,
+        };
         let mut order: Vec<&PlaceRequest> = reconciled.places.iter().collect();
         // Replacements first, then canaries, new allocations, and last the
         // destructive updates; stable within each kind.
-        order.sort_by_key(|request| {
-            (
-                request.group,
-                match request.kind {
-                    PlaceKind::Lost | PlaceKind::Migrate | PlaceKind::Reschedule { .. } => 0,
-                    PlaceKind::Canary => 1,
-                    PlaceKind::New => 2,
-                    PlaceKind::Destructive => 3,
-                },
-            )
-        });
-        let mut start = 0;
-        while start < order.len() {
-            let group = order[start].group;
-            let end = start
-                + order[start..]
-                    .iter()
-                    .take_while(|request| request.group == group)
-                    .count();
+        order.sort_by_key(|request| (request.group, rank(request)));
+        let mut groups: Vec<usize> = order.iter().map(|request| request.group).chain(new_groups).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for group in groups {
             let group_name = job.task_groups[group].name.clone();
             let existing: Vec<&Allocation> = allocs
                 .iter()
@@ -159,7 +152,32 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
                 .collect();
             let mut run = state.start_group(group, job.task_groups[group].count, &existing);
             let mut failures = 0u64;
-            for request in &order[start..end] {
+            let group_order = order.iter().filter(|request| request.group == group);
+            for request in group_order.clone().filter(|request| rank(request) < 2) {
+                if !place_one(&mut state, &mut run, request, ids, &mut plan) {
+                    failures += 1;
+                }
+            }
+            for new in reconciled.new_places.iter().filter(|new| new.group == group) {
+                let mut tried = 0usize;
+                for request in new.requests() {
+                    if run.failed {
+                        break;
+                    }
+                    tried += 1;
+                    if !place_one(&mut state, &mut run, &request, ids, &mut plan) {
+                        failures += 1;
+                    }
+                }
+                // Once the group has no room left the rest coalesce, as
+                // `place_one` would count them, without being made.
+                let rest = new.missing - tried;
+                if rest > 0 {
+                    failures += rest as u64;
+                    state.note_coalesced_many(&mut run, rest as u64);
+                }
+            }
+            for request in group_order.filter(|request| rank(request) >= 2) {
                 if !place_one(&mut state, &mut run, request, ids, &mut plan) {
                     failures += 1;
                 }
@@ -170,7 +188,6 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
                 class_eligibility.extend(state.class_eligibility(group));
                 escaped |= state.specs[group].escaped;
             }
-            start = end;
         }
         state.save_verdicts();
         preemption_evals(ctx, &state, ids, &mut plan);

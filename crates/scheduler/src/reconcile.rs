@@ -41,11 +41,50 @@ pub(crate) struct Stop<'v> {
     pub lost: bool,
 }
 
+/// New allocations for one group, kept as a count rather than one request
+/// each: a group may ask for many more allocations than the cluster can
+/// take, so requests are made one at a time as placement consumes them and
+/// memory grows only with what is placed.
+#[derive(Debug, Clone)]
+pub(crate) struct NewPlacements {
+    pub group: usize,
+    /// How many allocations to add.
+    pub missing: usize,
+    /// Indexes already held in the group, sorted; new allocations take the
+    /// lowest indexes not in it.
+    pub occupied: Vec<u32>,
+}
+
+impl NewPlacements {
+    /// The requests, lowest free index first.
+    pub(crate) fn requests<'v>(&self) -> impl Iterator<Item = PlaceRequest<'v>> + '_ {
+        let mut occupied = self.occupied.iter().copied().peekable();
+        let group = self.group;
+        (0..=u32::MAX)
+            .filter(move |index| {
+                while occupied.next_if(|held| held < index).is_some() {}
+                occupied.peek() != Some(index)
+            })
+            .take(self.missing)
+            .map(move |index| PlaceRequest {
+                group,
+                index,
+                previous: None,
+                kind: PlaceKind::New,
+                node: None,
+            })
+    }
+}
+
 /// What the reconciler decided for a job.
 #[derive(Debug, Default)]
 pub(crate) struct Reconciled<'v> {
     pub stops: Vec<Stop<'v>>,
+    /// Replacements, canaries and destructive updates (as many as there
+    /// are allocations already).
     pub places: Vec<PlaceRequest<'v>>,
+    /// New allocations, per group.
+    pub new_places: Vec<NewPlacements>,
     pub inplace: Vec<&'v Allocation>,
     /// Failed allocations to replace later, with the time.
     pub delayed: Vec<(&'v Allocation, UnixNanos)>,
@@ -322,28 +361,19 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
         });
     }
     if total < count {
-        let occupied: BTreeSet<u32> = counted_live
+        let mut occupied: Vec<u32> = counted_live
             .iter()
             .chain(kept_terminal.iter())
             .map(|alloc| index_of(alloc))
             .chain(replacements.iter().map(|(alloc, _)| index_of(alloc)))
             .collect();
-        let mut missing = count - total;
-        result.places.reserve(missing);
-        let mut index = 0u32;
-        while missing > 0 {
-            if !occupied.contains(&index) {
-                result.places.push(PlaceRequest {
-                    group: group_index,
-                    index,
-                    previous: None,
-                    kind: PlaceKind::New,
-                    node: None,
-                });
-                missing -= 1;
-            }
-            index += 1;
-        }
+        occupied.sort_unstable();
+        occupied.dedup();
+        result.new_places.push(NewPlacements {
+            group: group_index,
+            missing: count - total,
+            occupied,
+        });
     }
 
     if canary_phase {
@@ -385,5 +415,33 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
             kind: PlaceKind::Destructive,
             node: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_placements_take_the_lowest_free_indexes_lazily() {
+        let new = NewPlacements {
+            group: 1,
+            missing: 4,
+            occupied: vec![0, 2, 3, 7],
+        };
+        let indexes: Vec<u32> = new.requests().map(|request| request.index).collect();
+        assert_eq!(indexes, vec![1, 4, 5, 6]);
+        assert!(
+            new.requests()
+                .all(|request| request.group == 1 && request.kind == PlaceKind::New)
+        );
+        // A huge count costs nothing until its requests are consumed.
+        let huge = NewPlacements {
+            group: 0,
+            missing: usize::MAX,
+            occupied: Vec::new(),
+        };
+        let first: Vec<u32> = huge.requests().take(3).map(|request| request.index).collect();
+        assert_eq!(first, vec![0, 1, 2]);
     }
 }

@@ -116,6 +116,30 @@ group api count=4 cpu=100 mem=300 mem_max=2048
     );
 }
 
+/// A count far beyond what the cluster holds (a job stored before the
+/// count limit existed) places what fits and counts the rest as coalesced
+/// failures, without making a request per missing allocation first: this
+/// used to reserve 48 GB and abort the process.
+#[test]
+fn a_billion_allocations_place_what_fits_and_coalesce_the_rest() {
+    check(
+        r#"
+node n1 cpu=4000 mem=1024
+job web
+group api count=1000000000 cpu=100 mem=300
+"#,
+        expect![[r#"
+            eval complete queued: api=999999997
+            place n1 web.api[0] (id-1) v0 cpu=100 mem=300
+            place n1 web.api[1] (id-2) v0 cpu=100 mem=300
+            place n1 web.api[2] (id-3) v0 cpu=100 mem=300
+            created id-4 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
+            failed api: evaluated=1 filtered=0 exhausted=1 coalesced=999999996
+              exhausted memory: 1
+        "#]],
+    );
+}
+
 #[test]
 fn count_increase_and_decrease() {
     check(

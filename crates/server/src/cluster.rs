@@ -352,10 +352,34 @@ impl Server {
         }
     }
 
-    /// Adds alive members of this region that are not in the Raft
-    /// configuration, one at a time.
+    /// Keeps the Raft configuration in step with the membership: a server
+    /// whose address changed (its own included) gets its new address, and
+    /// an alive member of this region that is not in the configuration is
+    /// added, one change per round.
     async fn reconcile_members(&self, alive: &[Member]) {
-        let in_raft: BTreeSet<u64> = self.raft().members().iter().map(|peer| peer.id).collect();
+        let peers = self.raft().members();
+        let me = self.raft().node_id();
+        let own_addr = &self.config().rpc_addr;
+        let moved = peers
+            .iter()
+            .find(|peer| peer.id == me && peer.addr != *own_addr)
+            .map(|peer| (me, own_addr.clone(), peer.addr.clone()))
+            .or_else(|| {
+                alive.iter().find_map(|member| {
+                    peers
+                        .iter()
+                        .find(|peer| peer.id == member.id && peer.addr != member.rpc_addr)
+                        .map(|peer| (member.id, member.rpc_addr.clone(), peer.addr.clone()))
+                })
+            });
+        if let Some((id, addr, old)) = moved {
+            tracing::info!(id, %old, %addr, "a server's address changed; updating the raft configuration");
+            if let Err(error) = self.raft().update_address(id, &addr).await {
+                tracing::warn!(id, %error, "could not update the server's address");
+            }
+            return;
+        }
+        let in_raft: BTreeSet<u64> = peers.iter().map(|peer| peer.id).collect();
         let region = &self.config().region;
         let Some(missing) = alive
             .iter()

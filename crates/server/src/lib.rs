@@ -221,6 +221,11 @@ pub(crate) struct Inner {
     shutdown: watch::Sender<bool>,
     /// `true` while this server leads and its leader duties run.
     leader_ready: watch::Sender<bool>,
+    /// Job registrations (shared) against namespace deletions (exclusive):
+    /// a registration checks that its namespace exists and a deletion that
+    /// its namespace holds no live job, each then writes, and neither may
+    /// slip between the other's check and write.
+    namespace_lock: tokio::sync::RwLock<()>,
 }
 
 /// A running server. Cheap to clone.
@@ -266,6 +271,7 @@ impl Server {
                 unblock_lock: Mutex::new(()),
                 shutdown,
                 leader_ready: watch::channel(false).0,
+                namespace_lock: tokio::sync::RwLock::new(()),
             }),
         };
         if server.inner.config.bootstrap_expect == 1 && !server.inner.raft.is_initialized().await {
@@ -494,10 +500,18 @@ impl Server {
         }
     }
 
-    /// Validates and registers a job, creating its evaluation.
+    /// Validates and registers a job, creating its evaluation. The job's
+    /// namespace must exist.
     pub async fn register_job(&self, mut job: Job) -> Result<RegisterResult, ServerError> {
         job.canonicalize();
         job.validate().map_err(ServerError::InvalidJob)?;
+        let _namespaces = self.inner.namespace_lock.read().await;
+        if self.state().namespace(&job.namespace).is_none() {
+            return Err(ServerError::BadRequest(format!(
+                "job {:?} is in namespace {:?}, which does not exist; create it first (drover namespace apply {})",
+                job.id, job.namespace, job.namespace
+            )));
+        }
         let now = now_nanos();
         // Reset what the servers own.
         job.stop = false;
@@ -519,6 +533,34 @@ impl Server {
             index: result.index,
             warnings: String::new(),
         })
+    }
+
+    /// Creates or updates namespaces (Nomad's `PUT /v1/namespace/:name`).
+    /// Returns the Raft index of the write.
+    pub async fn upsert_namespaces(&self, namespaces: Vec<types::Namespace>) -> Result<Index, ServerError> {
+        for namespace in &namespaces {
+            namespace.validate().map_err(ServerError::BadRequest)?;
+        }
+        let result = self.write(Command::NamespaceUpsert { namespaces }).await?;
+        Ok(result.index)
+    }
+
+    /// Deletes a namespace: refused for `default` and for a namespace that
+    /// still holds a job that is not dead. Returns the Raft index.
+    pub async fn delete_namespace(&self, name: &str) -> Result<Index, ServerError> {
+        let _namespaces = self.inner.namespace_lock.write().await;
+        if self.state().namespace(name).is_none() {
+            return Err(ServerError::NotFound(format!("namespace {name:?}")));
+        }
+        let result = self
+            .write(Command::NamespaceDelete {
+                names: vec![name.to_string()],
+            })
+            .await?;
+        match result.error {
+            Some(error) => Err(ServerError::BadRequest(error)),
+            None => Ok(result.index),
+        }
     }
 
     /// Stops a job (or purges it), creating the evaluation that stops its

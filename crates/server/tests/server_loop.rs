@@ -279,3 +279,59 @@ async fn node_rpcs_check_the_node_secret() {
     assert!(matches!(missing, rpc::RpcError::NotFound(_)), "{missing:?}");
     server.shutdown().await;
 }
+
+/// Jobs go only into namespaces that exist, and a namespace goes only when
+/// no live job is left in it (Nomad's rules); `default` always stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_gate_job_registration_and_deletion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _service) = start(dir.path(), Duration::from_secs(10)).await;
+    let mut in_prod = job("web", JobType::Service, 1);
+    in_prod.namespace = "prod".into();
+    let error = server
+        .register_job(in_prod.clone())
+        .await
+        .expect_err("no such namespace");
+    assert!(
+        matches!(&error, server::ServerError::BadRequest(message) if message.contains("\"prod\", which does not exist")),
+        "{error}"
+    );
+    let index = server
+        .upsert_namespaces(vec![types::Namespace {
+            name: "prod".into(),
+            description: "production".into(),
+            ..types::Namespace::default()
+        }])
+        .await
+        .expect("create");
+    assert_eq!(
+        server.state().namespace("prod").map(|namespace| namespace.create_index),
+        Some(index)
+    );
+    let bad = types::Namespace {
+        name: "no spaces".into(),
+        ..types::Namespace::default()
+    };
+    assert!(matches!(
+        server.upsert_namespaces(vec![bad]).await,
+        Err(server::ServerError::BadRequest(_))
+    ));
+    server.register_job(in_prod).await.expect("registered in prod");
+
+    let error = server.delete_namespace("prod").await.expect_err("a live job");
+    assert!(error.to_string().contains("non-terminal job(s) (web)"), "{error}");
+    let error = server.delete_namespace("default").await.expect_err("default stays");
+    assert!(
+        error.to_string().contains("default namespace cannot be deleted"),
+        "{error}"
+    );
+    assert!(matches!(
+        server.delete_namespace("nope").await,
+        Err(server::ServerError::NotFound(_))
+    ));
+
+    server.deregister_job("prod", "web", true).await.expect("purge");
+    server.delete_namespace("prod").await.expect("deleted once empty");
+    assert!(server.state().namespace("prod").is_none());
+    server.shutdown().await;
+}

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use types::{
-    AllocClientUpdate, Allocation, Evaluation, Index, Job, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
+    AllocClientUpdate, Allocation, Evaluation, Index, Job, Namespace, Node, NodeStatus, SchedulerConfiguration,
+    UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -76,6 +77,11 @@ pub enum Command {
     /// Objects keep their own indexes; every table's index moves to this
     /// command's, so every blocking query wakes.
     StateRestore { state: Box<crate::StateSnapshot> },
+    /// Creates or updates namespaces (their indexes are set in `apply`).
+    NamespaceUpsert { namespaces: Vec<Namespace> },
+    /// Deletes namespaces; refused, all or nothing, if one of them is
+    /// `default`, does not exist or still has a job that is not dead.
+    NamespaceDelete { names: Vec<String> },
 }
 
 impl Command {
@@ -92,6 +98,8 @@ impl Command {
             Command::GcDelete { .. } => "gc-delete",
             Command::SchedulerConfigSet { .. } => "scheduler-config-set",
             Command::StateRestore { .. } => "state-restore",
+            Command::NamespaceUpsert { .. } => "namespace-upsert",
+            Command::NamespaceDelete { .. } => "namespace-delete",
         }
     }
 }

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{
-    AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, EvalStatus, Evaluation, Index, Job,
-    JobStatus, JobType, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
+    AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, DEFAULT_NAMESPACE, EvalStatus, Evaluation,
+    Index, Job, JobStatus, JobType, Namespace, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
 };
 
 /// How many versions of a job are kept (Nomad's `JobTrackedVersions`).
@@ -33,6 +33,8 @@ pub struct TableIndexes {
     pub nodes: Index,
     pub allocs: Index,
     pub evals: Index,
+    #[serde(default)]
+    pub namespaces: Index,
 }
 
 /// Counts of allocations per client status for one task group.
@@ -87,6 +89,9 @@ pub struct StateSnapshot {
     system_jobs: OrdSet<NsKey>,
     /// The operator's scheduler configuration (Nomad's defaults until set).
     scheduler_config: Arc<SchedulerConfiguration>,
+    /// Namespaces written by operators. `default` is not stored until it
+    /// is changed; reads synthesise it ([`Namespace::builtin_default`]).
+    namespaces: OrdMap<String, Arc<Namespace>>,
 }
 
 /// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
@@ -103,6 +108,8 @@ struct PersistedState {
     node_alloc_index: Vec<(String, Index)>,
     #[serde(default)]
     scheduler_config: SchedulerConfiguration,
+    #[serde(default)]
+    namespaces: Vec<Namespace>,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -117,6 +124,11 @@ impl From<StateSnapshot> for PersistedState {
             evals: state.evals.values().map(|eval| (**eval).clone()).collect(),
             node_alloc_index: state.node_alloc_index.into_iter().collect(),
             scheduler_config: (*state.scheduler_config).clone(),
+            namespaces: state
+                .namespaces
+                .values()
+                .map(|namespace| (**namespace).clone())
+                .collect(),
         }
     }
 }
@@ -128,6 +140,11 @@ impl From<PersistedState> for StateSnapshot {
             tables: persisted.tables,
             node_alloc_index: persisted.node_alloc_index.into_iter().collect(),
             scheduler_config: Arc::new(persisted.scheduler_config),
+            namespaces: persisted
+                .namespaces
+                .into_iter()
+                .map(|namespace| (namespace.name.clone(), Arc::new(namespace)))
+                .collect(),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -355,6 +372,36 @@ impl StateSnapshot {
 
     /// The evaluations whose status is `blocked`, in ID order (the order of
     /// [`StateSnapshot::evals`]), from their own index.
+    /// A namespace by name; `default` always exists.
+    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        match self.namespaces.get(name) {
+            Some(namespace) => Some(Arc::clone(namespace)),
+            None if name == DEFAULT_NAMESPACE => Some(Arc::new(Namespace::builtin_default())),
+            None => None,
+        }
+    }
+
+    /// Every namespace, `default` included, by name.
+    pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
+        let mut all: Vec<Arc<Namespace>> = self.namespaces.values().cloned().collect();
+        if !self.namespaces.contains_key(DEFAULT_NAMESPACE) {
+            let at = all.partition_point(|namespace| namespace.name.as_str() < DEFAULT_NAMESPACE);
+            all.insert(at, Arc::new(Namespace::builtin_default()));
+        }
+        all
+    }
+
+    /// Jobs in `namespace` that are not dead (they block its deletion).
+    fn live_jobs_in(&self, namespace: &str) -> Vec<String> {
+        let first = (namespace.to_string(), String::new());
+        self.jobs
+            .range(first..)
+            .take_while(|((job_namespace, _), _)| job_namespace == namespace)
+            .filter(|(_, job)| job.status != JobStatus::Dead)
+            .map(|((_, id), _)| id.clone())
+            .collect()
+    }
+
     pub fn blocked_evals(&self) -> impl Iterator<Item = &Arc<Evaluation>> {
         self.blocked_evals.iter().filter_map(|id| self.evals.get(id))
     }
@@ -612,6 +659,7 @@ impl StateSnapshot {
                     nodes: index,
                     allocs: index,
                     evals: index,
+                    namespaces: index,
                 };
                 for node_id in watched {
                     self.node_alloc_index.insert(node_id, index);
@@ -622,6 +670,43 @@ impl StateSnapshot {
                     .filter(|eval| eval.status == EvalStatus::Pending)
                     .map(|eval| eval.id.clone())
                     .collect();
+            }
+            Command::NamespaceUpsert { namespaces } => {
+                for mut namespace in namespaces {
+                    namespace.create_index = match self.namespaces.get(&namespace.name) {
+                        Some(existing) => existing.create_index,
+                        None if namespace.name == DEFAULT_NAMESPACE => Namespace::builtin_default().create_index,
+                        None => index,
+                    };
+                    namespace.modify_index = index;
+                    self.namespaces.insert(namespace.name.clone(), Arc::new(namespace));
+                }
+                self.tables.namespaces = index;
+            }
+            Command::NamespaceDelete { names } => {
+                for name in &names {
+                    if name == DEFAULT_NAMESPACE {
+                        result.error = Some("the default namespace cannot be deleted".to_string());
+                        return result;
+                    }
+                    if !self.namespaces.contains_key(name) {
+                        result.error = Some(format!("namespace {name:?} not found"));
+                        return result;
+                    }
+                    let live = self.live_jobs_in(name);
+                    if !live.is_empty() {
+                        result.error = Some(format!(
+                            "namespace {name:?} has {} non-terminal job(s) ({}); stop them first",
+                            live.len(),
+                            live.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                        ));
+                        return result;
+                    }
+                }
+                for name in &names {
+                    self.namespaces.remove(name);
+                }
+                self.tables.namespaces = index;
             }
             Command::GcDelete {
                 eval_ids,
@@ -1483,5 +1568,110 @@ mod tests {
         assert!(state.allocs_by_job.is_empty() && state.evals_by_job.is_empty());
         assert!(state.allocs_by_node.is_empty() && state.node_usage.is_empty());
         check_indexes(&state);
+    }
+
+    fn namespace(name: &str, description: &str) -> Namespace {
+        Namespace {
+            name: name.into(),
+            description: description.into(),
+            ..Namespace::default()
+        }
+    }
+
+    #[test]
+    fn namespaces_are_created_updated_and_deleted_only_when_empty() {
+        let mut state = StateSnapshot::new();
+        // `default` exists before anything is written.
+        let names = |state: &StateSnapshot| -> Vec<String> {
+            state
+                .namespaces()
+                .iter()
+                .map(|namespace| namespace.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&state), vec!["default"]);
+        assert_eq!(
+            state.namespace("default").map(|namespace| namespace.create_index),
+            Some(1)
+        );
+        assert!(state.namespace("prod").is_none());
+
+        state.apply(
+            5,
+            Command::NamespaceUpsert {
+                namespaces: vec![namespace("prod", "production"), namespace("a-team", "")],
+            },
+        );
+        assert_eq!(names(&state), vec!["a-team", "default", "prod"]);
+        let prod = state.namespace("prod").expect("created");
+        assert_eq!((prod.create_index, prod.modify_index), (5, 5));
+        assert_eq!(state.table_indexes().namespaces, 5);
+        state.apply(
+            6,
+            Command::NamespaceUpsert {
+                namespaces: vec![namespace("prod", "changed"), namespace("default", "ours")],
+            },
+        );
+        let prod = state.namespace("prod").expect("still there");
+        assert_eq!(
+            (prod.create_index, prod.modify_index, prod.description.as_str()),
+            (5, 6, "changed")
+        );
+        let default = state.namespace("default").expect("default");
+        assert_eq!((default.create_index, default.description.as_str()), (1, "ours"));
+        assert_eq!(names(&state), vec!["a-team", "default", "prod"]);
+
+        // A live job holds its namespace; `default` and unknown names are refused.
+        let mut in_prod = job("web");
+        in_prod.namespace = "prod".into();
+        state.apply(
+            7,
+            Command::JobRegister {
+                job: in_prod,
+                eval: None,
+                now: 7,
+            },
+        );
+        for (names, error) in [
+            (vec!["prod"], "non-terminal job(s) (web)"),
+            (vec!["a-team", "default"], "default namespace cannot be deleted"),
+            (vec!["nope"], "not found"),
+        ] {
+            let result = state.apply(
+                8,
+                Command::NamespaceDelete {
+                    names: names.iter().map(|name| name.to_string()).collect(),
+                },
+            );
+            let message = result.error.expect("refused");
+            assert!(message.contains(error), "{message}");
+        }
+        assert_eq!(names(&state), vec!["a-team", "default", "prod"], "all or nothing");
+
+        // Once the job is purged, the namespace can go.
+        state.apply(
+            9,
+            Command::JobDeregister {
+                namespace: "prod".into(),
+                job_id: "web".into(),
+                purge: true,
+                eval: None,
+                now: 9,
+            },
+        );
+        let result = state.apply(
+            10,
+            Command::NamespaceDelete {
+                names: vec!["prod".into()],
+            },
+        );
+        assert_eq!(result.error, None);
+        assert_eq!(names(&state), vec!["a-team", "default"]);
+        assert_eq!(state.table_indexes().namespaces, 10);
+
+        let bytes = serde_json::to_vec(&state).expect("encode");
+        let restored: StateSnapshot = serde_json::from_slice(&bytes).expect("decode");
+        assert_eq!(restored.namespaces(), state.namespaces());
+        assert_eq!(restored.table_indexes(), state.table_indexes());
     }
 }

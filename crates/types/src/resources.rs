@@ -107,6 +107,35 @@ impl Default for EphemeralDisk {
     }
 }
 
+/// `a + b`, saturating at the bounds of `i64`. The same value as
+/// `i64::saturating_add`, but the common case is one add and a branch on
+/// overflow (the saturation is out of line), which matters in the
+/// scheduler's per-placement accounting.
+#[inline]
+pub fn saturating_add(a: i64, b: i64) -> i64 {
+    match a.checked_add(b) {
+        Some(sum) => sum,
+        None => saturated(b),
+    }
+}
+
+/// `a - b`, saturating like [`saturating_add`].
+#[inline]
+pub fn saturating_sub(a: i64, b: i64) -> i64 {
+    match a.checked_sub(b) {
+        Some(difference) => difference,
+        None => saturated(b.checked_neg().unwrap_or(i64::MAX)),
+    }
+}
+
+/// The bound an overflowing sum saturates at: it overflowed in the
+/// direction of the operand that was added.
+#[cold]
+#[inline(never)]
+fn saturated(added: i64) -> i64 {
+    if added > 0 { i64::MAX } else { i64::MIN }
+}
+
 /// The flattened, comparable amount of resources: what the scheduler adds
 /// and subtracts. Kept small and `Copy` so usage indexes stay cheap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
@@ -120,22 +149,24 @@ pub struct ComparableResources {
 }
 
 impl ComparableResources {
-    /// Adds `other` into `self`.
+    /// Adds `other` into `self`. Sums saturate at `i64::MAX`: no ask,
+    /// however large, can wrap a node's usage negative and make a full node
+    /// look empty.
     pub fn add(&mut self, other: &ComparableResources) {
-        self.cpu_mhz += other.cpu_mhz;
-        self.cores += other.cores;
-        self.memory_mb += other.memory_mb;
-        self.memory_max_mb += other.memory_max_mb;
-        self.disk_mb += other.disk_mb;
+        self.cpu_mhz = saturating_add(self.cpu_mhz, other.cpu_mhz);
+        self.cores = saturating_add(self.cores, other.cores);
+        self.memory_mb = saturating_add(self.memory_mb, other.memory_mb);
+        self.memory_max_mb = saturating_add(self.memory_max_mb, other.memory_max_mb);
+        self.disk_mb = saturating_add(self.disk_mb, other.disk_mb);
     }
 
-    /// Subtracts `other` from `self`.
+    /// Subtracts `other` from `self`, saturating as [`Self::add`] does.
     pub fn subtract(&mut self, other: &ComparableResources) {
-        self.cpu_mhz -= other.cpu_mhz;
-        self.cores -= other.cores;
-        self.memory_mb -= other.memory_mb;
-        self.memory_max_mb -= other.memory_max_mb;
-        self.disk_mb -= other.disk_mb;
+        self.cpu_mhz = saturating_sub(self.cpu_mhz, other.cpu_mhz);
+        self.cores = saturating_sub(self.cores, other.cores);
+        self.memory_mb = saturating_sub(self.memory_mb, other.memory_mb);
+        self.memory_max_mb = saturating_sub(self.memory_max_mb, other.memory_max_mb);
+        self.disk_mb = saturating_sub(self.disk_mb, other.disk_mb);
     }
 
     /// Whether `self` fits inside `capacity`. On failure names the first
@@ -379,16 +410,20 @@ pub struct AllocatedResources {
 
 impl AllocatedResources {
     /// The total in comparable form, for fit checks and usage indexes.
+    /// Saturating, like [`ComparableResources::add`].
     pub fn comparable(&self) -> ComparableResources {
         let mut total = ComparableResources {
             disk_mb: self.disk_mb,
             ..ComparableResources::default()
         };
         for task in self.tasks.values() {
-            total.cpu_mhz += task.cpu_mhz;
-            total.cores += task.reserved_cores.len() as i64;
-            total.memory_mb += task.memory_mb;
-            total.memory_max_mb += task.memory_max_mb.max(task.memory_mb);
+            total.add(&ComparableResources {
+                cpu_mhz: task.cpu_mhz,
+                cores: i64::try_from(task.reserved_cores.len()).unwrap_or(i64::MAX),
+                memory_mb: task.memory_mb,
+                memory_max_mb: task.memory_max_mb.max(task.memory_mb),
+                disk_mb: 0,
+            });
         }
         total
     }
@@ -457,6 +492,60 @@ mod tests {
         assert_eq!(ask.fits_in(&capacity), Ok(()));
         ask.cpu_mhz += 1;
         assert_eq!(ask.fits_in(&capacity), Err("cpu"));
+    }
+
+    #[test]
+    fn saturating_helpers_match_the_standard_ones() {
+        let values = [i64::MIN, i64::MIN + 1, -5, -1, 0, 1, 5, i64::MAX - 1, i64::MAX];
+        for a in values {
+            for b in values {
+                assert_eq!(saturating_add(a, b), a.saturating_add(b), "{a} + {b}");
+                assert_eq!(saturating_sub(a, b), a.saturating_sub(b), "{a} - {b}");
+            }
+        }
+    }
+
+    /// `MemoryMB: 4611686018427387904` in two tasks used to wrap the sum
+    /// negative, so the allocation fit any node.
+    #[test]
+    fn sums_saturate_instead_of_wrapping_negative() {
+        let huge = AllocatedTaskResources {
+            cpu_mhz: i64::MAX,
+            memory_mb: 1 << 62,
+            ..AllocatedTaskResources::default()
+        };
+        let resources = AllocatedResources {
+            tasks: TaskResources::from([("a".to_string(), huge.clone()), ("b".to_string(), huge)]),
+            disk_mb: 300,
+            networks: Vec::new(),
+        };
+        let total = resources.comparable();
+        assert_eq!(total.memory_mb, i64::MAX);
+        assert_eq!(total.cpu_mhz, i64::MAX);
+        let node = ComparableResources {
+            cpu_mhz: 4000,
+            cores: 4,
+            memory_mb: 8192,
+            memory_max_mb: 0,
+            disk_mb: 10_000,
+        };
+        assert_eq!(total.fits_in(&node), Err("cpu"));
+        let mut usage = ComparableResources {
+            memory_mb: 100,
+            ..ComparableResources::default()
+        };
+        usage.add(&total);
+        usage.add(&total);
+        assert_eq!(usage.memory_mb, i64::MAX, "usage never wraps negative");
+        usage.subtract(&ComparableResources {
+            memory_mb: i64::MAX,
+            ..ComparableResources::default()
+        });
+        usage.subtract(&ComparableResources {
+            memory_mb: i64::MAX,
+            ..ComparableResources::default()
+        });
+        assert_eq!(usage.memory_mb, i64::MIN + 1, "subtraction saturates too");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! its field path, so the jobspec layer can attach a line:column to it.
 
 use crate::job::{Job, JobType, RestartMode, Task, TaskGroup};
+use crate::limits;
+use crate::resources::NetworkResource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -56,6 +58,19 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// A name as it appears in an error's path: cut short when it is over the
+/// limit, so that a hostile name does not make every message huge.
+fn shorten(name: &str) -> &str {
+    if name.len() <= limits::MAX_JOB_ID_LEN {
+        return name;
+    }
+    let mut end = limits::MAX_JOB_ID_LEN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 struct Collector {
     errors: Vec<ValidationError>,
 }
@@ -102,9 +117,19 @@ impl Job {
     /// after [`Job::canonicalize`].
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut collector = Collector { errors: Vec::new() };
-        let job_path = vec![format!("job {:?}", self.id)];
+        let job_path = vec![format!("job {:?}", shorten(&self.id))];
         if self.id.is_empty() {
             collector.push(&job_path, "id", "missing job ID");
+        } else if self.id.len() > limits::MAX_JOB_ID_LEN {
+            collector.push(
+                &job_path,
+                "id",
+                format!(
+                    "job ID is {} bytes long, more than Drover's limit of {}",
+                    self.id.len(),
+                    limits::MAX_JOB_ID_LEN
+                ),
+            );
         } else if self.id.contains(' ') {
             collector.push(&job_path, "id", "job ID contains a space");
         } else if self.id.contains('\0') {
@@ -112,6 +137,27 @@ impl Job {
         }
         if self.name.is_empty() {
             collector.push(&job_path, "name", "missing job name");
+        } else if self.name.len() > limits::MAX_JOB_ID_LEN {
+            collector.push(
+                &job_path,
+                "name",
+                format!(
+                    "job name is {} bytes long, more than Drover's limit of {}",
+                    self.name.len(),
+                    limits::MAX_JOB_ID_LEN
+                ),
+            );
+        }
+        if self.namespace.len() > limits::MAX_NAME_LEN {
+            collector.push(
+                &job_path,
+                "namespace",
+                format!(
+                    "namespace is {} bytes long, more than Drover's limit of {}",
+                    self.namespace.len(),
+                    limits::MAX_NAME_LEN
+                ),
+            );
         }
         if !(1..=100).contains(&self.priority) {
             collector.push(&job_path, "priority", "job priority must be between 1 and 100");
@@ -183,7 +229,11 @@ impl Job {
         let mut group_names = BTreeSet::new();
         for group in &self.task_groups {
             if !group_names.insert(group.name.as_str()) {
-                collector.push(&job_path, &format!("group {:?}", group.name), "duplicate group name");
+                collector.push(
+                    &job_path,
+                    &format!("group {:?}", shorten(&group.name)),
+                    "duplicate group name",
+                );
             }
             validate_group(&mut collector, self, group, &job_path);
         }
@@ -232,12 +282,25 @@ fn check_constraint(collector: &mut Collector, path: &[String], idx: usize, cons
 
 fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_path: &[String]) {
     let mut path = job_path.to_vec();
-    path.push(format!("group {:?}", group.name));
+    path.push(format!("group {:?}", shorten(&group.name)));
     if group.name.is_empty() {
         collector.push(job_path, "group", "task group has no name");
+    } else if let Err(problem) = limits::check_path_name(&group.name) {
+        collector.push(&path, "name", format!("invalid group name: {problem}"));
     }
     if group.tasks.is_empty() {
         collector.push(&path, "task", "group has no tasks");
+    }
+    if group.count > crate::limits::MAX_GROUP_COUNT {
+        collector.push(
+            &path,
+            "count",
+            format!(
+                "count {} is more than Drover's limit of {} allocations per group",
+                group.count,
+                crate::limits::MAX_GROUP_COUNT
+            ),
+        );
     }
     if let Some(scaling) = &group.scaling {
         if u64::from(group.count) > scaling.max {
@@ -296,6 +359,18 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     for (idx, constraint) in group.constraints.iter().enumerate() {
         check_constraint(collector, &path, idx, constraint);
     }
+    if group.ephemeral_disk.size_mb < 0 {
+        collector.push(&path, "ephemeral_disk.size", "size may not be negative");
+    }
+    check_at_most(
+        collector,
+        &path,
+        "ephemeral_disk.size",
+        group.ephemeral_disk.size_mb,
+        limits::MAX_DISK_MB,
+        "MB",
+    );
+    check_networks(collector, &path, "network", &group.networks);
     // Static ports must not collide within a group.
     let mut static_ports = BTreeSet::new();
     let mut labels = BTreeSet::new();
@@ -322,7 +397,7 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     let mut leaders = 0;
     for task in &group.tasks {
         if !task_names.insert(task.name.as_str()) {
-            collector.push(&path, &format!("task {:?}", task.name), "duplicate task name");
+            collector.push(&path, &format!("task {:?}", shorten(&task.name)), "duplicate task name");
         }
         if task.leader {
             leaders += 1;
@@ -334,14 +409,67 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     }
 }
 
+/// A resource amount above Drover's limit (the sum of such amounts could
+/// overflow).
+fn check_at_most(collector: &mut Collector, path: &[String], field: &str, value: i64, limit: i64, unit: &str) {
+    if value > limit {
+        collector.push(
+            path,
+            field,
+            format!("{value} {unit} is more than Drover's limit of {limit} {unit}"),
+        );
+    }
+}
+
+/// Bandwidth, port lists and `to` ports in range.
+fn check_networks(collector: &mut Collector, path: &[String], field: &str, networks: &[NetworkResource]) {
+    if networks.len() > limits::MAX_LIST_LEN {
+        collector.push(
+            path,
+            field,
+            format!("more than Drover's limit of {} networks", limits::MAX_LIST_LEN),
+        );
+    }
+    for network in networks {
+        if network.mbits < 0 {
+            collector.push(path, &format!("{field}.mbits"), "mbits may not be negative");
+        }
+        check_at_most(
+            collector,
+            path,
+            &format!("{field}.mbits"),
+            network.mbits,
+            limits::MAX_MBITS,
+            "Mbit/s",
+        );
+        if network.reserved_ports.len() + network.dynamic_ports.len() > limits::MAX_LIST_LEN {
+            collector.push(
+                path,
+                &format!("{field}.port"),
+                format!("more than Drover's limit of {} ports", limits::MAX_LIST_LEN),
+            );
+        }
+        for port in network.reserved_ports.iter().chain(network.dynamic_ports.iter()) {
+            // `to = -1` asks for the host port's own number, as in Nomad.
+            if !(-1..=65535).contains(&port.to) {
+                collector.push(
+                    path,
+                    &format!("{field}.port {:?}.to", port.label),
+                    format!("to must be a port number (0 to 65535) or -1, not {}", port.to),
+                );
+            }
+        }
+    }
+}
+
 fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) {
     let mut path = group_path.to_vec();
-    path.push(format!("task {:?}", task.name));
+    path.push(format!("task {:?}", shorten(&task.name)));
     if task.name.is_empty() {
         collector.push(group_path, "task", "task has no name");
-    }
-    if task.name.contains('/') {
-        collector.push(&path, "name", "task name may not contain '/'");
+    } else if let Err(problem) = limits::check_path_name(&task.name) {
+        // Task names are directory names under the allocation's directory.
+        collector.push(&path, "name", format!("invalid task name: {problem}"));
     }
     if task.driver.is_empty() {
         collector.push(&path, "driver", "missing task driver");
@@ -349,9 +477,25 @@ fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) 
     if task.resources.cpu < 0 {
         collector.push(&path, "resources.cpu", "cpu may not be negative");
     }
-    if task.resources.cpu > 0 && task.resources.cpu < 1 {
-        collector.push(&path, "resources.cpu", "cpu must be at least 1 MHz");
+    check_at_most(
+        collector,
+        &path,
+        "resources.cpu",
+        task.resources.cpu,
+        limits::MAX_CPU_MHZ,
+        "MHz",
+    );
+    if task.resources.cores < 0 {
+        collector.push(&path, "resources.cores", "cores may not be negative");
     }
+    check_at_most(
+        collector,
+        &path,
+        "resources.cores",
+        task.resources.cores,
+        limits::MAX_CORES,
+        "cores",
+    );
     if task.resources.memory_mb < 10 {
         collector.push(
             &path,
@@ -359,8 +503,48 @@ fn validate_task(collector: &mut Collector, task: &Task, group_path: &[String]) 
             format!("memory must be at least 10 MB, not {}", task.resources.memory_mb),
         );
     }
+    check_at_most(
+        collector,
+        &path,
+        "resources.memory",
+        task.resources.memory_mb,
+        limits::MAX_MEMORY_MB,
+        "MB",
+    );
+    if task.resources.memory_max_mb < 0 {
+        collector.push(&path, "resources.memory_max", "memory_max may not be negative");
+    }
     if task.resources.memory_max_mb != 0 && task.resources.memory_max_mb < task.resources.memory_mb {
         collector.push(&path, "resources.memory_max", "memory_max must not be less than memory");
+    }
+    check_at_most(
+        collector,
+        &path,
+        "resources.memory_max",
+        task.resources.memory_max_mb,
+        limits::MAX_MEMORY_MB,
+        "MB",
+    );
+    check_networks(collector, &path, "resources.network", &task.resources.networks);
+    if task.resources.devices.len() > limits::MAX_LIST_LEN {
+        collector.push(
+            &path,
+            "resources.device",
+            format!("more than Drover's limit of {} device requests", limits::MAX_LIST_LEN),
+        );
+    }
+    for device in &task.resources.devices {
+        if device.count > limits::MAX_DEVICE_COUNT {
+            collector.push(
+                &path,
+                &format!("resources.device {:?}.count", device.name),
+                format!(
+                    "count {} is more than Drover's limit of {}",
+                    device.count,
+                    limits::MAX_DEVICE_COUNT
+                ),
+            );
+        }
     }
     if task.resources.cores > 0 && task.resources.cpu > 0 && task.resources.cpu != crate::DEFAULT_CPU_MHZ {
         collector.push(&path, "resources.cores", "cores and cpu may not both be set");
@@ -446,6 +630,102 @@ mod tests {
                 "job \"web\" → group \"api\" → task \"server\" → resources.memory: memory must be at least 10 MB, not 1",
             ]
         );
+    }
+
+    #[test]
+    fn count_above_the_limit_is_rejected_with_its_field() {
+        let mut job = job();
+        job.task_groups[0].count = crate::limits::MAX_GROUP_COUNT;
+        assert_eq!(job.validate(), Ok(()));
+        job.task_groups[0].count = 1_000_000_000;
+        let errors = job.validate().expect_err("a billion allocations is too many").0;
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path_text(), "job \"web\" → group \"api\" → count");
+        assert!(errors[0].message.contains("limit of 100000"), "{}", errors[0].message);
+    }
+
+    /// Values whose sums used to wrap: each is refused with its field.
+    #[test]
+    fn resource_amounts_have_sane_ranges() {
+        let mut job = job();
+        let base = job.task_groups[0].tasks[0].clone();
+        let mut second = base.clone();
+        second.name = "second".into();
+        job.task_groups[0].tasks.push(second);
+        for task in &mut job.task_groups[0].tasks {
+            task.resources.memory_mb = 4611686018427387904;
+        }
+        job.task_groups[0].tasks[1].resources.cpu = i64::MAX;
+        job.task_groups[0].tasks[0].resources.cores = -1;
+        job.task_groups[0].ephemeral_disk.size_mb = i64::MAX;
+        job.task_groups[0].tasks[0]
+            .resources
+            .devices
+            .push(crate::RequestedDevice {
+                name: "gpu".into(),
+                count: u64::MAX,
+                ..Default::default()
+            });
+        job.task_groups[0].networks.push(NetworkResource {
+            mbits: -5,
+            dynamic_ports: vec![Port {
+                label: "http".into(),
+                to: 70000,
+                ..Port::default()
+            }],
+            ..NetworkResource::default()
+        });
+        let errors = job.validate().expect_err("job is invalid").0;
+        let fields: Vec<String> = errors.iter().map(|error| error.path.join(" → ")).collect();
+        let group = "job \"web\" → group \"api\"";
+        for expected in [
+            format!("{group} → ephemeral_disk.size"),
+            format!("{group} → network.mbits"),
+            format!("{group} → network.port \"http\".to"),
+            format!("{group} → task \"server\" → resources.cores"),
+            format!("{group} → task \"server\" → resources.memory"),
+            format!("{group} → task \"server\" → resources.device \"gpu\".count"),
+            format!("{group} → task \"second\" → resources.cpu"),
+            format!("{group} → task \"second\" → resources.memory"),
+        ] {
+            assert!(fields.contains(&expected), "no error for {expected}: {fields:#?}");
+        }
+        // The limits themselves are accepted.
+        let mut job = self::job();
+        let task = &mut job.task_groups[0].tasks[0];
+        task.resources.cpu = limits::MAX_CPU_MHZ;
+        task.resources.memory_mb = limits::MAX_MEMORY_MB;
+        task.resources.memory_max_mb = limits::MAX_MEMORY_MB;
+        assert_eq!(job.validate(), Ok(()));
+    }
+
+    /// A task named `..` escaped its allocation directory; a 70,000-byte
+    /// job ID was stored and could then not be read or deleted over HTTP.
+    #[test]
+    fn names_and_ids_are_bounded_and_cannot_leave_a_directory() {
+        let mut job = job();
+        job.task_groups[0].tasks[0].name = "..".into();
+        let errors = job.validate().expect_err("a task named .. is invalid").0;
+        assert_eq!(
+            errors[0].path_text(),
+            "job \"web\" → group \"api\" → task \"..\" → name"
+        );
+        for name in [".", "a/b", "a\0b"] {
+            let mut job = self::job();
+            job.task_groups[0].name = name.into();
+            assert!(job.validate().is_err(), "group {name:?} was accepted");
+        }
+        let mut job = self::job();
+        job.id = "j".repeat(70_000);
+        job.name = job.id.clone();
+        let errors = job.validate().expect_err("a long ID is invalid").0;
+        let fields: Vec<&str> = errors.iter().map(|error| error.path[1].as_str()).collect();
+        assert_eq!(fields, vec!["id", "name"]);
+        assert!(errors[0].message.contains("limit of 256"), "{}", errors[0].message);
+        assert!(errors[0].path[0].len() < 300, "the path quotes a shortened ID");
+        let mut job = self::job();
+        job.id = "j".repeat(limits::MAX_JOB_ID_LEN);
+        assert_eq!(job.validate(), Ok(()));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests: a dev agent on loopback with
-//! ephemeral ports, and finding a task's process by its allocation ID.
+//! ephemeral ports, waiting for a job's running allocation, and finding a
+//! task's process by its allocation ID.
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
@@ -9,6 +10,7 @@ pub mod netns;
 use drover::agent::{Agent, AgentConfig};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// Starts an in-process dev agent on 127.0.0.1 with ports chosen by the OS
 /// and its state in `data_dir`.
@@ -34,4 +36,62 @@ pub fn task_pid(alloc_id: &str) -> Option<u32> {
             .any(|var| var == needle.as_bytes())
             .then_some(pid)
     })
+}
+
+/// Waits (with blocking queries, at most 30 s) until `job_id` has a
+/// running allocation, and returns its ID.
+pub async fn running_alloc(client: &api_client::Client, job_id: &str) -> String {
+    let started = Instant::now();
+    let mut index = 0;
+    loop {
+        let answer = client
+            .get_blocking::<Vec<api_types::AllocListStub>>(
+                &format!("/v1/job/{job_id}/allocations"),
+                index,
+                Duration::from_secs(2),
+            )
+            .await
+            .expect("list allocations");
+        if let Some(alloc) = answer.value.iter().find(|alloc| alloc.client_status == "running") {
+            return alloc.id.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no running allocation: {:?}",
+            answer.value
+        );
+        index = answer.index;
+    }
+}
+
+/// Stops `job_id` and waits (at most 30 s) until none of its allocations
+/// is pending or running, so no task outlives the test's agent (tasks of
+/// an agent with a data dir keep running across its shutdown).
+pub async fn stop_job_and_wait(client: &api_client::Client, job_id: &str) {
+    client.stop_job(job_id, false).await.expect("stop the job");
+    let started = Instant::now();
+    let mut index = 0;
+    loop {
+        let answer = client
+            .get_blocking::<Vec<api_types::AllocListStub>>(
+                &format!("/v1/job/{job_id}/allocations"),
+                index,
+                Duration::from_secs(2),
+            )
+            .await
+            .expect("list allocations");
+        if answer
+            .value
+            .iter()
+            .all(|alloc| !matches!(alloc.client_status.as_str(), "pending" | "running"))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "allocations still live: {:?}",
+            answer.value
+        );
+        index = answer.index;
+    }
 }
