@@ -208,6 +208,8 @@ pub struct AllocContext {
     pub updates: UpdateSender,
     /// The agent's environment, for drivers without isolation.
     pub host_env: BTreeMap<String, String>,
+    /// How log collectors are run.
+    pub log_launcher: logmon::Launcher,
 }
 
 /// The client's grip on one running alloc runner.
@@ -358,9 +360,13 @@ fn task_spec(
             alloc_dir: alloc_dir.shared_dir(),
             task_dir: alloc_dir.task_dir(&task.name),
             logs: LogPaths::for_task(alloc_dir.logs_dir(), &task.name, task.log_config.clone()),
+            // Filled in by the task runner once the log collector runs.
+            stdout_path: PathBuf::new(),
+            stderr_path: PathBuf::new(),
             user: task.user.clone(),
             resources,
         },
+        log_launcher: context.log_launcher.clone(),
         kill_timeout: task.kill_timeout,
         kill_signal: task.kill_signal.clone(),
     })

@@ -66,6 +66,10 @@ pub struct ClientConfig {
     pub stop_tasks_on_shutdown: bool,
     /// Agent environment variables withheld from tasks.
     pub env_denylist: Vec<String>,
+    /// How tasks' log collectors run: the agent re-executes its own binary
+    /// (`drover logmon`) so logs outlive it; tests without that binary
+    /// collect on threads of their own process.
+    pub log_launcher: logmon::Launcher,
 }
 
 impl ClientConfig {
@@ -111,6 +115,7 @@ impl Default for ClientConfig {
             max_retry_backoff: Duration::from_secs(5),
             stop_tasks_on_shutdown: false,
             env_denylist: DEFAULT_ENV_DENYLIST.iter().map(|name| name.to_string()).collect(),
+            log_launcher: logmon::Launcher::InProcess,
         }
     }
 }

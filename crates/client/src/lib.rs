@@ -187,6 +187,7 @@ impl Client {
             store: store.clone(),
             updates: updates_tx,
             host_env,
+            log_launcher: config.log_launcher.clone(),
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

@@ -36,8 +36,14 @@ pub struct TaskConfig {
     pub alloc_dir: PathBuf,
     /// The task's own directory (`<alloc_id>/<task>`); the working directory.
     pub task_dir: PathBuf,
-    /// Where stdout and stderr go.
+    /// The task's log layout and rotation limits.
     pub logs: LogPaths,
+    /// Where the driver sends the task's stdout: the log collector's FIFO
+    /// (see the `logmon` crate), `/dev/null` when logs are disabled. Empty
+    /// means straight into `logs`' first file, unrotated.
+    pub stdout_path: PathBuf,
+    /// Where the driver sends the task's stderr; as `stdout_path`.
+    pub stderr_path: PathBuf,
     /// The user to run as; empty means the agent's own user.
     pub user: String,
     /// What the task was granted.
@@ -79,6 +85,45 @@ impl LogPaths {
     pub fn stderr_path(&self, index: u32) -> PathBuf {
         self.dir.join(format!("{}.{index}", self.stderr_prefix))
     }
+}
+
+impl TaskConfig {
+    /// Where stdout goes: `stdout_path`, or the first log file.
+    pub fn stdout_sink(&self) -> PathBuf {
+        if self.stdout_path.as_os_str().is_empty() {
+            self.logs.stdout_path(0)
+        } else {
+            self.stdout_path.clone()
+        }
+    }
+
+    /// Where stderr goes: `stderr_path`, or the first log file.
+    pub fn stderr_sink(&self) -> PathBuf {
+        if self.stderr_path.as_os_str().is_empty() {
+            self.logs.stderr_path(0)
+        } else {
+            self.stderr_path.clone()
+        }
+    }
+}
+
+/// Opens a task's output sink for writing: a FIFO (whose collector must
+/// already be reading: the open fails with `ENXIO` rather than blocking
+/// forever when none is) or a file, created and appended to. The returned
+/// file is blocking, as a task's stdout must be.
+pub fn open_output(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(file)
 }
 
 /// A driver's record of a started task. Serialisable, so the client can

@@ -18,6 +18,10 @@ pub struct AgentConfig {
     pub datacenter: String,
     pub region: String,
     pub dev: bool,
+    /// The drover binary, re-executed as `drover logmon` to collect task
+    /// logs in processes that outlive the agent. `None` collects on the
+    /// agent's own threads (logs then stop with the agent).
+    pub drover_binary: Option<PathBuf>,
 }
 
 impl Default for AgentConfig {
@@ -30,6 +34,7 @@ impl Default for AgentConfig {
             datacenter: "dc1".to_string(),
             region: types::DEFAULT_REGION.to_string(),
             dev: true,
+            drover_binary: None,
         }
     }
 }
@@ -95,6 +100,12 @@ impl Agent {
         client_config.region = config.region.clone();
         client_config.http_addr = http_addr.to_string();
         client_config.stop_tasks_on_shutdown = config.dev && config.data_dir.is_none();
+        if let Some(binary) = &config.drover_binary {
+            client_config.log_launcher = logmon::Launcher::Process {
+                program: binary.clone(),
+                args: vec!["logmon".to_string()],
+            };
+        }
         let alloc_root = client_config.alloc_root();
         let drivers: Vec<Arc<dyn driver_api::Driver>> = vec![Arc::new(raw_exec::RawExecDriver::new())];
         let rpc_client = Arc::new(rpc::RpcClient::new(rpc_addr.to_string()));

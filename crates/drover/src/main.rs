@@ -23,6 +23,12 @@ struct Cli {
 enum TopCommand {
     /// Run an agent (server and client).
     Agent(AgentArgs),
+    /// A task's log collector, started by the agent (not for people).
+    #[command(hide = true)]
+    Logmon {
+        /// The collector's configuration as JSON.
+        config: String,
+    },
     #[command(flatten)]
     Api(cli::Command),
 }
@@ -58,6 +64,11 @@ struct AgentArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let TopCommand::Logmon { config } = &cli.command {
+        // Threads only, no runtime: the collector must stay small.
+        let code = logmon::run_process(config);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -69,6 +80,7 @@ fn main() -> ExitCode {
         match cli.command {
             TopCommand::Agent(args) => run_agent(args).await,
             TopCommand::Api(command) => cli::run(command, &cli.global).await,
+            TopCommand::Logmon { .. } => Ok(ExitCode::FAILURE),
         }
     });
     match result {
@@ -96,6 +108,8 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         datacenter: args.datacenter,
         region: args.region,
         dev: args.dev,
+        // Log collectors re-execute this binary (`drover logmon`).
+        drover_binary: std::env::current_exe().ok(),
     })
     .await?;
     println!("==> Drover agent started (dev mode)");

@@ -247,14 +247,10 @@ async fn drain_cgroup(cgroup: &Cgroup) -> Result<(), String> {
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, StartTaskError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|error| StartTaskError::Logs {
-            path: path.to_path_buf(),
-            reason: error.to_string(),
-        })
+    driver_api::open_output(path).map_err(|error| StartTaskError::Logs {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })
 }
 
 /// Resolves the command the way Nomad does for raw_exec: a relative path
@@ -393,8 +389,8 @@ impl Driver for RawExecDriver {
             path: config.logs.dir.clone(),
             reason: error.to_string(),
         })?;
-        let stdout = open_log(&config.logs.stdout_path(0))?;
-        let stderr = open_log(&config.logs.stderr_path(0))?;
+        let stdout = open_log(&config.stdout_sink())?;
+        let stderr = open_log(&config.stderr_sink())?;
 
         let work_dir = match &task_config.work_dir {
             Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),

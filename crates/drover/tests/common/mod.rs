@@ -14,6 +14,8 @@ pub async fn start_agent(data_dir: &Path) -> Agent {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: Some(data_dir.to_path_buf()),
+        // Cargo builds the binary for integration tests and names it here.
+        drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
         ..AgentConfig::default()
     })
     .await
