@@ -324,6 +324,16 @@ fn task_spec(
         .get(&task.driver)
         .cloned()
         .ok_or_else(|| format!("driver {:?} is not available on this node", task.driver))?;
+    let network = crate::env::group_network(&context.node, alloc);
+    // Group network namespaces are made only by the docker driver so far;
+    // a process driver would silently run on the host network.
+    if network.mode() != "host" && task.driver != "docker" {
+        return Err(format!(
+            "group network mode {:?} is not supported for the {} driver yet",
+            network.mode(),
+            task.driver
+        ));
+    }
     let no_isolation = driver.capabilities().fs_isolation == "none";
     let empty = BTreeMap::new();
     let env = TaskEnv::build(EnvInputs {
@@ -335,6 +345,7 @@ fn task_spec(
         task,
         alloc_dir,
         host_env: if no_isolation { &context.host_env } else { &empty },
+        isolated_fs: !no_isolation,
     });
     let resources = alloc
         .allocated_resources
@@ -364,6 +375,7 @@ fn task_spec(
             stdout_path: PathBuf::new(),
             stderr_path: PathBuf::new(),
             user: task.user.clone(),
+            network,
             resources,
         },
         log_launcher: context.log_launcher.clone(),

@@ -46,6 +46,8 @@ pub struct TaskConfig {
     pub stderr_path: PathBuf,
     /// The user to run as; empty means the agent's own user.
     pub user: String,
+    /// The group's network: its mode and port mappings.
+    pub network: TaskNetwork,
     /// What the task was granted.
     pub resources: AllocatedTaskResources,
 }
@@ -84,6 +86,44 @@ impl LogPaths {
     /// The first stderr file (`<task>.stderr.0`).
     pub fn stderr_path(&self, index: u32) -> PathBuf {
         self.dir.join(format!("{}.{index}", self.stderr_prefix))
+    }
+}
+
+/// The network an allocation's tasks share, as the client prepared it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskNetwork {
+    /// `host` (also when empty), `bridge` or `none`.
+    pub mode: String,
+    /// The host address the ports are published on.
+    pub host_ip: String,
+    /// The allocation's named ports.
+    pub ports: Vec<PortMapping>,
+    /// The allocation's network namespace (`bridge` mode), for drivers
+    /// that join it.
+    pub netns_path: Option<PathBuf>,
+}
+
+/// One named port: where it is on the host and inside the task.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortMapping {
+    /// The port's label (`http`).
+    pub label: String,
+    /// The host port.
+    pub host_port: u16,
+    /// The port the task listens on (the `to` of the port block, or the
+    /// host port when none is given).
+    pub task_port: u16,
+}
+
+impl TaskNetwork {
+    /// The mapping of a port label.
+    pub fn port(&self, label: &str) -> Option<&PortMapping> {
+        self.ports.iter().find(|port| port.label == label)
+    }
+
+    /// The mode with its default spelled out.
+    pub fn mode(&self) -> &str {
+        if self.mode.is_empty() { "host" } else { &self.mode }
     }
 }
 
@@ -258,6 +298,9 @@ pub enum RecoverTaskError {
     BadHandle { task: String, reason: String },
     #[error("task {task} is no longer running (pid {pid})")]
     Gone { task: String, pid: i32 },
+    /// The task's container (or other non-process unit) is gone.
+    #[error("task {task} cannot be found: {reason}")]
+    NotFound { task: String, reason: String },
 }
 
 /// Why [`Driver::signal`] failed.

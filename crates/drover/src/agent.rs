@@ -1,5 +1,5 @@
-//! The agent: a server (Raft, scheduler workers, RPC) and a client (raw_exec
-//! driver) in one process, with the HTTP API in front.
+//! The agent: a server (Raft, scheduler workers, RPC) and a client (the
+//! raw_exec and docker drivers) in one process, with the HTTP API in front.
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -22,6 +22,11 @@ pub struct AgentConfig {
     /// logs in processes that outlive the agent. `None` collects on the
     /// agent's own threads (logs then stop with the agent).
     pub drover_binary: Option<PathBuf>,
+    /// The docker driver's plugin options.
+    pub docker: docker::config::DockerPluginConfig,
+    /// The address tasks' ports are published on; dev agents use the
+    /// loopback address, as Nomad's do, otherwise it is detected.
+    pub network_ip: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -35,6 +40,8 @@ impl Default for AgentConfig {
             region: types::DEFAULT_REGION.to_string(),
             dev: true,
             drover_binary: None,
+            docker: docker::config::DockerPluginConfig::default(),
+            network_ip: None,
         }
     }
 }
@@ -107,7 +114,15 @@ impl Agent {
             };
         }
         let alloc_root = client_config.alloc_root();
-        let drivers: Vec<Arc<dyn driver_api::Driver>> = vec![Arc::new(raw_exec::RawExecDriver::new())];
+        client_config.network_ip = match &config.network_ip {
+            Some(ip) => ip.clone(),
+            None if config.dev => "127.0.0.1".to_string(),
+            None => String::new(),
+        };
+        let drivers: Vec<Arc<dyn driver_api::Driver>> = vec![
+            Arc::new(raw_exec::RawExecDriver::new()),
+            Arc::new(docker::DockerDriver::new(config.docker.clone())),
+        ];
         let rpc_client = Arc::new(rpc::RpcClient::new(rpc_addr.to_string()));
         let client = client::Client::new(client_config, drivers, rpc_client)
             .await

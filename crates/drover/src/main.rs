@@ -110,6 +110,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         dev: args.dev,
         // Log collectors re-execute this binary (`drover logmon`).
         drover_binary: std::env::current_exe().ok(),
+        ..AgentConfig::default()
     })
     .await?;
     println!("==> Drover agent started (dev mode)");

@@ -55,6 +55,11 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("cgroups", &[][..]),
         ("raw_exec", &["types", "driver-api", "cgroups"][..]),
         ("logmon", &["types", "driver-api"][..]),
+        ("docker", &["types", "driver-api"][..]),
+        (
+            "conformance",
+            &["types", "driver-api", "raw_exec", "docker", "logmon"][..],
+        ),
         ("client", &["types", "rpc", "driver-api", "logmon"][..]),
         ("api-types", &["types"][..]),
         ("http-api", &["types", "api-types", "jobspec", "server", "client"][..]),

@@ -16,10 +16,19 @@ pub async fn start_agent(data_dir: &Path) -> Agent {
         data_dir: Some(data_dir.to_path_buf()),
         // Cargo builds the binary for integration tests and names it here.
         drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
+        // The test image is shared by every test: never collect it.
+        docker: no_image_gc(),
         ..AgentConfig::default()
     })
     .await
     .expect("agent starts")
+}
+
+/// The docker plugin's defaults, without image garbage collection.
+pub fn no_image_gc() -> docker::config::DockerPluginConfig {
+    let mut plugin = docker::config::DockerPluginConfig::default();
+    plugin.gc.image = false;
+    plugin
 }
 
 /// The process whose environment carries `NOMAD_ALLOC_ID=<alloc_id>`.
