@@ -1,5 +1,5 @@
 //! The agent: a server (Raft, scheduler workers, RPC) and a client (the
-//! raw_exec and docker drivers) in one process, with the HTTP API in front.
+//! raw_exec, exec and docker drivers) in one process, with the HTTP API in front.
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -121,6 +121,7 @@ impl Agent {
         };
         let drivers: Vec<Arc<dyn driver_api::Driver>> = vec![
             Arc::new(raw_exec::RawExecDriver::new()),
+            Arc::new(exec::ExecDriver::default()),
             Arc::new(docker::DockerDriver::new(config.docker.clone())),
         ];
         let rpc_client = Arc::new(rpc::RpcClient::new(rpc_addr.to_string()));

@@ -56,9 +56,10 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("raw_exec", &["types", "driver-api", "cgroups"][..]),
         ("logmon", &["types", "driver-api"][..]),
         ("docker", &["types", "driver-api"][..]),
+        ("exec", &["types", "driver-api", "raw_exec", "cgroups"][..]),
         (
             "conformance",
-            &["types", "driver-api", "raw_exec", "docker", "logmon"][..],
+            &["types", "driver-api", "raw_exec", "exec", "docker", "logmon"][..],
         ),
         ("client", &["types", "rpc", "driver-api", "logmon"][..]),
         ("api-types", &["types"][..]),

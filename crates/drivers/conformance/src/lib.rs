@@ -21,6 +21,7 @@ pub const TEST_IMAGE: &str = "drover-test/busybox:latest";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DriverKind {
     RawExec,
+    Exec,
     Docker,
 }
 
@@ -30,6 +31,7 @@ impl DriverKind {
     pub fn driver(self) -> Arc<dyn Driver> {
         match self {
             DriverKind::RawExec => Arc::new(raw_exec::RawExecDriver::new()),
+            DriverKind::Exec => Arc::new(exec::ExecDriver::default()),
             DriverKind::Docker => {
                 let mut plugin = docker::config::DockerPluginConfig::default();
                 plugin.gc.image = false;
@@ -41,7 +43,9 @@ impl DriverKind {
     /// The task config that runs `script` with `/bin/sh -c`.
     pub fn shell_config(self, script: &str) -> serde_json::Value {
         match self {
-            DriverKind::RawExec => serde_json::json!({"command": "/bin/sh", "args": ["-c", script]}),
+            DriverKind::RawExec | DriverKind::Exec => {
+                serde_json::json!({"command": "/bin/sh", "args": ["-c", script]})
+            }
             DriverKind::Docker => serde_json::json!({
                 "image": TEST_IMAGE,
                 "command": "/bin/sh",

@@ -1,4 +1,4 @@
-//! The driver conformance suite: the same tests against raw_exec and
+//! The driver conformance suite: the same tests against raw_exec, exec and
 //! docker (real processes, the real Docker Engine with the image built by
 //! `scripts/docker-test-image.sh`): start, wait and exit codes, stop with a
 //! timeout, the kill signal, restart, reattach after the client is killed
@@ -220,7 +220,7 @@ async fn stats_are_reported(kind: DriverKind) {
     assert!(stats.rss_bytes > 0, "{stats:?}");
     harness
         .driver
-        .stop(&handle, Duration::from_secs(5), "")
+        .stop(&handle, Duration::from_millis(500), "")
         .await
         .expect("stop");
     harness.driver.destroy(&handle, false).await.expect("destroy");
@@ -338,7 +338,7 @@ async fn reattach_after_the_client_is_killed(kind: DriverKind) {
     assert_eq!(distinct, expected, "ticks lost");
     let repeated = numbers.len() - distinct.len();
     match kind {
-        DriverKind::RawExec => assert_eq!(repeated, 0, "ticks repeated"),
+        DriverKind::RawExec | DriverKind::Exec => assert_eq!(repeated, 0, "ticks repeated"),
         DriverKind::Docker => assert!(repeated <= 512, "{repeated} ticks repeated"),
     }
     if kind == DriverKind::Docker {
@@ -403,4 +403,5 @@ macro_rules! conformance {
 }
 
 conformance!(raw_exec, DriverKind::RawExec);
+conformance!(exec, DriverKind::Exec);
 conformance!(docker, DriverKind::Docker);

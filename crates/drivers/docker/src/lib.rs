@@ -426,7 +426,12 @@ impl DockerDriver {
         let mut labels: HashMap<String, String> = task_config.labels.clone().into_iter().collect();
         labels.insert(LABEL_ALLOC_ID.to_string(), config.alloc_id.clone());
         labels.insert(LABEL_TASK.to_string(), config.task_name.clone());
-        let max_size_mb = config.logs.config.max_file_size_mb.max(1);
+        // The Engine's own copy holds at least what the task's rotated
+        // files hold: a follow across the Engine's rotation can repeat
+        // lines (Engine 20.10), so it should happen rarely.
+        let max_size_mb = (u64::from(config.logs.config.max_file_size_mb.max(1))
+            * u64::from(config.logs.config.max_files.max(1)))
+        .max(16);
         let host_config = HostConfig {
             binds: Some(binds),
             mounts: Some(mounts).filter(|mounts| !mounts.is_empty()),

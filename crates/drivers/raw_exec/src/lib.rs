@@ -94,32 +94,37 @@ struct TaskEntry {
     exit: watch::Receiver<Option<ExitResult>>,
 }
 
-/// The raw_exec driver. Cheap to share: wrap it in an `Arc`.
-pub struct RawExecDriver {
+/// The table of a process driver's tasks and everything done to them
+/// once started: waiting, stopping (the process group, then the whole
+/// cgroup), destroying, reattaching, signals, stats and exec. Shared by
+/// raw_exec and exec, which differ only in how they build the command.
+pub struct ProcessTasks {
+    /// The driver's name, checked against handles.
+    name: &'static str,
     tasks: Mutex<HashMap<String, Arc<TaskEntry>>>,
     /// The host's cgroup trees; `None` where none are mounted.
     cgroups: Option<Hierarchy>,
 }
 
-impl Default for RawExecDriver {
-    fn default() -> Self {
-        let cgroups = match Hierarchy::detect() {
-            Ok(hierarchy) => Some(hierarchy),
-            Err(error) => {
-                tracing::warn!(%error, "no cgroups: raw_exec tasks are tracked by process group only");
-                None
-            }
-        };
-        RawExecDriver {
-            tasks: Mutex::new(HashMap::new()),
-            cgroups,
-        }
+impl std::fmt::Debug for ProcessTasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessTasks")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
-impl std::fmt::Debug for RawExecDriver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawExecDriver").finish_non_exhaustive()
+/// The raw_exec driver. Cheap to share: wrap it in an `Arc`.
+#[derive(Debug)]
+pub struct RawExecDriver {
+    tasks: ProcessTasks,
+}
+
+impl Default for RawExecDriver {
+    fn default() -> Self {
+        RawExecDriver {
+            tasks: ProcessTasks::new(DRIVER_NAME),
+        }
     }
 }
 
@@ -127,6 +132,50 @@ impl RawExecDriver {
     /// A driver with no tasks.
     pub fn new() -> RawExecDriver {
         RawExecDriver::default()
+    }
+}
+
+impl ProcessTasks {
+    /// An empty table for the driver `name`, with the host's cgroups.
+    pub fn new(name: &'static str) -> ProcessTasks {
+        let cgroups = match Hierarchy::detect() {
+            Ok(hierarchy) => Some(hierarchy),
+            Err(error) => {
+                tracing::warn!(%error, driver = name, "no cgroups: tasks are tracked by process group only");
+                None
+            }
+        };
+        ProcessTasks {
+            name,
+            tasks: Mutex::new(HashMap::new()),
+            cgroups,
+        }
+    }
+
+    /// The host's cgroup trees, if any.
+    pub fn cgroups(&self) -> Option<&Hierarchy> {
+        self.cgroups.as_ref()
+    }
+
+    /// A new `<alloc_id>.<task>` group with the task's limits; a group left
+    /// over from an earlier run of the task is emptied first.
+    pub fn create_cgroup(&self, config: &TaskConfig) -> Result<Option<Cgroup>, StartTaskError> {
+        let Some(hierarchy) = &self.cgroups else {
+            return Ok(None);
+        };
+        let task_key = format!("{}/{}", config.alloc_id, config.task_name);
+        let spawn_error = |reason: String| StartTaskError::Spawn {
+            task: task_key.clone(),
+            reason,
+        };
+        let name = format!("{}.{}", config.alloc_id, config.task_name);
+        let cgroup = hierarchy
+            .create(CGROUP_PARENT, &name, &task_limits(&config.resources))
+            .map_err(|error| spawn_error(error.to_string()))?;
+        if !cgroup.is_empty() {
+            cgroup.kill_all().map_err(|error| spawn_error(error.to_string()))?;
+        }
+        Ok(Some(cgroup))
     }
 
     fn entry(&self, key: &str) -> Option<Arc<TaskEntry>> {
@@ -142,7 +191,9 @@ impl RawExecDriver {
     fn insert(&self, key: String, entry: TaskEntry) {
         self.lock_tasks().insert(key, Arc::new(entry));
     }
+}
 
+impl RawExecDriver {
     /// The group the task runs in: the one named by an override, or a new
     /// `<alloc_id>.<task>` group with the task's limits.
     fn task_cgroup(
@@ -155,7 +206,7 @@ impl RawExecDriver {
             task: task_key.to_string(),
             reason,
         };
-        let Some(hierarchy) = &self.cgroups else {
+        let Some(hierarchy) = self.tasks.cgroups() else {
             if task_config.cgroup_v1_override.is_some() || task_config.cgroup_v2_override.is_some() {
                 return Err(invalid(
                     "cgroup overrides need cgroups, and this host has none".to_string(),
@@ -178,27 +229,12 @@ impl RawExecDriver {
                 .map(Some)
                 .map_err(|error| invalid(error.to_string()));
         }
-        let name = format!("{}.{}", config.alloc_id, config.task_name);
-        let cgroup = hierarchy
-            .create(CGROUP_PARENT, &name, &task_limits(&config.resources))
-            .map_err(|error| StartTaskError::Spawn {
-                task: task_key.to_string(),
-                reason: error.to_string(),
-            })?;
-        // A group left over from an earlier run of this task must not keep
-        // old processes in the new run.
-        if !cgroup.is_empty() {
-            cgroup.kill_all().map_err(|error| StartTaskError::Spawn {
-                task: task_key.to_string(),
-                reason: error.to_string(),
-            })?;
-        }
-        Ok(Some(cgroup))
+        self.tasks.create_cgroup(config)
     }
 }
 
-fn decode_state(handle: &TaskHandle) -> Result<RawExecState, RecoverTaskError> {
-    if handle.driver != DRIVER_NAME {
+fn decode_state(name: &str, handle: &TaskHandle) -> Result<RawExecState, RecoverTaskError> {
+    if handle.driver != name {
         return Err(RecoverTaskError::WrongDriver {
             task: handle.key(),
             driver: handle.driver.clone(),
@@ -431,7 +467,59 @@ impl Driver for RawExecDriver {
             }
         }
         let cgroup = self.task_cgroup(&config, &task_config, &task_key)?;
-        let joined = match &cgroup {
+        self.tasks
+            .launch(&config, command, cgroup, task_config.oom_score_adj, true)
+    }
+
+    async fn wait(&self, handle: &TaskHandle) -> Result<ExitResult, WaitTaskError> {
+        self.tasks.wait(handle).await
+    }
+
+    async fn stop(&self, handle: &TaskHandle, timeout: Duration, signal: &str) -> Result<(), StopTaskError> {
+        self.tasks.stop(handle, timeout, signal).await
+    }
+
+    async fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DestroyTaskError> {
+        self.tasks.destroy(handle, force).await
+    }
+
+    async fn recover(&self, handle: &TaskHandle) -> Result<(), RecoverTaskError> {
+        self.tasks.recover(handle).await
+    }
+
+    async fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), SignalTaskError> {
+        self.tasks.signal(handle, signal).await
+    }
+
+    async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
+        self.tasks.stats(handle).await
+    }
+
+    async fn exec(
+        &self,
+        handle: &TaskHandle,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, ExecTaskError> {
+        self.tasks.exec(handle, command, timeout).await
+    }
+}
+
+impl ProcessTasks {
+    /// Spawns a prepared command as the task and starts tracking it. With
+    /// `join`, the child joins `cgroup` before it execs; without, the
+    /// command's own `pre_exec` hook must have done so.
+    pub fn launch(
+        &self,
+        config: &TaskConfig,
+        mut command: tokio::process::Command,
+        cgroup: Option<Cgroup>,
+        oom_score_adj: Option<i32>,
+        join: bool,
+    ) -> Result<TaskHandle, StartTaskError> {
+        let task_key = format!("{}/{}", config.alloc_id, config.task_name);
+        let program = command.as_std().get_program().to_string_lossy().into_owned();
+        let joined = match cgroup.as_ref().filter(|_| join) {
             Some(cgroup) => {
                 Some(
                     cgroup
@@ -448,7 +536,7 @@ impl Driver for RawExecDriver {
         drop(joined);
         let mut child = spawned.map_err(|error| StartTaskError::Spawn {
             task: task_key.clone(),
-            reason: format!("{}: {error}", task_config.command),
+            reason: format!("{program}: {error}"),
         })?;
         let pid = child
             .id()
@@ -458,7 +546,7 @@ impl Driver for RawExecDriver {
                 reason: "process exited before its pid was known".to_string(),
             })?;
         let start_time_ticks = proc_fs::start_time(pid).unwrap_or(0);
-        if let Some(adjust) = task_config.oom_score_adj
+        if let Some(adjust) = oom_score_adj
             && let Err(error) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adjust.to_string())
         {
             tracing::warn!(task = %task_key, %error, "could not set oom_score_adj");
@@ -495,14 +583,14 @@ impl Driver for RawExecDriver {
         tracing::debug!(alloc_id = %config.alloc_id, task = %config.task_name, pid, "raw_exec task started");
         Ok(TaskHandle {
             version: TASK_HANDLE_VERSION,
-            driver: DRIVER_NAME.to_string(),
-            alloc_id: config.alloc_id,
-            task_name: config.task_name,
+            driver: self.name.to_string(),
+            alloc_id: config.alloc_id.clone(),
+            task_name: config.task_name.clone(),
             state: serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
         })
     }
 
-    async fn wait(&self, handle: &TaskHandle) -> Result<ExitResult, WaitTaskError> {
+    pub async fn wait(&self, handle: &TaskHandle) -> Result<ExitResult, WaitTaskError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| WaitTaskError::UnknownTask(handle.key()))?;
@@ -514,7 +602,7 @@ impl Driver for RawExecDriver {
         Ok(result.clone().unwrap_or_default())
     }
 
-    async fn stop(&self, handle: &TaskHandle, timeout: Duration, signal: &str) -> Result<(), StopTaskError> {
+    pub async fn stop(&self, handle: &TaskHandle, timeout: Duration, signal: &str) -> Result<(), StopTaskError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| StopTaskError::UnknownTask(handle.key()))?;
@@ -550,7 +638,7 @@ impl Driver for RawExecDriver {
         Ok(())
     }
 
-    async fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DestroyTaskError> {
+    pub async fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DestroyTaskError> {
         let Some(entry) = self.entry(&handle.key()) else {
             return Ok(());
         };
@@ -581,8 +669,8 @@ impl Driver for RawExecDriver {
         Ok(())
     }
 
-    async fn recover(&self, handle: &TaskHandle) -> Result<(), RecoverTaskError> {
-        let state = decode_state(handle)?;
+    pub async fn recover(&self, handle: &TaskHandle) -> Result<(), RecoverTaskError> {
+        let state = decode_state(self.name, handle)?;
         if self.entry(&handle.key()).is_some() {
             return Ok(());
         }
@@ -613,7 +701,7 @@ impl Driver for RawExecDriver {
         Ok(())
     }
 
-    async fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), SignalTaskError> {
+    pub async fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), SignalTaskError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| SignalTaskError::UnknownTask(handle.key()))?;
@@ -626,7 +714,7 @@ impl Driver for RawExecDriver {
         })
     }
 
-    async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
+    pub async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| TaskStatsError::UnknownTask(handle.key()))?;
@@ -644,7 +732,7 @@ impl Driver for RawExecDriver {
         })
     }
 
-    async fn exec(
+    pub async fn exec(
         &self,
         handle: &TaskHandle,
         command: &[String],
