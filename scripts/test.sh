@@ -16,6 +16,14 @@ if ! python3 -c "import nomad" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check python-nomad
 fi
 
+missing=""
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v iptables >/dev/null 2>&1 || missing="$missing iptables"
+if [ -n "$missing" ]; then
+    echo "==> installing$missing (group networking tests)"
+    apt-get update -qq && apt-get install -y -qq $missing >/dev/null
+fi
+
 echo "==> docker test image"
 ./scripts/docker-test-image.sh
 

@@ -210,6 +210,8 @@ pub struct AllocContext {
     pub host_env: BTreeMap<String, String>,
     /// How log collectors are run.
     pub log_launcher: logmon::Launcher,
+    /// Sets up group networks (`bridge`, `none`).
+    pub network: network::NetworkManager,
 }
 
 /// The client's grip on one running alloc runner.
@@ -318,22 +320,15 @@ fn task_spec(
     group: &TaskGroup,
     task: &Task,
     alloc_dir: &AllocDir,
+    netns_path: Option<PathBuf>,
 ) -> Result<TaskRunnerSpec, String> {
     let driver = context
         .drivers
         .get(&task.driver)
         .cloned()
         .ok_or_else(|| format!("driver {:?} is not available on this node", task.driver))?;
-    let network = crate::env::group_network(&context.node, alloc);
-    // Group network namespaces are made only by the docker driver so far;
-    // a process driver would silently run on the host network.
-    if network.mode() != "host" && task.driver != "docker" {
-        return Err(format!(
-            "group network mode {:?} is not supported for the {} driver yet",
-            network.mode(),
-            task.driver
-        ));
-    }
+    let mut network = crate::env::group_network(&context.node, alloc);
+    network.netns_path = netns_path;
     let no_isolation = driver.capabilities().fs_isolation == "none";
     let empty = BTreeMap::new();
     let env = TaskEnv::build(EnvInputs {
@@ -443,6 +438,28 @@ async fn run_alloc(
         state.fail_all(SETUP_FAILURE, &error.to_string());
         return;
     }
+    let network = crate::env::group_network(&context.node, &alloc);
+    let netns_path = match network.mode() {
+        "host" => None,
+        mode => {
+            let manager = context.network.clone();
+            let mode = mode.to_string();
+            let id = alloc_id.clone();
+            let setup =
+                tokio::task::spawn_blocking(move || manager.setup(&id, &mode, &network.ports, &network.host_ip))
+                    .await
+                    .map_err(|error| error.to_string())
+                    .and_then(|result| result.map_err(|error| error.to_string()));
+            match setup {
+                Ok(network) => Some(network.netns_path),
+                Err(error) => {
+                    tracing::warn!(%alloc_id, %error, "allocation network setup failed");
+                    state.fail_all(SETUP_FAILURE, &format!("failed to set up the group network: {error}"));
+                    return;
+                }
+            }
+        }
+    };
 
     let slots: Vec<TaskSlot> = group
         .tasks
@@ -467,6 +484,7 @@ async fn run_alloc(
         job: &job,
         group: &group,
         alloc_dir: &alloc_dir,
+        netns_path: netns_path.clone(),
     };
 
     // Reattach first: tasks with a stored handle, and remember the dead.
@@ -532,6 +550,10 @@ async fn run_alloc(
     state.local.handles.clear();
     state.report(true);
     while tasks.runners.join_next().await.is_some() {}
+    if netns_path.is_some() {
+        let manager = context.network.clone();
+        let _ = tokio::task::spawn_blocking(move || manager.teardown(&alloc_id)).await;
+    }
 }
 
 /// What building a task runner needs from the allocation.
@@ -541,6 +563,8 @@ struct TaskSetup<'a> {
     job: &'a Job,
     group: &'a TaskGroup,
     alloc_dir: &'a AllocDir,
+    /// The allocation's network namespace (`bridge` and `none` modes).
+    netns_path: Option<PathBuf>,
 }
 
 /// The task runners of one allocation.
@@ -565,6 +589,7 @@ impl TaskSet {
             setup.group,
             task,
             setup.alloc_dir,
+            setup.netns_path.clone(),
         ) {
             Ok(spec) => {
                 let (kill_tx, kill_rx) = watch::channel(None);

@@ -70,6 +70,8 @@ pub struct ClientConfig {
     /// (`drover logmon`) so logs outlive it; tests without that binary
     /// collect on threads of their own process.
     pub log_launcher: logmon::Launcher,
+    /// The host bridge of `bridge` group networks.
+    pub bridge: network::BridgeConfig,
 }
 
 impl ClientConfig {
@@ -116,6 +118,7 @@ impl Default for ClientConfig {
             stop_tasks_on_shutdown: false,
             env_denylist: DEFAULT_ENV_DENYLIST.iter().map(|name| name.to_string()).collect(),
             log_launcher: logmon::Launcher::InProcess,
+            bridge: network::BridgeConfig::default(),
         }
     }
 }

@@ -188,6 +188,7 @@ impl Client {
             updates: updates_tx,
             host_env,
             log_launcher: config.log_launcher.clone(),
+            network: network::NetworkManager::new(config.client_dir().join("network"), config.bridge.clone()),
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

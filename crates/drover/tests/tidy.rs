@@ -57,11 +57,12 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("logmon", &["types", "driver-api"][..]),
         ("docker", &["types", "driver-api"][..]),
         ("exec", &["types", "driver-api", "raw_exec", "cgroups"][..]),
+        ("network", &["driver-api"][..]),
         (
             "conformance",
             &["types", "driver-api", "raw_exec", "exec", "docker", "logmon"][..],
         ),
-        ("client", &["types", "rpc", "driver-api", "logmon"][..]),
+        ("client", &["types", "rpc", "driver-api", "logmon", "network"][..]),
         ("api-types", &["types"][..]),
         ("http-api", &["types", "api-types", "jobspec", "server", "client"][..]),
         ("api-client", &["api-types"][..]),

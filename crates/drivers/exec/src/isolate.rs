@@ -3,7 +3,8 @@
 //! process, so it only makes system calls on data prepared beforehand
 //! ([`Plan`]): no allocation, no locks.
 //!
-//! The steps: join the task's cgroup; unshare the mount, IPC, UTS and
+//! The steps: join the task's cgroup and the allocation's network
+//! namespace; unshare the mount, IPC, UTS and
 //! (unless `pid_mode = "host"`) PID namespaces; fork once more so the task
 //! is the first process of its PID namespace, the intermediate process
 //! staying behind to forward signals and to exit the way the task did;
@@ -57,6 +58,8 @@ pub struct Bind {
 pub struct Plan {
     /// Open `cgroup.procs` files of the task's group.
     pub cgroup_fds: Vec<i32>,
+    /// The allocation's network namespace, open, when it has one.
+    pub netns_fd: Option<i32>,
     /// Whether the task gets its own PID namespace.
     pub new_pid_ns: bool,
     /// Whether the task gets its own IPC namespace.
@@ -93,6 +96,10 @@ fn check(result: libc::c_int) -> io::Result<()> {
 /// execs the task. The intermediate process never returns.
 pub fn isolate(plan: &Plan) -> io::Result<()> {
     cgroups::join_self(&plan.cgroup_fds)?;
+    if let Some(fd) = plan.netns_fd {
+        // SAFETY: setns on a descriptor the parent keeps open.
+        check(unsafe { libc::setns(fd, libc::CLONE_NEWNET) })?;
+    }
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
     if plan.new_ipc_ns {
         flags |= libc::CLONE_NEWIPC;

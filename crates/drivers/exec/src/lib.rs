@@ -315,6 +315,13 @@ impl Driver for ExecDriver {
             .create_cgroup(&config)?
             .ok_or_else(|| spawn_error("exec needs cgroups, and this host has none".to_string()))?;
         let procs = cgroup.open_procs().map_err(|error| spawn_error(error.to_string()))?;
+        let netns = match &config.network.netns_path {
+            Some(path) => Some(
+                std::fs::File::open(path)
+                    .map_err(|error| spawn_error(format!("open network namespace {}: {error}", path.display())))?,
+            ),
+            None => None,
+        };
         let root = &config.task_dir;
         let work_dir = match &task_config.work_dir {
             Some(dir) if dir.starts_with('/') => dir.clone(),
@@ -323,6 +330,7 @@ impl Driver for ExecDriver {
         };
         let plan = Plan {
             cgroup_fds: procs.raw(),
+            netns_fd: netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
             new_pid_ns,
             new_ipc_ns,
             root: c_path(root).map_err(&invalid)?,
@@ -397,6 +405,7 @@ impl Driver for ExecDriver {
             .tasks
             .launch(&config, command, Some(cgroup), task_config.oom_score_adj, false);
         drop(procs);
+        drop(netns);
         handle
     }
 

@@ -266,6 +266,26 @@ pub fn task_limits(resources: &AllocatedTaskResources) -> Limits {
     }
 }
 
+/// Makes `command`'s child enter the network namespace at `path` before
+/// it execs. The returned file must stay open until the child is spawned.
+pub fn join_netns_on_spawn(command: &mut std::process::Command, path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let file = std::fs::File::open(path)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: the hook runs between fork and exec and only calls setns(2)
+    // on a descriptor the returned file keeps open until after the spawn.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(file)
+}
+
 /// Kills what is left in a task's group and waits (bounded) for it to
 /// empty.
 async fn drain_cgroup(cgroup: &Cgroup) -> Result<(), String> {
@@ -532,8 +552,20 @@ impl ProcessTasks {
             }
             None => None,
         };
+        let netns = match config.network.netns_path.as_ref().filter(|_| join) {
+            Some(path) => {
+                Some(
+                    join_netns_on_spawn(command.as_std_mut(), path).map_err(|error| StartTaskError::Spawn {
+                        task: task_key.clone(),
+                        reason: format!("open network namespace {}: {error}", path.display()),
+                    })?,
+                )
+            }
+            None => None,
+        };
         let spawned = command.spawn();
         drop(joined);
+        drop(netns);
         let mut child = spawned.map_err(|error| StartTaskError::Spawn {
             task: task_key.clone(),
             reason: format!("{program}: {error}"),
