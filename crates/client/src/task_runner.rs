@@ -176,6 +176,9 @@ pub async fn run_task(
     kill: KillReceiver,
 ) -> TaskState {
     let logs = &spec.driver_config.logs;
+    if spec.driver.capabilities().writes_log_files && !logs.config.disabled {
+        return run_task_with_logs(spec, initial, restored, updates, kill).await;
+    }
     if logs.config.disabled {
         spec.driver_config.stdout_path = PathBuf::from("/dev/null");
         spec.driver_config.stderr_path = PathBuf::from("/dev/null");

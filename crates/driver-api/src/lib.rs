@@ -218,6 +218,11 @@ pub struct Capabilities {
     pub send_signals: bool,
     /// Whether [`Driver::exec`] works.
     pub exec: bool,
+    /// Whether the driver copies the task's output inside the agent and
+    /// writes the rotated log files itself (docker, from the Engine's log
+    /// API): the client then starts no log collector and leaves
+    /// [`TaskConfig::stdout_path`] empty.
+    pub writes_log_files: bool,
     /// Filesystem isolation: "none", "chroot" or "image".
     pub fs_isolation: String,
 }

@@ -49,6 +49,12 @@ impl Harness {
     }
 
     async fn start(&mut self) -> TaskHandle {
+        // As the client does: a driver that writes its own log files gets
+        // no collector.
+        if self.driver.capabilities().writes_log_files {
+            let config = self.spec.task_config(Path::new(""), Path::new(""));
+            return self.driver.start(config).await.expect("start");
+        }
         if self.collector.is_none() {
             self.collector = Some(
                 Collector::ensure(&Launcher::InProcess, &self.spec.logs())
@@ -292,16 +298,22 @@ async fn reattach_after_the_client_is_killed(kind: DriverKind) {
 
     // A new client: the collector process is found through its pid file,
     // the task is reattached by a fresh driver.
-    let collector = Collector::ensure(
-        &Launcher::Process {
-            program: env!("CARGO_BIN_EXE_driver-host").into(),
-            args: vec!["logmon".to_string()],
-        },
-        &spec.logs(),
-    )
-    .await
-    .expect("collector found again");
     let driver = kind.driver();
+    let collector = if driver.capabilities().writes_log_files {
+        None
+    } else {
+        Some(
+            Collector::ensure(
+                &Launcher::Process {
+                    program: env!("CARGO_BIN_EXE_driver-host").into(),
+                    args: vec!["logmon".to_string()],
+                },
+                &spec.logs(),
+            )
+            .await
+            .expect("collector found again"),
+        )
+    };
     driver.recover(&handle).await.expect("reattach");
     let at_recover = log_len();
     let started = Instant::now();
@@ -322,7 +334,9 @@ async fn reattach_after_the_client_is_killed(kind: DriverKind) {
         "{exit:?}"
     );
     driver.destroy(&handle, true).await.expect("destroy");
-    collector.stop().await;
+    if let Some(collector) = collector {
+        collector.stop().await;
+    }
     // Nothing lost across the kill and the reattach. A process writes into
     // the collector's FIFO directly: nothing is doubled either. A
     // container's output is copied from the Engine's log in batches, each

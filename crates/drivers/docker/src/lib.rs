@@ -49,8 +49,12 @@ pub const DRIVER_NAME: &str = "docker";
 pub const LABEL_ALLOC_ID: &str = "io.drover.alloc_id";
 /// Label holding the task name of a Drover container.
 pub const LABEL_TASK: &str = "io.drover.task_name";
+/// Label holding the job ID of a Drover container.
+pub const LABEL_JOB_ID: &str = "io.drover.job_id";
 /// How long the log copy may take to finish after the container exits.
 const LOG_DRAIN: Duration = Duration::from_secs(10);
+/// How long an image name's resolved ID is reused without asking again.
+const IMAGE_ID_TTL: Duration = Duration::from_secs(10);
 /// How long one Engine request for a container's state may take.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -66,8 +70,7 @@ type ContainerNetwork = (
 struct DockerState {
     container_id: String,
     image_id: String,
-    stdout: PathBuf,
-    stderr: PathBuf,
+    logs: logs::LogTarget,
     log_mark: PathBuf,
 }
 
@@ -87,6 +90,8 @@ pub struct DockerDriver {
     image_users: Arc<Mutex<HashMap<String, usize>>>,
     /// MHz of one core, for `cpu_hard_limit`.
     mhz_per_core: f64,
+    /// Image name → (ID, when resolved).
+    image_ids: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
 }
 
 impl std::fmt::Debug for DockerDriver {
@@ -165,6 +170,7 @@ impl DockerDriver {
             tasks: Mutex::new(HashMap::new()),
             image_users: Arc::new(Mutex::new(HashMap::new())),
             mhz_per_core: cpu_mhz_per_core(),
+            image_ids: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,6 +194,14 @@ impl DockerDriver {
         lock(&self.tasks).get(key).cloned()
     }
 
+    /// The ID an image name resolved to within the last
+    /// [`IMAGE_ID_TTL`]: a job of many replicas asks the Engine once.
+    fn cached_image(&self, image: &str) -> Option<String> {
+        let cache = lock(&self.image_ids);
+        let (id, at) = cache.get(image)?;
+        (at.elapsed() < IMAGE_ID_TTL).then(|| id.clone())
+    }
+
     /// Makes sure the image is present: local unless `force_pull`, pulled
     /// otherwise. Returns its ID.
     async fn ensure_image(
@@ -200,10 +214,15 @@ impl DockerDriver {
             task: task.to_string(),
             reason,
         };
-        if !config.force_pull
-            && let Ok(image) = docker.inspect_image(&config.image).await
-        {
-            return Ok(image.id.unwrap_or_default());
+        if !config.force_pull {
+            if let Some(id) = self.cached_image(&config.image) {
+                return Ok(id);
+            }
+            if let Ok(image) = docker.inspect_image(&config.image).await {
+                let id = image.id.unwrap_or_default();
+                lock(&self.image_ids).insert(config.image.clone(), (id.clone(), tokio::time::Instant::now()));
+                return Ok(id);
+            }
         }
         let credentials = config.auth.as_ref().map(|auth| bollard::auth::DockerCredentials {
             username: Some(auth.username.clone()).filter(|text| !text.is_empty()),
@@ -426,6 +445,9 @@ impl DockerDriver {
         let mut labels: HashMap<String, String> = task_config.labels.clone().into_iter().collect();
         labels.insert(LABEL_ALLOC_ID.to_string(), config.alloc_id.clone());
         labels.insert(LABEL_TASK.to_string(), config.task_name.clone());
+        if let Some(job_id) = config.env.get("NOMAD_JOB_ID") {
+            labels.insert(LABEL_JOB_ID.to_string(), job_id.clone());
+        }
         // The Engine's own copy holds at least what the task's rotated
         // files hold: a follow across the Engine's rotation can repeat
         // lines (Engine 20.10), so it should happen rarely.
@@ -511,8 +533,7 @@ impl DockerDriver {
     /// the task.
     fn track(&self, docker: &Docker, key: String, state: &DockerState, resume_after: Option<i128>) {
         let sinks = LogSinks {
-            stdout: state.stdout.clone(),
-            stderr: state.stderr.clone(),
+            target: state.logs.clone(),
             mark: state.log_mark.clone(),
         };
         let log_copy = tokio::spawn(logs::copy_logs(
@@ -650,6 +671,7 @@ impl Driver for DockerDriver {
         Capabilities {
             send_signals: true,
             exec: false,
+            writes_log_files: true,
             fs_isolation: "image".to_string(),
         }
     }
@@ -669,37 +691,54 @@ impl Driver for DockerDriver {
         let image_id = self.ensure_image(&docker, &task_config, &task_key).await?;
         let body = self.create_body(&config, &task_config, &image_id).map_err(invalid)?;
         let name = container_name(&config);
-        // A container left by an earlier run of this task (a restart, or an
-        // agent that died between create and start) goes first.
-        match docker
-            .remove_container(
-                &name,
-                Some(bollard::query_parameters::RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-        {
-            Ok(()) => tracing::debug!(container = %name, "removed a stale container"),
-            Err(error) if is_not_found(&error) => {}
-            Err(error) => return Err(spawn_error(format!("remove stale container {name}: {error}"))),
-        }
-        let created = docker
-            .create_container(
+        let create = |body: ContainerCreateBody| {
+            docker.create_container(
                 Some(bollard::query_parameters::CreateContainerOptions {
                     name: Some(name.clone()),
                     ..Default::default()
                 }),
                 body,
             )
-            .await
-            .map_err(|error| spawn_error(format!("create container {name}: {error}")))?;
+        };
+        let created = match create(body.clone()).await {
+            // A container left by an earlier run of this task (a restart,
+            // or an agent that died between create and start) holds the
+            // name: it goes, and the create is tried once more.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                tracing::debug!(container = %name, "removing a stale container");
+                docker
+                    .remove_container(
+                        &name,
+                        Some(bollard::query_parameters::RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                    .map_err(|error| spawn_error(format!("remove stale container {name}: {error}")))?;
+                create(body).await
+            }
+            other => other,
+        }
+        .map_err(|error| spawn_error(format!("create container {name}: {error}")))?;
         let state = DockerState {
             container_id: created.id.clone(),
             image_id,
-            stdout: config.stdout_sink(),
-            stderr: config.stderr_sink(),
+            logs: if config.stdout_path.as_os_str().is_empty() {
+                // No collector: the copy writes the rotated files.
+                logs::LogTarget::Rotated(logs::RotatedFiles {
+                    dir: config.logs.dir.clone(),
+                    stdout_prefix: config.logs.stdout_prefix.clone(),
+                    stderr_prefix: config.logs.stderr_prefix.clone(),
+                    max_files: config.logs.config.max_files.max(1),
+                    max_file_size: u64::from(config.logs.config.max_file_size_mb.max(1)) << 20,
+                })
+            } else {
+                logs::LogTarget::Sinks {
+                    stdout: config.stdout_sink(),
+                    stderr: config.stderr_sink(),
+                }
+            },
             log_mark: config.logs.dir.join(format!(".{}.docker.since", config.task_name)),
         };
         if let Err(error) = docker.start_container(&created.id, None).await {

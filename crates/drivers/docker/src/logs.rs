@@ -12,14 +12,32 @@
 use bollard::Docker;
 use bollard::container::LogOutput;
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Where one container's output goes.
+/// The task's rotated log files, written by the driver itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedFiles {
+    pub dir: PathBuf,
+    pub stdout_prefix: String,
+    pub stderr_prefix: String,
+    pub max_files: u32,
+    pub max_file_size: u64,
+}
+
+/// Where one container's output goes: sinks someone else reads (the log
+/// collector's FIFOs, `/dev/null`), or rotated files the copy writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogTarget {
+    Sinks { stdout: PathBuf, stderr: PathBuf },
+    Rotated(RotatedFiles),
+}
+
+/// A container's log target and its resume mark (unix nanoseconds of the
+/// last line copied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSinks {
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
-    /// The resume mark (unix nanoseconds of the last line copied).
+    pub target: LogTarget,
     pub mark: PathBuf,
 }
 
@@ -82,8 +100,8 @@ pub fn read_mark(path: &std::path::Path) -> Option<i128> {
 /// The open sinks and the resume mark, moved to a blocking thread for each
 /// batch of writes.
 struct Writers {
-    stdout: std::fs::File,
-    stderr: std::fs::File,
+    stdout: Box<dyn std::io::Write + Send>,
+    stderr: Box<dyn std::io::Write + Send>,
     mark: std::fs::File,
 }
 
@@ -96,6 +114,8 @@ impl Writers {
         use std::os::unix::fs::FileExt;
         self.stdout.write_all(out)?;
         self.stderr.write_all(err)?;
+        self.stdout.flush()?;
+        self.stderr.flush()?;
         if newest > 0 {
             // Fixed width, so a shorter number never leaves stale digits.
             self.mark.write_all_at(format!("{newest:>40}\n").as_bytes(), 0)?;
@@ -114,9 +134,26 @@ pub async fn copy_logs(docker: Docker, container_id: String, sinks: LogSinks, re
     let opened = {
         let sinks = sinks.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<Writers> {
+            let (stdout, stderr): (Box<dyn std::io::Write + Send>, Box<dyn std::io::Write + Send>) = match &sinks.target
+            {
+                LogTarget::Sinks { stdout, stderr } => (
+                    Box::new(driver_api::open_output(stdout)?),
+                    Box::new(driver_api::open_output(stderr)?),
+                ),
+                LogTarget::Rotated(files) => {
+                    std::fs::create_dir_all(&files.dir)?;
+                    let writer = |prefix: &str| {
+                        logmon::rotate::RotatingWriter::new(&files.dir, prefix, files.max_files, files.max_file_size)
+                    };
+                    (
+                        Box::new(writer(&files.stdout_prefix)),
+                        Box::new(writer(&files.stderr_prefix)),
+                    )
+                }
+            };
             Ok(Writers {
-                stdout: driver_api::open_output(&sinks.stdout)?,
-                stderr: driver_api::open_output(&sinks.stderr)?,
+                stdout,
+                stderr,
                 mark: std::fs::OpenOptions::new()
                     .create(true)
                     .write(true)

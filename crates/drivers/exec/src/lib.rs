@@ -268,6 +268,7 @@ impl Driver for ExecDriver {
         Capabilities {
             send_signals: true,
             exec: false,
+            writes_log_files: false,
             fs_isolation: "chroot".to_string(),
         }
     }

@@ -424,6 +424,7 @@ impl Driver for RawExecDriver {
         Capabilities {
             send_signals: true,
             exec: true,
+            writes_log_files: false,
             fs_isolation: "none".to_string(),
         }
     }

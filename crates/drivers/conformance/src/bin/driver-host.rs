@@ -33,16 +33,22 @@ fn run(spec: &str) -> Result<(), String> {
         .build()
         .map_err(|error| error.to_string())?;
     runtime.block_on(async move {
-        let program = std::env::current_exe().map_err(|error| error.to_string())?;
-        let launcher = logmon::Launcher::Process {
-            program,
-            args: vec!["logmon".to_string()],
-        };
-        let collector = logmon::Collector::ensure(&launcher, &spec.logs())
-            .await
-            .map_err(|error| error.to_string())?;
-        let config = spec.task_config(collector.stdout_fifo(), collector.stderr_fifo());
         let driver = spec.kind.driver();
+        // As the client does: a driver that writes its own log files gets
+        // no collector.
+        let config = if driver.capabilities().writes_log_files {
+            spec.task_config(std::path::Path::new(""), std::path::Path::new(""))
+        } else {
+            let program = std::env::current_exe().map_err(|error| error.to_string())?;
+            let launcher = logmon::Launcher::Process {
+                program,
+                args: vec!["logmon".to_string()],
+            };
+            let collector = logmon::Collector::ensure(&launcher, &spec.logs())
+                .await
+                .map_err(|error| error.to_string())?;
+            spec.task_config(collector.stdout_fifo(), collector.stderr_fifo())
+        };
         let handle = driver.start(config).await.map_err(|error| error.to_string())?;
         let line = serde_json::to_string(&handle).map_err(|error| error.to_string())?;
         let mut stdout = std::io::stdout();
