@@ -313,15 +313,17 @@ impl AllocLoop {
     }
 }
 
-fn task_spec(
-    context: &AllocContext,
-    alloc: &Allocation,
-    job: &Job,
-    group: &TaskGroup,
-    task: &Task,
-    alloc_dir: &AllocDir,
-    netns_path: Option<PathBuf>,
-) -> Result<TaskRunnerSpec, String> {
+fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, String> {
+    let TaskSetup {
+        context,
+        alloc,
+        job,
+        group,
+        alloc_dir,
+        ..
+    } = *setup;
+    let netns_path = setup.netns_path.clone();
+    let driver_join = setup.driver_join.as_ref();
     let driver = context
         .drivers
         .get(&task.driver)
@@ -329,6 +331,9 @@ fn task_spec(
         .ok_or_else(|| format!("driver {:?} is not available on this node", task.driver))?;
     let mut network = crate::env::group_network(&context.node, alloc);
     network.netns_path = netns_path;
+    network.join = driver_join
+        .filter(|(driver, _)| *driver == task.driver)
+        .map(|(_, join)| join.clone());
     let no_isolation = driver.capabilities().fs_isolation == "none";
     let empty = BTreeMap::new();
     let env = TaskEnv::build(EnvInputs {
@@ -439,21 +444,58 @@ async fn run_alloc(
         return;
     }
     let network = crate::env::group_network(&context.node, &alloc);
+    // (driver, how its tasks join) when a driver made the namespace.
+    let mut driver_join: Option<(String, String)> = None;
     let netns_path = match network.mode() {
         "host" => None,
         mode => {
+            let mut setup: Result<Option<u32>, String> = Ok(None);
+            if mode == "bridge" {
+                // A driver whose tasks cannot join a namespace the client
+                // makes (docker) makes it, and the client wires it up.
+                let mut names: Vec<&str> = group.tasks.iter().map(|task| task.driver.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                for name in names {
+                    let Some(driver) = context.drivers.get(name) else {
+                        continue;
+                    };
+                    match driver.create_network(&alloc_id).await {
+                        Ok(Some(isolation)) => {
+                            setup = Ok(Some(isolation.pid));
+                            driver_join = Some((name.to_string(), isolation.join));
+                            break;
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            setup = Err(error.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
             let manager = context.network.clone();
             let mode = mode.to_string();
             let id = alloc_id.clone();
-            let setup =
-                tokio::task::spawn_blocking(move || manager.setup(&id, &mode, &network.ports, &network.host_ip))
-                    .await
-                    .map_err(|error| error.to_string())
-                    .and_then(|result| result.map_err(|error| error.to_string()));
+            let setup = match setup {
+                Ok(existing_pid) => tokio::task::spawn_blocking(move || {
+                    manager.setup(&id, &mode, &network.ports, &network.host_ip, existing_pid)
+                })
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|result| result.map_err(|error| error.to_string())),
+                Err(error) => Err(error),
+            };
             match setup {
                 Ok(network) => Some(network.netns_path),
                 Err(error) => {
                     tracing::warn!(%alloc_id, %error, "allocation network setup failed");
+                    if let Some((name, _)) = &driver_join
+                        && let Some(driver) = context.drivers.get(name)
+                        && let Err(error) = driver.destroy_network(&alloc_id).await
+                    {
+                        tracing::warn!(%alloc_id, %error, "could not remove the driver's network");
+                    }
                     state.fail_all(SETUP_FAILURE, &format!("failed to set up the group network: {error}"));
                     return;
                 }
@@ -485,6 +527,7 @@ async fn run_alloc(
         group: &group,
         alloc_dir: &alloc_dir,
         netns_path: netns_path.clone(),
+        driver_join: driver_join.clone(),
     };
 
     // Reattach first: tasks with a stored handle, and remember the dead.
@@ -552,7 +595,14 @@ async fn run_alloc(
     while tasks.runners.join_next().await.is_some() {}
     if netns_path.is_some() {
         let manager = context.network.clone();
-        let _ = tokio::task::spawn_blocking(move || manager.teardown(&alloc_id)).await;
+        let id = alloc_id.clone();
+        let _ = tokio::task::spawn_blocking(move || manager.teardown(&id)).await;
+        if let Some((name, _)) = &driver_join
+            && let Some(driver) = context.drivers.get(name)
+            && let Err(error) = driver.destroy_network(&alloc_id).await
+        {
+            tracing::warn!(%alloc_id, %error, "could not remove the driver's network");
+        }
     }
 }
 
@@ -565,6 +615,8 @@ struct TaskSetup<'a> {
     alloc_dir: &'a AllocDir,
     /// The allocation's network namespace (`bridge` and `none` modes).
     netns_path: Option<PathBuf>,
+    /// The driver that made the namespace, and how its tasks join it.
+    driver_join: Option<(String, String)>,
 }
 
 /// The task runners of one allocation.
@@ -582,15 +634,7 @@ impl TaskSet {
     fn spawn(&mut self, setup: &TaskSetup<'_>, name: &str, restored: Option<TaskHandle>, state: &mut AllocLoop) {
         self.spawned.insert(name.to_string());
         let Some(task) = setup.group.task(name) else { return };
-        match task_spec(
-            setup.context,
-            setup.alloc,
-            setup.job,
-            setup.group,
-            task,
-            setup.alloc_dir,
-            setup.netns_path.clone(),
-        ) {
+        match task_spec(setup, task) {
             Ok(spec) => {
                 let (kill_tx, kill_rx) = watch::channel(None);
                 self.kills.insert(name.to_string(), kill_tx);

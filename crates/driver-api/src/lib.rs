@@ -98,9 +98,12 @@ pub struct TaskNetwork {
     pub host_ip: String,
     /// The allocation's named ports.
     pub ports: Vec<PortMapping>,
-    /// The allocation's network namespace (`bridge` mode), for drivers
-    /// that join it.
+    /// The allocation's network namespace (`bridge` and `none` modes),
+    /// for drivers that join it.
     pub netns_path: Option<PathBuf>,
+    /// What the driver that made the namespace joins it by (docker:
+    /// `container:<pause id>`), when a driver made it.
+    pub join: Option<String>,
 }
 
 /// One named port: where it is on the host and inside the task.
@@ -332,6 +335,24 @@ pub enum TaskStatsError {
     NotSupported(String),
 }
 
+/// A network namespace a driver made for an allocation (docker: its pause
+/// container's), for the client to wire up and the other tasks to join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkIsolation {
+    /// A process inside the namespace (the pause container's).
+    pub pid: u32,
+    /// What the driver's tasks join (docker: `container:<id>`).
+    pub join: String,
+}
+
+/// Why [`Driver::create_network`] or [`Driver::destroy_network`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error("network of allocation {alloc_id}: {reason}")]
+pub struct AllocNetworkError {
+    pub alloc_id: String,
+    pub reason: String,
+}
+
 /// Why [`Driver::exec`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecTaskError {
@@ -384,6 +405,20 @@ pub trait Driver: Send + Sync + 'static {
     async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
         let _ = handle;
         Err(TaskStatsError::NotSupported(self.name().to_string()))
+    }
+
+    /// Makes (or finds again) the allocation's network namespace, for a
+    /// driver whose tasks cannot join one the client makes (docker tasks
+    /// can only share another container's). `None`: the client makes it.
+    async fn create_network(&self, alloc_id: &str) -> Result<Option<NetworkIsolation>, AllocNetworkError> {
+        let _ = alloc_id;
+        Ok(None)
+    }
+
+    /// Removes what [`Driver::create_network`] made.
+    async fn destroy_network(&self, alloc_id: &str) -> Result<(), AllocNetworkError> {
+        let _ = alloc_id;
+        Ok(())
     }
 
     /// Runs a command inside the task's environment and waits for it.

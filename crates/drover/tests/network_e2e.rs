@@ -2,7 +2,9 @@
 //! `network { mode = "bridge" port "http" { to = 8080 } }` listens on 8080
 //! in its allocation's namespace and answers on the host port of the
 //! loopback address, with Nomad's port variables set; `job stop` removes
-//! the namespace. An exec task in `mode = "none"` has only loopback.
+//! the namespace. An exec task in `mode = "none"` has only loopback. A
+//! docker task and a raw_exec task share a `bridge` group's namespace (a
+//! pause container's), and the docker task's port is mapped to the host.
 
 mod common;
 
@@ -140,6 +142,84 @@ job "offline" {
     while netns.exists() {
         assert!(started.elapsed() < DEADLINE, "the namespace outlived the stop");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_and_raw_exec_tasks_share_a_bridge_namespace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+    let hcl = r#"
+job "shared" {
+  group "web" {
+    network {
+      mode = "bridge"
+      port "http" {
+        to = 8080
+      }
+    }
+    task "server" {
+      driver = "docker"
+      config {
+        image   = "drover-test/busybox:latest"
+        command = "httpd"
+        args    = ["-f", "-p", "8080", "-h", "/var/www"]
+        ports   = ["http"]
+      }
+    }
+    task "probe" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "until python3 -c 'import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:8080/\").read().decode())' > $NOMAD_ALLOC_DIR/probe.tmp 2>/dev/null; do sleep 0.1; done; mv $NOMAD_ALLOC_DIR/probe.tmp $NOMAD_ALLOC_DIR/probe; exec sleep 300"]
+      }
+    }
+  }
+}
+"#;
+    let job = jobspec::parse(hcl, "shared.nomad.hcl", &jobspec::ParseOptions::default()).expect("job parses");
+    client.register_job(jobspec::job_to_api(&job)).await.expect("register");
+    let alloc = running_alloc(&client, "shared").await;
+    // The raw_exec task reached the container on the namespace's loopback.
+    let probe = wait_for_file(&dir.path().join("alloc").join(&alloc.id).join("alloc/probe")).await;
+    assert_eq!(probe, "drover test image\n");
+    let full = client.allocation(&alloc.id).await.expect("alloc");
+    let host_port = full.allocated_resources["Shared"]["Ports"][0]["Value"]
+        .as_u64()
+        .expect("host port");
+    let url = format!("http://127.0.0.1:{host_port}/");
+    let started = Instant::now();
+    let body = loop {
+        match reqwest::get(&url).await {
+            Ok(response) if response.status().is_success() => break response.text().await.expect("body"),
+            other => {
+                assert!(started.elapsed() < DEADLINE, "no answer on {url}: {other:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(body, "drover test image\n");
+    let pause = format!("drover-pause-{}", alloc.id);
+    let pause_exists = || {
+        std::process::Command::new("docker")
+            .args(["inspect", &pause])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    assert!(pause_exists());
+    client.stop_job("shared", false).await.expect("stop");
+    let netns = Path::new("/run/netns").join(format!("drover-{}", alloc.id));
+    let started = Instant::now();
+    while netns.exists() || pause_exists() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the namespace or pause container outlived the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     agent.shutdown().await;
 }

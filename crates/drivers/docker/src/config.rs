@@ -20,6 +20,12 @@ pub struct DockerPluginConfig {
     pub volumes_enabled: bool,
     /// Image and container garbage collection.
     pub gc: GcConfig,
+    /// The image of the pause container that holds a `bridge` group's
+    /// network namespace (Nomad's `infra_image`).
+    pub infra_image: String,
+    /// The pause container's command; empty runs the image's own (a
+    /// pause image's entrypoint).
+    pub infra_command: Vec<String>,
 }
 
 /// The plugin's `gc { image, image_delay, container }` options.
@@ -43,6 +49,8 @@ impl Default for DockerPluginConfig {
                 image_delay: Duration::from_secs(180),
                 container: true,
             },
+            infra_image: "registry.k8s.io/pause-amd64:3.3".to_string(),
+            infra_command: Vec::new(),
         }
     }
 }

@@ -30,8 +30,9 @@ use bollard::models::{
 };
 use config::{DockerPluginConfig, DockerTaskConfig, MountConfig, split_image};
 use driver_api::{
-    Capabilities, DestroyTaskError, Driver, ExitResult, RecoverTaskError, SignalTaskError, StartTaskError,
-    StopTaskError, TASK_HANDLE_VERSION, TaskConfig, TaskHandle, TaskStats, TaskStatsError, WaitTaskError, parse_signal,
+    AllocNetworkError, Capabilities, DestroyTaskError, Driver, ExitResult, NetworkIsolation, RecoverTaskError,
+    SignalTaskError, StartTaskError, StopTaskError, TASK_HANDLE_VERSION, TaskConfig, TaskHandle, TaskStats,
+    TaskStatsError, WaitTaskError, parse_signal,
 };
 use futures::StreamExt;
 use logs::LogSinks;
@@ -49,6 +50,8 @@ pub const DRIVER_NAME: &str = "docker";
 pub const LABEL_ALLOC_ID: &str = "io.drover.alloc_id";
 /// Label holding the task name of a Drover container.
 pub const LABEL_TASK: &str = "io.drover.task_name";
+/// Label marking an allocation's pause container.
+pub const LABEL_PAUSE: &str = "io.drover.pause";
 /// Label holding the job ID of a Drover container.
 pub const LABEL_JOB_ID: &str = "io.drover.job_id";
 /// How long the log copy may take to finish after the container exits.
@@ -131,6 +134,11 @@ fn is_not_found(error: &bollard::errors::Error) -> bool {
         error,
         bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
     )
+}
+
+/// The pause container holding an allocation's `bridge` namespace.
+fn pause_name(alloc_id: &str) -> String {
+    format!("drover-pause-{alloc_id}")
 }
 
 fn container_name(config: &TaskConfig) -> String {
@@ -368,6 +376,21 @@ impl DockerDriver {
     /// The container's network mode, published ports and exposed ports.
     fn network(config: &TaskConfig, task_config: &DockerTaskConfig) -> Result<ContainerNetwork, String> {
         let group_mode = config.network.mode();
+        if let Some(join) = &config.network.join {
+            // The group's namespace is the pause container's: join it; its
+            // ports are mapped by the client's DNAT rules.
+            if let Some(mode) = task_config.network_mode.as_deref().filter(|mode| mode != join) {
+                return Err(format!(
+                    "network_mode {mode:?} conflicts with the group's {group_mode:?} network"
+                ));
+            }
+            for label in &task_config.ports {
+                if config.network.port(label).is_none() {
+                    return Err(format!("port {label:?} is not in the group's network block"));
+                }
+            }
+            return Ok((Some(join.clone()), None, Vec::new()));
+        }
         let mode = match (group_mode, task_config.network_mode.as_deref()) {
             ("host", None) => None,
             ("host", Some(mode)) => Some(mode.to_string()),
@@ -920,6 +943,102 @@ impl Driver for DockerDriver {
         self.track(&docker, handle.key(), &state, resume_after.or(Some(0)));
         tracing::debug!(task = %handle.key(), container = %state.container_id, "docker task reattached");
         Ok(())
+    }
+
+    async fn create_network(&self, alloc_id: &str) -> Result<Option<NetworkIsolation>, AllocNetworkError> {
+        let fail = |reason: String| AllocNetworkError {
+            alloc_id: alloc_id.to_string(),
+            reason,
+        };
+        let docker = self.client().await.map_err(|error| fail(error.to_string()))?;
+        let name = pause_name(alloc_id);
+        let existing = match docker.inspect_container(&name, None).await {
+            Ok(inspect) => Some(inspect),
+            Err(error) if is_not_found(&error) => None,
+            Err(error) => return Err(fail(format!("inspect {name}: {error}"))),
+        };
+        let running = existing
+            .as_ref()
+            .and_then(|inspect| inspect.state.as_ref())
+            .and_then(|state| state.running)
+            .unwrap_or(false);
+        if existing.is_none() {
+            let image = DockerTaskConfig {
+                image: self.plugin.infra_image.clone(),
+                ..DockerTaskConfig::default()
+            };
+            let image_id = self
+                .ensure_image(&docker, &image, alloc_id)
+                .await
+                .map_err(|error| fail(format!("infra image: {error}")))?;
+            let body = ContainerCreateBody {
+                image: Some(image_id),
+                cmd: Some(self.plugin.infra_command.clone()).filter(|cmd| !cmd.is_empty()),
+                labels: Some(HashMap::from([
+                    (LABEL_ALLOC_ID.to_string(), alloc_id.to_string()),
+                    (LABEL_PAUSE.to_string(), "true".to_string()),
+                ])),
+                host_config: Some(HostConfig {
+                    network_mode: Some("none".to_string()),
+                    init: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            docker
+                .create_container(
+                    Some(bollard::query_parameters::CreateContainerOptions {
+                        name: Some(name.clone()),
+                        ..Default::default()
+                    }),
+                    body,
+                )
+                .await
+                .map_err(|error| fail(format!("create {name}: {error}")))?;
+        }
+        if !running {
+            docker
+                .start_container(&name, None)
+                .await
+                .map_err(|error| fail(format!("start {name}: {error}")))?;
+        }
+        let inspect = docker
+            .inspect_container(&name, None)
+            .await
+            .map_err(|error| fail(format!("inspect {name}: {error}")))?;
+        let pid = inspect
+            .state
+            .and_then(|state| state.pid)
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|pid| *pid > 0)
+            .ok_or_else(|| fail(format!("{name} has no process")))?;
+        let id = inspect.id.unwrap_or(name);
+        Ok(Some(NetworkIsolation {
+            pid,
+            join: format!("container:{id}"),
+        }))
+    }
+
+    async fn destroy_network(&self, alloc_id: &str) -> Result<(), AllocNetworkError> {
+        let fail = |reason: String| AllocNetworkError {
+            alloc_id: alloc_id.to_string(),
+            reason,
+        };
+        let docker = self.client().await.map_err(|error| fail(error.to_string()))?;
+        match docker
+            .remove_container(
+                &pause_name(alloc_id),
+                Some(bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(error) if is_not_found(&error) => Ok(()),
+            Err(error) => Err(fail(error.to_string())),
+        }
     }
 
     async fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), SignalTaskError> {

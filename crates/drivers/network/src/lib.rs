@@ -267,21 +267,29 @@ impl NetworkManager {
     }
 
     /// Sets up (or finds again) the network of `alloc_id` in `mode`
-    /// (`bridge` or `none`), mapping `ports` from `host_ip`.
+    /// (`bridge` or `none`), mapping `ports` from `host_ip`. With
+    /// `existing_pid`, the namespace is that process's (a driver made it:
+    /// docker's pause container) and is only named, not created.
     pub fn setup(
         &self,
         alloc_id: &str,
         mode: &str,
         ports: &[PortMapping],
         host_ip: &str,
+        existing_pid: Option<u32>,
     ) -> Result<AllocNetwork, SetupNetworkError> {
         let name = netns_name(alloc_id);
         let netns_path = PathBuf::from("/run/netns").join(&name);
-        if !netns_path.exists()
-            && let Err(error) = run("ip", &["netns", "add", &name])
-            && !netns_path.exists()
-        {
-            return Err(error);
+        if !netns_path.exists() {
+            let created = match existing_pid {
+                Some(pid) => run("ip", &["netns", "attach", &name, &pid.to_string()]),
+                None => run("ip", &["netns", "add", &name]),
+            };
+            if let Err(error) = created
+                && !netns_path.exists()
+            {
+                return Err(error);
+            }
         }
         run("ip", &["-n", &name, "link", "set", "lo", "up"])?;
         match mode {

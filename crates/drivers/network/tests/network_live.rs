@@ -57,12 +57,16 @@ fn a_bridge_namespace_answers_on_its_address_and_its_host_port() {
         host_port,
         task_port: 8080,
     }];
-    let network = manager.setup(&alloc_id, "bridge", &ports, "127.0.0.1").expect("setup");
+    let network = manager
+        .setup(&alloc_id, "bridge", &ports, "127.0.0.1", None)
+        .expect("setup");
     assert!(network.netns_path.exists());
     let ip = network.ip.expect("an address");
     // Setting up again (an agent restart) finds the same network.
     assert_eq!(
-        manager.setup(&alloc_id, "bridge", &ports, "127.0.0.1").expect("again"),
+        manager
+            .setup(&alloc_id, "bridge", &ports, "127.0.0.1", None)
+            .expect("again"),
         network
     );
 
@@ -109,7 +113,7 @@ fn mode_none_has_only_loopback() {
     let state = tempfile::tempdir().expect("tempdir");
     let manager = NetworkManager::new(state.path(), BridgeConfig::default());
     let alloc_id = format!("nonetest-{}", std::process::id());
-    let network = manager.setup(&alloc_id, "none", &[], "127.0.0.1").expect("setup");
+    let network = manager.setup(&alloc_id, "none", &[], "127.0.0.1", None).expect("setup");
     assert_eq!(network.ip, None);
     let links = Command::new("ip")
         .args(["-n", &netns_name(&alloc_id), "-o", "link"])
@@ -120,6 +124,6 @@ fn mode_none_has_only_loopback() {
     assert!(text.contains("lo:"));
     manager.teardown(&alloc_id);
     assert!(!network.netns_path.exists());
-    assert!(manager.setup(&alloc_id, "cni/weird", &[], "").is_err());
+    assert!(manager.setup(&alloc_id, "cni/weird", &[], "", None).is_err());
     manager.teardown(&alloc_id);
 }

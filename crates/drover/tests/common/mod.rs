@@ -24,10 +24,13 @@ pub async fn start_agent(data_dir: &Path) -> Agent {
     .expect("agent starts")
 }
 
-/// The docker plugin's defaults, without image garbage collection.
+/// The docker plugin's defaults, without image garbage collection, and
+/// with the busybox test image (no registry here) as the pause image.
 pub fn no_image_gc() -> docker::config::DockerPluginConfig {
     let mut plugin = docker::config::DockerPluginConfig::default();
     plugin.gc.image = false;
+    plugin.infra_image = "drover-test/busybox:latest".to_string();
+    plugin.infra_command = vec!["sleep".to_string(), "2147483647".to_string()];
     plugin
 }
 
