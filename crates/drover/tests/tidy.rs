@@ -55,7 +55,7 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("cgroups", &[][..]),
         ("raw_exec", &["types", "driver-api", "cgroups"][..]),
         ("logmon", &["types", "driver-api"][..]),
-        ("docker", &["types", "driver-api"][..]),
+        ("docker", &["types", "driver-api", "logmon"][..]),
         ("exec", &["types", "driver-api", "raw_exec", "cgroups"][..]),
         ("network", &["driver-api"][..]),
         (

@@ -753,8 +753,15 @@ impl ProcessTasks {
             .ok_or_else(|| TaskStatsError::UnknownTask(handle.key()))?;
         if let Some(cgroup) = &entry.cgroup {
             let stats = cgroup.stats();
+            // The kernel batches a group's memory counters per CPU: a small
+            // task can read 0 there. Its members' own RSS is exact.
+            let rss_bytes = if stats.rss_bytes > 0 {
+                stats.rss_bytes
+            } else {
+                proc_fs::pids_rss(&cgroup.pids())
+            };
             return Ok(TaskStats {
-                rss_bytes: stats.rss_bytes,
+                rss_bytes,
                 cpu_time: stats.cpu_time,
                 pids: stats.pids,
             });
