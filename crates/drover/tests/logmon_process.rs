@@ -2,7 +2,8 @@
 //! Cargo's `CARGO_BIN_EXE_drover`): a collector outlives the handle that
 //! started it (as it outlives a killed agent), the next `ensure` finds it
 //! through its pid file instead of starting another, and stopping it
-//! drains everything and ends the process.
+//! drains everything and ends the process; a collector whose log
+//! directory is removed exits by itself.
 
 use driver_api::LogPaths;
 use logmon::{Collector, Launcher};
@@ -61,4 +62,28 @@ async fn a_collector_process_is_found_again_and_drains_on_stop() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(!dir.path().join(".web.stdout.fifo").exists());
+}
+
+#[tokio::test]
+async fn a_collector_whose_log_directory_is_gone_exits_on_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs_dir = dir.path().join("logs");
+    let logs = LogPaths::for_task(&logs_dir, "web", LogConfig::default());
+    let collector = Collector::ensure(&launcher(), &logs).await.expect("start");
+    let pid = collector_pid(&logs);
+    // The allocation is collected while no agent is there to stop it.
+    drop(collector);
+    std::fs::remove_dir_all(&logs_dir).expect("remove");
+    let started = std::time::Instant::now();
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if state.is_empty() || state.contains(") Z") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the collector lingers"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -131,7 +131,18 @@ pub fn run_process(config_json: &str) -> i32 {
     println!("{READY_LINE}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let _ = stop_signals.wait();
+    // Wait for a stop signal; give up on our own once the log directory
+    // is gone (the allocation was garbage-collected while no agent was
+    // there to stop us).
+    let timeout = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+    loop {
+        // SAFETY: sigtimedwait reads a live signal set and timeout and
+        // writes nothing (null info).
+        let received = unsafe { libc::sigtimedwait(stop_signals.as_ref(), std::ptr::null_mut(), &timeout) };
+        if received > 0 || !config.dir.exists() {
+            break;
+        }
+    }
     stop.store(true, Ordering::SeqCst);
     let mut code = 0;
     for thread in threads {
