@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README states it and CI runs it. It installs
-# what the tests need (cargo-nextest, the python-nomad client) when missing,
+# what the tests need (cargo-nextest, the python-nomad client, the Docker
+# image the driver tests run, built from Debian's busybox-static) when missing,
 # then runs the formatting and lint gates and every test, end-to-end suites
 # included (they use a real agent, real processes and real sockets).
 set -euo pipefail
@@ -14,6 +15,17 @@ if ! python3 -c "import nomad" >/dev/null 2>&1; then
     echo "==> installing python-nomad"
     python3 -m pip install --quiet --disable-pip-version-check python-nomad
 fi
+
+missing=""
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v iptables >/dev/null 2>&1 || missing="$missing iptables"
+if [ -n "$missing" ]; then
+    echo "==> installing$missing (group networking tests)"
+    apt-get update -qq && apt-get install -y -qq $missing >/dev/null
+fi
+
+echo "==> docker test image"
+./scripts/docker-test-image.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -210,6 +210,10 @@ pub struct AllocContext {
     pub host_env: BTreeMap<String, String>,
     /// The cap on every task's kill timeout.
     pub max_kill_timeout: std::time::Duration,
+    /// How log collectors are run.
+    pub log_launcher: logmon::Launcher,
+    /// Sets up group networks (`bridge`, `none`).
+    pub network: network::NetworkManager,
 }
 
 /// The client's grip on one running alloc runner.
@@ -311,19 +315,27 @@ impl AllocLoop {
     }
 }
 
-fn task_spec(
-    context: &AllocContext,
-    alloc: &Allocation,
-    job: &Job,
-    group: &TaskGroup,
-    task: &Task,
-    alloc_dir: &AllocDir,
-) -> Result<TaskRunnerSpec, String> {
+fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, String> {
+    let TaskSetup {
+        context,
+        alloc,
+        job,
+        group,
+        alloc_dir,
+        ..
+    } = *setup;
+    let netns_path = setup.netns_path.clone();
+    let driver_join = setup.driver_join.as_ref();
     let driver = context
         .drivers
         .get(&task.driver)
         .cloned()
         .ok_or_else(|| format!("driver {:?} is not available on this node", task.driver))?;
+    let mut network = crate::env::group_network(&context.node, alloc);
+    network.netns_path = netns_path;
+    network.join = driver_join
+        .filter(|(driver, _)| *driver == task.driver)
+        .map(|(_, join)| join.clone());
     let no_isolation = driver.capabilities().fs_isolation == "none";
     let empty = BTreeMap::new();
     let env = TaskEnv::build(EnvInputs {
@@ -335,6 +347,7 @@ fn task_spec(
         task,
         alloc_dir,
         host_env: if no_isolation { &context.host_env } else { &empty },
+        isolated_fs: !no_isolation,
     });
     let resources = alloc
         .allocated_resources
@@ -360,9 +373,14 @@ fn task_spec(
             alloc_dir: alloc_dir.shared_dir(),
             task_dir: alloc_dir.task_dir(&task.name),
             logs: LogPaths::for_task(alloc_dir.logs_dir(), &task.name, task.log_config.clone()),
+            // Filled in by the task runner once the log collector runs.
+            stdout_path: PathBuf::new(),
+            stderr_path: PathBuf::new(),
             user: task.user.clone(),
+            network,
             resources,
         },
+        log_launcher: context.log_launcher.clone(),
         kill_timeout: task.kill_timeout,
         max_kill_timeout: context.max_kill_timeout,
         kill_signal: task.kill_signal.clone(),
@@ -428,6 +446,65 @@ async fn run_alloc(
         state.fail_all(SETUP_FAILURE, &error.to_string());
         return;
     }
+    let network = crate::env::group_network(&context.node, &alloc);
+    // (driver, how its tasks join) when a driver made the namespace.
+    let mut driver_join: Option<(String, String)> = None;
+    let netns_path = match network.mode() {
+        "host" => None,
+        mode => {
+            let mut setup: Result<Option<u32>, String> = Ok(None);
+            if mode == "bridge" {
+                // A driver whose tasks cannot join a namespace the client
+                // makes (docker) makes it, and the client wires it up.
+                let mut names: Vec<&str> = group.tasks.iter().map(|task| task.driver.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                for name in names {
+                    let Some(driver) = context.drivers.get(name) else {
+                        continue;
+                    };
+                    match driver.create_network(&alloc_id).await {
+                        Ok(Some(isolation)) => {
+                            setup = Ok(Some(isolation.pid));
+                            driver_join = Some((name.to_string(), isolation.join));
+                            break;
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            setup = Err(error.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            let manager = context.network.clone();
+            let mode = mode.to_string();
+            let id = alloc_id.clone();
+            let setup = match setup {
+                Ok(existing_pid) => tokio::task::spawn_blocking(move || {
+                    manager.setup(&id, &mode, &network.ports, &network.host_ip, existing_pid)
+                })
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|result| result.map_err(|error| error.to_string())),
+                Err(error) => Err(error),
+            };
+            match setup {
+                Ok(network) => Some(network.netns_path),
+                Err(error) => {
+                    tracing::warn!(%alloc_id, %error, "allocation network setup failed");
+                    if let Some((name, _)) = &driver_join
+                        && let Some(driver) = context.drivers.get(name)
+                        && let Err(error) = driver.destroy_network(&alloc_id).await
+                    {
+                        tracing::warn!(%alloc_id, %error, "could not remove the driver's network");
+                    }
+                    state.fail_all(SETUP_FAILURE, &format!("failed to set up the group network: {error}"));
+                    return;
+                }
+            }
+        }
+    };
 
     let slots: Vec<TaskSlot> = group
         .tasks
@@ -452,6 +529,8 @@ async fn run_alloc(
         job: &job,
         group: &group,
         alloc_dir: &alloc_dir,
+        netns_path: netns_path.clone(),
+        driver_join: driver_join.clone(),
     };
 
     // Reattach first: tasks with a stored handle, and remember the dead.
@@ -517,6 +596,17 @@ async fn run_alloc(
     state.local.handles.clear();
     state.report(true);
     while tasks.runners.join_next().await.is_some() {}
+    if netns_path.is_some() {
+        let manager = context.network.clone();
+        let id = alloc_id.clone();
+        let _ = tokio::task::spawn_blocking(move || manager.teardown(&id)).await;
+        if let Some((name, _)) = &driver_join
+            && let Some(driver) = context.drivers.get(name)
+            && let Err(error) = driver.destroy_network(&alloc_id).await
+        {
+            tracing::warn!(%alloc_id, %error, "could not remove the driver's network");
+        }
+    }
 }
 
 /// What building a task runner needs from the allocation.
@@ -526,6 +616,10 @@ struct TaskSetup<'a> {
     job: &'a Job,
     group: &'a TaskGroup,
     alloc_dir: &'a AllocDir,
+    /// The allocation's network namespace (`bridge` and `none` modes).
+    netns_path: Option<PathBuf>,
+    /// The driver that made the namespace, and how its tasks join it.
+    driver_join: Option<(String, String)>,
 }
 
 /// The task runners of one allocation.
@@ -543,14 +637,7 @@ impl TaskSet {
     fn spawn(&mut self, setup: &TaskSetup<'_>, name: &str, restored: Option<TaskHandle>, state: &mut AllocLoop) {
         self.spawned.insert(name.to_string());
         let Some(task) = setup.group.task(name) else { return };
-        match task_spec(
-            setup.context,
-            setup.alloc,
-            setup.job,
-            setup.group,
-            task,
-            setup.alloc_dir,
-        ) {
+        match task_spec(setup, task) {
             Ok(spec) => {
                 let (kill_tx, kill_rx) = watch::channel(None);
                 self.kills.insert(name.to_string(), kill_tx);

@@ -72,6 +72,12 @@ pub struct ClientConfig {
     /// The longest any task may take to stop before it is killed, whatever
     /// its `kill_timeout` says (Nomad's `max_kill_timeout`, 30 s).
     pub max_kill_timeout: Duration,
+    /// How tasks' log collectors run: the agent re-executes its own binary
+    /// (`drover logmon`) so logs outlive it; tests without that binary
+    /// collect on threads of their own process.
+    pub log_launcher: logmon::Launcher,
+    /// The host bridge of `bridge` group networks.
+    pub bridge: network::BridgeConfig,
 }
 
 impl ClientConfig {
@@ -118,6 +124,8 @@ impl Default for ClientConfig {
             stop_tasks_on_shutdown: false,
             env_denylist: DEFAULT_ENV_DENYLIST.iter().map(|name| name.to_string()).collect(),
             max_kill_timeout: DEFAULT_MAX_KILL_TIMEOUT,
+            log_launcher: logmon::Launcher::InProcess,
+            bridge: network::BridgeConfig::default(),
         }
     }
 }

@@ -32,6 +32,41 @@ pub struct EnvInputs<'a> {
     /// The agent's environment to pass through (already filtered); empty
     /// for drivers that isolate tasks.
     pub host_env: &'a BTreeMap<String, String>,
+    /// Whether the task sees its directories at `/alloc`, `/local` and
+    /// `/secrets` (drivers with their own root filesystem).
+    pub isolated_fs: bool,
+}
+
+/// The allocation's group network as the drivers get it: the mode, the
+/// host address and every named port with its host and task side. A port
+/// with `to` is reached inside the task on `to` (mapped by the driver or
+/// the bridge), otherwise on its host port. Pure.
+pub fn group_network(node: &Node, alloc: &Allocation) -> driver_api::TaskNetwork {
+    let mut network = driver_api::TaskNetwork {
+        host_ip: node
+            .resources
+            .networks
+            .first()
+            .map_or_else(|| "127.0.0.1".to_string(), |host| host.ip.clone()),
+        ..driver_api::TaskNetwork::default()
+    };
+    for (idx, resource) in alloc.allocated_resources.networks.iter().enumerate() {
+        if idx == 0 {
+            network.mode = resource.mode.clone();
+            if !resource.ip.is_empty() {
+                network.host_ip = resource.ip.clone();
+            }
+        }
+        for port in resource.reserved_ports.iter().chain(resource.dynamic_ports.iter()) {
+            let task_port = u16::try_from(port.to).ok().filter(|to| *to > 0).unwrap_or(port.value);
+            network.ports.push(driver_api::PortMapping {
+                label: port.label.clone(),
+                host_port: port.value,
+                task_port,
+            });
+        }
+    }
+    network
 }
 
 /// A task's environment, plus what `${node.*}`/`${attr.*}`/`${meta.*}`
@@ -62,6 +97,7 @@ impl TaskEnv {
             task,
             alloc_dir,
             host_env,
+            isolated_fs,
         } = inputs;
         let mut node_values = BTreeMap::new();
         node_values.insert("node.unique.id".to_string(), node.id.clone());
@@ -91,12 +127,20 @@ impl TaskEnv {
         set("NOMAD_SHORT_ALLOC_ID", types::short_id(&alloc.id).to_string());
         set("NOMAD_ALLOC_NAME", alloc.name.clone());
         set("NOMAD_ALLOC_INDEX", alloc.index().unwrap_or(0).to_string());
-        set("NOMAD_ALLOC_DIR", alloc_dir.shared_dir().display().to_string());
-        set("NOMAD_TASK_DIR", alloc_dir.local_dir(&task.name).display().to_string());
-        set(
-            "NOMAD_SECRETS_DIR",
-            alloc_dir.secrets_dir(&task.name).display().to_string(),
-        );
+        if isolated_fs {
+            // Drivers with their own root mount the directories where
+            // Nomad does.
+            set("NOMAD_ALLOC_DIR", "/alloc".to_string());
+            set("NOMAD_TASK_DIR", "/local".to_string());
+            set("NOMAD_SECRETS_DIR", "/secrets".to_string());
+        } else {
+            set("NOMAD_ALLOC_DIR", alloc_dir.shared_dir().display().to_string());
+            set("NOMAD_TASK_DIR", alloc_dir.local_dir(&task.name).display().to_string());
+            set(
+                "NOMAD_SECRETS_DIR",
+                alloc_dir.secrets_dir(&task.name).display().to_string(),
+            );
+        }
         set("NOMAD_JOB_ID", job.id.clone());
         set("NOMAD_JOB_NAME", job.name.clone());
         if !job.parent_id.is_empty() {
@@ -127,34 +171,19 @@ impl TaskEnv {
             set("NOMAD_CPU_CORES", list.join(","));
         }
 
-        for network in alloc.allocated_resources.networks.iter() {
-            let ip = if network.ip.is_empty() {
-                node.resources
-                    .networks
-                    .first()
-                    .map_or_else(|| "127.0.0.1".to_string(), |host| host.ip.clone())
-            } else {
-                network.ip.clone()
-            };
-            let bridge = network.mode == "bridge";
-            for port in network.reserved_ports.iter().chain(network.dynamic_ports.iter()) {
-                let label = clean_env_name(&port.label);
-                // Behind a bridge the task listens on `to`; on the host
-                // network it listens on the host port itself.
-                let task_port = if bridge && port.to > 0 {
-                    port.to.to_string()
-                } else {
-                    port.value.to_string()
-                };
-                set(&format!("NOMAD_IP_{label}"), ip.clone());
-                set(&format!("NOMAD_PORT_{label}"), task_port.clone());
-                set(&format!("NOMAD_ADDR_{label}"), format!("{ip}:{task_port}"));
-                set(&format!("NOMAD_HOST_IP_{label}"), ip.clone());
-                set(&format!("NOMAD_HOST_PORT_{label}"), port.value.to_string());
-                set(&format!("NOMAD_HOST_ADDR_{label}"), format!("{ip}:{}", port.value));
-                if bridge && port.to > 0 {
-                    set(&format!("NOMAD_ALLOC_PORT_{label}"), port.to.to_string());
-                }
+        let network = group_network(node, alloc);
+        for port in &network.ports {
+            let label = clean_env_name(&port.label);
+            let ip = &network.host_ip;
+            set(&format!("NOMAD_IP_{label}"), ip.clone());
+            set(&format!("NOMAD_PORT_{label}"), port.task_port.to_string());
+            set(&format!("NOMAD_ADDR_{label}"), format!("{ip}:{}", port.host_port));
+            set(&format!("NOMAD_HOST_IP_{label}"), ip.clone());
+            set(&format!("NOMAD_HOST_PORT_{label}"), port.host_port.to_string());
+            set(&format!("NOMAD_HOST_ADDR_{label}"), format!("{ip}:{}", port.host_port));
+            if network.mode() == "bridge" {
+                set(&format!("NOMAD_ALLOC_PORT_{label}"), port.task_port.to_string());
+                set(&format!("NOMAD_ALLOC_ADDR_{label}"), format!("{ip}:{}", port.task_port));
             }
         }
 
@@ -298,7 +327,58 @@ mod tests {
             task,
             alloc_dir: &alloc_dir,
             host_env,
+            isolated_fs: false,
         })
+    }
+
+    #[test]
+    fn mapped_ports_and_isolated_directories() {
+        let (node, mut alloc, job) = fixture();
+        alloc.allocated_resources.networks[0].mode = "bridge".into();
+        alloc.allocated_resources.networks[0].dynamic_ports.push(Port {
+            label: "db".into(),
+            value: 25000,
+            to: 5432,
+            host_network: String::new(),
+        });
+        let group = TaskGroup {
+            name: "api".into(),
+            ..TaskGroup::default()
+        };
+        let alloc_dir = AllocDir::new(Path::new("/data/alloc"), &alloc.id);
+        let task = server_task();
+        let env = TaskEnv::build(EnvInputs {
+            node: &node,
+            region: "global",
+            alloc: &alloc,
+            job: &job,
+            group: &group,
+            task: &task,
+            alloc_dir: &alloc_dir,
+            host_env: &BTreeMap::new(),
+            isolated_fs: true,
+        });
+        let vars = env.vars();
+        for (name, value) in [
+            ("NOMAD_PORT_db", "5432"),
+            ("NOMAD_HOST_PORT_db", "25000"),
+            ("NOMAD_IP_db", "10.0.0.5"),
+            ("NOMAD_ADDR_db", "10.0.0.5:25000"),
+            ("NOMAD_HOST_ADDR_db", "10.0.0.5:25000"),
+            ("NOMAD_ALLOC_PORT_db", "5432"),
+            ("NOMAD_ALLOC_DIR", "/alloc"),
+            ("NOMAD_TASK_DIR", "/local"),
+            ("NOMAD_SECRETS_DIR", "/secrets"),
+        ] {
+            assert_eq!(vars.get(name).map(String::as_str), Some(value), "{name}");
+        }
+        let network = group_network(&node, &alloc);
+        assert_eq!(network.mode(), "bridge");
+        assert_eq!(
+            network.port("db").map(|port| (port.host_port, port.task_port)),
+            Some((25000, 5432))
+        );
+        assert_eq!(network.port("http-api").map(|port| port.task_port), Some(23456));
     }
 
     fn server_task() -> Task {

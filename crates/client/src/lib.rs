@@ -202,6 +202,8 @@ impl Client {
             updates: updates_tx,
             host_env,
             max_kill_timeout: config.max_kill_timeout,
+            log_launcher: config.log_launcher.clone(),
+            network: network::NetworkManager::new(config.client_dir().join("network"), config.bridge.clone()),
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

@@ -8,6 +8,7 @@
 use crate::clock::unix_nanos;
 use crate::restart::{RestartDecision, RestartTracker, RunOutcome};
 use driver_api::{Driver, ExitResult, TaskConfig, TaskHandle};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -34,6 +35,8 @@ pub struct TaskRunnerSpec {
     pub max_kill_timeout: Duration,
     /// The kill signal (the driver's default, SIGTERM, when empty).
     pub kill_signal: String,
+    /// How the task's log collector runs.
+    pub log_launcher: logmon::Launcher,
 }
 
 /// A task's new state, and its handle while it runs.
@@ -166,7 +169,58 @@ impl Runner {
 
 /// Runs a task until it is dead. `handle` is a handle restored from local
 /// state: the runner reattaches to it instead of starting the task.
+///
+/// The task's log collector is found (after an agent restart) or started
+/// first, and stopped once the task is dead; when the runner is dropped
+/// mid-way (the agent detaching from its tasks) the collector keeps running
+/// with the task.
 pub async fn run_task(
+    mut spec: TaskRunnerSpec,
+    mut initial: TaskState,
+    restored: Option<TaskHandle>,
+    updates: mpsc::UnboundedSender<TaskUpdate>,
+    kill: KillReceiver,
+) -> TaskState {
+    let logs = &spec.driver_config.logs;
+    if spec.driver.capabilities().writes_log_files && !logs.config.disabled {
+        return run_task_with_logs(spec, initial, restored, updates, kill).await;
+    }
+    if logs.config.disabled {
+        spec.driver_config.stdout_path = PathBuf::from("/dev/null");
+        spec.driver_config.stderr_path = PathBuf::from("/dev/null");
+        return run_task_with_logs(spec, initial, restored, updates, kill).await;
+    }
+    match logmon::Collector::ensure(&spec.log_launcher, logs).await {
+        Ok(collector) => {
+            spec.driver_config.stdout_path = collector.stdout_fifo().to_path_buf();
+            spec.driver_config.stderr_path = collector.stderr_fifo().to_path_buf();
+            let state = run_task_with_logs(spec, initial, restored, updates, kill).await;
+            collector.stop().await;
+            state
+        }
+        Err(error) => {
+            tracing::warn!(task = %spec.task_name, %error, "log collector failed to start");
+            let mut failure = event(
+                task_event::DRIVER_FAILURE,
+                format!("failed to start the log collector: {error}"),
+            );
+            failure.driver_error = error.to_string();
+            failure.fails_task = true;
+            initial.events.push(failure);
+            initial.state = TaskStateKind::Dead;
+            initial.failed = true;
+            initial.finished_at = unix_nanos();
+            let _ = updates.send(TaskUpdate {
+                task_name: spec.task_name.clone(),
+                state: initial.clone(),
+                handle: None,
+            });
+            initial
+        }
+    }
+}
+
+async fn run_task_with_logs(
     spec: TaskRunnerSpec,
     initial: TaskState,
     restored: Option<TaskHandle>,

@@ -168,11 +168,20 @@ fn spec(driver: Arc<ScriptedDriver>, job_type: JobType, policy: RestartPolicy) -
         driver_config: TaskConfig {
             alloc_id: "a1".into(),
             task_name: "t".into(),
+            // The scripted driver writes no output: no collector needed.
+            logs: driver_api::LogPaths {
+                config: types::LogConfig {
+                    disabled: true,
+                    ..types::LogConfig::default()
+                },
+                ..driver_api::LogPaths::default()
+            },
             ..TaskConfig::default()
         },
         kill_timeout: Duration::from_secs(7),
         max_kill_timeout: Duration::from_secs(30),
         kill_signal: String::new(),
+        log_launcher: logmon::Launcher::InProcess,
     }
 }
 

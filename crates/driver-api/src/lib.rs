@@ -36,10 +36,18 @@ pub struct TaskConfig {
     pub alloc_dir: PathBuf,
     /// The task's own directory (`<alloc_id>/<task>`); the working directory.
     pub task_dir: PathBuf,
-    /// Where stdout and stderr go.
+    /// The task's log layout and rotation limits.
     pub logs: LogPaths,
+    /// Where the driver sends the task's stdout: the log collector's FIFO
+    /// (see the `logmon` crate), `/dev/null` when logs are disabled. Empty
+    /// means straight into `logs`' first file, unrotated.
+    pub stdout_path: PathBuf,
+    /// Where the driver sends the task's stderr; as `stdout_path`.
+    pub stderr_path: PathBuf,
     /// The user to run as; empty means the agent's own user.
     pub user: String,
+    /// The group's network: its mode and port mappings.
+    pub network: TaskNetwork,
     /// What the task was granted.
     pub resources: AllocatedTaskResources,
 }
@@ -79,6 +87,86 @@ impl LogPaths {
     pub fn stderr_path(&self, index: u32) -> PathBuf {
         self.dir.join(format!("{}.{index}", self.stderr_prefix))
     }
+}
+
+/// The network an allocation's tasks share, as the client prepared it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskNetwork {
+    /// `host` (also when empty), `bridge` or `none`.
+    pub mode: String,
+    /// The host address the ports are published on.
+    pub host_ip: String,
+    /// The allocation's named ports.
+    pub ports: Vec<PortMapping>,
+    /// The allocation's network namespace (`bridge` and `none` modes),
+    /// for drivers that join it.
+    pub netns_path: Option<PathBuf>,
+    /// What the driver that made the namespace joins it by (docker:
+    /// `container:<pause id>`), when a driver made it.
+    pub join: Option<String>,
+}
+
+/// One named port: where it is on the host and inside the task.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortMapping {
+    /// The port's label (`http`).
+    pub label: String,
+    /// The host port.
+    pub host_port: u16,
+    /// The port the task listens on (the `to` of the port block, or the
+    /// host port when none is given).
+    pub task_port: u16,
+}
+
+impl TaskNetwork {
+    /// The mapping of a port label.
+    pub fn port(&self, label: &str) -> Option<&PortMapping> {
+        self.ports.iter().find(|port| port.label == label)
+    }
+
+    /// The mode with its default spelled out.
+    pub fn mode(&self) -> &str {
+        if self.mode.is_empty() { "host" } else { &self.mode }
+    }
+}
+
+impl TaskConfig {
+    /// Where stdout goes: `stdout_path`, or the first log file.
+    pub fn stdout_sink(&self) -> PathBuf {
+        if self.stdout_path.as_os_str().is_empty() {
+            self.logs.stdout_path(0)
+        } else {
+            self.stdout_path.clone()
+        }
+    }
+
+    /// Where stderr goes: `stderr_path`, or the first log file.
+    pub fn stderr_sink(&self) -> PathBuf {
+        if self.stderr_path.as_os_str().is_empty() {
+            self.logs.stderr_path(0)
+        } else {
+            self.stderr_path.clone()
+        }
+    }
+}
+
+/// Opens a task's output sink for writing: a FIFO (whose collector must
+/// already be reading: the open fails with `ENXIO` rather than blocking
+/// forever when none is) or a file, created and appended to. The returned
+/// file is blocking, as a task's stdout must be.
+pub fn open_output(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(file)
 }
 
 /// A driver's record of a started task. Serialisable, so the client can
@@ -133,6 +221,11 @@ pub struct Capabilities {
     pub send_signals: bool,
     /// Whether [`Driver::exec`] works.
     pub exec: bool,
+    /// Whether the driver copies the task's output inside the agent and
+    /// writes the rotated log files itself (docker, from the Engine's log
+    /// API): the client then starts no log collector and leaves
+    /// [`TaskConfig::stdout_path`] empty.
+    pub writes_log_files: bool,
     /// Filesystem isolation: "none", "chroot" or "image".
     pub fs_isolation: String,
 }
@@ -213,6 +306,9 @@ pub enum RecoverTaskError {
     BadHandle { task: String, reason: String },
     #[error("task {task} is no longer running (pid {pid})")]
     Gone { task: String, pid: i32 },
+    /// The task's container (or other non-process unit) is gone.
+    #[error("task {task} cannot be found: {reason}")]
+    NotFound { task: String, reason: String },
 }
 
 /// Why [`Driver::signal`] failed.
@@ -237,6 +333,24 @@ pub enum TaskStatsError {
     Read { task: String, reason: String },
     #[error("driver {0} does not report stats")]
     NotSupported(String),
+}
+
+/// A network namespace a driver made for an allocation (docker: its pause
+/// container's), for the client to wire up and the other tasks to join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkIsolation {
+    /// A process inside the namespace (the pause container's).
+    pub pid: u32,
+    /// What the driver's tasks join (docker: `container:<id>`).
+    pub join: String,
+}
+
+/// Why [`Driver::create_network`] or [`Driver::destroy_network`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error("network of allocation {alloc_id}: {reason}")]
+pub struct AllocNetworkError {
+    pub alloc_id: String,
+    pub reason: String,
 }
 
 /// Why [`Driver::exec`] failed.
@@ -291,6 +405,20 @@ pub trait Driver: Send + Sync + 'static {
     async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
         let _ = handle;
         Err(TaskStatsError::NotSupported(self.name().to_string()))
+    }
+
+    /// Makes (or finds again) the allocation's network namespace, for a
+    /// driver whose tasks cannot join one the client makes (docker tasks
+    /// can only share another container's). `None`: the client makes it.
+    async fn create_network(&self, alloc_id: &str) -> Result<Option<NetworkIsolation>, AllocNetworkError> {
+        let _ = alloc_id;
+        Ok(None)
+    }
+
+    /// Removes what [`Driver::create_network`] made.
+    async fn destroy_network(&self, alloc_id: &str) -> Result<(), AllocNetworkError> {
+        let _ = alloc_id;
+        Ok(())
     }
 
     /// Runs a command inside the task's environment and waits for it.

@@ -1,5 +1,5 @@
-//! The agent: a server (Raft, scheduler workers, RPC), a client (task
-//! drivers), or both in one process, with the HTTP API in front.
+//! The agent: a server (Raft, scheduler workers, RPC), a client (the
+//! raw_exec, exec and docker drivers), or both in one process, with the HTTP API in front.
 //!
 //! `--dev` runs both, as a single-server cluster, with state in a
 //! temporary directory unless one is given. A server-only agent serves the
@@ -79,6 +79,15 @@ pub struct AgentConfig {
     pub dev: bool,
     pub server: Option<ServerSettings>,
     pub client: Option<ClientSettings>,
+    /// The drover binary, re-executed as `drover logmon` to collect task
+    /// logs in processes that outlive the agent. `None` collects on the
+    /// agent's own threads (logs then stop with the agent).
+    pub drover_binary: Option<PathBuf>,
+    /// The docker driver's plugin options.
+    pub docker: docker::config::DockerPluginConfig,
+    /// The address tasks' ports are published on; dev agents use the
+    /// loopback address, as Nomad's do, otherwise it is detected.
+    pub network_ip: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -96,6 +105,9 @@ impl Default for AgentConfig {
             dev: true,
             server: Some(ServerSettings::default()),
             client: Some(ClientSettings::default()),
+            drover_binary: None,
+            docker: docker::config::DockerPluginConfig::default(),
+            network_ip: None,
         }
     }
 }
@@ -125,8 +137,12 @@ impl std::fmt::Debug for Agent {
 }
 
 /// The drivers a client runs, after its allow and deny lists.
-fn drivers(settings: &ClientSettings) -> Vec<Arc<dyn driver_api::Driver>> {
-    let all: Vec<Arc<dyn driver_api::Driver>> = vec![Arc::new(raw_exec::RawExecDriver::new())];
+fn drivers(settings: &ClientSettings, docker: &docker::config::DockerPluginConfig) -> Vec<Arc<dyn driver_api::Driver>> {
+    let all: Vec<Arc<dyn driver_api::Driver>> = vec![
+        Arc::new(raw_exec::RawExecDriver::new()),
+        Arc::new(exec::ExecDriver::default()),
+        Arc::new(docker::DockerDriver::new(docker.clone())),
+    ];
     all.into_iter()
         .filter(|driver| {
             let name = driver.name().to_string();
@@ -239,11 +255,26 @@ impl Agent {
             client_config.reserved = settings.reserved;
             client_config.reserved_ports = settings.reserved_ports.clone();
             client_config.stop_tasks_on_shutdown = config.dev && config.data_dir.is_none();
+            if let Some(binary) = &config.drover_binary {
+                client_config.log_launcher = logmon::Launcher::Process {
+                    program: binary.clone(),
+                    args: vec!["logmon".to_string()],
+                };
+            }
+            client_config.network_ip = match &config.network_ip {
+                Some(ip) => ip.clone(),
+                None if config.dev => "127.0.0.1".to_string(),
+                None => String::new(),
+            };
             alloc_root = Some(client_config.alloc_root());
             let rpc_client = Arc::new(rpc::RpcClient::with_servers(servers, rpc::ClientOptions::default()));
-            let client = client::Client::new(client_config, drivers(settings), Arc::clone(&rpc_client))
-                .await
-                .map_err(|error| anyhow::anyhow!("start client: {error}"))?;
+            let client = client::Client::new(
+                client_config,
+                drivers(settings, &config.docker),
+                Arc::clone(&rpc_client),
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("start client: {error}"))?;
             node_id = Some(client.node().id.clone());
             node_name = client.node().name.clone();
             let mut shutdown_rx = shutdown_rx.clone();

@@ -25,6 +25,12 @@ struct Cli {
 enum TopCommand {
     /// Run an agent: a server, a client, or both (--dev).
     Agent(Box<AgentArgs>),
+    /// A task's log collector, started by the agent (not for people).
+    #[command(hide = true)]
+    Logmon {
+        /// The collector's configuration as JSON.
+        config: String,
+    },
     #[command(flatten)]
     Api(cli::Command),
 }
@@ -148,6 +154,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
+    if let TopCommand::Logmon { config } = &cli.command {
+        // Threads only, no runtime: the collector must stay small.
+        let code = logmon::run_process(config);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -159,6 +170,7 @@ fn main() -> ExitCode {
         match cli.command {
             TopCommand::Agent(args) => run_agent(*args).await,
             TopCommand::Api(command) => cli::run(command, &cli.global).await,
+            TopCommand::Logmon { .. } => Ok(ExitCode::FAILURE),
         }
     });
     match result {
@@ -309,6 +321,10 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
         dev,
         server,
         client,
+        // Log collectors re-execute this binary (`drover logmon`).
+        drover_binary: std::env::current_exe().ok(),
+        docker: docker::config::DockerPluginConfig::default(),
+        network_ip: None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `kill -9` the agent process while a task runs, start it again on the same
 //! data dir: the task keeps running under the same pid with no restart, its
-//! log keeps growing, and the state (jobs, allocations, indexes) is intact
+//! log keeps growing (its collector is a process of its own), and the state (jobs, allocations, indexes) is intact
 //! (DESIGN.md R3, R4).
 
 mod common;
@@ -117,6 +117,20 @@ async fn tasks_survive_a_kill_9_of_the_agent_and_are_reattached() {
         "the task died with the agent"
     );
     let log_at_kill = log_len(dir.path(), &alloc.id);
+    // The output goes through the collector's FIFO, and the collector is a
+    // process of its own that outlived the agent.
+    let logs_dir = dir.path().join("alloc").join(&alloc.id).join("alloc/logs");
+    assert!(logs_dir.join(".tick.stdout.fifo").exists());
+    let collector: i32 = std::fs::read_to_string(logs_dir.join(".tick.logmon"))
+        .expect("collector pid file")
+        .split_whitespace()
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .expect("collector pid");
+    assert!(
+        Path::new(&format!("/proc/{collector}")).exists(),
+        "the collector died with the agent"
+    );
 
     let _agent = spawn_agent(dir.path(), http, rpc);
     wait_ready(&client).await;
@@ -135,7 +149,8 @@ async fn tasks_survive_a_kill_9_of_the_agent_and_are_reattached() {
         jobs_before.iter().map(|j| (&j.id, j.create_index)).collect::<Vec<_>>(),
         jobs_after.iter().map(|j| (&j.id, j.create_index)).collect::<Vec<_>>()
     );
-    // The log keeps growing: the task writes straight to its file.
+    // The log keeps growing: the collector kept copying while the agent
+    // was down, and still does.
     let started = Instant::now();
     while log_len(dir.path(), &alloc.id) <= log_at_kill {
         assert!(started.elapsed() < DEADLINE, "log stopped growing");

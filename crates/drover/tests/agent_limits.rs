@@ -197,6 +197,16 @@ async fn large_logs_stream_with_bounded_memory() {
     let alloc_id = common::running_alloc(&client, "limits").await;
     let size: u64 = 32 << 20;
     let log = agent.data_dir.join(format!("alloc/{alloc_id}/alloc/logs/t.stdout.0"));
+    // The log collector creates the file as it starts.
+    let waited = std::time::Instant::now();
+    while !log.exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "no log file {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .open(&log)

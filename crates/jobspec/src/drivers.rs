@@ -14,9 +14,12 @@ enum Spec {
     Any,
     /// A nested block (or a list of them) with its own known keys.
     Block(&'static [(&'static str, Spec)]),
+    /// An option Nomad has and Drover does not carry out yet: an error
+    /// that says so, rather than a silent drop.
+    NotYet,
 }
 
-use Spec::{Any, Block};
+use Spec::{Any, Block, NotYet};
 
 /// The schema of one driver: its known keys and the ones it requires.
 struct Schema {
@@ -89,10 +92,6 @@ const DOCKER_AUTH: &[(&str, Spec)] = &[
     ("server_address", Any),
 ];
 
-const DOCKER_DEVICE: &[(&str, Spec)] = &[("host_path", Any), ("container_path", Any), ("cgroup_permissions", Any)];
-
-const DOCKER_LOGGING: &[(&str, Spec)] = &[("type", Any), ("driver", Any), ("config", Any)];
-
 const DOCKER_MOUNT: &[(&str, Spec)] = &[
     ("type", Any),
     ("target", Any),
@@ -100,16 +99,11 @@ const DOCKER_MOUNT: &[(&str, Spec)] = &[
     ("readonly", Any),
     ("bind_options", Block(&[("propagation", Any)])),
     ("tmpfs_options", Block(&[("size", Any), ("mode", Any)])),
-    (
-        "volume_options",
-        Block(&[
-            ("no_copy", Any),
-            ("labels", Any),
-            ("driver_config", Block(&[("name", Any), ("options", Any)])),
-        ]),
-    ),
+    ("volume_options", NotYet),
 ];
 
+/// The docker driver's options: exactly what `crates/drivers/docker`
+/// carries out; Nomad's other options are named as not supported yet.
 const DOCKER: Schema = Schema {
     keys: &[
         ("image", Any),
@@ -121,15 +115,8 @@ const DOCKER: Schema = Schema {
         ("auth_soft_fail", Any),
         ("force_pull", Any),
         ("image_pull_timeout", Any),
-        ("load", Any),
-        ("advertise_ipv6_address", Any),
-        ("cap_add", Any),
-        ("cap_drop", Any),
-        ("cgroupns", Any),
         ("cpu_cfs_period", Any),
         ("cpu_hard_limit", Any),
-        ("cpuset_cpus", Any),
-        ("devices", Block(DOCKER_DEVICE)),
         ("dns_options", Any),
         ("dns_search_domains", Any),
         ("dns_servers", Any),
@@ -139,36 +126,43 @@ const DOCKER: Schema = Schema {
         ("hostname", Any),
         ("init", Any),
         ("interactive", Any),
-        ("ipc_mode", Any),
-        ("ipv4_address", Any),
-        ("ipv6_address", Any),
-        ("isolation", Any),
         ("labels", Any),
-        ("logging", Block(DOCKER_LOGGING)),
-        ("mac_address", Any),
         ("memory_hard_limit", Any),
         ("mount", Block(DOCKER_MOUNT)),
         ("mounts", Block(DOCKER_MOUNT)),
-        ("network_aliases", Any),
         ("network_mode", Any),
         ("oom_score_adj", Any),
-        ("pid_mode", Any),
         ("pids_limit", Any),
-        ("port_map", Any),
         ("ports", Any),
         ("privileged", Any),
         ("readonly_rootfs", Any),
-        ("runtime", Any),
         ("security_opt", Any),
         ("shm_size", Any),
-        ("storage_opt", Any),
         ("sysctl", Any),
         ("tty", Any),
-        ("ulimit", Any),
-        ("userns_mode", Any),
-        ("uts_mode", Any),
-        ("volume_driver", Any),
         ("volumes", Any),
+        ("advertise_ipv6_address", NotYet),
+        ("cap_add", NotYet),
+        ("cap_drop", NotYet),
+        ("cgroupns", NotYet),
+        ("cpuset_cpus", NotYet),
+        ("devices", NotYet),
+        ("ipc_mode", NotYet),
+        ("ipv4_address", NotYet),
+        ("ipv6_address", NotYet),
+        ("isolation", NotYet),
+        ("load", NotYet),
+        ("logging", NotYet),
+        ("mac_address", NotYet),
+        ("network_aliases", NotYet),
+        ("pid_mode", NotYet),
+        ("port_map", NotYet),
+        ("runtime", NotYet),
+        ("storage_opt", NotYet),
+        ("ulimit", NotYet),
+        ("userns_mode", NotYet),
+        ("uts_mode", NotYet),
+        ("volume_driver", NotYet),
     ],
     required: &["image"],
 };
@@ -245,6 +239,10 @@ fn check_keys(
                 problems.push((here, message));
             }
             Some((_, Any)) => {}
+            Some((name, NotYet)) => problems.push((
+                here,
+                format!("config option {name:?} of the {driver} driver is not supported by Drover yet"),
+            )),
             Some((name, Block(inner))) => check_block(driver, name, inner, value, &here, problems),
         }
     }
@@ -323,8 +321,7 @@ mod tests {
     fn known_keys_pass_and_unknown_keys_are_named() {
         let ok = json!({"image": "redis:7", "ports": ["db"], "mount": [{"type": "bind", "target": "/x", "bind_options": [{"propagation": "rshared"}]}], "labels": [{"anything": "goes"}]});
         assert!(check_driver_config("docker", &ok).is_empty());
-        let bad =
-            json!({"imag": "redis:7", "mount": [{}, {"tpye": "bind"}], "logging": {"type": "syslog", "options": {}}});
+        let bad = json!({"imag": "redis:7", "mount": [{}, {"tpye": "bind"}], "logging": {"type": "syslog"}});
         let problems = check_driver_config("docker", &bad);
         assert_eq!(
             problems,
@@ -338,8 +335,8 @@ mod tests {
                     "the docker driver has no config option \"imag\"; did you mean \"image\"?".to_string()
                 ),
                 (
-                    "config.logging.options".to_string(),
-                    "the docker driver's logging block has no option \"options\"".to_string()
+                    "config.logging".to_string(),
+                    "config option \"logging\" of the docker driver is not supported by Drover yet".to_string()
                 ),
                 (
                     "config.mount[1].tpye".to_string(),

@@ -1,8 +1,12 @@
 //! The `raw_exec` driver: runs a task's command as a plain process of the
 //! agent's host, with no isolation.
 //!
-//! Each task becomes the leader of its own process group, so stopping it
-//! signals everything it started. stdout and stderr are opened as files in
+//! Each task runs in its own control group (v1 or v2, see the `cgroups`
+//! crate), joined before the command execs, so everything it starts, a
+//! double-forked daemon included, is killed with it; its CPU and memory
+//! use are read from that group, and its memory limit makes the kernel's
+//! OOM killer end it, reported as such. The task also leads its own process
+//! group, which is where the stop signal goes. stdout and stderr are opened as files in
 //! the allocation's log directory and handed straight to the process, so a
 //! task keeps writing its logs while the agent is down. The handle records
 //! the pid and the kernel's start time of the process; after an agent
@@ -11,13 +15,15 @@
 //!
 //! Limits, on purpose for now: no log rotation (the files are owned by the
 //! task, not piped through the agent), and a reattached process's exit code
-//! cannot be known (it is no longer the agent's child).
+//! cannot be known (it is no longer the agent's child). A host without
+//! cgroups runs tasks without them (tracked by process group only).
 
 #![allow(unsafe_code)]
 
 mod proc_fs;
 
 use async_trait::async_trait;
+use cgroups::{Cgroup, Hierarchy, Limits};
 use driver_api::{
     Capabilities, DestroyTaskError, Driver, ExecOutput, ExecTaskError, ExitResult, RecoverTaskError, SignalTaskError,
     StartTaskError, StopTaskError, TASK_HANDLE_VERSION, TaskConfig, TaskHandle, TaskStats, TaskStatsError,
@@ -33,13 +39,17 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-use types::DriverInfo;
+use types::{AllocatedTaskResources, DriverInfo};
 
 /// The driver's name, as job files spell it.
 pub const DRIVER_NAME: &str = "raw_exec";
 
 /// How often a reattached task is checked when the kernel offers no pidfd.
 const RECOVERED_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// The parent of every task's control group.
+const CGROUP_PARENT: &str = "drover";
+/// How long the members of a killed group may take to disappear.
+const CGROUP_DRAIN: Duration = Duration::from_secs(5);
 
 /// The task `config` block raw_exec understands. Unknown keys are errors.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,37 +66,65 @@ struct RawExecTaskConfig {
     /// Environment variable names to leave out of the task's environment.
     #[serde(default)]
     denied_envvars: Vec<String>,
-    // Accepted so Nomad job files load; Drover's raw_exec manages no cgroups.
+    /// A unified group (absolute, or relative to the cgroup mount) to run
+    /// in instead of the task's own one.
     #[serde(default)]
     cgroup_v2_override: Option<String>,
+    /// v1 controller → group path, instead of the task's own groups.
     #[serde(default)]
     cgroup_v1_override: Option<BTreeMap<String, String>>,
 }
 
 /// What a raw_exec handle stores: enough to find the process again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RawExecState {
     pid: i32,
     /// Field 22 of `/proc/<pid>/stat`: clock ticks after boot at which the
     /// process started. A recycled pid has a different value.
     start_time_ticks: u64,
+    /// The task's control group, when the host has cgroups.
+    #[serde(default)]
+    cgroup: Option<Cgroup>,
 }
 
 /// One live (or finished but not destroyed) task.
 struct TaskEntry {
     pid: i32,
+    cgroup: Option<Cgroup>,
     exit: watch::Receiver<Option<ExitResult>>,
 }
 
-/// The raw_exec driver. Cheap to share: wrap it in an `Arc`.
-#[derive(Default)]
-pub struct RawExecDriver {
+/// The table of a process driver's tasks and everything done to them
+/// once started: waiting, stopping (the process group, then the whole
+/// cgroup), destroying, reattaching, signals, stats and exec. Shared by
+/// raw_exec and exec, which differ only in how they build the command.
+pub struct ProcessTasks {
+    /// The driver's name, checked against handles.
+    name: &'static str,
     tasks: Mutex<HashMap<String, Arc<TaskEntry>>>,
+    /// The host's cgroup trees; `None` where none are mounted.
+    cgroups: Option<Hierarchy>,
 }
 
-impl std::fmt::Debug for RawExecDriver {
+impl std::fmt::Debug for ProcessTasks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawExecDriver").finish_non_exhaustive()
+        f.debug_struct("ProcessTasks")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The raw_exec driver. Cheap to share: wrap it in an `Arc`.
+#[derive(Debug)]
+pub struct RawExecDriver {
+    tasks: ProcessTasks,
+}
+
+impl Default for RawExecDriver {
+    fn default() -> Self {
+        RawExecDriver {
+            tasks: ProcessTasks::new(DRIVER_NAME),
+        }
     }
 }
 
@@ -94,6 +132,50 @@ impl RawExecDriver {
     /// A driver with no tasks.
     pub fn new() -> RawExecDriver {
         RawExecDriver::default()
+    }
+}
+
+impl ProcessTasks {
+    /// An empty table for the driver `name`, with the host's cgroups.
+    pub fn new(name: &'static str) -> ProcessTasks {
+        let cgroups = match Hierarchy::detect() {
+            Ok(hierarchy) => Some(hierarchy),
+            Err(error) => {
+                tracing::warn!(%error, driver = name, "no cgroups: tasks are tracked by process group only");
+                None
+            }
+        };
+        ProcessTasks {
+            name,
+            tasks: Mutex::new(HashMap::new()),
+            cgroups,
+        }
+    }
+
+    /// The host's cgroup trees, if any.
+    pub fn cgroups(&self) -> Option<&Hierarchy> {
+        self.cgroups.as_ref()
+    }
+
+    /// A new `<alloc_id>.<task>` group with the task's limits; a group left
+    /// over from an earlier run of the task is emptied first.
+    pub fn create_cgroup(&self, config: &TaskConfig) -> Result<Option<Cgroup>, StartTaskError> {
+        let Some(hierarchy) = &self.cgroups else {
+            return Ok(None);
+        };
+        let task_key = format!("{}/{}", config.alloc_id, config.task_name);
+        let spawn_error = |reason: String| StartTaskError::Spawn {
+            task: task_key.clone(),
+            reason,
+        };
+        let name = format!("{}.{}", config.alloc_id, config.task_name);
+        let cgroup = hierarchy
+            .create(CGROUP_PARENT, &name, &task_limits(&config.resources))
+            .map_err(|error| spawn_error(error.to_string()))?;
+        if !cgroup.is_empty() {
+            cgroup.kill_all().map_err(|error| spawn_error(error.to_string()))?;
+        }
+        Ok(Some(cgroup))
     }
 
     fn entry(&self, key: &str) -> Option<Arc<TaskEntry>> {
@@ -111,8 +193,48 @@ impl RawExecDriver {
     }
 }
 
-fn decode_state(handle: &TaskHandle) -> Result<RawExecState, RecoverTaskError> {
-    if handle.driver != DRIVER_NAME {
+impl RawExecDriver {
+    /// The group the task runs in: the one named by an override, or a new
+    /// `<alloc_id>.<task>` group with the task's limits.
+    fn task_cgroup(
+        &self,
+        config: &TaskConfig,
+        task_config: &RawExecTaskConfig,
+        task_key: &str,
+    ) -> Result<Option<Cgroup>, StartTaskError> {
+        let invalid = |reason: String| StartTaskError::InvalidConfig {
+            task: task_key.to_string(),
+            reason,
+        };
+        let Some(hierarchy) = self.tasks.cgroups() else {
+            if task_config.cgroup_v1_override.is_some() || task_config.cgroup_v2_override.is_some() {
+                return Err(invalid(
+                    "cgroup overrides need cgroups, and this host has none".to_string(),
+                ));
+            }
+            return Ok(None);
+        };
+        let overrides = match (
+            hierarchy.version(),
+            &task_config.cgroup_v1_override,
+            &task_config.cgroup_v2_override,
+        ) {
+            (cgroups::Version::V1, Some(paths), _) => Some(paths.clone()),
+            (cgroups::Version::V2, _, Some(path)) => Some(BTreeMap::from([("unified".to_string(), path.clone())])),
+            _ => None,
+        };
+        if let Some(paths) = overrides {
+            return hierarchy
+                .existing(&paths)
+                .map(Some)
+                .map_err(|error| invalid(error.to_string()));
+        }
+        self.tasks.create_cgroup(config)
+    }
+}
+
+fn decode_state(name: &str, handle: &TaskHandle) -> Result<RawExecState, RecoverTaskError> {
+    if handle.driver != name {
         return Err(RecoverTaskError::WrongDriver {
             task: handle.key(),
             driver: handle.driver.clone(),
@@ -124,15 +246,67 @@ fn decode_state(handle: &TaskHandle) -> Result<RawExecState, RecoverTaskError> {
     })
 }
 
+/// The limits Nomad applies to a task: CPU shares from its MHz, cores as a
+/// cpuset, and memory: `memory_max` is the hard limit when set (with
+/// `memory` as the soft one), otherwise `memory` is.
+pub fn task_limits(resources: &AllocatedTaskResources) -> Limits {
+    let mib = |value: i64| u64::try_from(value).unwrap_or(0).saturating_mul(1 << 20);
+    let (hard, soft) = if resources.memory_max_mb > resources.memory_mb {
+        (mib(resources.memory_max_mb), mib(resources.memory_mb))
+    } else {
+        (mib(resources.memory_mb), 0)
+    };
+    let cores: Vec<String> = resources.reserved_cores.iter().map(u16::to_string).collect();
+    Limits {
+        cpu_shares: u64::try_from(resources.cpu_mhz).unwrap_or(0),
+        cpuset_cpus: cores.join(","),
+        memory_bytes: hard,
+        memory_soft_bytes: soft,
+        pids_max: 0,
+    }
+}
+
+/// Makes `command`'s child enter the network namespace at `path` before
+/// it execs. The returned file must stay open until the child is spawned.
+pub fn join_netns_on_spawn(command: &mut std::process::Command, path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let file = std::fs::File::open(path)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: the hook runs between fork and exec and only calls setns(2)
+    // on a descriptor the returned file keeps open until after the spawn.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(file)
+}
+
+/// Kills what is left in a task's group and waits (bounded) for it to
+/// empty.
+async fn drain_cgroup(cgroup: &Cgroup) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + CGROUP_DRAIN;
+    loop {
+        if cgroup.is_empty() {
+            return Ok(());
+        }
+        cgroup.kill_all().map_err(|error| error.to_string())?;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("processes {:?} survived SIGKILL", cgroup.pids()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn open_log(path: &Path) -> Result<std::fs::File, StartTaskError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|error| StartTaskError::Logs {
-            path: path.to_path_buf(),
-            reason: error.to_string(),
-        })
+    driver_api::open_output(path).map_err(|error| StartTaskError::Logs {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })
 }
 
 /// Resolves the command the way Nomad does for raw_exec: a relative path
@@ -178,7 +352,7 @@ fn signal_group(pid: i32, signal: Signal) -> Result<(), nix::Error> {
 
 /// Waits for a process that is not our child to exit: through a pidfd
 /// (readable once the process has exited), or by polling `/proc`.
-async fn wait_foreign(state: RawExecState) -> ExitResult {
+async fn wait_foreign(state: &RawExecState) -> ExitResult {
     let unknown = || ExitResult {
         exit_code: 0,
         signal: 0,
@@ -250,6 +424,7 @@ impl Driver for RawExecDriver {
         Capabilities {
             send_signals: true,
             exec: true,
+            writes_log_files: false,
             fs_isolation: "none".to_string(),
         }
     }
@@ -271,8 +446,8 @@ impl Driver for RawExecDriver {
             path: config.logs.dir.clone(),
             reason: error.to_string(),
         })?;
-        let stdout = open_log(&config.logs.stdout_path(0))?;
-        let stderr = open_log(&config.logs.stderr_path(0))?;
+        let stdout = open_log(&config.stdout_sink())?;
+        let stderr = open_log(&config.stderr_sink())?;
 
         let work_dir = match &task_config.work_dir {
             Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
@@ -312,9 +487,89 @@ impl Driver for RawExecDriver {
                 command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
             }
         }
-        let mut child = command.spawn().map_err(|error| StartTaskError::Spawn {
+        let cgroup = self.task_cgroup(&config, &task_config, &task_key)?;
+        self.tasks
+            .launch(&config, command, cgroup, task_config.oom_score_adj, true)
+    }
+
+    async fn wait(&self, handle: &TaskHandle) -> Result<ExitResult, WaitTaskError> {
+        self.tasks.wait(handle).await
+    }
+
+    async fn stop(&self, handle: &TaskHandle, timeout: Duration, signal: &str) -> Result<(), StopTaskError> {
+        self.tasks.stop(handle, timeout, signal).await
+    }
+
+    async fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DestroyTaskError> {
+        self.tasks.destroy(handle, force).await
+    }
+
+    async fn recover(&self, handle: &TaskHandle) -> Result<(), RecoverTaskError> {
+        self.tasks.recover(handle).await
+    }
+
+    async fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), SignalTaskError> {
+        self.tasks.signal(handle, signal).await
+    }
+
+    async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
+        self.tasks.stats(handle).await
+    }
+
+    async fn exec(
+        &self,
+        handle: &TaskHandle,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, ExecTaskError> {
+        self.tasks.exec(handle, command, timeout).await
+    }
+}
+
+impl ProcessTasks {
+    /// Spawns a prepared command as the task and starts tracking it. With
+    /// `join`, the child joins `cgroup` before it execs; without, the
+    /// command's own `pre_exec` hook must have done so.
+    pub fn launch(
+        &self,
+        config: &TaskConfig,
+        mut command: tokio::process::Command,
+        cgroup: Option<Cgroup>,
+        oom_score_adj: Option<i32>,
+        join: bool,
+    ) -> Result<TaskHandle, StartTaskError> {
+        let task_key = format!("{}/{}", config.alloc_id, config.task_name);
+        let program = command.as_std().get_program().to_string_lossy().into_owned();
+        let joined = match cgroup.as_ref().filter(|_| join) {
+            Some(cgroup) => {
+                Some(
+                    cgroup
+                        .join_on_spawn(command.as_std_mut())
+                        .map_err(|error| StartTaskError::Spawn {
+                            task: task_key.clone(),
+                            reason: error.to_string(),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let netns = match config.network.netns_path.as_ref().filter(|_| join) {
+            Some(path) => {
+                Some(
+                    join_netns_on_spawn(command.as_std_mut(), path).map_err(|error| StartTaskError::Spawn {
+                        task: task_key.clone(),
+                        reason: format!("open network namespace {}: {error}", path.display()),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let spawned = command.spawn();
+        drop(joined);
+        drop(netns);
+        let mut child = spawned.map_err(|error| StartTaskError::Spawn {
             task: task_key.clone(),
-            reason: format!("{}: {error}", task_config.command),
+            reason: format!("{program}: {error}"),
         })?;
         let pid = child
             .id()
@@ -324,15 +579,16 @@ impl Driver for RawExecDriver {
                 reason: "process exited before its pid was known".to_string(),
             })?;
         let start_time_ticks = proc_fs::start_time(pid).unwrap_or(0);
-        if let Some(adjust) = task_config.oom_score_adj
+        if let Some(adjust) = oom_score_adj
             && let Err(error) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adjust.to_string())
         {
             tracing::warn!(task = %task_key, %error, "could not set oom_score_adj");
         }
 
         let (exit_tx, exit_rx) = watch::channel(None);
+        let waited_cgroup = cgroup.clone();
         tokio::spawn(async move {
-            let result = match child.wait().await {
+            let mut result = match child.wait().await {
                 Ok(status) => exit_from_status(status),
                 Err(error) => ExitResult {
                     exit_code: 0,
@@ -341,20 +597,33 @@ impl Driver for RawExecDriver {
                     err: Some(format!("wait for process {pid}: {error}")),
                 },
             };
+            result.oom_killed = waited_cgroup.is_some_and(|cgroup| cgroup.oom_kills() > 0);
             let _ = exit_tx.send(Some(result));
         });
-        self.insert(task_key, TaskEntry { pid, exit: exit_rx });
+        let state = RawExecState {
+            pid,
+            start_time_ticks,
+            cgroup: cgroup.clone(),
+        };
+        self.insert(
+            task_key,
+            TaskEntry {
+                pid,
+                cgroup,
+                exit: exit_rx,
+            },
+        );
         tracing::debug!(alloc_id = %config.alloc_id, task = %config.task_name, pid, "raw_exec task started");
         Ok(TaskHandle {
             version: TASK_HANDLE_VERSION,
-            driver: DRIVER_NAME.to_string(),
-            alloc_id: config.alloc_id,
-            task_name: config.task_name,
-            state: serde_json::to_value(RawExecState { pid, start_time_ticks }).unwrap_or(serde_json::Value::Null),
+            driver: self.name.to_string(),
+            alloc_id: config.alloc_id.clone(),
+            task_name: config.task_name.clone(),
+            state: serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
         })
     }
 
-    async fn wait(&self, handle: &TaskHandle) -> Result<ExitResult, WaitTaskError> {
+    pub async fn wait(&self, handle: &TaskHandle) -> Result<ExitResult, WaitTaskError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| WaitTaskError::UnknownTask(handle.key()))?;
@@ -366,7 +635,7 @@ impl Driver for RawExecDriver {
         Ok(result.clone().unwrap_or_default())
     }
 
-    async fn stop(&self, handle: &TaskHandle, timeout: Duration, signal: &str) -> Result<(), StopTaskError> {
+    pub async fn stop(&self, handle: &TaskHandle, timeout: Duration, signal: &str) -> Result<(), StopTaskError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| StopTaskError::UnknownTask(handle.key()))?;
@@ -383,11 +652,18 @@ impl Driver for RawExecDriver {
             }
         }
         // Whether the leader went on its own or not, nothing it started may
-        // outlive the stop.
+        // outlive the stop: not its process group, not a daemon that left
+        // the group but not the cgroup.
         signal_group(entry.pid, Signal::SIGKILL).map_err(|error| StopTaskError::Kill {
             task: handle.key(),
             reason: format!("send SIGKILL to process group {}: {error}", entry.pid),
         })?;
+        if let Some(cgroup) = &entry.cgroup {
+            drain_cgroup(cgroup).await.map_err(|reason| StopTaskError::Kill {
+                task: handle.key(),
+                reason,
+            })?;
+        }
         exit.wait_for(Option::is_some).await.map_err(|_| StopTaskError::Kill {
             task: handle.key(),
             reason: "the waiter went away".to_string(),
@@ -395,7 +671,7 @@ impl Driver for RawExecDriver {
         Ok(())
     }
 
-    async fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DestroyTaskError> {
+    pub async fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DestroyTaskError> {
         let Some(entry) = self.entry(&handle.key()) else {
             return Ok(());
         };
@@ -410,6 +686,14 @@ impl Driver for RawExecDriver {
             task: handle.key(),
             reason: format!("kill process group {}: {error}", entry.pid),
         })?;
+        if let Some(cgroup) = &entry.cgroup {
+            let destroy_error = |reason: String| DestroyTaskError::Destroy {
+                task: handle.key(),
+                reason,
+            };
+            drain_cgroup(cgroup).await.map_err(destroy_error)?;
+            cgroup.destroy().map_err(|error| destroy_error(error.to_string()))?;
+        }
         if running {
             let mut exit = entry.exit.clone();
             let _ = exit.wait_for(Option::is_some).await;
@@ -418,8 +702,8 @@ impl Driver for RawExecDriver {
         Ok(())
     }
 
-    async fn recover(&self, handle: &TaskHandle) -> Result<(), RecoverTaskError> {
-        let state = decode_state(handle)?;
+    pub async fn recover(&self, handle: &TaskHandle) -> Result<(), RecoverTaskError> {
+        let state = decode_state(self.name, handle)?;
         if self.entry(&handle.key()).is_some() {
             return Ok(());
         }
@@ -431,22 +715,26 @@ impl Driver for RawExecDriver {
             });
         }
         let (exit_tx, exit_rx) = watch::channel(None);
+        let pid = state.pid;
+        let cgroup = state.cgroup.clone();
         tokio::spawn(async move {
-            let result = wait_foreign(state).await;
+            let mut result = wait_foreign(&state).await;
+            result.oom_killed = state.cgroup.is_some_and(|cgroup| cgroup.oom_kills() > 0);
             let _ = exit_tx.send(Some(result));
         });
         self.insert(
             handle.key(),
             TaskEntry {
-                pid: state.pid,
+                pid,
+                cgroup,
                 exit: exit_rx,
             },
         );
-        tracing::debug!(task = %handle.key(), pid = state.pid, "raw_exec task reattached");
+        tracing::debug!(task = %handle.key(), pid, "raw_exec task reattached");
         Ok(())
     }
 
-    async fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), SignalTaskError> {
+    pub async fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), SignalTaskError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| SignalTaskError::UnknownTask(handle.key()))?;
@@ -459,17 +747,32 @@ impl Driver for RawExecDriver {
         })
     }
 
-    async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
+    pub async fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, TaskStatsError> {
         let entry = self
             .entry(&handle.key())
             .ok_or_else(|| TaskStatsError::UnknownTask(handle.key()))?;
+        if let Some(cgroup) = &entry.cgroup {
+            let stats = cgroup.stats();
+            // The kernel batches a group's memory counters per CPU: a small
+            // task can read 0 there. Its members' own RSS is exact.
+            let rss_bytes = if stats.rss_bytes > 0 {
+                stats.rss_bytes
+            } else {
+                proc_fs::pids_rss(&cgroup.pids())
+            };
+            return Ok(TaskStats {
+                rss_bytes,
+                cpu_time: stats.cpu_time,
+                pids: stats.pids,
+            });
+        }
         proc_fs::group_stats(entry.pid).map_err(|error| TaskStatsError::Read {
             task: handle.key(),
             reason: error.to_string(),
         })
     }
 
-    async fn exec(
+    pub async fn exec(
         &self,
         handle: &TaskHandle,
         command: &[String],

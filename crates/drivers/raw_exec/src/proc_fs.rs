@@ -68,6 +68,16 @@ pub fn group_stats(pgid: i32) -> std::io::Result<TaskStats> {
     Ok(stats)
 }
 
+/// Resident memory summed over `pids` (field 24 of their stat files).
+pub fn pids_rss(pids: &[i32]) -> u64 {
+    let page_size = sysconf_or(nix::unistd::SysconfVar::PAGE_SIZE, 4096);
+    pids.iter()
+        .filter_map(|pid| stat_fields(*pid))
+        .filter_map(|fields| field(&fields, 24).and_then(|text| text.parse::<u64>().ok()))
+        .sum::<u64>()
+        * page_size
+}
+
 fn sysconf_or(variable: nix::unistd::SysconfVar, fallback: u64) -> u64 {
     nix::unistd::sysconf(variable)
         .ok()

@@ -31,7 +31,8 @@ impl Fixture {
         let mut env = BTreeMap::new();
         env.insert("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string());
         TaskConfig {
-            alloc_id: "a1b2c3".to_string(),
+            // Unique per test process: the alloc ID names the task's cgroup.
+            alloc_id: format!("a1b2c3-{}", std::process::id()),
             task_name: "web".to_string(),
             config,
             env,
@@ -313,4 +314,118 @@ async fn fingerprint_reports_the_driver_attribute() {
     let info = driver.fingerprint().await;
     assert!(info.detected && info.healthy);
     assert_eq!(info.attributes.get("driver.raw_exec").map(String::as_str), Some("1"));
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|at| stat[at + 1..].trim_start().starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
+}
+
+fn cgroup_dirs(handle: &TaskHandle) -> Vec<PathBuf> {
+    handle.state["cgroup"]["dirs"]
+        .as_object()
+        .expect("the task has a cgroup")
+        .values()
+        .map(|dir| PathBuf::from(dir.as_str().expect("path")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_double_forked_daemon_dies_with_the_task_and_the_cgroup_goes() {
+    let fixture = Fixture::new();
+    let (fifo, ready) = ready_fifo(&fixture.root);
+    let driver = RawExecDriver::new();
+    // `setsid` takes the daemon out of the task's process group and
+    // session: only the cgroup still holds it.
+    let script = format!(
+        "setsid sh -c 'echo $$ > {}/daemon.pid; exec sleep 300' & \
+         while [ ! -s {}/daemon.pid ]; do sleep 0.01; done; echo ready > {}; exec sleep 300",
+        fixture.root.display(),
+        fixture.root.display(),
+        fifo.display()
+    );
+    let handle = driver.start(fixture.task(shell(&script))).await.expect("start");
+    tokio::time::timeout(PATIENCE, ready)
+        .await
+        .expect("task ready")
+        .expect("join");
+    let daemon: i32 = std::fs::read_to_string(fixture.root.join("daemon.pid"))
+        .expect("daemon pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(alive(daemon));
+    let stats = driver.stats(&handle).await.expect("stats");
+    assert!(stats.pids >= 2, "the cgroup holds the task and its daemon: {stats:?}");
+    assert!(stats.rss_bytes > 0, "{stats:?}");
+
+    driver
+        .stop(&handle, Duration::from_secs(5), "SIGTERM")
+        .await
+        .expect("stop");
+    assert!(!alive(daemon), "the double-forked daemon {daemon} survived the stop");
+    let dirs = cgroup_dirs(&handle);
+    assert!(dirs.iter().all(|dir| dir.exists()));
+    driver.destroy(&handle, true).await.expect("destroy");
+    for dir in dirs {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_left_by_an_exited_task_is_killed_by_destroy() {
+    let fixture = Fixture::new();
+    let driver = RawExecDriver::new();
+    let script = format!(
+        "setsid sh -c 'echo $$ > {}/daemon.pid; exec sleep 300' & \
+         while [ ! -s {}/daemon.pid ]; do sleep 0.01; done",
+        fixture.root.display(),
+        fixture.root.display(),
+    );
+    let handle = driver.start(fixture.task(shell(&script))).await.expect("start");
+    let exit = tokio::time::timeout(PATIENCE, driver.wait(&handle))
+        .await
+        .expect("leader exits")
+        .expect("wait");
+    assert!(exit.successful(), "{exit:?}");
+    let daemon: i32 = std::fs::read_to_string(fixture.root.join("daemon.pid"))
+        .expect("daemon pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(alive(daemon));
+    driver.destroy(&handle, false).await.expect("destroy");
+    assert!(!alive(daemon), "the daemon outlived its task");
+}
+
+#[tokio::test]
+async fn the_memory_limit_oom_kills_and_is_reported() {
+    let fixture = Fixture::new();
+    let driver = RawExecDriver::new();
+    let mut task = fixture.task(shell("exec tail /dev/zero"));
+    task.resources.memory_mb = 32;
+    let handle = driver.start(task).await.expect("start");
+    let exit = tokio::time::timeout(PATIENCE, driver.wait(&handle))
+        .await
+        .expect("killed at the limit")
+        .expect("wait");
+    assert_eq!(exit.signal, 9, "{exit:?}");
+    assert!(exit.oom_killed, "{exit:?}");
+    driver.destroy(&handle, false).await.expect("destroy");
+}
+
+#[tokio::test]
+async fn a_missing_cgroup_override_fails_the_start() {
+    let fixture = Fixture::new();
+    let driver = RawExecDriver::new();
+    let config = serde_json::json!({
+        "command": "/bin/true",
+        "cgroup_v1_override": {"memory": "/no/such/group"},
+        "cgroup_v2_override": "/no/such/group",
+    });
+    let error = driver.start(fixture.task(config)).await.expect_err("refused");
+    assert!(matches!(error, StartTaskError::InvalidConfig { .. }), "{error}");
+    assert!(error.to_string().contains("/no/such/group"), "{error}");
 }

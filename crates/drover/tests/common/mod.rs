@@ -19,10 +19,24 @@ pub async fn start_agent(data_dir: &Path) -> Agent {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: Some(data_dir.to_path_buf()),
+        // Cargo builds the binary for integration tests and names it here.
+        drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
+        // The test image is shared by every test: never collect it.
+        docker: no_image_gc(),
         ..AgentConfig::default()
     })
     .await
     .expect("agent starts")
+}
+
+/// The docker plugin's defaults, without image garbage collection, and
+/// with the busybox test image (no registry here) as the pause image.
+pub fn no_image_gc() -> docker::config::DockerPluginConfig {
+    let mut plugin = docker::config::DockerPluginConfig::default();
+    plugin.gc.image = false;
+    plugin.infra_image = "drover-test/busybox:latest".to_string();
+    plugin.infra_command = vec!["sleep".to_string(), "2147483647".to_string()];
+    plugin
 }
 
 /// The process whose environment carries `NOMAD_ALLOC_ID=<alloc_id>`.

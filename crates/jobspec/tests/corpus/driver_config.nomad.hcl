@@ -30,18 +30,6 @@ job "docker-config" {
             size = 100000
           }
         }
-
-        logging {
-          type = "journald"
-
-          config {
-            tag = "app"
-          }
-        }
-
-        ulimit {
-          nofile = "65536:65536"
-        }
       }
     }
   }

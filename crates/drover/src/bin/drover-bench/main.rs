@@ -4,11 +4,16 @@
 //! * `latency --jobs N`: starts a dev agent (a separate `drover` process),
 //!   submits N raw_exec jobs one after another over HTTP and times submit →
 //!   task running; reports p50/p99 and the agent's idle RSS afterwards.
+//! * `docker --replicas N --network none|bridge|host`: N containers as one
+//!   Drover job against the engine's own create+start floor (see
+//!   `docker.rs`).
 //! * `scheduler --nodes N --jobs J --count C --seed S`: the pure scheduler on
 //!   a synthetic cluster, one core, plans applied in memory.
 //! * `encoding --allocs N --rounds R`: Raft entries (a job registration, a
 //!   plan of N placements, N client updates) in the wire encoding
 //!   (MessagePack) against JSON: bytes, encode and decode time.
+
+mod docker;
 
 use anyhow::{Context, bail};
 use api_client::Client;
@@ -32,6 +37,18 @@ enum Bench {
     Latency {
         #[arg(long, default_value_t = 200)]
         jobs: usize,
+        /// The drover binary to start (default: next to this one).
+        #[arg(long)]
+        drover: Option<PathBuf>,
+    },
+    /// N docker containers: a Drover job against the engine's own floor
+    /// (DESIGN.md P4).
+    Docker {
+        #[arg(long, default_value_t = 100)]
+        replicas: usize,
+        /// The containers' Docker network mode: none, bridge or host.
+        #[arg(long, default_value = "none")]
+        network: String,
         /// The drover binary to start (default: next to this one).
         #[arg(long)]
         drover: Option<PathBuf>,
@@ -61,6 +78,14 @@ fn main() -> anyhow::Result<()> {
         Bench::Latency { jobs, drover } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(latency(jobs, drover))
+        }
+        Bench::Docker {
+            replicas,
+            network,
+            drover,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(docker::run(replicas, &network, drover))
         }
         Bench::Scheduler {
             nodes,
