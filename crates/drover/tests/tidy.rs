@@ -67,6 +67,7 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("http-api", &["types", "api-types", "jobspec", "server", "client"][..]),
         ("api-client", &["api-types"][..]),
         ("cli", &["types", "api-types", "api-client", "jobspec"][..]),
+        ("workload", &["types"][..]),
     ])
 }
 

@@ -29,7 +29,7 @@ mod worker;
 
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
-pub use planner::{VerifiedPlan, verify_plan};
+pub use planner::{VerifiedPlan, plan_command, verify_plan};
 pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
 pub use state::{JobSummary, StateError, StateSnapshot, TaskGroupSummary};
@@ -187,6 +187,19 @@ pub fn now_nanos() -> UnixNanos {
         .unwrap_or(0)
 }
 
+/// Schedules one evaluation against a state snapshot: the scheduler over
+/// the server's view of the store. Workers call this; so does the
+/// scheduler benchmark, so that what it measures is what servers run.
+pub fn plan_evaluation<R: rand::Rng + ?Sized>(
+    snapshot: &StateSnapshot,
+    eval: &Evaluation,
+    now: UnixNanos,
+    ids: &mut dyn FnMut() -> String,
+    rng: &mut R,
+) -> Result<types::Plan, scheduler::ScheduleError> {
+    scheduler::schedule(&view::SnapshotView(snapshot), eval, now, ids, rng)
+}
+
 /// A fresh random ID.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -226,6 +239,20 @@ pub(crate) struct Inner {
     /// its namespace holds no live job, each then writes, and neither may
     /// slip between the other's check and write.
     namespace_lock: tokio::sync::RwLock<()>,
+    /// What this server's plan applier did: plans verified, and plans of
+    /// which some node was rejected (a conflict with a plan committed
+    /// after the worker's snapshot).
+    plans_applied: std::sync::atomic::AtomicU64,
+    plans_rejected: std::sync::atomic::AtomicU64,
+}
+
+/// Counters of a server's plan applier (`Server::plan_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanStats {
+    /// Plans verified by this server while it led.
+    pub applied: u64,
+    /// Of those, plans with at least one rejected node.
+    pub rejected: u64,
 }
 
 /// A running server. Cheap to clone.
@@ -272,6 +299,8 @@ impl Server {
                 shutdown,
                 leader_ready: watch::channel(false).0,
                 namespace_lock: tokio::sync::RwLock::new(()),
+                plans_applied: std::sync::atomic::AtomicU64::new(0),
+                plans_rejected: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         if server.inner.config.bootstrap_expect == 1 && !server.inner.raft.is_initialized().await {
@@ -360,6 +389,15 @@ impl Server {
     /// The Raft voters' RPC addresses.
     pub fn peers(&self) -> Vec<String> {
         self.inner.raft.peers()
+    }
+
+    /// What this server's plan applier has done so far.
+    pub fn plan_stats(&self) -> PlanStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        PlanStats {
+            applied: self.inner.plans_applied.load(Relaxed),
+            rejected: self.inner.plans_rejected.load(Relaxed),
+        }
     }
 
     /// Whether this server leads.

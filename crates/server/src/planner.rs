@@ -8,7 +8,7 @@
 
 use state::StateSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
-use types::{Allocation, ComparableResources, NodeStatus, Plan, PlanResult};
+use types::{Allocation, NodeStatus, Plan, PlanResult};
 
 /// What verification decided.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -42,15 +42,31 @@ fn check_node(state: &StateSnapshot, node_id: &str, plan: &Plan) -> Result<(), S
         // An updated allocation replaces its old self.
         removed.insert(alloc.id.as_str());
     }
-    let mut used = ComparableResources::default();
-    let mut ports: BTreeSet<u16> = node.reserved_ports.iter().copied().collect();
-    let existing = state.allocs_by_node(node_id);
-    for alloc in existing.iter().filter(|alloc| alloc.holds_resources()) {
-        if removed.contains(alloc.id.as_str()) {
-            continue;
+    // The store keeps each node's usage incrementally: start from it and
+    // take out what this plan stops, evicts or replaces, instead of adding
+    // up every allocation on the node.
+    let mut used = state.node_usage(node_id);
+    for id in &removed {
+        if let Some(existing) = state.alloc(id)
+            && existing.node_id == node_id
+            && existing.holds_resources()
+        {
+            used.subtract(&existing.allocated_resources.comparable());
         }
-        used.add(&alloc.allocated_resources.comparable());
-        ports.extend(alloc.allocated_resources.host_ports());
+    }
+    let wants_ports = placements
+        .iter()
+        .any(|alloc| !alloc.is_terminal() && alloc.allocated_resources.host_ports().next().is_some());
+    // Host ports are not in the usage index: only a placement that asks for
+    // ports pays for collecting the node's.
+    let mut ports: BTreeSet<u16> = BTreeSet::new();
+    if wants_ports {
+        ports.extend(node.reserved_ports.iter().copied());
+        for alloc in state.allocs_by_node(node_id) {
+            if alloc.holds_resources() && !removed.contains(alloc.id.as_str()) {
+                ports.extend(alloc.allocated_resources.host_ports());
+            }
+        }
     }
     for alloc in placements {
         if alloc.is_terminal() {
@@ -65,6 +81,32 @@ fn check_node(state: &StateSnapshot, node_id: &str, plan: &Plan) -> Result<(), S
     }
     used.fits_in(&node.allocatable())
         .map_err(|dimension| format!("node {node_id} exhausted on {dimension}"))
+}
+
+/// What the plan applier commits for `plan` against `state`: the command
+/// with everything that still fits (none when nothing does and the plan
+/// carries no evaluation change), and the result for the worker. On a
+/// partial commit the worker plans again, so the evaluation's final status
+/// and follow-ups wait for that later plan.
+pub fn plan_command(state: &StateSnapshot, plan: Plan, now: types::UnixNanos) -> (Option<state::Command>, PlanResult) {
+    let mut verified = verify_plan(state, &plan);
+    verified.result.refresh_index = state.index();
+    let full = verified.result.rejected_nodes.is_empty();
+    let (eval_update, created_evals) = if full {
+        (plan.eval_update, plan.created_evals)
+    } else {
+        (None, Vec::new())
+    };
+    if verified.allocs.is_empty() && eval_update.is_none() && created_evals.is_empty() {
+        return (None, verified.result);
+    }
+    let command = state::Command::PlanApply {
+        allocs: verified.allocs,
+        eval_update,
+        created_evals,
+        now,
+    };
+    (Some(command), verified.result)
 }
 
 /// Checks every node of `plan` against `state`.

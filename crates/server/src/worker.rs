@@ -17,7 +17,6 @@
 //! interleave between plans.
 
 use crate::peer::{PeerCall, PeerReply};
-use crate::view::SnapshotView;
 use crate::{PlanRequest, Server, ServerError, now_nanos, planner};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -26,9 +25,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use types::{EvalStatus, Evaluation, Plan, PlanResult};
 
-/// How many times a worker re-plans after a partial commit before it gives
-/// the evaluation back to the broker.
-const MAX_PLAN_ATTEMPTS: usize = 5;
+/// How many plans in a row may be rejected without committing anything
+/// before a worker gives the evaluation back to the broker. A plan that
+/// commits part of its work resets the count: under contention (best fit
+/// sends concurrent workers to the same fullest nodes) an evaluation keeps
+/// going while it makes progress, instead of failing after a fixed number
+/// of partial commits.
+const MAX_FRUITLESS_PLANS: usize = 5;
+/// A bound on all plans for one evaluation, progressing or not. Every
+/// progressing plan commits at least one placement or stop, and an
+/// evaluation has at most a group's count limit of those; this only
+/// guards against a scheduler bug looping forever.
+const MAX_PLANS: usize = 1_000;
 /// How long one dequeue waits for work before looking at leadership again.
 const DEQUEUE_WAIT: Duration = Duration::from_secs(2);
 
@@ -47,29 +55,15 @@ pub(crate) async fn apply_plan(server: &Server, plan: Plan) -> Result<PlanResult
             leader: server.leader(),
         });
     }
-    let snapshot = server.state();
-    let verified = planner::verify_plan(&snapshot, &plan);
-    let full = verified.result.rejected_nodes.is_empty();
-    // On a partial commit the worker re-plans, and the eval's final status
-    // comes with that later plan.
-    let (eval_update, created_evals) = if full {
-        (plan.eval_update, plan.created_evals)
-    } else {
-        (None, Vec::new())
-    };
-    if verified.allocs.is_empty() && eval_update.is_none() && created_evals.is_empty() {
-        return Ok(verified.result);
+    let (command, mut result) = planner::plan_command(&server.state(), plan, now_nanos());
+    let inner = server.inner();
+    inner.plans_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !result.rejected_nodes.is_empty() {
+        inner.plans_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let mut result = verified.result;
-    let written = server
-        .write_local(Command::PlanApply {
-            allocs: verified.allocs,
-            eval_update,
-            created_evals,
-            now: now_nanos(),
-        })
-        .await?;
-    result.alloc_index = written.index;
+    if let Some(command) = command {
+        result.alloc_index = server.write_local(command).await?.index;
+    }
     Ok(result)
 }
 
@@ -175,9 +169,8 @@ async fn schedule(
 ) -> (Result<Result<Plan, scheduler::ScheduleError>, ServerError>, SmallRng) {
     let seed_after_panic = SmallRng::seed_from_u64(now_nanos() as u64);
     let joined = tokio::task::spawn_blocking(move || {
-        let now = now_nanos();
         let mut ids = crate::new_id;
-        let plan = scheduler::schedule(&SnapshotView(&snapshot), &eval, now, &mut ids, &mut rng);
+        let plan = crate::plan_evaluation(&snapshot, &eval, now_nanos(), &mut ids, &mut rng);
         (plan, rng)
     })
     .await;
@@ -192,7 +185,9 @@ async fn schedule(
 
 async fn process_eval(server: &Server, eval: Evaluation, rng: &mut SmallRng) -> Result<(), ServerError> {
     let mut snapshot = snapshot_at_least(server, eval.modify_index).await;
-    for attempt in 0..MAX_PLAN_ATTEMPTS {
+    let mut fruitless = 0;
+    let mut backoff = rpc::Backoff::random(Duration::from_millis(5), Duration::from_millis(200));
+    for attempt in 0..MAX_PLANS {
         let taken = std::mem::replace(rng, SmallRng::seed_from_u64(0));
         let (plan, returned) = schedule(snapshot.clone(), eval.clone(), taken).await;
         *rng = returned;
@@ -212,11 +207,25 @@ async fn process_eval(server: &Server, eval: Evaluation, rng: &mut SmallRng) -> 
         if result.rejected_nodes.is_empty() {
             return Ok(());
         }
-        tracing::debug!(eval_id = %eval.id, attempt, rejected = ?result.rejected_nodes, "plan partly rejected; re-planning");
-        let at_least = result.alloc_index.max(snapshot.index());
+        let progressed =
+            !(result.node_allocation.is_empty() && result.node_update.is_empty() && result.node_preemptions.is_empty());
+        tracing::debug!(eval_id = %eval.id, attempt, progressed, rejected = ?result.rejected_nodes, "plan partly rejected; re-planning");
+        if progressed {
+            fruitless = 0;
+            backoff.reset();
+        } else {
+            fruitless += 1;
+            if fruitless >= MAX_FRUITLESS_PLANS {
+                return Err(ServerError::Internal(format!(
+                    "{MAX_FRUITLESS_PLANS} plans in a row rejected without progress"
+                )));
+            }
+            // Nothing fitted: the same snapshot race is likely to repeat at
+            // once, so let the other workers' plans land first.
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+        let at_least = result.alloc_index.max(result.refresh_index).max(snapshot.index());
         snapshot = snapshot_at_least(server, at_least).await;
     }
-    Err(ServerError::Internal(format!(
-        "plan rejected {MAX_PLAN_ATTEMPTS} times in a row"
-    )))
+    Err(ServerError::Internal(format!("{MAX_PLANS} plans without finishing")))
 }

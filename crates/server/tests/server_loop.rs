@@ -335,3 +335,66 @@ async fn namespaces_gate_job_registration_and_deletion() {
     assert!(server.state().namespace("prod").is_none());
     server.shutdown().await;
 }
+
+/// Four workers scheduling at once on a cluster that best fit fills node
+/// by node: they plan against the same snapshot, pick the same fullest
+/// nodes, and the plan applier rejects all but one (more than half of the
+/// plans here). Every allocation must still be
+/// placed, with no evaluation failed and no node over-committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_workers_collide_and_still_place_everything() {
+    const NODES: usize = 100;
+    const JOBS: usize = 50;
+    const COUNT: usize = 8;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = ServerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:14648".to_string());
+    config.num_schedulers = 4;
+    config.heartbeat_ttl = Duration::from_secs(60);
+    let server = Server::start(config).await.expect("server starts");
+    let service = Arc::new(RpcService::new(server.clone()));
+    for index in 0..NODES {
+        register(&service, node(&format!("node-{index:02}"))).await;
+    }
+    // Four of these fill a node's 4000 MHz exactly: the cluster holds
+    // exactly JOBS * COUNT of them, so a placement lost to a conflict cannot hide.
+    let mut submissions = tokio::task::JoinSet::new();
+    for index in 0..JOBS {
+        let mut job = job(&format!("job-{index:03}"), JobType::Service, COUNT as u32);
+        job.task_groups[0].tasks[0].resources.cpu = 1000;
+        job.task_groups[0].tasks[0].resources.memory_mb = 64;
+        let server = server.clone();
+        submissions.spawn(async move { server.register_job(job).await.map(drop) });
+    }
+    while let Some(joined) = submissions.join_next().await {
+        joined.expect("submission task").expect("job registered");
+    }
+    wait_state(&server, "every allocation placed", |state| {
+        state.allocs().filter(|alloc| !alloc.is_terminal()).count() == JOBS * COUNT
+    })
+    .await;
+    wait_state(&server, "every evaluation settled", |state| {
+        state
+            .evals()
+            .all(|eval| matches!(eval.status, types::EvalStatus::Complete | types::EvalStatus::Failed))
+    })
+    .await;
+    let state = server.state();
+    let failed: Vec<_> = state
+        .evals()
+        .filter(|eval| eval.status == types::EvalStatus::Failed)
+        .map(|eval| format!("{}: {}", eval.job_id, eval.status_description))
+        .collect();
+    assert!(failed.is_empty(), "failed evaluations: {failed:?}");
+    for node in state.nodes() {
+        let used = state.node_usage(&node.id);
+        assert_eq!(used.cpu_mhz, 4000, "node {} is filled exactly: {used:?}", node.id);
+    }
+    let stats = server.plan_stats();
+    eprintln!("plan applier: {stats:?}");
+    assert!(
+        stats.rejected > 0,
+        "the workers never collided ({stats:?}): the test did not exercise a conflict"
+    );
+    assert!(stats.applied >= JOBS as u64 + stats.rejected, "{stats:?}");
+    server.shutdown().await;
+}

@@ -77,6 +77,11 @@ pub struct PlanResult {
     pub rejected_nodes: Vec<String>,
     /// The Raft index the plan was committed at.
     pub alloc_index: u64,
+    /// The state index the plan applier verified the plan against. A
+    /// worker whose plan was partly rejected re-plans on a snapshot at
+    /// least this new: its own snapshot was older than what conflicted.
+    #[serde(default)]
+    pub refresh_index: u64,
 }
 
 impl PlanResult {

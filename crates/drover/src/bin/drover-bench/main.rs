@@ -7,13 +7,15 @@
 //! * `docker --replicas N --network none|bridge|host`: N containers as one
 //!   Drover job against the engine's own create+start floor (see
 //!   `docker.rs`).
-//! * `scheduler --nodes N --jobs J --count C --seed S`: the pure scheduler on
-//!   a synthetic cluster, one core, plans applied in memory.
+//! * `scheduler --nodes N --jobs J --count C --seed S`: placements per
+//!   second through the server's own scheduling, plan verification and
+//!   state store on one core (see `scheduler.rs`).
 //! * `encoding --allocs N --rounds R`: Raft entries (a job registration, a
 //!   plan of N placements, N client updates) in the wire encoding
 //!   (MessagePack) against JSON: bytes, encode and decode time.
 
 mod docker;
+mod scheduler;
 
 use anyhow::{Context, bail};
 use api_client::Client;
@@ -93,13 +95,21 @@ fn main() -> anyhow::Result<()> {
             count,
             seed,
         } => {
-            let report = scheduler::bench::run(nodes, jobs, count, seed);
+            let report = scheduler::run(nodes, jobs, count, seed);
             let peak = drover::rss::peak_rss_mib(std::process::id()).unwrap_or(0.0);
             println!(
-                "failed={} schedule_seconds={:.3} nodes={nodes} jobs={jobs} count={count} seed={seed}",
-                report.failed, report.schedule_seconds
+                "failed={} schedule_seconds={:.3} verify_seconds={:.3} apply_seconds={:.3} nodes={nodes} jobs={jobs} count={count} seed={seed}",
+                report.failed, report.schedule_seconds, report.verify_seconds, report.apply_seconds
             );
-            println!("{report} peak_rss_mib={peak:.0}");
+            println!(
+                "RESULT placements={} seconds={:.3} placements_per_sec={:.0} fill={:.3} nodes_used={} packing_efficiency={:.3} peak_rss_mib={peak:.0}",
+                report.placements,
+                report.seconds,
+                report.placements as f64 / report.seconds.max(1e-9),
+                report.fill,
+                report.nodes_used,
+                report.packing_efficiency
+            );
             Ok(())
         }
         Bench::Encoding { allocs, rounds } => {
