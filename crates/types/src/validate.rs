@@ -356,6 +356,27 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
             );
         }
     }
+    // Servers do not yet mark a silent client `disconnected` (it goes
+    // straight to down and its allocations are replaced), and clients do
+    // not stop their work when they lose the servers: these settings would
+    // be stored and ignored, so they are refused until that is built.
+    let disconnect_fields = [
+        ("disconnect", group.disconnect.is_some()),
+        ("max_client_disconnect", group.max_client_disconnect.is_some()),
+        ("stop_after_client_disconnect", group.stop_after_client_disconnect.is_some()),
+    ];
+    for (field, set) in disconnect_fields {
+        if set {
+            collector.push(
+                &path,
+                field,
+                format!(
+                    "{field} is not supported by Drover yet: a client that stops heartbeating is marked down \
+                     and its allocations are replaced"
+                ),
+            );
+        }
+    }
     for (idx, constraint) in group.constraints.iter().enumerate() {
         check_constraint(collector, &path, idx, constraint);
     }
@@ -630,6 +651,30 @@ mod tests {
                 "job \"web\" → group \"api\" → task \"server\" → resources.memory: memory must be at least 10 MB, not 1",
             ]
         );
+    }
+
+    /// Nothing in these settings is carried out yet, so each is refused
+    /// with its field rather than stored and ignored.
+    #[test]
+    fn client_disconnect_settings_are_refused_until_built() {
+        let mut job = job();
+        job.task_groups[0].max_client_disconnect = Some(std::time::Duration::from_secs(60));
+        job.task_groups[0].stop_after_client_disconnect = Some(std::time::Duration::from_secs(30));
+        job.task_groups[0].disconnect = Some(crate::DisconnectStrategy {
+            lost_after: Some(std::time::Duration::from_secs(60)),
+            ..crate::DisconnectStrategy::default()
+        });
+        let errors = job.validate().expect_err("refused").0;
+        let paths: Vec<String> = errors.iter().map(|error| error.path_text()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "job \"web\" → group \"api\" → disconnect",
+                "job \"web\" → group \"api\" → max_client_disconnect",
+                "job \"web\" → group \"api\" → stop_after_client_disconnect",
+            ]
+        );
+        assert!(errors[0].message.contains("not supported by Drover yet"), "{}", errors[0].message);
     }
 
     #[test]
