@@ -46,7 +46,8 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
     BTreeMap::from([
         ("types", &[][..]),
         ("jobspec", &["types"][..]),
-        ("scheduler", &["types"][..]),
+        // `workload` only as the optional dependency of the `testing` feature.
+        ("scheduler", &["types", "workload"][..]),
         ("state", &["types"][..]),
         ("rpc", &["types"][..]),
         ("raft", &["types", "state", "rpc"][..]),
@@ -155,5 +156,111 @@ fn every_source_file_opens_with_a_module_doc() {
     assert!(
         undocumented.is_empty(),
         "files without a //! paragraph: {undocumented:#?}"
+    );
+}
+
+/// Test support and benchmark code stays out of what servers and clients
+/// run: the scheduler's in-memory cluster, fixture DSL and benchmark
+/// harness compile only for tests or under its `testing` feature, no normal
+/// dependency turns that feature on, and the benchmark's `workload` crate is
+/// linked only into `drover-bench` (lesson one of the first wave: no path
+/// that only a benchmark or a test reaches).
+#[test]
+fn test_support_stays_out_of_production_builds() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata JSON");
+    let mut problems = Vec::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        let name = package["name"].as_str().expect("name");
+        for dep in package["dependencies"].as_array().expect("dependencies") {
+            if !dep["kind"].is_null() {
+                continue;
+            }
+            let dep_name = dep["name"].as_str().expect("dep name");
+            let features: Vec<&str> = dep["features"]
+                .as_array()
+                .map(|list| list.iter().filter_map(|feature| feature.as_str()).collect())
+                .unwrap_or_default();
+            if features.contains(&"testing") {
+                problems.push(format!(
+                    "{name} enables {dep_name}'s `testing` feature in a normal dependency"
+                ));
+            }
+            if dep_name == "workload" && name != "drover" && dep["optional"].as_bool() != Some(true) {
+                problems.push(format!(
+                    "{name} depends on the benchmark workload outside a `testing` feature"
+                ));
+            }
+        }
+        for (feature, enables) in package["features"].as_object().into_iter().flatten() {
+            let pulls_workload = enables
+                .as_array()
+                .is_some_and(|list| list.iter().any(|item| item.as_str() == Some("dep:workload")));
+            if pulls_workload && feature != "testing" {
+                problems.push(format!("{name}'s feature {feature} pulls in the benchmark workload"));
+            }
+        }
+    }
+    // The gated modules are declared behind the cfg, and no other source
+    // file of a production crate names them outside its own tests.
+    let gate = "#[cfg(any(test, feature = \"testing\"))]";
+    let lib = workspace_root().join("crates/scheduler/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).expect("scheduler lib.rs");
+    let lines: Vec<&str> = text.lines().collect();
+    for (index, line) in lines.iter().enumerate() {
+        let declared = ["mod mem_cluster;", "mod testing;", "mod bench;"]
+            .iter()
+            .any(|module| line.trim_start_matches("pub ").trim() == *module);
+        if declared && (index == 0 || lines[index - 1].trim() != gate) {
+            problems.push(format!(
+                "scheduler/src/lib.rs:{}: {line} is not behind {gate}",
+                index + 1
+            ));
+        }
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(workspace_root().join("crates"))
+        .expect("crates dir")
+        .flatten()
+    {
+        let crate_name = entry.file_name().to_string_lossy().to_string();
+        if crate_name == "workload" {
+            continue;
+        }
+        rust_files(&entry.path(), &mut files);
+    }
+    for file in files {
+        let relative = file
+            .strip_prefix(workspace_root())
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .to_string();
+        let support = ["mem_cluster.rs", "testing.rs", "bench.rs"]
+            .iter()
+            .any(|name| relative == format!("crates/scheduler/src/{name}"));
+        if !relative.contains("/src/") || support || relative.starts_with("crates/drover/src/bin/drover-bench/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("read source");
+        let production = text.split("#[cfg(test)]").next().unwrap_or("");
+        for needle in ["MemCluster", "workload::", "scheduler::bench", "scheduler::testing"] {
+            if production
+                .lines()
+                .any(|line| line.contains(needle) && !line.trim_start().starts_with("//"))
+            {
+                problems.push(format!("{relative} uses {needle} outside its tests"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "test support in production code:\n{}",
+        problems.join("\n")
     );
 }

@@ -33,27 +33,6 @@ pub(crate) struct Ctx<'v, V: ClusterView + ?Sized> {
     pub now: UnixNanos,
     pub seed: u64,
     pub config: SchedulerConfig,
-    /// Stage plain placements as [`CompactPlacement`]s instead of
-    /// building an `Allocation` each (see [`crate::CompactPlan`]).
-    pub compact: bool,
-}
-
-/// A new allocation as the compact placement path records it: everything
-/// else comes from its group's template ([`State::template`]) and the node.
-/// Only evaluations whose placements have no ports, cores, devices or
-/// previous allocation take this form ([`State::enable_compact`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CompactPlacement {
-    pub id: String,
-    /// IDs of the allocations this placement preempts.
-    pub preempted: Vec<String>,
-    /// The node's position in the view's node order (`NodeIndex::nodes`).
-    pub position: u32,
-    pub group: u32,
-    /// The allocation name's index (`job.group[index]`).
-    pub index: u32,
-    /// nodes evaluated, filtered, in pool, exhausted.
-    pub metrics: [u64; 4],
 }
 
 /// Resources in the four dimensions the scheduler fits.
@@ -540,10 +519,6 @@ pub(crate) struct State<'v, 'c, V: ClusterView + ?Sized> {
     /// New allocations by local node, moved into the plan by
     /// [`State::flush_into`] (one plan lookup per node, not per placement).
     staged: FxHashMap<u32, Vec<Allocation>>,
-    /// Placements staged in compact form (only with `Ctx::compact`), in
-    /// placement order.
-    pub compact_staged: Vec<CompactPlacement>,
-    compact_eval: bool,
     /// Bumped whenever a node's usage changes other than by a placement of
     /// the running group (stops, undone stops, preemptions).
     usage_epoch: u64,
@@ -911,8 +886,6 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             deployment_id: String::new(),
             pack,
             staged: FxHashMap::default(),
-            compact_staged: Vec::new(),
-            compact_eval: false,
             usage_epoch: 0,
         };
         for alloc in job_allocs {
@@ -1875,77 +1848,6 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
         self.ensure_group_counts(group);
         self.group_counts[group][slot as usize] += 1;
         self.after_place(run, slot);
-    }
-
-    /// Turns compact staging on for this evaluation when `Ctx::compact` is
-    /// set and every request is a plain new allocation (no previous
-    /// allocation, no fixed node) of a group without ports, networks, cores
-    /// or devices, so that the group's template plus ID, name, node, metric
-    /// and preempted IDs is the whole allocation. All or nothing per
-    /// evaluation, so the per-node order of the plan's allocations stays the
-    /// placement order.
-    pub(crate) fn enable_compact(&mut self, requests: &[PlaceRequest<'v>], new_groups: &[usize]) {
-        if !self.ctx.compact {
-            return;
-        }
-        for request in requests {
-            if request.previous.is_some() || request.node.is_some() || self.specs[request.group].needs_detail {
-                return;
-            }
-        }
-        if new_groups.iter().any(|group| self.specs[*group].needs_detail) {
-            return;
-        }
-        for group in 0..self.specs.len() {
-            let plain = self.template(group).allocated_resources.networks.is_empty()
-                && self.job.task_groups[group]
-                    .tasks
-                    .iter()
-                    .all(|task| task.resources.cores == 0);
-            let placed = requests.iter().any(|request| request.group == group) || new_groups.contains(&group);
-            if !plain && placed {
-                return;
-            }
-        }
-        self.compact_eval = true;
-    }
-
-    /// Whether placements are staged compactly ([`State::enable_compact`]).
-    pub(crate) fn compact_eval(&self) -> bool {
-        self.compact_eval
-    }
-
-    /// [`State::place`] for a placement that [`State::can_stage_compact`]
-    /// accepted: charges the node and records the placement compactly.
-    pub(crate) fn place_compact(
-        &mut self,
-        run: &mut GroupRun,
-        slot: u32,
-        request: &PlaceRequest<'v>,
-        alloc_id: String,
-        preempted: Vec<String>,
-    ) {
-        let group = request.group;
-        self.compact_staged.push(CompactPlacement {
-            id: alloc_id,
-            preempted,
-            position: self.nodes[slot as usize].position,
-            group: group as u32,
-            index: request.index,
-            metrics: [
-                run.metrics.evaluated,
-                run.metrics.filtered_by_reason.iter().sum(),
-                self.nodes.len() as u64,
-                run.metrics.exhausted.iter().sum(),
-            ],
-        });
-        self.charge(run, group, slot);
-    }
-
-    /// The per-group allocation templates built so far (compact mode hands
-    /// them to the store with the compact placements).
-    pub(crate) fn take_templates(&mut self) -> Vec<Option<Allocation>> {
-        std::mem::take(&mut self.templates)
     }
 
     /// Holds a new allocation on `slot` for the plan.

@@ -83,7 +83,6 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
     ctx: &Ctx<'_, V>,
     job: Option<&Job>,
     ids: &mut dyn FnMut() -> String,
-    mut compact: Option<&mut crate::CompactParts>,
 ) -> Result<Plan, ScheduleError> {
     let eval = ctx.eval;
     let mut plan = new_plan(eval, job);
@@ -129,7 +128,6 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
             state.free_alloc(stop.alloc);
         }
         let new_groups: Vec<usize> = reconciled.new_places.iter().map(|new| new.group).collect();
-        state.enable_compact(&reconciled.places, &new_groups);
         let rank = |request: &PlaceRequest| match request.kind {
             PlaceKind::Lost | PlaceKind::Migrate | PlaceKind::Reschedule { .. } => 0,
             PlaceKind::Canary => 1,
@@ -192,10 +190,6 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
         state.save_verdicts();
         preemption_evals(ctx, &state, ids, &mut plan);
         state.flush_into(&mut plan);
-        if let Some(parts) = compact.as_mut() {
-            parts.placements = std::mem::take(&mut state.compact_staged);
-            parts.templates = state.take_templates();
-        }
     }
 
     let reblock = !failed.is_empty() && eval.status == EvalStatus::Blocked;
@@ -271,10 +265,6 @@ pub(crate) fn place_one<'v, V: ClusterView + ?Sized>(
             None => return fail(state, run, request, frees_previous, previous_slot),
         },
     };
-    if state.compact_eval() {
-        state.place_compact(run, slot, request, alloc_id, preempted);
-        return true;
-    }
     let alloc = state.place(run, slot, request, alloc_id, preempted);
     if let Some(previous) = request.previous {
         match request.kind {

@@ -16,13 +16,19 @@
 mod constraint;
 mod engine;
 mod generic;
+#[cfg(any(test, feature = "testing"))]
 mod mem_cluster;
 mod reconcile;
 mod reschedule;
 mod system;
 mod util;
 
+// Test support (an in-memory cluster, the fixture DSL, the benchmark's
+// workload on it): compiled for tests and under the `testing` feature,
+// which only dev-dependencies enable (the tidy test checks it).
+#[cfg(any(test, feature = "testing"))]
 pub mod bench;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::collections::BTreeSet;
@@ -31,8 +37,8 @@ use types::{Allocation, ComparableResources, Evaluation, Job, JobType, Node, Pla
 
 /// A read-only snapshot of the cluster as the scheduler needs it.
 ///
-/// The server implements it over an MVCC state snapshot; [`testing::MemCluster`]
-/// implements it in memory for tests and the benchmark. Methods with a default
+/// The server implements it over an MVCC state snapshot; the test-only
+/// `testing::MemCluster` implements it in memory. Methods with a default
 /// body are optional: implement them when the store keeps a cheaper index.
 /// Every method must answer from the same snapshot.
 pub trait ClusterView {
@@ -405,96 +411,6 @@ pub fn schedule<R: rand::Rng + ?Sized>(
     ids: &mut dyn FnMut() -> String,
     rng: &mut R,
 ) -> Result<Plan, ScheduleError> {
-    schedule_inner(view, eval, now, ids, rng, None)
-}
-
-/// The parts of a compact plan besides the [`Plan`] itself.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CompactParts {
-    /// Plain new allocations, in placement order.
-    pub placements: Vec<engine::CompactPlacement>,
-    /// Per task group of the job: the allocation template the placements
-    /// of that group share (ID, name, node and metric left empty).
-    pub templates: Vec<Option<Allocation>>,
-}
-
-/// A plan whose plain new allocations are kept compact (no `Allocation`
-/// built per placement); [`testing::MemCluster::apply_compact`] stores them
-/// without materialising them. [`CompactPlan::into_plan`] gives exactly the
-/// [`Plan`] that [`schedule`] returns for the same inputs.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CompactPlan {
-    /// Everything but the compact placements.
-    pub plan: Plan,
-    pub parts: CompactParts,
-}
-
-impl CompactPlan {
-    /// The full allocation of one compact placement on `node`.
-    pub(crate) fn expand(&self, placement: &engine::CompactPlacement, node: &Node) -> Option<Allocation> {
-        let template = self.parts.templates.get(placement.group as usize)?.as_ref()?;
-        let mut alloc = template.clone();
-        alloc.id = placement.id.clone();
-        alloc.name = engine::alloc_name(&alloc.job_id, &alloc.task_group, placement.index);
-        alloc.node_id = node.id.clone();
-        alloc.node_name = node.name.clone();
-        alloc.preempted_allocations = placement.preempted.clone();
-        alloc.metrics = Some(types::AllocMetric {
-            nodes_evaluated: placement.metrics[0],
-            nodes_filtered: placement.metrics[1],
-            nodes_in_pool: placement.metrics[2],
-            nodes_exhausted: placement.metrics[3],
-            ..types::AllocMetric::default()
-        });
-        Some(alloc)
-    }
-
-    /// The full plan: compact placements become allocations in
-    /// `node_allocation`, after what the plan already holds for their node,
-    /// in placement order. `nodes` is the view's node order.
-    pub(crate) fn into_plan(self, nodes: &[Node]) -> Plan {
-        let mut full = Vec::with_capacity(self.parts.placements.len());
-        for placement in &self.parts.placements {
-            if let Some(node) = nodes.get(placement.position as usize)
-                && let Some(alloc) = self.expand(placement, node)
-            {
-                full.push(alloc);
-            }
-        }
-        let mut plan = self.plan;
-        for alloc in full {
-            plan.node_allocation
-                .entry(alloc.node_id.clone())
-                .or_default()
-                .push(alloc);
-        }
-        plan
-    }
-}
-
-/// [`schedule`], keeping plain new allocations compact (service and batch
-/// jobs; system jobs get a full plan). Placements refer to nodes by their
-/// position in the view's node order ([`testing::MemCluster::node_list`]).
-pub(crate) fn schedule_compact<R: rand::Rng + ?Sized>(
-    view: &(impl ClusterView + ?Sized),
-    eval: &Evaluation,
-    now: UnixNanos,
-    ids: &mut dyn FnMut() -> String,
-    rng: &mut R,
-) -> Result<CompactPlan, ScheduleError> {
-    let mut parts = CompactParts::default();
-    let plan = schedule_inner(view, eval, now, ids, rng, Some(&mut parts))?;
-    Ok(CompactPlan { plan, parts })
-}
-
-fn schedule_inner<R: rand::Rng + ?Sized>(
-    view: &(impl ClusterView + ?Sized),
-    eval: &Evaluation,
-    now: UnixNanos,
-    ids: &mut dyn FnMut() -> String,
-    rng: &mut R,
-    compact: Option<&mut CompactParts>,
-) -> Result<Plan, ScheduleError> {
     if eval.job_id.is_empty() {
         return Err(ScheduleError::MissingJobId {
             eval_id: eval.id.clone(),
@@ -512,10 +428,9 @@ fn schedule_inner<R: rand::Rng + ?Sized>(
         now,
         seed,
         config: view.scheduler_config(),
-        compact: compact.is_some() && matches!(job_type, JobType::Service | JobType::Batch),
     };
     match job_type {
-        JobType::Service | JobType::Batch => generic::schedule(&ctx, job, ids, compact),
+        JobType::Service | JobType::Batch => generic::schedule(&ctx, job, ids),
         JobType::System | JobType::Sysbatch => system::schedule(&ctx, job, ids),
     }
 }

@@ -205,21 +205,6 @@ impl IdIndex {
         self.probe(Self::fold(key)).ok()
     }
 
-    /// Reads the first slot each key's probe will touch, all at once: the
-    /// reads are independent, so their cache misses overlap, and the
-    /// probes that follow (one per placement) find their lines in cache
-    /// instead of missing one after another.
-    fn warm(&self, keys: impl Iterator<Item = u64>) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let mut sum = 0u64;
-        for key in keys {
-            sum = sum.wrapping_add(self.slots[self.start(Self::fold(key))]);
-        }
-        std::hint::black_box(sum);
-    }
-
     /// The index stored under `key`, or `None` once `index` is stored
     /// under it: one probe for both.
     fn get_or_insert(&mut self, key: u64, index: u32) -> Option<u32> {
@@ -636,8 +621,6 @@ impl StoredTasks {
 }
 
 // The interner's field numbers (its last-value shortcut is per field).
-const S_NODE: usize = 2;
-const S_NODE_NAME: usize = 3;
 const S_DESIRED_DESCRIPTION: usize = 6;
 const S_PREEMPTED_BY: usize = 12;
 // preempted_by_allocation's position in `Extra::strs`.
@@ -815,10 +798,6 @@ impl StoredAlloc {
     /// The ID's bits (meaningful when [`StoredAlloc::text_id`] is `None`).
     fn id_bits(&self) -> u128 {
         u128::from(self.id[0]) << 64 | u128::from(self.id[1])
-    }
-
-    fn set_id_bits(&mut self, bits: u128) {
-        self.id = [(bits >> 64) as u64, bits as u64];
     }
 
     fn id_string(&self) -> String {
@@ -1245,198 +1224,6 @@ impl MemCluster {
         outcome
     }
 
-    /// Applies a compact plan ([`crate::schedule_compact`]) with the same
-    /// verification and the same result as [`MemCluster::apply_plan_owned`]
-    /// on [`crate::CompactPlan::into_plan`], without building an
-    /// `Allocation` per placement: each group's template is compacted once
-    /// and each placement only adds its ID, name, node and metric. Plans
-    /// whose compact nodes also get other changes, `all_at_once` plans and
-    /// plans with other new allocations take the full path.
-    pub(crate) fn apply_compact(&mut self, compact: crate::CompactPlan) -> ApplyOutcome {
-        let placements = &compact.parts.placements;
-        let plain = !placements.is_empty()
-            && !compact.plan.all_at_once
-            && compact.plan.node_allocation.is_empty()
-            && placements
-                .iter()
-                .all(|placement| (placement.position as usize) < self.nodes.len())
-            && compact.plan.node_update.iter().all(|(node_id, stops)| {
-                let untouched = self
-                    .node_index
-                    .get(node_id)
-                    .is_none_or(|slot| placements.iter().all(|placement| placement.position as usize != *slot));
-                untouched && stops.iter().all(|stop| self.find_alloc(&stop.id).is_some())
-            })
-            && compact
-                .plan
-                .node_preemptions
-                .values()
-                .all(|stops| stops.iter().all(|stop| self.find_alloc(&stop.id).is_some()))
-            && compact.plan.node_preemptions.keys().all(|node_id| {
-                self.node_index
-                    .get(node_id)
-                    .is_none_or(|slot| placements.iter().all(|placement| placement.position as usize != *slot))
-            });
-        if !plain {
-            let plan = compact.into_plan(&self.nodes);
-            return self.apply_plan_owned(plan);
-        }
-        let crate::CompactPlan { plan, parts } = compact;
-        // Everything but the compact placements (stops, preemptions on other
-        // nodes, evaluations) goes through the ordinary path first; the
-        // ordinary path commits nodes in node-ID order, and nothing it does
-        // touches the nodes placed on here.
-        let mut outcome = self.apply(&plan, Some(BTreeMap::new()));
-        // Per group: the template, compacted once, and what one allocation
-        // holds. What each placement sets for itself (ID, name, metric,
-        // preemptions) is cleared from the template, so that a plain
-        // placement's value has no boxed part to clone.
-        let templates: Vec<Option<(StoredAlloc, ComparableResources)>> = parts
-            .templates
-            .into_iter()
-            .map(|template| {
-                template.map(|template| {
-                    let mut stored = StoredAlloc::compact(template, &mut self.strings, &mut self.shapes);
-                    stored.has_counts = false;
-                    if let Some(extra) = stored.extra.as_deref_mut() {
-                        extra.id = None;
-                        extra.name = None;
-                        extra.metric = None;
-                        extra.preempted_allocations = Vec::new();
-                    }
-                    if stored.extra.as_deref().is_some_and(Extra::is_empty) {
-                        stored.extra = None;
-                    }
-                    let held = *self.shapes.held(stored.shape);
-                    (stored, held)
-                })
-            })
-            .collect();
-        let mut placements = parts.placements;
-        // Each ID parsed once, for both the fit check and the insert.
-        let bits: Vec<Option<u128>> = placements.iter().map(|placement| parse_uuid(&placement.id)).collect();
-        self.alloc_index.warm(
-            placements
-                .iter()
-                .zip(&bits)
-                .map(|(placement, bits)| id_key(&placement.id, *bits)),
-        );
-        // Placements by node (node-ID order, as the full path commits
-        // them), in placement order within a node.
-        let mut order: Vec<u32> = (0..placements.len() as u32).collect();
-        order.sort_by_key(|at| (placements[*at as usize].position, *at));
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        let mut start = 0;
-        while start < order.len() {
-            let position = placements[order[start] as usize].position;
-            let end = start
-                + order[start..]
-                    .iter()
-                    .take_while(|at| placements[**at as usize].position == position)
-                    .count();
-            runs.push((start, end));
-            start = end;
-        }
-        let ranks = self.node_ranks.get_or_insert_with(|| {
-            let mut by_id: Vec<u32> = (0..self.nodes.len() as u32).collect();
-            by_id.sort_by(|a, b| self.nodes[*a as usize].id.cmp(&self.nodes[*b as usize].id));
-            let mut ranks = vec![0; by_id.len()];
-            for (rank, position) in by_id.into_iter().enumerate() {
-                ranks[position as usize] = rank as u32;
-            }
-            ranks
-        });
-        // Node IDs are unique, so their ranks order the runs exactly as the
-        // IDs do, without a string comparison per step.
-        runs.sort_by_key(|run| ranks[placements[order[run.0] as usize].position as usize]);
-        let mut rejected: Vec<String> = Vec::new();
-        for (start, end) in runs {
-            let slot = placements[order[start] as usize].position as usize;
-            // The applier's fit check: current usage, minus what the
-            // placements replace on this node, plus what they hold.
-            let mut used = self.usage[slot];
-            let mut known = true;
-            for at in &order[start..end] {
-                match templates
-                    .get(placements[*at as usize].group as usize)
-                    .and_then(Option::as_ref)
-                {
-                    Some((_, held)) => used.add(held),
-                    None => known = false,
-                }
-            }
-            let capacity = self.nodes[slot].allocatable();
-            let mut fits = known && used.fits_in(&capacity).is_ok();
-            // While no stored allocation holds negative resources, what the
-            // placements replace can only lower `used`: if the run fits
-            // without it, it fits with it, and the ID index is not probed
-            // here (the insert below is then the one probe per placement).
-            if known && (!fits || self.negative_resources) {
-                let node_key = match self.node_strs[slot] {
-                    Some((node_id, _)) => Some(node_id),
-                    None => self.strings.find(&self.nodes[slot].id),
-                };
-                for at in &order[start..end] {
-                    let placement = &placements[*at as usize];
-                    if let Some(index) = self.find_parsed(&placement.id, bits[*at as usize]) {
-                        let existing = &self.allocs[index];
-                        if self.holds(existing) && Some(existing.node) == node_key {
-                            used.subtract(&self.held(existing));
-                        }
-                    }
-                }
-                fits = used.fits_in(&capacity).is_ok();
-            }
-            if !fits {
-                rejected.push(self.nodes[slot].id.clone());
-                continue;
-            }
-            let (node_id, node_name) = match self.node_strs[slot] {
-                Some(strs) => strs,
-                None => {
-                    let strs = (
-                        self.strings.intern(S_NODE, &self.nodes[slot].id),
-                        self.strings.intern(S_NODE_NAME, &self.nodes[slot].name),
-                    );
-                    self.node_strs[slot] = Some(strs);
-                    strs
-                }
-            };
-            for at in &order[start..end] {
-                let placement = &mut placements[*at as usize];
-                let Some((template, _)) = templates.get(placement.group as usize).and_then(Option::as_ref) else {
-                    continue;
-                };
-                let bits = bits[*at as usize];
-                outcome.placed += 1;
-                let existing = self.claim_id(
-                    id_key(&placement.id, bits),
-                    |existing| existing.has_id(&placement.id, bits),
-                    || placement.id.clone(),
-                );
-                match existing {
-                    Some(existing) => {
-                        let mut stored = template.clone();
-                        fill_placement(&mut stored, placement, bits, node_id, node_name);
-                        self.replace_stored(existing, stored);
-                    }
-                    None => {
-                        // Built where it is stored: the template copied
-                        // into the store, then the placement's own fields.
-                        let index = self.allocs.push(template.clone());
-                        fill_placement(&mut self.allocs[index], placement, bits, node_id, node_name);
-                        self.index_new(index, Some(slot));
-                    }
-                }
-            }
-        }
-        if !rejected.is_empty() {
-            outcome.rejected_nodes.extend(rejected);
-            outcome.rejected_nodes.sort();
-        }
-        outcome
-    }
-
     fn apply_stop(&mut self, stopped: &Allocation) {
         let Some(index) = self.find_alloc(&stopped.id) else {
             self.upsert_alloc(stopped.clone());
@@ -1537,52 +1324,6 @@ fn is_negative(resources: &ComparableResources) -> bool {
     resources.cpu_mhz < 0 || resources.memory_mb < 0 || resources.disk_mb < 0 || resources.cores < 0
 }
 
-/// Sets what a compact placement adds to its group's template (see
-/// `CompactPlan::expand`): node, ID, name, preemptions and metric.
-fn fill_placement(
-    stored: &mut StoredAlloc,
-    placement: &mut crate::engine::CompactPlacement,
-    bits: Option<u128>,
-    node_id: u32,
-    node_name: u32,
-) {
-    stored.node = node_id;
-    stored.node_name = node_name;
-    // Named `alloc_name(job, group, index)` from the template's job and
-    // group: kept as the index.
-    stored.name_index = placement.index;
-    match bits {
-        Some(bits) => stored.set_id_bits(bits),
-        None => stored.extra_mut().id = Some(std::mem::take(&mut placement.id).into_boxed_str()),
-    }
-    if !placement.preempted.is_empty() {
-        stored.extra_mut().preempted_allocations = std::mem::take(&mut placement.preempted);
-    }
-    // Four counters, the rest default; checked without building an
-    // `AllocMetric`, whose drop (seven empty collections) is not free.
-    let [evaluated, filtered, in_pool, exhausted] = placement.metrics;
-    match (
-        u32::try_from(evaluated),
-        u32::try_from(filtered),
-        u32::try_from(in_pool),
-        u32::try_from(exhausted),
-    ) {
-        (Ok(evaluated), Ok(filtered), Ok(in_pool), Ok(exhausted)) => {
-            stored.counts = [evaluated, filtered, in_pool, exhausted, 0];
-            stored.has_counts = true;
-        }
-        _ => {
-            stored.extra_mut().metric = Some(AllocMetric {
-                nodes_evaluated: evaluated,
-                nodes_filtered: filtered,
-                nodes_in_pool: in_pool,
-                nodes_exhausted: exhausted,
-                ..AllocMetric::default()
-            });
-        }
-    }
-}
-
 impl ClusterView for MemCluster {
     fn nodes(&self) -> Box<dyn Iterator<Item = &Node> + '_> {
         Box::new(self.nodes.iter())
@@ -1650,7 +1391,6 @@ impl ClusterView for MemCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::same_cluster;
     use types::{NodeStatus, Port};
 
     #[test]
@@ -2038,126 +1778,12 @@ mod tests {
         assert_eq!(cluster.alloc(&uuid_text(3 << 64 | 3)), None);
     }
 
-    /// A compact plan placing `ids` (CPU 500 each) on the only node.
-    fn compact_plan(ids: &[&str]) -> crate::CompactPlan {
-        let mut template = plain_alloc("", 0);
-        template.name = String::new();
-        template.node_id = String::new();
-        template.node_name = String::new();
-        template.metrics = None;
-        crate::CompactPlan {
-            plan: Plan::default(),
-            parts: crate::CompactParts {
-                placements: ids
-                    .iter()
-                    .enumerate()
-                    .map(|(index, id)| crate::engine::CompactPlacement {
-                        id: (*id).to_string(),
-                        preempted: Vec::new(),
-                        position: 0,
-                        group: 0,
-                        index: index as u32,
-                        metrics: [1, 0, 1, 0],
-                    })
-                    .collect(),
-                templates: vec![Some(template)],
-            },
-        }
-    }
-
-    /// `apply_compact` against `apply_plan_owned` of the same plan.
-    fn same_as_full_path(cluster: &MemCluster, ids: &[&str]) -> ApplyOutcome {
-        let mut full = cluster.clone();
-        let mut compact = cluster.clone();
-        let plan = compact_plan(ids).into_plan(full.node_list());
-        let full_outcome = full.apply_plan_owned(plan);
-        let compact_outcome = compact.apply_compact(compact_plan(ids));
-        assert_eq!(compact_outcome, full_outcome);
-        same_cluster(&full, &compact).expect("same store");
-        compact_outcome
-    }
-
-    /// One task, "main", holding `cpu_mhz` and nothing else.
-    fn one_task(cpu_mhz: i64) -> types::TaskResources {
-        types::TaskResources::from([(
-            "main".to_string(),
-            AllocatedTaskResources {
-                cpu_mhz,
-                ..AllocatedTaskResources::default()
-            },
-        )])
-    }
-
-    #[test]
-    fn compact_fit_check_counts_replaced_allocations() {
-        let replaced = types::uuid_from_bits(1);
-        let other = types::uuid_from_bits(2);
-        let mut cluster = cluster_with_node();
-        let mut node = cluster.node_list()[0].clone();
-        node.resources.cpu_mhz = 1000;
-        cluster.upsert_node(node);
-        let mut existing = plain_alloc(&replaced, 0);
-        existing.allocated_resources.tasks = one_task(900);
-        cluster.upsert_alloc(existing.clone());
-        // 900 + 500 does not fit; replacing the 900 does.
-        assert_eq!(same_as_full_path(&cluster, &[&replaced]).placed, 1);
-        assert_eq!(
-            same_as_full_path(&cluster, &[&other]).rejected_nodes,
-            vec!["n1".to_string()]
-        );
-        // A replaced allocation holding negative CPU raises the usage: the
-        // run fits without counting it and must not with it.
-        let mut negative = cluster_with_node();
-        let mut node = negative.node_list()[0].clone();
-        node.resources.cpu_mhz = 1000;
-        negative.upsert_node(node);
-        existing.allocated_resources.tasks = one_task(-600);
-        negative.upsert_alloc(existing);
-        let mut filler = plain_alloc(&other, 1);
-        filler.allocated_resources.tasks = one_task(1000);
-        negative.upsert_alloc(filler);
-        assert_eq!(negative.usage_of("n1").cpu_mhz, 400);
-        let outcome = same_as_full_path(&negative, &[&replaced]);
-        assert_eq!(outcome.rejected_nodes, vec!["n1".to_string()]);
-        assert_eq!(same_as_full_path(&negative, &["not-a-uuid", "0123"]).placed, 0);
-        let placed = same_as_full_path(&cluster_with_node(), &["not-a-uuid", "a1", &replaced, "a1"]).placed;
-        assert_eq!(placed, 4);
-    }
-
-    #[test]
-    fn compact_placements_follow_a_renamed_node() {
-        let mut full = cluster_with_node();
-        let mut compact = full.clone();
-        let first = types::uuid_from_bits(1);
-        let second = types::uuid_from_bits(2);
-        let mut renamed = full.node_list()[0].clone();
-        renamed.name = "node-renamed".into();
-        for (step, id) in [&first, &second].into_iter().enumerate() {
-            let plan = compact_plan(&[id]).into_plan(full.node_list());
-            assert_eq!(compact.apply_compact(compact_plan(&[id])), full.apply_plan_owned(plan));
-            if step == 0 {
-                full.upsert_node(renamed.clone());
-                compact.upsert_node(renamed.clone());
-            }
-        }
-        same_cluster(&full, &compact).expect("same store");
-        assert_eq!(
-            compact.alloc(&second).map(|alloc| alloc.node_name.as_str()),
-            Some("node-renamed")
-        );
-        assert_eq!(
-            compact.alloc(&first).map(|alloc| alloc.node_name.as_str()),
-            Some("node-1")
-        );
-    }
-
     #[test]
     fn id_index_matches_a_hash_map() {
         let mut index = IdIndex::default();
         let mut model: HashMap<u64, u32> = HashMap::new();
         assert_eq!(index.get(7), None);
         // Warming only reads, on an empty table too.
-        index.warm([7, 8].into_iter());
         assert_eq!((index.get(7), index.len), (None, 0));
         // Small keys (neighbouring probe starts), random ones, and repeats.
         let keys: Vec<u64> = (0..3000u64)
@@ -2177,7 +1803,6 @@ mod tests {
         }
         assert_eq!(index.len, model.len());
         let before = index.slots.clone();
-        index.warm(keys.iter().copied().chain([u64::MAX, 0]));
         assert_eq!(index.slots, before, "warming changes nothing");
         for (key, value) in &model {
             assert_eq!(index.get(*key), Some(*value));

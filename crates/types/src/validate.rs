@@ -363,7 +363,10 @@ fn validate_group(collector: &mut Collector, job: &Job, group: &TaskGroup, job_p
     let disconnect_fields = [
         ("disconnect", group.disconnect.is_some()),
         ("max_client_disconnect", group.max_client_disconnect.is_some()),
-        ("stop_after_client_disconnect", group.stop_after_client_disconnect.is_some()),
+        (
+            "stop_after_client_disconnect",
+            group.stop_after_client_disconnect.is_some(),
+        ),
     ];
     for (field, set) in disconnect_fields {
         if set {
@@ -674,7 +677,11 @@ mod tests {
                 "job \"web\" → group \"api\" → stop_after_client_disconnect",
             ]
         );
-        assert!(errors[0].message.contains("not supported by Drover yet"), "{}", errors[0].message);
+        assert!(
+            errors[0].message.contains("not supported by Drover yet"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
