@@ -25,7 +25,8 @@ pub fn build_cluster(count: usize, seed: u64) -> MemCluster {
 
 /// Service jobs filling about `target_fill` of the cluster.
 pub fn build_jobs(cluster: &MemCluster, jobs: usize, count: u32, seed: u64, target_fill: f64) -> Vec<Job> {
-    workload::jobs(cluster.node_list(), jobs, count, seed, target_fill)
+    let nodes: Vec<types::Node> = cluster.node_list().iter().map(|node| (**node).clone()).collect();
+    workload::jobs(&nodes, jobs, count, seed, target_fill)
 }
 
 /// `jobs` service jobs of `count` allocations over `nodes` nodes, each
@@ -75,5 +76,11 @@ pub fn run(nodes: usize, jobs: usize, count: u32, seed: u64) -> BenchReport {
 
 /// (fill, nodes used, packing efficiency) of a cluster's live allocations.
 pub fn packing(cluster: &MemCluster) -> (f64, u64, f64) {
-    workload::packing(cluster.node_list().iter().zip(cluster.usage_list().iter().copied()))
+    workload::packing(
+        cluster
+            .node_list()
+            .iter()
+            .map(|node| &**node)
+            .zip(cluster.usage_list().iter().copied()),
+    )
 }

@@ -113,42 +113,16 @@ pub trait ClusterView {
     }
 }
 
-/// What the scheduler needs to know about one node without touching the
-/// `Node` itself. Part of [`NodeIndex`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NodeEntry {
-    /// The node's computed class as a small integer: two nodes have the same
-    /// value exactly when their `computed_class` strings are equal. Values
-    /// are below [`NodeIndex::class_count`].
-    pub class: u32,
-    /// `Node::is_schedulable`.
-    pub schedulable: bool,
-    /// `Node::allocatable`.
-    pub capacity: ComparableResources,
-    /// The node's MHz per core (`cpu_mhz / cores`, 0 without cores).
-    pub mhz_per_core: i64,
-}
-
-impl NodeEntry {
-    /// The entry of a node as the index must keep it; `class` is the
-    /// store's interned ID of `node.computed_class`.
-    pub fn of(node: &Node, class: u32) -> NodeEntry {
-        let cores = node.resources.cores;
-        NodeEntry {
-            class,
-            schedulable: node.is_schedulable(),
-            capacity: node.allocatable(),
-            mhz_per_core: if cores > 0 { node.resources.cpu_mhz / cores } else { 0 },
-        }
-    }
-}
+/// One row of a store's node index, and the per-class verdict memo a store
+/// keeps beside it: both are kept by the store, so they live in `types`.
+pub use types::{NodeEntry, VerdictCache};
 
 /// A column-wise view of every node, returned by [`ClusterView::node_index`].
 /// All three slices have the same length and the same order as
 /// [`ClusterView::nodes`].
 #[derive(Debug, Clone, Copy)]
 pub struct NodeIndex<'a> {
-    pub(crate) nodes: &'a [Node],
+    pub(crate) nodes: &'a [std::sync::Arc<Node>],
     pub(crate) entries: &'a [NodeEntry],
     /// Resources held on each node by allocations that hold resources.
     pub(crate) used: &'a [ComparableResources],
@@ -158,55 +132,6 @@ pub struct NodeIndex<'a> {
     pub(crate) verdicts: Option<&'a VerdictCache>,
 }
 
-/// Feasibility verdicts per `NodeEntry::class`, memoised across
-/// evaluations by a store that offers [`NodeIndex`]: for a job's
-/// datacenters and pool, and for a group's drivers and class-cacheable
-/// constraints, what every computed class answered so far. A verdict only
-/// depends on what `computed_class` hashes, so it stays valid while the
-/// class numbering does; the store clears the cache when a node changes.
-/// Purely a memo: a plan is the same with or without it.
-#[derive(Debug, Default)]
-pub struct VerdictCache {
-    map: std::sync::Mutex<util::FxHashMap<String, Vec<u16>>>,
-}
-
-impl Clone for VerdictCache {
-    /// A clone starts empty (it is only a memo).
-    fn clone(&self) -> Self {
-        VerdictCache::default()
-    }
-}
-
-impl VerdictCache {
-    /// Forgets every verdict.
-    pub fn clear(&mut self) {
-        if let Ok(map) = self.map.get_mut() {
-            map.clear();
-        }
-    }
-
-    /// The verdicts stored under `key`, at least `classes` long (0 = unknown).
-    pub(crate) fn load(&self, key: &str, classes: usize) -> Vec<u16> {
-        let mut verdicts = self
-            .map
-            .lock()
-            .ok()
-            .and_then(|map| map.get(key).cloned())
-            .unwrap_or_default();
-        if verdicts.len() < classes {
-            verdicts.resize(classes, 0);
-        }
-        verdicts
-    }
-
-    /// Stores the verdicts under `key`.
-    pub(crate) fn store(&self, key: String, verdicts: Vec<u16>) {
-        if let Ok(mut map) = self.map.lock() {
-            map.insert(key, verdicts);
-        }
-    }
-}
-
 impl<'a> NodeIndex<'a> {
     /// Checks that the slices line up; `None` when they do not (the
     /// scheduler then falls back to the per-node path). Class values are
@@ -214,7 +139,7 @@ impl<'a> NodeIndex<'a> {
     /// evaluation): an entry whose class is not below `class_count` is
     /// treated as a node without a computed class, checked on its own.
     pub fn new(
-        nodes: &'a [Node],
+        nodes: &'a [std::sync::Arc<Node>],
         entries: &'a [NodeEntry],
         used: &'a [ComparableResources],
         class_count: u32,

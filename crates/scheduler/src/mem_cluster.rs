@@ -856,7 +856,7 @@ impl StoredAlloc {
 /// per-node usage kept incrementally.
 #[derive(Debug, Clone, Default)]
 pub struct MemCluster {
-    nodes: Vec<Node>,
+    nodes: Vec<std::sync::Arc<Node>>,
     node_index: FxHashMap<String, usize>,
     node_entries: Vec<NodeEntry>,
     class_ids: FxHashMap<String, u32>,
@@ -923,14 +923,14 @@ impl MemCluster {
         self.verdicts.clear();
         match self.node_index.get(&node.id) {
             Some(&index) => {
-                self.nodes[index] = node;
+                self.nodes[index] = std::sync::Arc::new(node);
                 self.node_entries[index] = entry;
                 self.node_strs[index] = None;
             }
             None => {
                 self.node_ranks = None;
                 self.node_index.insert(node.id.clone(), self.nodes.len());
-                self.nodes.push(node);
+                self.nodes.push(std::sync::Arc::new(node));
                 self.node_entries.push(entry);
                 self.usage.push(ComparableResources::default());
                 self.node_strs.push(None);
@@ -1133,7 +1133,7 @@ impl MemCluster {
     }
 
     /// Every node, in insertion order.
-    pub fn node_list(&self) -> &[Node] {
+    pub fn node_list(&self) -> &[std::sync::Arc<Node>] {
         &self.nodes
     }
 
@@ -1326,15 +1326,15 @@ fn is_negative(resources: &ComparableResources) -> bool {
 
 impl ClusterView for MemCluster {
     fn nodes(&self) -> Box<dyn Iterator<Item = &Node> + '_> {
-        Box::new(self.nodes.iter())
+        Box::new(self.nodes.iter().map(|node| &**node))
     }
 
     fn nodes_with_usage(&self) -> Box<dyn Iterator<Item = (&Node, ComparableResources)> + '_> {
-        Box::new(self.nodes.iter().zip(self.usage.iter().copied()))
+        Box::new(self.nodes.iter().map(|node| &**node).zip(self.usage.iter().copied()))
     }
 
     fn node(&self, id: &str) -> Option<&Node> {
-        self.node_index.get(id).map(|index| &self.nodes[*index])
+        self.node_index.get(id).map(|index| &*self.nodes[*index])
     }
 
     fn job(&self, namespace: &str, id: &str) -> Option<&Job> {

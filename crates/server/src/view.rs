@@ -9,12 +9,34 @@ use types::{Allocation, ComparableResources, Job, Node};
 pub(crate) struct SnapshotView<'a>(pub(crate) &'a StateSnapshot);
 
 impl ClusterView for SnapshotView<'_> {
+    /// In the node index's row order, as the trait asks.
     fn nodes(&self) -> Box<dyn Iterator<Item = &Node> + '_> {
-        Box::new(self.0.nodes().map(|node| &**node))
+        Box::new(self.0.node_columns().nodes().iter().map(|node| &**node))
     }
 
     fn nodes_with_usage(&self) -> Box<dyn Iterator<Item = (&Node, ComparableResources)> + '_> {
-        Box::new(self.0.nodes().map(|node| (&**node, self.0.node_usage(&node.id))))
+        let columns = self.0.node_columns();
+        Box::new(
+            columns
+                .nodes()
+                .iter()
+                .map(|node| &**node)
+                .zip(columns.used().iter().copied()),
+        )
+    }
+
+    /// The store keeps the index with every apply: the per-evaluation pass
+    /// reads its columns, and class verdicts carry across evaluations until
+    /// a node changes.
+    fn node_index(&self) -> Option<scheduler::NodeIndex<'_>> {
+        let columns = self.0.node_columns();
+        scheduler::NodeIndex::new(
+            columns.nodes(),
+            columns.entries(),
+            columns.used(),
+            columns.class_count(),
+        )
+        .map(|index| index.with_verdicts(columns.verdicts()))
     }
 
     fn node(&self, id: &str) -> Option<&Node> {

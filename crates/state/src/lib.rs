@@ -11,5 +11,6 @@ mod store;
 
 pub use command::{Command, CommandResult};
 pub use store::{
-    JOB_TRACKED_VERSIONS, JobSummary, StateError, StateSnapshot, TASK_EVENTS_KEPT, TableIndexes, TaskGroupSummary,
+    JOB_TRACKED_VERSIONS, JobSummary, NodeColumns, StateError, StateSnapshot, TASK_EVENTS_KEPT, TableIndexes,
+    TaskGroupSummary,
 };

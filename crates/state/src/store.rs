@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{
     AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, DEFAULT_NAMESPACE, EvalStatus, Evaluation,
-    Index, Job, JobStatus, JobType, Namespace, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
+    Index, Job, JobStatus, JobType, Namespace, Node, NodeEntry, NodeStatus, SchedulerConfiguration, UnixNanos,
+    VerdictCache,
 };
 
 /// How many versions of a job are kept (Nomad's `JobTrackedVersions`).
@@ -92,6 +93,117 @@ pub struct StateSnapshot {
     /// Namespaces written by operators. `default` is not stored until it
     /// is changed; reads synthesise it ([`Namespace::builtin_default`]).
     namespaces: OrdMap<String, Arc<Namespace>>,
+    /// The scheduler's column-wise node index, kept with every node and
+    /// usage change (derived: rebuilt on load, not persisted).
+    columns: NodeColumns,
+}
+
+/// Every node as the scheduler's per-evaluation pass reads it: the nodes,
+/// their [`NodeEntry`] rows and their usage as three parallel columns, in
+/// the order nodes were first stored (a node keeps its row while it
+/// exists; a removed node's row is filled by the last one). Cloning is
+/// O(1): each column is shared until a write copies it, and usage (which
+/// every plan changes) is a column apart from the nodes (which change
+/// rarely). Computed classes are interned to small integers that are never
+/// renumbered, so per-class verdicts stay valid; the verdict memo still
+/// starts afresh whenever a node changes.
+#[derive(Debug, Clone, Default)]
+pub struct NodeColumns {
+    nodes: Arc<Vec<Arc<Node>>>,
+    entries: Arc<Vec<NodeEntry>>,
+    used: Arc<Vec<ComparableResources>>,
+    position: OrdMap<String, u32>,
+    class_ids: OrdMap<String, u32>,
+    verdicts: Arc<VerdictCache>,
+}
+
+impl PartialEq for NodeColumns {
+    /// Derived data: two states are equal when their nodes and usage are,
+    /// which `StateSnapshot`'s own fields compare, whatever the row order.
+    fn eq(&self, _: &NodeColumns) -> bool {
+        true
+    }
+}
+
+impl NodeColumns {
+    /// Every node, in row order.
+    pub fn nodes(&self) -> &[Arc<Node>] {
+        &self.nodes
+    }
+
+    /// Each node's row, in the same order.
+    pub fn entries(&self) -> &[NodeEntry] {
+        &self.entries
+    }
+
+    /// Each node's usage, in the same order.
+    pub fn used(&self) -> &[ComparableResources] {
+        &self.used
+    }
+
+    /// One more than the largest interned class number.
+    pub fn class_count(&self) -> u32 {
+        self.class_ids.len() as u32
+    }
+
+    /// The per-class verdict memo for these nodes.
+    pub fn verdicts(&self) -> &VerdictCache {
+        &self.verdicts
+    }
+
+    fn upsert(&mut self, node: &Arc<Node>, used: ComparableResources) {
+        let class = if node.computed_class.is_empty() {
+            u32::MAX
+        } else {
+            let next = self.class_ids.len() as u32;
+            *self.class_ids.entry(node.computed_class.clone()).or_insert(next)
+        };
+        let entry = NodeEntry::of(node, class);
+        match self.position.get(&node.id) {
+            Some(&row) => {
+                let row = row as usize;
+                if let Some(slot) = Arc::make_mut(&mut self.nodes).get_mut(row) {
+                    *slot = Arc::clone(node);
+                }
+                if let Some(slot) = Arc::make_mut(&mut self.entries).get_mut(row) {
+                    *slot = entry;
+                }
+            }
+            None => {
+                self.position.insert(node.id.clone(), self.nodes.len() as u32);
+                Arc::make_mut(&mut self.nodes).push(Arc::clone(node));
+                Arc::make_mut(&mut self.entries).push(entry);
+                Arc::make_mut(&mut self.used).push(used);
+            }
+        }
+        self.verdicts = Arc::default();
+    }
+
+    fn remove(&mut self, node_id: &str) {
+        let Some(row) = self.position.remove(node_id) else {
+            return;
+        };
+        let row = row as usize;
+        let nodes = Arc::make_mut(&mut self.nodes);
+        if row >= nodes.len() {
+            return;
+        }
+        nodes.swap_remove(row);
+        Arc::make_mut(&mut self.entries).swap_remove(row);
+        Arc::make_mut(&mut self.used).swap_remove(row);
+        if let Some(moved) = self.nodes.get(row) {
+            self.position.insert(moved.id.clone(), row as u32);
+        }
+        self.verdicts = Arc::default();
+    }
+
+    fn set_used(&mut self, node_id: &str, used: ComparableResources) {
+        if let Some(&row) = self.position.get(node_id)
+            && let Some(slot) = Arc::make_mut(&mut self.used).get_mut(row as usize)
+        {
+            *slot = used;
+        }
+    }
 }
 
 /// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
@@ -156,7 +268,7 @@ impl From<PersistedState> for StateSnapshot {
             state.put_job(key(&job.namespace, &job.id), Arc::new(job));
         }
         for node in persisted.nodes {
-            state.nodes.insert(node.id.clone(), Arc::new(node));
+            state.put_node(Arc::new(node));
         }
         for alloc in persisted.allocs {
             state
@@ -279,6 +391,11 @@ impl StateSnapshot {
     /// Resources held on a node by its live allocations (incremental index).
     pub fn node_usage(&self, node_id: &str) -> ComparableResources {
         self.node_usage.get(node_id).copied().unwrap_or_default()
+    }
+
+    /// The scheduler's column-wise node index, kept incrementally.
+    pub fn node_columns(&self) -> &NodeColumns {
+        &self.columns
     }
 
     /// Borrowing reads, for the scheduler's view of a snapshot.
@@ -529,7 +646,7 @@ impl StateSnapshot {
                 node.modify_index = index;
                 node.status = NodeStatus::Ready;
                 node.status_updated_at = now;
-                self.nodes.insert(node.id.clone(), Arc::new(node));
+                self.put_node(Arc::new(node));
                 self.tables.nodes = index;
             }
             Command::NodeUpdateStatus {
@@ -546,7 +663,7 @@ impl StateSnapshot {
                 node.status = status;
                 node.status_updated_at = now;
                 node.modify_index = index;
-                self.nodes.insert(node_id, Arc::new(node));
+                self.put_node(Arc::new(node));
                 self.tables.nodes = index;
                 for eval in evals {
                     result.evals_to_enqueue.push(eval.id.clone());
@@ -757,6 +874,7 @@ impl StateSnapshot {
                 for node_id in node_ids {
                     let holds_allocs = self.allocs_by_node.get(&node_id).is_some_and(|set| !set.is_empty());
                     if !holds_allocs && self.nodes.remove(&node_id).is_some() {
+                        self.columns.remove(&node_id);
                         self.allocs_by_node.remove(&node_id);
                         self.node_usage.remove(&node_id);
                         self.node_alloc_index.remove(&node_id);
@@ -918,11 +1036,22 @@ impl StateSnapshot {
         if let Some(before) = before.filter(|alloc| alloc.holds_resources()) {
             let usage = self.node_usage.entry(before.node_id.clone()).or_default();
             usage.subtract(&before.allocated_resources.comparable());
+            let usage = *usage;
+            self.columns.set_used(&before.node_id, usage);
         }
         if let Some(after) = after.filter(|alloc| alloc.holds_resources()) {
             let usage = self.node_usage.entry(after.node_id.clone()).or_default();
             usage.add(&after.allocated_resources.comparable());
+            let usage = *usage;
+            self.columns.set_used(&after.node_id, usage);
         }
+    }
+
+    /// Stores a node in the table and in the scheduler's node index.
+    fn put_node(&mut self, node: Arc<Node>) {
+        let used = self.node_usage(&node.id);
+        self.columns.upsert(&node, used);
+        self.nodes.insert(node.id.clone(), node);
     }
 
     /// Nomad's job status rule: running while any allocation is live,
@@ -975,6 +1104,7 @@ impl StateSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use types::{AllocClientUpdate, Task, TaskGroup};
 
     fn job(id: &str) -> Job {
@@ -1028,6 +1158,121 @@ mod tests {
             },
             ..Allocation::default()
         }
+    }
+
+    /// The node index agrees with the node table and the usage index.
+    fn assert_columns_match(state: &StateSnapshot) {
+        let columns = state.node_columns();
+        assert_eq!(columns.nodes().len(), state.node_count());
+        assert_eq!(columns.entries().len(), state.node_count());
+        assert_eq!(columns.used().len(), state.node_count());
+        let mut class_of: BTreeMap<String, u32> = BTreeMap::new();
+        for ((node, entry), used) in columns.nodes().iter().zip(columns.entries()).zip(columns.used()) {
+            assert_eq!(
+                state.node(&node.id).as_deref(),
+                Some(&**node),
+                "row holds the stored node"
+            );
+            assert_eq!(*used, state.node_usage(&node.id), "usage of {}", node.id);
+            assert!(entry.class < columns.class_count());
+            let class = *class_of.entry(node.computed_class.clone()).or_insert(entry.class);
+            assert_eq!(class, entry.class, "one number per computed class");
+            assert_eq!(*entry, NodeEntry::of(node, class));
+        }
+        let distinct: BTreeSet<u32> = class_of.values().copied().collect();
+        assert_eq!(distinct.len(), class_of.len(), "different classes, different numbers");
+    }
+
+    #[test]
+    fn the_node_index_follows_nodes_usage_removal_and_restore() {
+        let node = |id: &str, class: &str| Node {
+            id: id.to_string(),
+            computed_class: class.to_string(),
+            resources: types::NodeResources {
+                cpu_mhz: 4000,
+                cores: 4,
+                memory_mb: 8192,
+                ..types::NodeResources::default()
+            },
+            ..Node::default()
+        };
+        let mut state = StateSnapshot::new();
+        for (index, (id, class)) in [("n1", "a"), ("n2", "b"), ("n3", "a")].into_iter().enumerate() {
+            state.apply(
+                index as u64 + 1,
+                Command::NodeRegister {
+                    node: node(id, class),
+                    now: 1,
+                },
+            );
+        }
+        assert_columns_match(&state);
+        let before = state.clone();
+        state.apply(
+            4,
+            Command::PlanApply {
+                allocs: vec![alloc("x", "j", "n1"), alloc("y", "j", "n3"), alloc("z", "j", "n3")],
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 2,
+            },
+        );
+        assert_columns_match(&state);
+        assert_eq!(state.node_columns().used()[2].cpu_mhz, 500);
+        // The snapshot taken before keeps its own columns.
+        assert_columns_match(&before);
+        assert!(before.node_columns().used().iter().all(|used| used.cpu_mhz == 0));
+
+        let mut stopped = alloc("y", "j", "n3");
+        stopped.desired_status = AllocDesiredStatus::Stop;
+        stopped.client_status = AllocClientStatus::Complete;
+        state.apply(
+            5,
+            Command::PlanApply {
+                allocs: vec![stopped],
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 3,
+            },
+        );
+        state.apply(
+            6,
+            Command::NodeUpdateStatus {
+                node_id: "n2".into(),
+                status: NodeStatus::Down,
+                now: 4,
+                evals: Vec::new(),
+            },
+        );
+        assert_columns_match(&state);
+        assert!(
+            !state.node_columns().entries()[1].schedulable,
+            "a down node is not schedulable"
+        );
+        // n1 holds no allocation once x is collected: removing it moves the
+        // last row into its place.
+        state.apply(
+            7,
+            Command::GcDelete {
+                eval_ids: Vec::new(),
+                alloc_ids: vec!["x".into()],
+                jobs: Vec::new(),
+                node_ids: vec!["n1".into()],
+            },
+        );
+        assert_eq!(state.node_count(), 2);
+        assert_columns_match(&state);
+        state.apply(
+            8,
+            Command::NodeRegister {
+                node: node("n4", "c"),
+                now: 5,
+            },
+        );
+        assert_columns_match(&state);
+        let restored: StateSnapshot =
+            serde_json::from_value(serde_json::to_value(&state).expect("persist")).expect("restore");
+        assert_columns_match(&restored);
     }
 
     #[test]
