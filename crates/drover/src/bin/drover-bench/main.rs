@@ -7,9 +7,11 @@
 //! * `docker --replicas N --network none|bridge|host`: N containers as one
 //!   Drover job against the engine's own create+start floor (see
 //!   `docker.rs`).
-//! * `scheduler --nodes N --jobs J --count C --seed S`: placements per
-//!   second through the server's own scheduling, plan verification and
-//!   state store on one core (see `scheduler.rs`).
+//! * `scheduler --nodes N --jobs J --count C --seed S [--workers W]`:
+//!   placements per second through the server's own scheduling, plan
+//!   verification and state store (see `scheduler.rs`); with W workers
+//!   they plan concurrently against one applier and the conflict rate is
+//!   reported.
 //! * `encoding --allocs N --rounds R`: Raft entries (a job registration, a
 //!   plan of N placements, N client updates) in the wire encoding
 //!   (MessagePack) against JSON: bytes, encode and decode time.
@@ -65,6 +67,10 @@ enum Bench {
         count: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Concurrent scheduler workers sharing one plan applier; above 1
+        /// the report adds the plan conflict rate.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
     },
     /// Raft entries in the wire encoding against JSON (issue 8).
     Encoding {
@@ -94,21 +100,29 @@ fn main() -> anyhow::Result<()> {
             jobs,
             count,
             seed,
+            workers,
         } => {
-            let report = scheduler::run(nodes, jobs, count, seed);
+            let report = if workers > 1 {
+                scheduler::run_concurrent(nodes, jobs, count, seed, workers)
+            } else {
+                scheduler::run(nodes, jobs, count, seed)
+            };
             let peak = drover::rss::peak_rss_mib(std::process::id()).unwrap_or(0.0);
             println!(
-                "failed={} schedule_seconds={:.3} verify_seconds={:.3} apply_seconds={:.3} nodes={nodes} jobs={jobs} count={count} seed={seed}",
+                "failed={} schedule_seconds={:.3} verify_seconds={:.3} apply_seconds={:.3} nodes={nodes} jobs={jobs} count={count} seed={seed} workers={workers}",
                 report.failed, report.schedule_seconds, report.verify_seconds, report.apply_seconds
             );
+            let conflict_rate = report.conflicts as f64 / report.plans.max(1) as f64;
             println!(
-                "RESULT placements={} seconds={:.3} placements_per_sec={:.0} fill={:.3} nodes_used={} packing_efficiency={:.3} peak_rss_mib={peak:.0}",
+                "RESULT placements={} seconds={:.3} placements_per_sec={:.0} fill={:.3} nodes_used={} packing_efficiency={:.3} plans={} conflicts={} conflict_rate={conflict_rate:.3} peak_rss_mib={peak:.0}",
                 report.placements,
                 report.seconds,
                 report.placements as f64 / report.seconds.max(1e-9),
                 report.fill,
                 report.nodes_used,
-                report.packing_efficiency
+                report.packing_efficiency,
+                report.plans,
+                report.conflicts
             );
             Ok(())
         }
