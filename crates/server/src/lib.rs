@@ -29,7 +29,7 @@ mod worker;
 
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
-pub use planner::{VerifiedPlan, plan_command, verify_plan};
+pub use planner::{PendingUsage, VerifiedPlan, plan_command, plan_command_with, verify_plan, verify_plan_with};
 pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
 pub use state::{JobSummary, StateError, StateSnapshot, TaskGroupSummary};

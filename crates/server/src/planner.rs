@@ -8,7 +8,7 @@
 
 use state::StateSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
-use types::{Allocation, NodeStatus, Plan, PlanResult};
+use types::{Allocation, ComparableResources, NodeStatus, Plan, PlanResult};
 
 /// What verification decided.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -18,8 +18,69 @@ pub struct VerifiedPlan {
     pub result: PlanResult,
 }
 
+/// What a plan the applier has written to Raft, but the state machine has
+/// not applied yet, will hold on each node. Verifying the next plan counts
+/// it on top of the applied state, so plan N+1 is checked while plan N
+/// commits. Conservative: the written plan's stops free nothing until
+/// applied, so nothing can be over-committed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingUsage {
+    resources: BTreeMap<String, ComparableResources>,
+    ports: BTreeMap<String, Vec<u16>>,
+    /// One counted allocation as the write stores it: a command applies
+    /// atomically, so once a state holds this, it holds the whole write.
+    marker: Option<Allocation>,
+}
+
+impl PendingUsage {
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// What is still pending on top of `state`: nothing once `state` holds
+    /// the write (its applied form replaced the pending one).
+    pub fn unapplied(&self, state: &StateSnapshot) -> PendingUsage {
+        let applied = self.marker.as_ref().is_some_and(|marker| {
+            state.alloc(&marker.id).is_some_and(|stored| {
+                stored.node_id == marker.node_id && stored.allocated_resources == marker.allocated_resources
+            })
+        });
+        if applied { PendingUsage::default() } else { self.clone() }
+    }
+
+    /// Adds what `command` (a plan's commit) places beyond what `state`
+    /// already counts.
+    pub fn add(&mut self, state: &StateSnapshot, command: &state::Command) {
+        let state::Command::PlanApply { allocs, .. } = command else {
+            return;
+        };
+        for alloc in allocs.iter().filter(|alloc| alloc.holds_resources()) {
+            let counted = state.alloc(&alloc.id).is_some_and(|existing| {
+                existing.holds_resources()
+                    && existing.node_id == alloc.node_id
+                    && existing.allocated_resources == alloc.allocated_resources
+            });
+            if counted {
+                continue;
+            }
+            if self.marker.is_none() {
+                self.marker = Some(alloc.clone());
+            }
+            self.resources
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .add(&alloc.allocated_resources.comparable());
+            let ports: Vec<u16> = alloc.allocated_resources.host_ports().collect();
+            if !ports.is_empty() {
+                self.ports.entry(alloc.node_id.clone()).or_default().extend(ports);
+            }
+        }
+    }
+}
+
 /// Why one node's part of a plan failed.
-fn check_node(state: &StateSnapshot, node_id: &str, plan: &Plan) -> Result<(), String> {
+fn check_node(state: &StateSnapshot, node_id: &str, plan: &Plan, pending: &PendingUsage) -> Result<(), String> {
     let placements = plan.node_allocation.get(node_id).map(Vec::as_slice).unwrap_or_default();
     if placements.is_empty() {
         // Only stops and preemptions: those always apply.
@@ -46,6 +107,9 @@ fn check_node(state: &StateSnapshot, node_id: &str, plan: &Plan) -> Result<(), S
     // take out what this plan stops, evicts or replaces, instead of adding
     // up every allocation on the node.
     let mut used = state.node_usage(node_id);
+    if let Some(written) = pending.resources.get(node_id) {
+        used.add(written);
+    }
     for id in &removed {
         if let Some(existing) = state.alloc(id)
             && existing.node_id == node_id
@@ -62,6 +126,7 @@ fn check_node(state: &StateSnapshot, node_id: &str, plan: &Plan) -> Result<(), S
     let mut ports: BTreeSet<u16> = BTreeSet::new();
     if wants_ports {
         ports.extend(node.reserved_ports.iter().copied());
+        ports.extend(pending.ports.get(node_id).into_iter().flatten().copied());
         for alloc in state.allocs_by_node(node_id) {
             if alloc.holds_resources() && !removed.contains(alloc.id.as_str()) {
                 ports.extend(alloc.allocated_resources.host_ports());
@@ -89,7 +154,17 @@ fn check_node(state: &StateSnapshot, node_id: &str, plan: &Plan) -> Result<(), S
 /// partial commit the worker plans again, so the evaluation's final status
 /// and follow-ups wait for that later plan.
 pub fn plan_command(state: &StateSnapshot, plan: Plan, now: types::UnixNanos) -> (Option<state::Command>, PlanResult) {
-    let mut verified = verify_plan(state, &plan);
+    plan_command_with(state, plan, now, &PendingUsage::default())
+}
+
+/// [`plan_command`] with a written plan's usage still to be applied.
+pub fn plan_command_with(
+    state: &StateSnapshot,
+    plan: Plan,
+    now: types::UnixNanos,
+    pending: &PendingUsage,
+) -> (Option<state::Command>, PlanResult) {
+    let mut verified = verify_plan_with(state, &plan, pending);
     verified.result.refresh_index = state.index();
     let full = verified.result.rejected_nodes.is_empty();
     let (eval_update, created_evals) = if full {
@@ -111,13 +186,18 @@ pub fn plan_command(state: &StateSnapshot, plan: Plan, now: types::UnixNanos) ->
 
 /// Checks every node of `plan` against `state`.
 pub fn verify_plan(state: &StateSnapshot, plan: &Plan) -> VerifiedPlan {
+    verify_plan_with(state, plan, &PendingUsage::default())
+}
+
+/// [`verify_plan`], counting a written plan's usage on top of `state`.
+pub fn verify_plan_with(state: &StateSnapshot, plan: &Plan, pending: &PendingUsage) -> VerifiedPlan {
     let mut verified = VerifiedPlan::default();
     let mut nodes: BTreeSet<&String> = plan.node_allocation.keys().collect();
     nodes.extend(plan.node_update.keys());
     nodes.extend(plan.node_preemptions.keys());
     let mut accepted: BTreeMap<&String, bool> = BTreeMap::new();
     for node_id in nodes {
-        let ok = match check_node(state, node_id, plan) {
+        let ok = match check_node(state, node_id, plan, pending) {
             Ok(()) => true,
             Err(reason) => {
                 tracing::debug!(%node_id, %reason, eval = %plan.eval_id, "plan rejected for node");
@@ -233,6 +313,41 @@ mod tests {
             verified.allocs.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
             vec!["new2"]
         );
+    }
+
+    /// Pipelining: a plan verified while an earlier one is still being
+    /// written counts what that one will hold, and nothing it already
+    /// counts twice.
+    #[test]
+    fn a_written_plan_not_yet_applied_counts_against_the_next() {
+        let state = state_with(&[node("n1", 1000), node("n2", 1000)], vec![alloc("old", "n1", 300)]);
+        let mut first = Plan::default();
+        first.append_alloc(alloc("a", "n1", 500));
+        let (command, result) = plan_command(&state, first, 1);
+        assert!(result.rejected_nodes.is_empty());
+        let command = command.expect("the first plan commits");
+        let mut pending = PendingUsage::default();
+        pending.add(&state, &command);
+        assert!(!pending.is_empty());
+
+        let mut second = Plan::default();
+        second.append_alloc(alloc("b", "n1", 400));
+        second.append_alloc(alloc("c", "n2", 400));
+        // Alone against the applied state, both fit (300 + 400 on n1) ...
+        assert!(verify_plan(&state, &second).result.rejected_nodes.is_empty());
+        // ... but not on top of the write in flight (300 + 500 + 400).
+        let (_, result) = plan_command_with(&state, second.clone(), 2, &pending);
+        assert_eq!(result.rejected_nodes, vec!["n1".to_string()]);
+
+        // Once applied, the same allocations are not counted twice.
+        let mut applied = state.clone();
+        applied.apply(state.index() + 1, command.clone());
+        let mut again = PendingUsage::default();
+        again.add(&applied, &command);
+        assert!(again.is_empty());
+        // And a pending write the state already holds is dropped.
+        assert!(pending.unapplied(&applied).is_empty());
+        assert_eq!(pending.unapplied(&state), pending);
     }
 
     #[test]

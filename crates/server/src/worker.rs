@@ -23,7 +23,7 @@ use rand::rngs::SmallRng;
 use state::Command;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use types::{EvalStatus, Evaluation, Plan, PlanResult};
+use types::{EvalStatus, Evaluation, Plan};
 
 /// How many plans in a row may be rejected without committing anything
 /// before a worker gives the evaluation back to the broker. A plan that
@@ -40,31 +40,59 @@ const MAX_PLANS: usize = 1_000;
 /// How long one dequeue waits for work before looking at leadership again.
 const DEQUEUE_WAIT: Duration = Duration::from_secs(2);
 
+/// The plan applier, on the leader: one plan at a time is verified and
+/// written, in the order they arrive, and it is pipelined. While plan N's
+/// Raft write is in flight, plan N+1 is verified against the applied state
+/// plus what plan N will hold ([`planner::PendingUsage`]); N+1's write is
+/// issued once N's has returned, so commits keep verification order.
 pub(crate) async fn run_plan_applier(server: Server, mut plans: mpsc::Receiver<PlanRequest>) {
+    let mut in_flight: Option<(tokio::task::JoinHandle<()>, planner::PendingUsage)> = None;
     while let Some((plan, reply)) = plans.recv().await {
-        let result = apply_plan(&server, plan).await;
-        let _ = reply.send(result);
-    }
-}
-
-/// Verifies a plan against the latest state and commits what still fits.
-/// Leader only.
-pub(crate) async fn apply_plan(server: &Server, plan: Plan) -> Result<PlanResult, ServerError> {
-    if !server.is_leader() {
-        return Err(ServerError::NotLeader {
-            leader: server.leader(),
+        if !server.is_leader() {
+            let _ = reply.send(Err(ServerError::NotLeader {
+                leader: server.leader(),
+            }));
+            continue;
+        }
+        let state = server.state();
+        let pending = match &in_flight {
+            // Counted unless the state already holds it.
+            Some((_, pending)) => pending.unapplied(&state),
+            None => planner::PendingUsage::default(),
+        };
+        let (command, mut result) = planner::plan_command_with(&state, plan, now_nanos(), &pending);
+        let inner = server.inner();
+        inner.plans_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !result.rejected_nodes.is_empty() {
+            inner.plans_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !pending.is_empty() {
+                // Rejected against a write not applied yet: the worker's
+                // next snapshot must include at least the next entry.
+                result.refresh_index = state.index() + 1;
+            }
+        }
+        if let Some((commit, _)) = in_flight.take() {
+            let _ = commit.await;
+        }
+        let Some(command) = command else {
+            let _ = reply.send(Ok(result));
+            continue;
+        };
+        let mut holds = planner::PendingUsage::default();
+        holds.add(&state, &command);
+        let writer = server.clone();
+        let commit = tokio::spawn(async move {
+            let written = writer.write_local(command).await.map(|written| {
+                result.alloc_index = written.index;
+                result
+            });
+            let _ = reply.send(written);
         });
+        in_flight = Some((commit, holds));
     }
-    let (command, mut result) = planner::plan_command(&server.state(), plan, now_nanos());
-    let inner = server.inner();
-    inner.plans_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if !result.rejected_nodes.is_empty() {
-        inner.plans_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some((commit, _)) = in_flight {
+        let _ = commit.await;
     }
-    if let Some(command) = command {
-        result.alloc_index = server.write_local(command).await?.index;
-    }
-    Ok(result)
 }
 
 /// Waits until the applied state has reached `index`.
