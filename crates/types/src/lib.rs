@@ -16,6 +16,7 @@ pub mod node;
 pub mod operator;
 pub mod plan;
 pub mod resources;
+pub mod runtime_support;
 pub mod validate;
 
 pub use alloc::*;
