@@ -31,6 +31,7 @@ pub mod local_state;
 pub mod restart;
 pub mod secure;
 pub mod task_runner;
+pub mod template;
 pub mod updater;
 
 pub use alloc_dir::AllocDir;
