@@ -214,6 +214,8 @@ pub struct AllocContext {
     pub log_launcher: logmon::Launcher,
     /// Sets up group networks (`bridge`, `none`).
     pub network: network::NetworkManager,
+    /// How often running tasks' templates are rendered again.
+    pub template_poll: std::time::Duration,
 }
 
 /// The client's grip on one running alloc runner.
@@ -384,6 +386,18 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
         kill_timeout: task.kill_timeout,
         max_kill_timeout: context.max_kill_timeout,
         kill_signal: task.kill_signal.clone(),
+        templates: task
+            .templates
+            .iter()
+            .map(|template| types::Template {
+                source_path: env.interpolate(&template.source_path),
+                dest_path: env.interpolate(&template.dest_path),
+                change_signal: env.interpolate(&template.change_signal),
+                ..template.clone()
+            })
+            .collect(),
+        alloc_dir_root: alloc_dir.root().to_path_buf(),
+        template_poll: context.template_poll,
     })
 }
 

@@ -78,6 +78,9 @@ pub struct ClientConfig {
     pub log_launcher: logmon::Launcher,
     /// The host bridge of `bridge` group networks.
     pub bridge: network::BridgeConfig,
+    /// How often a running task's templates are rendered again, so that a
+    /// changed input (a `source` file, a file read with `file`) is noticed.
+    pub template_poll_interval: Duration,
 }
 
 impl ClientConfig {
@@ -126,6 +129,7 @@ impl Default for ClientConfig {
             max_kill_timeout: DEFAULT_MAX_KILL_TIMEOUT,
             log_launcher: logmon::Launcher::InProcess,
             bridge: network::BridgeConfig::default(),
+            template_poll_interval: Duration::from_secs(1),
         }
     }
 }

@@ -205,6 +205,7 @@ impl Client {
             max_kill_timeout: config.max_kill_timeout,
             log_launcher: config.log_launcher.clone(),
             network: network::NetworkManager::new(config.client_dir().join("network"), config.bridge.clone()),
+            template_poll: config.template_poll_interval,
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

@@ -7,6 +7,7 @@
 
 use crate::clock::unix_nanos;
 use crate::restart::{RestartDecision, RestartTracker, RunOutcome};
+use crate::template::{ChangeAction, RenderTemplateError, TaskTemplates};
 use driver_api::{Driver, ExitResult, TaskConfig, TaskHandle};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,13 @@ pub struct TaskRunnerSpec {
     pub kill_signal: String,
     /// How the task's log collector runs.
     pub log_launcher: logmon::Launcher,
+    /// The task's templates, their fields interpolated: rendered before the
+    /// task starts and watched while it runs.
+    pub templates: Vec<types::Template>,
+    /// The allocation's directory, which templates never leave.
+    pub alloc_dir_root: PathBuf,
+    /// How often templates are rendered again to notice changed inputs.
+    pub template_poll: Duration,
 }
 
 /// A task's new state, and its handle while it runs.
@@ -159,6 +167,91 @@ impl Runner {
         self.finish(false)
     }
 
+    /// A task hook failed before the task could start: the task fails.
+    fn hook_failed(mut self, message: String) -> TaskState {
+        let mut failure = event(task_event::HOOK_FAILED, message.clone());
+        failure.message = message;
+        failure.fails_task = true;
+        self.push(failure);
+        self.finish(true)
+    }
+
+    /// Renders the templates until every input exists, then puts their
+    /// environment variables into the task's. `None` when a kill came
+    /// first.
+    async fn prepare_templates(
+        &mut self,
+        templates: &mut TaskTemplates,
+        base_env: &std::collections::BTreeMap<String, String>,
+        kill: &mut KillReceiver,
+    ) -> Option<Result<(), String>> {
+        let mut reported = None;
+        loop {
+            match templates.render() {
+                Ok(_) => break,
+                Err(RenderTemplateError::Missing(path)) => {
+                    if reported.as_ref() != Some(&path) {
+                        self.push(event(task_event::TEMPLATE, format!("Missing: {}", path.display())));
+                        self.emit(None);
+                        reported = Some(path);
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = kill_requested(kill) => return None,
+                        _ = tokio::time::sleep(self.spec.template_poll) => {}
+                    }
+                }
+                Err(error) => return Some(Err(format!("template failed: {error}"))),
+            }
+        }
+        let mut env = base_env.clone();
+        env.extend(templates.env_vars());
+        self.spec.driver_config.env = env;
+        Some(Ok(()))
+    }
+
+    /// Stops the running task so that it starts again at once, outside the
+    /// restart policy (a template changed, or an operator asked).
+    async fn stop_for_restart(&mut self, handle: &TaskHandle, why: &str) {
+        let mut signaled = event(task_event::RESTART_SIGNAL, why);
+        signaled.restart_reason = why.to_string();
+        self.push(signaled);
+        self.emit(Some(handle));
+        let driver = Arc::clone(&self.spec.driver);
+        let kill_timeout = self.kill_timeout();
+        match driver.stop(handle, kill_timeout, &self.spec.kill_signal).await {
+            Ok(()) => {
+                if let Ok(exit) = driver.wait(handle).await {
+                    self.push(terminated_event(&exit));
+                }
+            }
+            Err(error) => tracing::warn!(task = %handle.key(), %error, "stopping the task for a restart failed"),
+        }
+        if let Err(error) = driver.destroy(handle, true).await {
+            tracing::warn!(task = %handle.key(), %error, "destroying the task failed");
+        }
+        let mut restarting = event(task_event::RESTARTING, "Task restarting in 0s");
+        restarting.restart_reason = why.to_string();
+        self.push(restarting);
+        self.state.state = TaskStateKind::Pending;
+        self.state.restarts += 1;
+        self.state.last_restart = unix_nanos();
+        self.emit(None);
+    }
+
+    /// Sends `signal` to the running task, with an event saying why.
+    async fn send_signal(&mut self, handle: &TaskHandle, signal: &str, why: &str) -> Result<(), String> {
+        let mut signaling = event(task_event::SIGNALING, why);
+        signaling.details.insert("signal".to_string(), signal.to_string());
+        self.push(signaling);
+        self.emit(Some(handle));
+        self.spec
+            .driver
+            .signal(handle, signal)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
     fn killed_while_not_running(mut self) -> TaskState {
         if self.state.started_at != 0 {
             self.push(event(task_event::KILLED, "Task successfully killed"));
@@ -236,6 +329,20 @@ async fn run_task_with_logs(
     };
     let driver = Arc::clone(&runner.spec.driver);
     let mut handle: Option<TaskHandle> = None;
+    let base_env = runner.spec.driver_config.env.clone();
+    let mut templates = if runner.spec.templates.is_empty() {
+        None
+    } else {
+        match TaskTemplates::new(
+            &runner.spec.templates,
+            &runner.spec.alloc_dir_root,
+            &runner.spec.driver_config.task_dir,
+            base_env.clone(),
+        ) {
+            Ok(templates) => Some(templates),
+            Err(error) => return runner.hook_failed(format!("template failed: {error}")),
+        }
+    };
     // An outcome waiting for a restart decision (set when a restored task
     // turned out to be gone).
     let mut pending_outcome: Option<RunOutcome> = None;
@@ -245,6 +352,13 @@ async fn run_task_with_logs(
             Ok(()) => {
                 tracing::info!(task = %restored.key(), "reattached to running task");
                 runner.state.state = TaskStateKind::Running;
+                // What is on disk is what the task runs with: the next
+                // render compares against it.
+                if let Some(templates) = templates.as_mut()
+                    && let Err(error) = templates.render()
+                {
+                    tracing::warn!(task = %restored.key(), %error, "templates could not be rendered after reattaching");
+                }
                 handle = Some(restored);
             }
             Err(error) => {
@@ -264,20 +378,62 @@ async fn run_task_with_logs(
         let outcome = if let Some(outcome) = pending_outcome.take() {
             outcome
         } else if let Some(running) = handle.take() {
-            tokio::select! {
-                biased;
-                reason = kill_requested(&mut kill) => return runner.kill(running, reason).await,
-                exit = driver.wait(&running) => {
-                    let exit = exit.unwrap_or_else(|error| ExitResult {
-                        err: Some(error.to_string()),
-                        ..ExitResult::default()
-                    });
-                    if let Err(error) = driver.destroy(&running, false).await {
-                        tracing::warn!(task = %running.key(), %error, "destroying the exited task failed");
+            let watching = templates.is_some();
+            let poll = runner.spec.template_poll;
+            let step = loop {
+                tokio::select! {
+                    biased;
+                    reason = kill_requested(&mut kill) => return runner.kill(running, reason).await,
+                    exit = driver.wait(&running) => {
+                        let exit = exit.unwrap_or_else(|error| ExitResult {
+                            err: Some(error.to_string()),
+                            ..ExitResult::default()
+                        });
+                        if let Err(error) = driver.destroy(&running, false).await {
+                            tracing::warn!(task = %running.key(), %error, "destroying the exited task failed");
+                        }
+                        runner.push(terminated_event(&exit));
+                        break Some(if exit.successful() { RunOutcome::Success } else { RunOutcome::Failure });
                     }
-                    runner.push(terminated_event(&exit));
-                    if exit.successful() { RunOutcome::Success } else { RunOutcome::Failure }
+                    _ = tokio::time::sleep(poll), if watching => {
+                        let Some(templates) = templates.as_mut() else { continue };
+                        let rendered = match templates.render() {
+                            Ok(rendered) if !rendered.changed.is_empty() => rendered,
+                            Ok(_) => continue,
+                            Err(error) => {
+                                tracing::warn!(task = %runner.spec.task_name, %error, "re-rendering templates failed");
+                                continue;
+                            }
+                        };
+                        let splay = templates.splay(&rendered);
+                        if !splay.is_zero() {
+                            let nanos = u64::try_from(splay.as_nanos()).unwrap_or(u64::MAX).max(1);
+                            let wait = Duration::from_nanos(unix_nanos().unsigned_abs() % nanos);
+                            tokio::select! {
+                                biased;
+                                reason = kill_requested(&mut kill) => return runner.kill(running, reason).await,
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                        }
+                        match templates.action(&rendered) {
+                            ChangeAction::Noop => {}
+                            ChangeAction::Signal(signal) => {
+                                if let Err(error) = runner.send_signal(&running, &signal, "Template re-rendered").await {
+                                    tracing::warn!(task = %runner.spec.task_name, %error, "signalling the task failed");
+                                }
+                            }
+                            ChangeAction::Restart => {
+                                runner.stop_for_restart(&running, "Template with change_mode restart re-rendered").await;
+                                break None;
+                            }
+                        }
+                    }
                 }
+            };
+            match step {
+                Some(outcome) => outcome,
+                // Restarted in place: start again, outside the policy.
+                None => continue,
             }
         } else {
             if kill.borrow().is_some() {
@@ -286,6 +442,13 @@ async fn run_task_with_logs(
             if runner.state.started_at == 0 && runner.state.restarts == 0 {
                 runner.push(event(task_event::SETUP, "Building Task Directory"));
                 runner.emit(None);
+            }
+            if let Some(templates) = templates.as_mut() {
+                match runner.prepare_templates(templates, &base_env, &mut kill).await {
+                    None => return runner.killed_while_not_running(),
+                    Some(Err(message)) => return runner.hook_failed(message),
+                    Some(Ok(())) => {}
+                }
             }
             match driver.start(runner.spec.driver_config.clone()).await {
                 Ok(started) => {

@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 /// Longest template text (inline `data` or a `source` file).
-pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+pub const MAX_TEMPLATE_BYTES: usize = types::runtime_support::MAX_TEMPLATE_BYTES;
 /// Longest output of one template.
 pub const MAX_OUTPUT_BYTES: usize = 4 << 20;
 /// Longest file the `file` function reads.

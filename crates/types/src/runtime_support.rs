@@ -4,7 +4,7 @@
 //! the reason, never accepted and then silently ignored. As a block's
 //! runtime is built, its rejection here is lifted.
 
-use crate::job::{Job, Task, TaskGroup};
+use crate::job::{Job, Task, TaskGroup, Template};
 use crate::validate::{Collector, ValidationErrors, shorten};
 
 /// Opaque API fields of a job, a group or a task, with the block's name in
@@ -128,6 +128,75 @@ fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup
     }
 }
 
+/// Most templates one task may have.
+pub const MAX_TEMPLATES: usize = 64;
+/// Longest inline template (`data`), as the client renders it.
+pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+
+fn check_template(collector: &mut Collector, path: &[String], idx: usize, template: &Template) {
+    let field = |name: &str| format!("template[{idx}].{name}");
+    if template.dest_path.is_empty() {
+        collector.push(path, &field("destination"), "a template needs a destination");
+    }
+    match (template.source_path.is_empty(), template.embedded_tmpl.is_empty()) {
+        (true, true) => collector.push(path, &field("data"), "a template needs data or a source"),
+        (false, false) => collector.push(path, &field("data"), "a template takes data or a source, not both"),
+        _ => {}
+    }
+    if template.embedded_tmpl.len() > MAX_TEMPLATE_BYTES {
+        collector.push(
+            path,
+            &field("data"),
+            format!(
+                "template is {} bytes, more than Drover's limit of {MAX_TEMPLATE_BYTES}",
+                template.embedded_tmpl.len()
+            ),
+        );
+    }
+    match template.change_mode.as_str() {
+        "" | "restart" | "noop" => {}
+        "signal" => {
+            if template.change_signal.is_empty() {
+                collector.push(
+                    path,
+                    &field("change_signal"),
+                    "change_mode \"signal\" needs a change_signal",
+                );
+            }
+        }
+        "script" => collector.push(
+            path,
+            &field("change_mode"),
+            "change_mode \"script\" is not supported by Drover yet",
+        ),
+        other => collector.push(
+            path,
+            &field("change_mode"),
+            format!("unknown change_mode {other:?}: use restart, signal or noop"),
+        ),
+    }
+    // The template engine has Go's delimiters only.
+    for (name, value, default) in [
+        ("left_delimiter", &template.left_delim, "{{"),
+        ("right_delimiter", &template.right_delim, "}}"),
+    ] {
+        if !value.is_empty() && value != default {
+            collector.push(
+                path,
+                &field(name),
+                format!("delimiters other than {default:?} are not supported by Drover yet"),
+            );
+        }
+    }
+    if !template.perms.is_empty() && u32::from_str_radix(&template.perms, 8).map_or(true, |mode| mode > 0o7777) {
+        collector.push(
+            path,
+            &field("perms"),
+            format!("perms {:?} is not an octal file mode", template.perms),
+        );
+    }
+}
+
 fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
     let mut path = group_path.to_vec();
     path.push(format!("task {:?}", shorten(&task.name)));
@@ -146,12 +215,15 @@ fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
             "dispatch payloads are not supported by Drover yet",
         );
     }
-    for idx in 0..task.templates.len() {
+    if task.templates.len() > MAX_TEMPLATES {
         collector.push(
             &path,
-            &format!("template[{idx}]"),
-            "templates are not supported by Drover yet",
+            "template",
+            format!("more than Drover's limit of {MAX_TEMPLATES} templates per task"),
         );
+    }
+    for (idx, template) in task.templates.iter().enumerate() {
+        check_template(collector, &path, idx, template);
     }
     for idx in 0..task.artifacts.len() {
         collector.push(
@@ -236,11 +308,98 @@ mod tests {
             },
         );
         job.task_groups[0].ephemeral_disk.sticky = true;
-        job.task_groups[0].tasks[0].templates.push(Template::default());
         let found = messages(&job);
-        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().any(|m| m.contains("volume \"data\"")));
         assert!(found.iter().any(|m| m.contains("ephemeral_disk.sticky")));
-        assert!(found.iter().any(|m| m.contains("template[0]")));
+    }
+
+    #[test]
+    fn templates_are_checked_field_by_field() {
+        let good = Template {
+            embedded_tmpl: "x={{ env \"A\" }}".into(),
+            dest_path: "local/x".into(),
+            change_mode: "signal".into(),
+            change_signal: "SIGHUP".into(),
+            perms: "0640".into(),
+            ..Template::default()
+        };
+        let mut job = job();
+        job.task_groups[0].tasks[0].templates.push(good.clone());
+        assert_eq!(messages(&job), Vec::<String>::new());
+        let bad = [
+            (
+                Template {
+                    change_mode: "script".into(),
+                    ..good.clone()
+                },
+                "template[0].change_mode: change_mode \"script\" is not supported",
+            ),
+            (
+                Template {
+                    change_mode: "reload".into(),
+                    ..good.clone()
+                },
+                "unknown change_mode",
+            ),
+            (
+                Template {
+                    change_signal: String::new(),
+                    ..good.clone()
+                },
+                "template[0].change_signal",
+            ),
+            (
+                Template {
+                    left_delim: "[[".into(),
+                    ..good.clone()
+                },
+                "template[0].left_delimiter",
+            ),
+            (
+                Template {
+                    dest_path: String::new(),
+                    ..good.clone()
+                },
+                "template[0].destination",
+            ),
+            (
+                Template {
+                    source_path: "local/x.tpl".into(),
+                    ..good.clone()
+                },
+                "not both",
+            ),
+            (
+                Template {
+                    embedded_tmpl: String::new(),
+                    ..good.clone()
+                },
+                "needs data or a source",
+            ),
+            (
+                Template {
+                    perms: "rw".into(),
+                    ..good.clone()
+                },
+                "template[0].perms",
+            ),
+            (
+                Template {
+                    embedded_tmpl: "x".repeat(MAX_TEMPLATE_BYTES + 1),
+                    ..good.clone()
+                },
+                "more than Drover's limit",
+            ),
+        ];
+        for (template, expected) in bad {
+            let mut job = self::job();
+            job.task_groups[0].tasks[0].templates.push(template);
+            let found = messages(&job);
+            assert!(found.len() == 1 && found[0].contains(expected), "{expected}: {found:?}");
+        }
+        let mut job = self::job();
+        job.task_groups[0].tasks[0].templates = vec![good; MAX_TEMPLATES + 1];
+        assert!(messages(&job)[0].contains("templates per task"));
     }
 }
