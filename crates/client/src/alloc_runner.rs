@@ -216,6 +216,8 @@ pub struct AllocContext {
     pub network: network::NetworkManager,
     /// How often running tasks' templates are rendered again.
     pub template_poll: std::time::Duration,
+    /// Fetches artifacts through the node's cache.
+    pub artifacts: Arc<crate::artifact::ArtifactFetcher>,
 }
 
 /// The client's grip on one running alloc runner.
@@ -398,6 +400,26 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             .collect(),
         alloc_dir_root: alloc_dir.root().to_path_buf(),
         template_poll: context.template_poll,
+        artifacts: task
+            .artifacts
+            .iter()
+            .map(|artifact| types::Artifact {
+                source: env.interpolate(&artifact.source),
+                destination: env.interpolate(&artifact.destination),
+                mode: artifact.mode.clone(),
+                options: artifact
+                    .options
+                    .iter()
+                    .map(|(key, value)| (key.clone(), env.interpolate(value)))
+                    .collect(),
+                headers: artifact
+                    .headers
+                    .iter()
+                    .map(|(key, value)| (key.clone(), env.interpolate(value)))
+                    .collect(),
+            })
+            .collect(),
+        artifact_fetcher: Some(Arc::clone(&context.artifacts)),
     })
 }
 

@@ -81,6 +81,10 @@ pub struct ClientConfig {
     /// How often a running task's templates are rendered again, so that a
     /// changed input (a `source` file, a file read with `file`) is noticed.
     pub template_poll_interval: Duration,
+    /// The most bytes the node's artifact cache keeps.
+    pub artifact_cache_max_bytes: u64,
+    /// Bounds on every artifact download and archive.
+    pub artifact_limits: crate::artifact::ArtifactLimits,
 }
 
 impl ClientConfig {
@@ -130,6 +134,8 @@ impl Default for ClientConfig {
             log_launcher: logmon::Launcher::InProcess,
             bridge: network::BridgeConfig::default(),
             template_poll_interval: Duration::from_secs(1),
+            artifact_cache_max_bytes: 4 << 30,
+            artifact_limits: crate::artifact::ArtifactLimits::default(),
         }
     }
 }

@@ -22,6 +22,8 @@
 
 pub mod alloc_dir;
 pub mod alloc_runner;
+pub mod artifact;
+pub mod artifact_cache;
 pub mod clock;
 pub mod config;
 pub mod env;
@@ -29,6 +31,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod local_state;
 pub mod restart;
+pub mod sandbox;
 pub mod secure;
 pub mod task_runner;
 pub mod template;
@@ -67,6 +70,7 @@ pub struct Client {
     node: Node,
     drivers: BTreeMap<String, Arc<dyn Driver>>,
     rpc: Arc<RpcClient>,
+    artifacts: Arc<artifact::ArtifactFetcher>,
 }
 
 impl std::fmt::Debug for Client {
@@ -140,17 +144,30 @@ impl Client {
             }
         }
         let node = fingerprint_node(&config, &identity, &infos);
+        let cache_dir = client_dir.join("artifacts");
+        let artifacts =
+            artifact::ArtifactFetcher::new(&cache_dir, config.artifact_cache_max_bytes, config.artifact_limits)
+                .map_err(|source| NewClientError::ArtifactCache {
+                    path: cache_dir,
+                    source,
+                })?;
         Ok(Client {
             config,
             node,
             drivers: by_name,
             rpc,
+            artifacts: Arc::new(artifacts),
         })
     }
 
     /// The fingerprinted node, as it will be registered.
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// The node's artifact fetcher and its cache.
+    pub fn artifacts(&self) -> Arc<artifact::ArtifactFetcher> {
+        Arc::clone(&self.artifacts)
     }
 
     /// The configuration the client runs with.
@@ -173,6 +190,7 @@ impl Client {
             mut node,
             drivers,
             rpc,
+            artifacts,
         } = self;
         node.status = NodeStatus::Ready;
         node.status_updated_at = clock::unix_nanos();
@@ -206,6 +224,7 @@ impl Client {
             log_launcher: config.log_launcher.clone(),
             network: network::NetworkManager::new(config.client_dir().join("network"), config.bridge.clone()),
             template_poll: config.template_poll_interval,
+            artifacts,
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

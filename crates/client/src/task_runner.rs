@@ -45,6 +45,10 @@ pub struct TaskRunnerSpec {
     pub alloc_dir_root: PathBuf,
     /// How often templates are rendered again to notice changed inputs.
     pub template_poll: Duration,
+    /// The task's artifacts, their fields interpolated.
+    pub artifacts: Vec<types::Artifact>,
+    /// The node's artifact fetcher and cache.
+    pub artifact_fetcher: Option<Arc<crate::artifact::ArtifactFetcher>>,
 }
 
 /// A task's new state, and its handle while it runs.
@@ -252,6 +256,45 @@ impl Runner {
             .map_err(|error| error.to_string())
     }
 
+    /// Starts the task; on success `handle` holds it.
+    async fn start_task(&mut self, handle: &mut Option<TaskHandle>) -> Option<RunOutcome> {
+        match self.spec.driver.start(self.spec.driver_config.clone()).await {
+            Ok(started) => {
+                self.state.state = TaskStateKind::Running;
+                self.state.started_at = unix_nanos();
+                self.push(event(task_event::STARTED, "Task started by client"));
+                self.emit(Some(&started));
+                *handle = Some(started);
+                None
+            }
+            Err(error) => {
+                tracing::warn!(task = %self.spec.task_name, %error, "task failed to start");
+                let mut failure = event(task_event::DRIVER_FAILURE, error.to_string());
+                failure.driver_error = error.to_string();
+                self.push(failure);
+                Some(RunOutcome::StartFailure)
+            }
+        }
+    }
+
+    /// Fetches every artifact of the task, in order.
+    async fn fetch_artifacts(&self) -> Result<(), String> {
+        let Some(fetcher) = &self.spec.artifact_fetcher else {
+            return if self.spec.artifacts.is_empty() {
+                Ok(())
+            } else {
+                Err("this client cannot fetch artifacts".to_string())
+            };
+        };
+        for artifact in &self.spec.artifacts {
+            fetcher
+                .fetch(artifact, &self.spec.alloc_dir_root, &self.spec.driver_config.task_dir)
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+
     fn killed_while_not_running(mut self) -> TaskState {
         if self.state.started_at != 0 {
             self.push(event(task_event::KILLED, "Task successfully killed"));
@@ -330,6 +373,9 @@ async fn run_task_with_logs(
     let driver = Arc::clone(&runner.spec.driver);
     let mut handle: Option<TaskHandle> = None;
     let base_env = runner.spec.driver_config.env.clone();
+    // Artifacts are fetched once, before the first start (a reattached task
+    // has them already).
+    let mut artifacts_done = runner.spec.artifacts.is_empty() || restored.is_some();
     let mut templates = if runner.spec.templates.is_empty() {
         None
     } else {
@@ -443,28 +489,38 @@ async fn run_task_with_logs(
                 runner.push(event(task_event::SETUP, "Building Task Directory"));
                 runner.emit(None);
             }
-            if let Some(templates) = templates.as_mut() {
-                match runner.prepare_templates(templates, &base_env, &mut kill).await {
-                    None => return runner.killed_while_not_running(),
-                    Some(Err(message)) => return runner.hook_failed(message),
-                    Some(Ok(())) => {}
+            let fetched = if artifacts_done {
+                Ok(())
+            } else {
+                runner.push(event(
+                    task_event::DOWNLOADING_ARTIFACTS,
+                    "Client is downloading artifacts",
+                ));
+                runner.emit(None);
+                tokio::select! {
+                    biased;
+                    _ = kill_requested(&mut kill) => return runner.killed_while_not_running(),
+                    fetched = runner.fetch_artifacts() => fetched,
                 }
-            }
-            match driver.start(runner.spec.driver_config.clone()).await {
-                Ok(started) => {
-                    runner.state.state = TaskStateKind::Running;
-                    runner.state.started_at = unix_nanos();
-                    runner.push(event(task_event::STARTED, "Task started by client"));
-                    runner.emit(Some(&started));
-                    handle = Some(started);
-                    continue;
+            };
+            if let Err(error) = fetched {
+                tracing::warn!(task = %runner.spec.task_name, %error, "artifact download failed");
+                let mut failure = event(task_event::ARTIFACT_FAILED, error.clone());
+                failure.message = error;
+                runner.push(failure);
+                RunOutcome::StartFailure
+            } else {
+                artifacts_done = true;
+                if let Some(templates) = templates.as_mut() {
+                    match runner.prepare_templates(templates, &base_env, &mut kill).await {
+                        None => return runner.killed_while_not_running(),
+                        Some(Err(message)) => return runner.hook_failed(message),
+                        Some(Ok(())) => {}
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(task = %runner.spec.task_name, %error, "task failed to start");
-                    let mut failure = event(task_event::DRIVER_FAILURE, error.to_string());
-                    failure.driver_error = error.to_string();
-                    runner.push(failure);
-                    RunOutcome::StartFailure
+                match runner.start_task(&mut handle).await {
+                    None => continue,
+                    Some(outcome) => outcome,
                 }
             }
         };

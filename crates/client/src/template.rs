@@ -12,12 +12,13 @@
 //! environment and directories reach `env` and `file` through a
 //! thread-local scope set for the length of one (synchronous) render.
 
+use crate::sandbox::{confine, still_inside};
 use base64::Engine as _;
 use gtmpl::{FuncError, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Longest template text (inline `data` or a `source` file).
 pub const MAX_TEMPLATE_BYTES: usize = types::runtime_support::MAX_TEMPLATE_BYTES;
@@ -237,37 +238,6 @@ pub fn parse_env(text: &str) -> Result<BTreeMap<String, String>, String> {
         }
     }
     Ok(vars)
-}
-
-/// A path named by a template, relative to the task directory (a leading
-/// `/` too), resolved lexically; it must stay inside `sandbox`.
-fn confine(sandbox: &Path, task_dir: &Path, name: &str) -> Result<PathBuf, String> {
-    if name.is_empty() {
-        return Err("path is empty".to_string());
-    }
-    if name.contains('\0') {
-        return Err(format!("path {name:?} holds a NUL byte"));
-    }
-    let mut path = task_dir.to_path_buf();
-    for component in Path::new(name).components() {
-        match component {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                path.pop();
-            }
-            Component::Normal(part) => path.push(part),
-        }
-    }
-    if !path.starts_with(sandbox) || path == sandbox {
-        return Err(format!("path {name:?} leaves the allocation directory"));
-    }
-    Ok(path)
-}
-
-/// Whether `path`, with its symlinks resolved, is still inside `sandbox`.
-fn still_inside(sandbox: &Path, path: &Path) -> Result<bool, std::io::Error> {
-    let real_sandbox = std::fs::canonicalize(sandbox)?;
-    Ok(std::fs::canonicalize(path)?.starts_with(real_sandbox))
 }
 
 /// Reads at most `limit` bytes of a file inside the sandbox.

@@ -184,6 +184,8 @@ fn spec(driver: Arc<ScriptedDriver>, job_type: JobType, policy: RestartPolicy) -
         templates: Vec::new(),
         alloc_dir_root: std::path::PathBuf::new(),
         template_poll: Duration::from_secs(1),
+        artifacts: Vec::new(),
+        artifact_fetcher: None,
         log_launcher: logmon::Launcher::InProcess,
     }
 }

@@ -4,7 +4,7 @@
 //! the reason, never accepted and then silently ignored. As a block's
 //! runtime is built, its rejection here is lifted.
 
-use crate::job::{Job, Task, TaskGroup, Template};
+use crate::job::{Artifact, Job, Task, TaskGroup, Template};
 use crate::validate::{Collector, ValidationErrors, shorten};
 
 /// Opaque API fields of a job, a group or a task, with the block's name in
@@ -128,6 +128,79 @@ fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup
     }
 }
 
+/// Most artifacts one task may have.
+pub const MAX_ARTIFACTS: usize = 64;
+
+fn check_artifact(collector: &mut Collector, path: &[String], idx: usize, artifact: &Artifact) {
+    let field = |name: &str| format!("artifact[{idx}].{name}");
+    let source = artifact.source.as_str();
+    let lower = source.to_ascii_lowercase();
+    if source.is_empty() {
+        collector.push(path, &field("source"), "an artifact needs a source");
+    } else if let Some((getter, _)) = source.split_once("::") {
+        collector.push(
+            path,
+            &field("source"),
+            format!("the {getter:?} getter is not supported by Drover yet: use an http:// or file:// source"),
+        );
+    } else if lower.starts_with("https://") {
+        collector.push(
+            path,
+            &field("source"),
+            "https sources are not supported by Drover yet: use an http:// source with a checksum",
+        );
+    } else if source.contains("://") && !lower.starts_with("http://") && !lower.starts_with("file://") {
+        collector.push(
+            path,
+            &field("source"),
+            format!("source {source:?} has a scheme Drover cannot fetch: use http:// or file://"),
+        );
+    }
+    if !matches!(artifact.mode.as_str(), "" | "any" | "file" | "dir") {
+        collector.push(
+            path,
+            &field("mode"),
+            format!("unknown mode {:?}: use any, file or dir", artifact.mode),
+        );
+    }
+    for (key, value) in &artifact.options {
+        match key.as_str() {
+            "checksum" => {
+                let valid = value.split_once(':').is_some_and(|(algorithm, hex)| {
+                    let length = match algorithm {
+                        "md5" => 32,
+                        "sha1" => 40,
+                        "sha256" => 64,
+                        "sha512" => 128,
+                        _ => 0,
+                    };
+                    // An interpolation is checked on the client.
+                    hex.contains("${") || (hex.len() == length && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+                });
+                if !valid && !value.starts_with("${") {
+                    collector.push(
+                        path,
+                        &field("options.checksum"),
+                        format!(
+                            "checksum {value:?} is not md5, sha1, sha256 or sha512 followed by ':' and its hex digits"
+                        ),
+                    );
+                }
+            }
+            "archive" => {
+                if !matches!(value.as_str(), "true" | "false") {
+                    collector.push(path, &field("options.archive"), "archive must be true or false");
+                }
+            }
+            other => collector.push(
+                path,
+                &field(&format!("options.{other}")),
+                format!("artifact option {other:?} is not supported by Drover yet"),
+            ),
+        }
+    }
+}
+
 /// Most templates one task may have.
 pub const MAX_TEMPLATES: usize = 64;
 /// Longest inline template (`data`), as the client renders it.
@@ -225,12 +298,15 @@ fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
     for (idx, template) in task.templates.iter().enumerate() {
         check_template(collector, &path, idx, template);
     }
-    for idx in 0..task.artifacts.len() {
+    if task.artifacts.len() > MAX_ARTIFACTS {
         collector.push(
             &path,
-            &format!("artifact[{idx}]"),
-            "artifacts are not supported by Drover yet",
+            "artifact",
+            format!("more than Drover's limit of {MAX_ARTIFACTS} artifacts per task"),
         );
+    }
+    for (idx, artifact) in task.artifacts.iter().enumerate() {
+        check_artifact(collector, &path, idx, artifact);
     }
     for idx in 0..task.volume_mounts.len() {
         collector.push(
@@ -312,6 +388,80 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().any(|m| m.contains("volume \"data\"")));
         assert!(found.iter().any(|m| m.contains("ephemeral_disk.sticky")));
+    }
+
+    #[test]
+    fn artifacts_are_checked_field_by_field() {
+        let good = Artifact {
+            source: "http://example.com/app.tar.gz".into(),
+            options: [("checksum".to_string(), format!("sha256:{}", "a".repeat(64)))].into(),
+            ..Artifact::default()
+        };
+        let mut job = job();
+        job.task_groups[0].tasks[0].artifacts.push(good.clone());
+        job.task_groups[0].tasks[0].artifacts.push(Artifact {
+            source: "../alloc/data.zip".into(),
+            mode: "dir".into(),
+            ..Artifact::default()
+        });
+        assert_eq!(messages(&job), Vec::<String>::new());
+        let bad = [
+            (
+                Artifact {
+                    source: "git::https://example.com/repo".into(),
+                    ..good.clone()
+                },
+                "\"git\" getter",
+            ),
+            (
+                Artifact {
+                    source: "https://example.com/x".into(),
+                    ..good.clone()
+                },
+                "https sources",
+            ),
+            (
+                Artifact {
+                    source: "s3://bucket/x".into(),
+                    ..good.clone()
+                },
+                "scheme Drover cannot fetch",
+            ),
+            (
+                Artifact {
+                    source: String::new(),
+                    ..good.clone()
+                },
+                "needs a source",
+            ),
+            (
+                Artifact {
+                    mode: "tree".into(),
+                    ..good.clone()
+                },
+                "artifact[0].mode",
+            ),
+            (
+                Artifact {
+                    options: [("checksum".to_string(), "sha256:xyz".to_string())].into(),
+                    ..good.clone()
+                },
+                "artifact[0].options.checksum",
+            ),
+            (
+                Artifact {
+                    options: [("depth".to_string(), "1".to_string())].into(),
+                    ..good.clone()
+                },
+                "artifact[0].options.depth",
+            ),
+        ];
+        for (artifact, expected) in bad {
+            let mut job = self::job();
+            job.task_groups[0].tasks[0].artifacts.push(artifact);
+            let found = messages(&job);
+            assert!(found.len() == 1 && found[0].contains(expected), "{expected}: {found:?}");
+        }
     }
 
     #[test]
