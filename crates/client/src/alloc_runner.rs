@@ -225,6 +225,7 @@ pub struct AllocRunner {
     alloc_id: String,
     stop: watch::Sender<bool>,
     join: JoinHandle<()>,
+    finished_at: Arc<std::sync::OnceLock<i64>>,
 }
 
 impl AllocRunner {
@@ -237,8 +238,24 @@ impl AllocRunner {
     ) -> AllocRunner {
         let alloc_id = alloc.id.clone();
         let (stop, stop_rx) = watch::channel(false);
-        let join = tokio::spawn(run_alloc(context, alloc, job, restored, stop_rx));
-        AllocRunner { alloc_id, stop, join }
+        let finished_at = Arc::new(std::sync::OnceLock::new());
+        let finished = Arc::clone(&finished_at);
+        let join = tokio::spawn(async move {
+            run_alloc(context, alloc, job, restored, stop_rx).await;
+            let _ = finished.set(unix_nanos());
+        });
+        AllocRunner {
+            alloc_id,
+            stop,
+            join,
+            finished_at,
+        }
+    }
+
+    /// When every task of the allocation was dead (Unix nanoseconds), once
+    /// it is.
+    pub fn finished_at(&self) -> Option<i64> {
+        self.finished_at.get().copied()
     }
 
     /// The allocation this runner runs.

@@ -85,6 +85,8 @@ pub struct ClientConfig {
     pub artifact_cache_max_bytes: u64,
     /// Bounds on every artifact download and archive.
     pub artifact_limits: crate::artifact::ArtifactLimits,
+    /// When terminal allocations' directories are removed.
+    pub gc: crate::gc::GcConfig,
 }
 
 impl ClientConfig {
@@ -136,6 +138,7 @@ impl Default for ClientConfig {
             template_poll_interval: Duration::from_secs(1),
             artifact_cache_max_bytes: 4 << 30,
             artifact_limits: crate::artifact::ArtifactLimits::default(),
+            gc: crate::gc::GcConfig::default(),
         }
     }
 }

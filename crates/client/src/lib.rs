@@ -29,6 +29,7 @@ pub mod config;
 pub mod env;
 pub mod error;
 pub mod fingerprint;
+pub mod gc;
 pub mod local_state;
 pub mod restart;
 pub mod sandbox;
@@ -370,6 +371,11 @@ async fn watch_allocs(
     // The servers' view of the node's allocations, kept up to date from
     // the deltas they send.
     let mut view: HashMap<String, AllocWithJob> = HashMap::new();
+    // Allocations collected here, which a stale server view must not start
+    // again; forgotten once the servers stop listing them.
+    let mut collected: HashSet<String> = HashSet::new();
+    let mut gc_tick = tokio::time::interval(config.gc.interval);
+    gc_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let query = rpc.node_get_allocs(NodeGetAllocsRequest {
             node_id: node.id.clone(),
@@ -378,9 +384,15 @@ async fn watch_allocs(
             max_wait_ms,
             delta: true,
         });
-        let answer = tokio::select! {
-            _ = shutdown.as_mut() => return,
-            answer = tokio::time::timeout(config.alloc_query_wait + QUERY_GRACE, query) => answer,
+        let query = tokio::time::timeout(config.alloc_query_wait + QUERY_GRACE, query);
+        tokio::pin!(query);
+        // The collector runs beside the blocking query, without cancelling it.
+        let answer = loop {
+            tokio::select! {
+                _ = shutdown.as_mut() => return,
+                answer = &mut query => break answer,
+                _ = gc_tick.tick() => collect_garbage(context, &config.gc, runners, &mut collected).await,
+            }
         };
         match answer {
             Ok(Ok(answer)) => {
@@ -396,7 +408,13 @@ async fn watch_allocs(
                             .collect();
                     }
                 }
-                reconcile(context, runners, collections, view.values().cloned().collect());
+                collected.retain(|alloc_id| view.contains_key(alloc_id));
+                let allocs = view
+                    .values()
+                    .filter(|entry| !collected.contains(&entry.alloc.id))
+                    .cloned()
+                    .collect();
+                reconcile(context, runners, collections, allocs);
                 // An index going backwards means the servers' state was
                 // reset: start over so the next answer comes at once.
                 index = if answer.index < index { 0 } else { answer.index };
@@ -416,6 +434,49 @@ async fn watch_allocs(
                 tracing::warn!("allocation query got no answer in time, retrying");
             }
         }
+    }
+}
+
+/// Removes terminal allocations, oldest first, while the node is over its
+/// limits (see [`gc::plan_gc`]); the disk is measured again after each.
+async fn collect_garbage(
+    context: &Arc<AllocContext>,
+    config: &gc::GcConfig,
+    runners: &mut HashMap<String, AllocRunner>,
+    collected: &mut HashSet<String>,
+) {
+    loop {
+        let candidates: Vec<gc::GcCandidate> = runners
+            .values()
+            .map(|runner| gc::GcCandidate {
+                alloc_id: runner.alloc_id().to_string(),
+                finished_at: runner.finished_at(),
+            })
+            .collect();
+        let usage = gc::disk_usage(&context.alloc_root).unwrap_or_default();
+        let plan = gc::plan_gc(&candidates, config, |_| usage);
+        let Some(alloc_id) = plan.into_iter().next() else {
+            return;
+        };
+        let Some(runner) = runners.remove(&alloc_id) else {
+            return;
+        };
+        tracing::info!(%alloc_id, "garbage-collecting terminal allocation");
+        runner.stop_and_wait().await;
+        remove_alloc(context, &alloc_id).await;
+        collected.insert(alloc_id);
+    }
+}
+
+/// Removes an allocation's directory and local state.
+async fn remove_alloc(context: &Arc<AllocContext>, alloc_id: &str) {
+    let dir = AllocDir::new(&context.alloc_root, alloc_id);
+    let removed = tokio::task::spawn_blocking(move || dir.destroy()).await;
+    if let Ok(Err(error)) = removed {
+        tracing::warn!(%alloc_id, %error, "could not remove allocation directory");
+    }
+    if let Err(error) = context.store.remove(alloc_id) {
+        tracing::warn!(%alloc_id, %error, "could not remove local state");
     }
 }
 
@@ -481,12 +542,7 @@ fn reconcile(
         let context = Arc::clone(context);
         collections.spawn(async move {
             runner.stop_and_wait().await;
-            if let Err(error) = AllocDir::new(&context.alloc_root, &alloc_id).destroy() {
-                tracing::warn!(%alloc_id, %error, "could not remove allocation directory");
-            }
-            if let Err(error) = context.store.remove(&alloc_id) {
-                tracing::warn!(%alloc_id, %error, "could not remove local state");
-            }
+            remove_alloc(&context, &alloc_id).await;
             tracing::debug!(%alloc_id, "garbage-collected allocation");
         });
     }

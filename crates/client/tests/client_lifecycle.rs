@@ -143,3 +143,59 @@ async fn lifecycle_order_is_prestart_then_main_and_sidecar_then_poststart_then_p
     assert!(!done.task_states["sidecar"].failed);
     agent.stop().await;
 }
+
+/// Client GC: past `gc_max_allocs`, the directories of the oldest terminal
+/// allocations are removed, and a collected allocation is not started
+/// again.
+#[tokio::test]
+async fn client_gc_removes_the_oldest_terminal_allocation_dirs_past_max_allocs() {
+    let (server, addr) = start_server().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path());
+    config.gc.max_allocs = 2;
+    config.gc.interval = Duration::from_millis(100);
+    // Only the count matters here, whatever the test machine's disk holds.
+    config.gc.disk_usage_threshold = 100.0;
+    config.gc.inode_usage_threshold = 100.0;
+    let agent = Agent::start(&addr, config).await;
+    let mut job = Job {
+        id: "short".into(),
+        job_type: JobType::Batch,
+        task_groups: vec![TaskGroup {
+            name: "g".into(),
+            tasks: vec![task("t", None, "echo done > \"$NOMAD_ALLOC_DIR/out\"")],
+            ..TaskGroup::default()
+        }],
+        ..Job::default()
+    };
+    job.canonicalize();
+    let mut alloc_ids = Vec::new();
+    // One after the other, so that their finishing order is known.
+    for _ in 0..4 {
+        let alloc = alloc_for(&job, &agent.node_id);
+        let alloc_id = alloc.id.clone();
+        server.place(alloc, job.clone());
+        server.wait_for_status(&alloc_id, AllocClientStatus::Complete).await;
+        alloc_ids.push(alloc_id);
+    }
+    let dir = |alloc_id: &str| data.path().join(format!("alloc/{alloc_id}"));
+    common::poll_until("the two oldest allocation dirs to go", || {
+        !dir(&alloc_ids[0]).exists() && !dir(&alloc_ids[1]).exists()
+    })
+    .await;
+    assert!(dir(&alloc_ids[2]).exists() && dir(&alloc_ids[3]).exists());
+    assert!(
+        !data
+            .path()
+            .join(format!("client/allocs/{}.json", alloc_ids[0]))
+            .exists()
+    );
+    // A server whose view is stale still lists a collected allocation as
+    // running: it is not started again.
+    let mut stale = server.with_state(|state| state.allocs[&alloc_ids[0]].alloc.clone());
+    stale.client_status = AllocClientStatus::Running;
+    server.place(stale, job);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!dir(&alloc_ids[0]).exists(), "a collected allocation was started again");
+    agent.stop().await;
+}
