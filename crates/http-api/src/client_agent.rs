@@ -46,6 +46,10 @@ pub fn client_app(state: ClientAppState) -> Router {
     Router::new()
         .route("/v1/agent/self", get(agent_self))
         .route("/v1/agent/health", get(agent_health))
+        .route("/v1/client/fs/ls/{alloc}", get(fs_ls))
+        .route("/v1/client/fs/stat/{alloc}", get(fs_stat))
+        .route("/v1/client/fs/cat/{alloc}", get(fs_cat))
+        .route("/v1/client/fs/readat/{alloc}", get(fs_readat))
         .fallback(proxy)
         .with_state((state, http))
 }
@@ -86,6 +90,59 @@ async fn agent_health(State((state, _)): State<Shared>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// Serves an fs request from this client's own allocation directories.
+async fn local_fs(
+    state: &ClientAppState,
+    op: crate::client_fs::FsOp,
+    alloc_id: &str,
+    query: &crate::client_fs::FsQuery,
+) -> Result<Response, ApiError> {
+    let Some(root) = &state.alloc_root else {
+        return Err(ApiError::BadRequest("this agent runs no client".to_string()));
+    };
+    // A full allocation ID names a directory; nothing else may.
+    if uuid_like(alloc_id) {
+        let dir = client::AllocDir::new(root, alloc_id);
+        crate::client_fs::serve_local(dir.root(), op, query).await
+    } else {
+        Err(ApiError::BadRequest(format!("{alloc_id:?} is not an allocation ID")))
+    }
+}
+
+fn uuid_like(text: &str) -> bool {
+    text.len() == 36 && text.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'-')
+}
+
+type FsArgs = (
+    State<Shared>,
+    axum::extract::Path<String>,
+    axum::extract::Query<crate::client_fs::FsQuery>,
+);
+
+async fn fs_ls(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::List, &alloc, &query).await
+}
+
+async fn fs_stat(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::Stat, &alloc, &query).await
+}
+
+async fn fs_cat(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::Cat, &alloc, &query).await
+}
+
+async fn fs_readat(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::ReadAt, &alloc, &query).await
 }
 
 /// Headers that describe one hop, not the request.

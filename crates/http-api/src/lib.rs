@@ -8,6 +8,7 @@
 //! internal failures a logged 500. Only this crate knows HTTP.
 
 mod client_agent;
+mod client_fs;
 mod cluster;
 mod error;
 mod exposure;
@@ -140,6 +141,10 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         .route("/v1/agent/health", get(handlers::agent_health))
         .route("/v1/regions", get(handlers::regions))
         .route("/v1/client/fs/logs/{alloc}", get(logs::logs))
+        .route("/v1/client/fs/ls/{alloc}", get(client_fs::ls))
+        .route("/v1/client/fs/stat/{alloc}", get(client_fs::stat))
+        .route("/v1/client/fs/cat/{alloc}", get(client_fs::cat))
+        .route("/v1/client/fs/readat/{alloc}", get(client_fs::readat))
         .route("/", get(ui::index))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
