@@ -11,7 +11,7 @@ use crate::alloc_dir::AllocDir;
 use crate::clock::unix_nanos;
 use crate::env::{EnvInputs, TaskEnv};
 use crate::local_state::{LocalAllocState, LocalStore};
-use crate::task_runner::{TaskRunnerSpec, TaskUpdate, run_task};
+use crate::task_runner::{TaskRunnerSpec, TaskUpdate, run_task_with_commands};
 use crate::updater::UpdateSender;
 use driver_api::{Driver, LogPaths, TaskConfig, TaskHandle};
 use std::collections::{BTreeMap, BTreeSet};
@@ -218,6 +218,8 @@ pub struct AllocContext {
     pub template_poll: std::time::Duration,
     /// Fetches artifacts through the node's cache.
     pub artifacts: Arc<crate::artifact::ArtifactFetcher>,
+    /// Where running tasks take operators' commands.
+    pub controls: crate::handle::TaskControls,
 }
 
 /// The client's grip on one running alloc runner.
@@ -649,6 +651,7 @@ async fn run_alloc(
     state.local.handles.clear();
     state.report(true);
     while tasks.runners.join_next().await.is_some() {}
+    context.controls.lock().expect("task controls lock").remove(&alloc_id);
     if netns_path.is_some() {
         let manager = context.network.clone();
         let id = alloc_id.clone();
@@ -694,9 +697,24 @@ impl TaskSet {
             Ok(spec) => {
                 let (kill_tx, kill_rx) = watch::channel(None);
                 self.kills.insert(name.to_string(), kill_tx);
+                let (command_tx, command_rx) = mpsc::unbounded_channel();
+                setup
+                    .context
+                    .controls
+                    .lock()
+                    .expect("task controls lock")
+                    .entry(setup.alloc.id.clone())
+                    .or_default()
+                    .insert(name.to_string(), command_tx);
                 let initial = state.local.task_states.get(name).cloned().unwrap_or_default();
-                self.runners
-                    .spawn(run_task(spec, initial, restored, self.updates.clone(), kill_rx));
+                self.runners.spawn(run_task_with_commands(
+                    spec,
+                    initial,
+                    restored,
+                    self.updates.clone(),
+                    kill_rx,
+                    Some(command_rx),
+                ));
             }
             Err(reason) => {
                 if let Some(task_state) = state.local.task_states.get_mut(name) {

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 /// Counters and size of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,

@@ -64,8 +64,8 @@ pub fn disk_usage(path: &Path) -> Option<DiskUsage> {
         }
     };
     Some(DiskUsage {
-        disk_percent: percent(stats.blocks_available() as u64, stats.blocks() as u64),
-        inode_percent: percent(stats.files_available() as u64, stats.files() as u64),
+        disk_percent: percent(stats.blocks_available(), stats.blocks()),
+        inode_percent: percent(stats.files_available(), stats.files()),
     })
 }
 

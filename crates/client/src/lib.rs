@@ -30,6 +30,7 @@ pub mod env;
 pub mod error;
 pub mod fingerprint;
 pub mod gc;
+pub mod handle;
 pub mod local_state;
 pub mod restart;
 pub mod sandbox;
@@ -72,6 +73,9 @@ pub struct Client {
     drivers: BTreeMap<String, Arc<dyn Driver>>,
     rpc: Arc<RpcClient>,
     artifacts: Arc<artifact::ArtifactFetcher>,
+    controls: handle::TaskControls,
+    commands: tokio::sync::mpsc::UnboundedSender<handle::ClientCommand>,
+    command_receiver: tokio::sync::mpsc::UnboundedReceiver<handle::ClientCommand>,
 }
 
 impl std::fmt::Debug for Client {
@@ -152,18 +156,32 @@ impl Client {
                     path: cache_dir,
                     source,
                 })?;
+        let (commands, command_receiver) = tokio::sync::mpsc::unbounded_channel();
         Ok(Client {
             config,
             node,
             drivers: by_name,
             rpc,
             artifacts: Arc::new(artifacts),
+            controls: handle::TaskControls::default(),
+            commands,
+            command_receiver,
         })
     }
 
     /// The fingerprinted node, as it will be registered.
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// A handle for the HTTP API: signal, restart and stats of tasks, GC.
+    pub fn handle(&self) -> handle::ClientHandle {
+        handle::ClientHandle {
+            controls: Arc::clone(&self.controls),
+            commands: self.commands.clone(),
+            artifacts: Arc::clone(&self.artifacts),
+            data_dir: self.config.data_dir.clone(),
+        }
     }
 
     /// The node's artifact fetcher and its cache.
@@ -192,6 +210,9 @@ impl Client {
             drivers,
             rpc,
             artifacts,
+            controls,
+            commands: _,
+            mut command_receiver,
         } = self;
         node.status = NodeStatus::Ready;
         node.status_updated_at = clock::unix_nanos();
@@ -226,6 +247,7 @@ impl Client {
             network: network::NetworkManager::new(config.client_dir().join("network"), config.bridge.clone()),
             template_poll: config.template_poll_interval,
             artifacts,
+            controls,
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();
@@ -262,6 +284,7 @@ impl Client {
                 &mut runners,
                 &mut collections,
                 &mut shutdown,
+                &mut command_receiver,
             )
             .await;
             heartbeat.abort();
@@ -356,6 +379,10 @@ async fn heartbeat_loop(rpc: Arc<RpcClient>, node: Arc<Node>, mut ttl: Duration,
 
 /// The blocking-query loop: waits for the node's allocations to change,
 /// then reconciles the runners with them. Returns on shutdown.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the client loop's state, borrowed from run(); a struct would only rename it"
+)]
 async fn watch_allocs(
     rpc: &RpcClient,
     node: &Node,
@@ -364,6 +391,7 @@ async fn watch_allocs(
     runners: &mut HashMap<String, AllocRunner>,
     collections: &mut tokio::task::JoinSet<()>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    commands: &mut tokio::sync::mpsc::UnboundedReceiver<handle::ClientCommand>,
 ) {
     let mut index = 0;
     let mut backoff = MIN_RETRY_BACKOFF;
@@ -392,6 +420,12 @@ async fn watch_allocs(
                 _ = shutdown.as_mut() => return,
                 answer = &mut query => break answer,
                 _ = gc_tick.tick() => collect_garbage(context, &config.gc, runners, &mut collected).await,
+                Some(command) = commands.recv() => match command {
+                    handle::ClientCommand::Gc { alloc_id, reply } => {
+                        let result = collect_on_request(context, runners, &mut collected, alloc_id).await;
+                        let _ = reply.send(result);
+                    }
+                },
             }
         };
         match answer {
@@ -466,6 +500,42 @@ async fn collect_garbage(
         remove_alloc(context, &alloc_id).await;
         collected.insert(alloc_id);
     }
+}
+
+/// Collects what an operator asked for: one terminal allocation, or every
+/// terminal one.
+async fn collect_on_request(
+    context: &Arc<AllocContext>,
+    runners: &mut HashMap<String, AllocRunner>,
+    collected: &mut HashSet<String>,
+    alloc_id: Option<String>,
+) -> Result<(), handle::ControlError> {
+    let targets: Vec<String> = match alloc_id {
+        Some(alloc_id) => {
+            let runner = runners
+                .get(&alloc_id)
+                .ok_or_else(|| handle::ControlError::NotFound(format!("allocation {alloc_id:?} on this client")))?;
+            if runner.finished_at().is_none() {
+                return Err(handle::ControlError::BadRequest(format!(
+                    "allocation {alloc_id} is still running; stop it first"
+                )));
+            }
+            vec![alloc_id]
+        }
+        None => runners
+            .values()
+            .filter(|runner| runner.finished_at().is_some())
+            .map(|runner| runner.alloc_id().to_string())
+            .collect(),
+    };
+    for alloc_id in targets {
+        if let Some(runner) = runners.remove(&alloc_id) {
+            runner.stop_and_wait().await;
+            remove_alloc(context, &alloc_id).await;
+            collected.insert(alloc_id);
+        }
+    }
+    Ok(())
 }
 
 /// Removes an allocation's directory and local state.

@@ -12,7 +12,7 @@ use driver_api::{Driver, ExitResult, TaskConfig, TaskHandle};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use types::duration::format_duration;
 use types::{JobType, RestartPolicy, TaskEvent, TaskState, TaskStateKind, task_event};
 
@@ -64,6 +64,37 @@ pub struct TaskUpdate {
 
 /// Sent to a task runner to stop its task; the text says why.
 pub type KillReceiver = watch::Receiver<Option<String>>;
+
+/// What an operator asks of a running task (`alloc signal`, `alloc
+/// restart`, the stats endpoints). A task that is not running answers once
+/// it runs again; callers bound their wait.
+#[derive(Debug)]
+pub enum TaskCommand {
+    Signal {
+        signal: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Restart {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Result<driver_api::TaskStats, String>>,
+    },
+}
+
+/// The receiving end of a task's commands.
+pub type CommandReceiver = mpsc::UnboundedReceiver<TaskCommand>;
+
+/// The next command, or never once every sender is gone.
+async fn next_command(commands: &mut Option<CommandReceiver>) -> TaskCommand {
+    if let Some(receiver) = commands.as_mut() {
+        if let Some(command) = receiver.recv().await {
+            return command;
+        }
+        *commands = None;
+    }
+    std::future::pending().await
+}
 
 /// Resolves once a kill is requested (never, if the sender is gone).
 async fn kill_requested(kill: &mut KillReceiver) -> String {
@@ -311,26 +342,38 @@ impl Runner {
 /// mid-way (the agent detaching from its tasks) the collector keeps running
 /// with the task.
 pub async fn run_task(
+    spec: TaskRunnerSpec,
+    initial: TaskState,
+    restored: Option<TaskHandle>,
+    updates: mpsc::UnboundedSender<TaskUpdate>,
+    kill: KillReceiver,
+) -> TaskState {
+    run_task_with_commands(spec, initial, restored, updates, kill, None).await
+}
+
+/// [`run_task`], taking operators' [`TaskCommand`]s while the task runs.
+pub async fn run_task_with_commands(
     mut spec: TaskRunnerSpec,
     mut initial: TaskState,
     restored: Option<TaskHandle>,
     updates: mpsc::UnboundedSender<TaskUpdate>,
     kill: KillReceiver,
+    commands: Option<CommandReceiver>,
 ) -> TaskState {
     let logs = &spec.driver_config.logs;
     if spec.driver.capabilities().writes_log_files && !logs.config.disabled {
-        return run_task_with_logs(spec, initial, restored, updates, kill).await;
+        return run_task_with_logs(spec, initial, restored, updates, kill, commands).await;
     }
     if logs.config.disabled {
         spec.driver_config.stdout_path = PathBuf::from("/dev/null");
         spec.driver_config.stderr_path = PathBuf::from("/dev/null");
-        return run_task_with_logs(spec, initial, restored, updates, kill).await;
+        return run_task_with_logs(spec, initial, restored, updates, kill, commands).await;
     }
     match logmon::Collector::ensure(&spec.log_launcher, logs).await {
         Ok(collector) => {
             spec.driver_config.stdout_path = collector.stdout_fifo().to_path_buf();
             spec.driver_config.stderr_path = collector.stderr_fifo().to_path_buf();
-            let state = run_task_with_logs(spec, initial, restored, updates, kill).await;
+            let state = run_task_with_logs(spec, initial, restored, updates, kill, commands).await;
             collector.stop().await;
             state
         }
@@ -362,6 +405,7 @@ async fn run_task_with_logs(
     restored: Option<TaskHandle>,
     updates: mpsc::UnboundedSender<TaskUpdate>,
     mut kill: KillReceiver,
+    mut commands: Option<CommandReceiver>,
 ) -> TaskState {
     let tracker = RestartTracker::new(spec.restart_policy.clone(), spec.job_type);
     let mut runner = Runner {
@@ -441,6 +485,21 @@ async fn run_task_with_logs(
                         runner.push(terminated_event(&exit));
                         break Some(if exit.successful() { RunOutcome::Success } else { RunOutcome::Failure });
                     }
+                    command = next_command(&mut commands) => match command {
+                        TaskCommand::Signal { signal, reply } => {
+                            let sent = runner.send_signal(&running, &signal, "Signal requested by an operator").await;
+                            let _ = reply.send(sent);
+                        }
+                        TaskCommand::Stats { reply } => {
+                            let stats = driver.stats(&running).await.map_err(|error| error.to_string());
+                            let _ = reply.send(stats);
+                        }
+                        TaskCommand::Restart { reply } => {
+                            runner.stop_for_restart(&running, "Restart requested by an operator").await;
+                            let _ = reply.send(Ok(()));
+                            break None;
+                        }
+                    },
                     _ = tokio::time::sleep(poll), if watching => {
                         let Some(templates) = templates.as_mut() else { continue };
                         let rendered = match templates.render() {

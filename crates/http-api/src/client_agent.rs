@@ -35,6 +35,8 @@ pub struct ClientAppState {
     pub agent: Arc<AgentInfo>,
     /// Where the servers are (the client's RPC connection knows).
     pub servers: Arc<dyn ServerDirectory>,
+    /// The client's controls (signal, restart, stats, GC).
+    pub client: Option<client::handle::ClientHandle>,
 }
 
 /// Builds a client agent's router.
@@ -50,6 +52,21 @@ pub fn client_app(state: ClientAppState) -> Router {
         .route("/v1/client/fs/stat/{alloc}", get(fs_stat))
         .route("/v1/client/fs/cat/{alloc}", get(fs_cat))
         .route("/v1/client/fs/readat/{alloc}", get(fs_readat))
+        .route(
+            "/v1/client/allocation/{alloc}/signal",
+            axum::routing::put(control_signal).post(control_signal),
+        )
+        .route(
+            "/v1/client/allocation/{alloc}/restart",
+            axum::routing::put(control_restart).post(control_restart),
+        )
+        .route("/v1/client/allocation/{alloc}/stats", get(control_stats))
+        .route(
+            "/v1/client/allocation/{alloc}/gc",
+            get(control_alloc_gc).put(control_alloc_gc),
+        )
+        .route("/v1/client/gc", get(control_gc).put(control_gc))
+        .route("/v1/client/stats", get(control_host_stats))
         .fallback(proxy)
         .with_state((state, http))
 }
@@ -143,6 +160,53 @@ async fn fs_readat(
     (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
 ) -> Result<Response, ApiError> {
     local_fs(&state, crate::client_fs::FsOp::ReadAt, &alloc, &query).await
+}
+
+fn handle_of(state: &ClientAppState) -> Result<&client::handle::ClientHandle, ApiError> {
+    state
+        .client
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("this agent runs no client".to_string()))
+}
+
+async fn control_signal(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    crate::client_control::signal_local(handle_of(&state)?, &alloc, &body).await
+}
+
+async fn control_restart(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    crate::client_control::restart_local(handle_of(&state)?, &alloc, &body).await
+}
+
+async fn control_stats(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    crate::client_control::stats_local(handle_of(&state)?, &alloc).await
+}
+
+async fn control_alloc_gc(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    handle_of(&state)?.gc(Some(&alloc)).await?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+async fn control_gc(State((state, _)): State<Shared>) -> Result<Response, ApiError> {
+    handle_of(&state)?.gc(None).await?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+async fn control_host_stats(State((state, _)): State<Shared>) -> Result<Response, ApiError> {
+    Ok(axum::Json(handle_of(&state)?.host_stats()).into_response())
 }
 
 /// Headers that describe one hop, not the request.

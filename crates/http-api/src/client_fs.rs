@@ -240,12 +240,20 @@ async fn handle(
 
 /// Passes a GET on to a client agent and streams its answer back.
 pub async fn forward(url: &str) -> Result<Response, ApiError> {
+    forward_with(axum::http::Method::GET, url, bytes::Bytes::new()).await
+}
+
+/// Passes a request on to a client agent and streams its answer back.
+pub async fn forward_with(method: axum::http::Method, url: &str, body: bytes::Bytes) -> Result<Response, ApiError> {
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
     let answer = http
-        .get(url)
+        .request(method, url)
+        .body(body)
         .send()
         .await
         .map_err(|error| ApiError::Unavailable(format!("the client agent did not answer: {error}")))?;

@@ -16,6 +16,7 @@ async fn app(dir: &std::path::Path) -> (Router, server::Server) {
         server: server.clone(),
         alloc_root: None,
         agent: Arc::new(AgentInfo::default()),
+        client: None,
     };
     (http_api::app(state), server)
 }
