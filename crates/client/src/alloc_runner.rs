@@ -11,7 +11,7 @@ use crate::alloc_dir::AllocDir;
 use crate::clock::unix_nanos;
 use crate::env::{EnvInputs, TaskEnv};
 use crate::local_state::{LocalAllocState, LocalStore};
-use crate::task_runner::{TaskRunnerSpec, TaskUpdate, run_task};
+use crate::task_runner::{TaskRunnerSpec, TaskUpdate, run_task_with_commands};
 use crate::updater::UpdateSender;
 use driver_api::{Driver, LogPaths, TaskConfig, TaskHandle};
 use std::collections::{BTreeMap, BTreeSet};
@@ -214,6 +214,12 @@ pub struct AllocContext {
     pub log_launcher: logmon::Launcher,
     /// Sets up group networks (`bridge`, `none`).
     pub network: network::NetworkManager,
+    /// How often running tasks' templates are rendered again.
+    pub template_poll: std::time::Duration,
+    /// Fetches artifacts through the node's cache.
+    pub artifacts: Arc<crate::artifact::ArtifactFetcher>,
+    /// Where running tasks take operators' commands.
+    pub controls: crate::handle::TaskControls,
 }
 
 /// The client's grip on one running alloc runner.
@@ -221,6 +227,7 @@ pub struct AllocRunner {
     alloc_id: String,
     stop: watch::Sender<bool>,
     join: JoinHandle<()>,
+    finished_at: Arc<std::sync::OnceLock<i64>>,
 }
 
 impl AllocRunner {
@@ -233,8 +240,24 @@ impl AllocRunner {
     ) -> AllocRunner {
         let alloc_id = alloc.id.clone();
         let (stop, stop_rx) = watch::channel(false);
-        let join = tokio::spawn(run_alloc(context, alloc, job, restored, stop_rx));
-        AllocRunner { alloc_id, stop, join }
+        let finished_at = Arc::new(std::sync::OnceLock::new());
+        let finished = Arc::clone(&finished_at);
+        let join = tokio::spawn(async move {
+            run_alloc(context, alloc, job, restored, stop_rx).await;
+            let _ = finished.set(unix_nanos());
+        });
+        AllocRunner {
+            alloc_id,
+            stop,
+            join,
+            finished_at,
+        }
+    }
+
+    /// When every task of the allocation was dead (Unix nanoseconds), once
+    /// it is.
+    pub fn finished_at(&self) -> Option<i64> {
+        self.finished_at.get().copied()
     }
 
     /// The allocation this runner runs.
@@ -384,6 +407,38 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
         kill_timeout: task.kill_timeout,
         max_kill_timeout: context.max_kill_timeout,
         kill_signal: task.kill_signal.clone(),
+        templates: task
+            .templates
+            .iter()
+            .map(|template| types::Template {
+                source_path: env.interpolate(&template.source_path),
+                dest_path: env.interpolate(&template.dest_path),
+                change_signal: env.interpolate(&template.change_signal),
+                ..template.clone()
+            })
+            .collect(),
+        alloc_dir_root: alloc_dir.root().to_path_buf(),
+        template_poll: context.template_poll,
+        artifacts: task
+            .artifacts
+            .iter()
+            .map(|artifact| types::Artifact {
+                source: env.interpolate(&artifact.source),
+                destination: env.interpolate(&artifact.destination),
+                mode: artifact.mode.clone(),
+                options: artifact
+                    .options
+                    .iter()
+                    .map(|(key, value)| (key.clone(), env.interpolate(value)))
+                    .collect(),
+                headers: artifact
+                    .headers
+                    .iter()
+                    .map(|(key, value)| (key.clone(), env.interpolate(value)))
+                    .collect(),
+            })
+            .collect(),
+        artifact_fetcher: Some(Arc::clone(&context.artifacts)),
     })
 }
 
@@ -596,6 +651,7 @@ async fn run_alloc(
     state.local.handles.clear();
     state.report(true);
     while tasks.runners.join_next().await.is_some() {}
+    context.controls.lock().expect("task controls lock").remove(&alloc_id);
     if netns_path.is_some() {
         let manager = context.network.clone();
         let id = alloc_id.clone();
@@ -641,9 +697,24 @@ impl TaskSet {
             Ok(spec) => {
                 let (kill_tx, kill_rx) = watch::channel(None);
                 self.kills.insert(name.to_string(), kill_tx);
+                let (command_tx, command_rx) = mpsc::unbounded_channel();
+                setup
+                    .context
+                    .controls
+                    .lock()
+                    .expect("task controls lock")
+                    .entry(setup.alloc.id.clone())
+                    .or_default()
+                    .insert(name.to_string(), command_tx);
                 let initial = state.local.task_states.get(name).cloned().unwrap_or_default();
-                self.runners
-                    .spawn(run_task(spec, initial, restored, self.updates.clone(), kill_rx));
+                self.runners.spawn(run_task_with_commands(
+                    spec,
+                    initial,
+                    restored,
+                    self.updates.clone(),
+                    kill_rx,
+                    Some(command_rx),
+                ));
             }
             Err(reason) => {
                 if let Some(task_state) = state.local.task_states.get_mut(name) {

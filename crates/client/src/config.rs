@@ -78,6 +78,15 @@ pub struct ClientConfig {
     pub log_launcher: logmon::Launcher,
     /// The host bridge of `bridge` group networks.
     pub bridge: network::BridgeConfig,
+    /// How often a running task's templates are rendered again, so that a
+    /// changed input (a `source` file, a file read with `file`) is noticed.
+    pub template_poll_interval: Duration,
+    /// The most bytes the node's artifact cache keeps.
+    pub artifact_cache_max_bytes: u64,
+    /// Bounds on every artifact download and archive.
+    pub artifact_limits: crate::artifact::ArtifactLimits,
+    /// When terminal allocations' directories are removed.
+    pub gc: crate::gc::GcConfig,
 }
 
 impl ClientConfig {
@@ -126,6 +135,10 @@ impl Default for ClientConfig {
             max_kill_timeout: DEFAULT_MAX_KILL_TIMEOUT,
             log_launcher: logmon::Launcher::InProcess,
             bridge: network::BridgeConfig::default(),
+            template_poll_interval: Duration::from_secs(1),
+            artifact_cache_max_bytes: 4 << 30,
+            artifact_limits: crate::artifact::ArtifactLimits::default(),
+            gc: crate::gc::GcConfig::default(),
         }
     }
 }

@@ -11,6 +11,8 @@ pub enum NewClientError {
     Identity { path: PathBuf, source: std::io::Error },
     #[error("two drivers are named {0}")]
     DuplicateDriver(String),
+    #[error("open the artifact cache {path}: {source}")]
+    ArtifactCache { path: PathBuf, source: std::io::Error },
 }
 
 /// Why an allocation directory could not be built.

@@ -22,15 +22,21 @@
 
 pub mod alloc_dir;
 pub mod alloc_runner;
+pub mod artifact;
+pub mod artifact_cache;
 pub mod clock;
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod fingerprint;
+pub mod gc;
+pub mod handle;
 pub mod local_state;
 pub mod restart;
+pub mod sandbox;
 pub mod secure;
 pub mod task_runner;
+pub mod template;
 pub mod updater;
 
 pub use alloc_dir::AllocDir;
@@ -66,6 +72,10 @@ pub struct Client {
     node: Node,
     drivers: BTreeMap<String, Arc<dyn Driver>>,
     rpc: Arc<RpcClient>,
+    artifacts: Arc<artifact::ArtifactFetcher>,
+    controls: handle::TaskControls,
+    commands: tokio::sync::mpsc::UnboundedSender<handle::ClientCommand>,
+    command_receiver: tokio::sync::mpsc::UnboundedReceiver<handle::ClientCommand>,
 }
 
 impl std::fmt::Debug for Client {
@@ -139,17 +149,44 @@ impl Client {
             }
         }
         let node = fingerprint_node(&config, &identity, &infos);
+        let cache_dir = client_dir.join("artifacts");
+        let artifacts =
+            artifact::ArtifactFetcher::new(&cache_dir, config.artifact_cache_max_bytes, config.artifact_limits)
+                .map_err(|source| NewClientError::ArtifactCache {
+                    path: cache_dir,
+                    source,
+                })?;
+        let (commands, command_receiver) = tokio::sync::mpsc::unbounded_channel();
         Ok(Client {
             config,
             node,
             drivers: by_name,
             rpc,
+            artifacts: Arc::new(artifacts),
+            controls: handle::TaskControls::default(),
+            commands,
+            command_receiver,
         })
     }
 
     /// The fingerprinted node, as it will be registered.
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// A handle for the HTTP API: signal, restart and stats of tasks, GC.
+    pub fn handle(&self) -> handle::ClientHandle {
+        handle::ClientHandle {
+            controls: Arc::clone(&self.controls),
+            commands: self.commands.clone(),
+            artifacts: Arc::clone(&self.artifacts),
+            data_dir: self.config.data_dir.clone(),
+        }
+    }
+
+    /// The node's artifact fetcher and its cache.
+    pub fn artifacts(&self) -> Arc<artifact::ArtifactFetcher> {
+        Arc::clone(&self.artifacts)
     }
 
     /// The configuration the client runs with.
@@ -172,6 +209,10 @@ impl Client {
             mut node,
             drivers,
             rpc,
+            artifacts,
+            controls,
+            commands: _,
+            mut command_receiver,
         } = self;
         node.status = NodeStatus::Ready;
         node.status_updated_at = clock::unix_nanos();
@@ -204,6 +245,9 @@ impl Client {
             max_kill_timeout: config.max_kill_timeout,
             log_launcher: config.log_launcher.clone(),
             network: network::NetworkManager::new(config.client_dir().join("network"), config.bridge.clone()),
+            template_poll: config.template_poll_interval,
+            artifacts,
+            controls,
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();
@@ -240,6 +284,7 @@ impl Client {
                 &mut runners,
                 &mut collections,
                 &mut shutdown,
+                &mut command_receiver,
             )
             .await;
             heartbeat.abort();
@@ -334,6 +379,10 @@ async fn heartbeat_loop(rpc: Arc<RpcClient>, node: Arc<Node>, mut ttl: Duration,
 
 /// The blocking-query loop: waits for the node's allocations to change,
 /// then reconciles the runners with them. Returns on shutdown.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the client loop's state, borrowed from run(); a struct would only rename it"
+)]
 async fn watch_allocs(
     rpc: &RpcClient,
     node: &Node,
@@ -342,6 +391,7 @@ async fn watch_allocs(
     runners: &mut HashMap<String, AllocRunner>,
     collections: &mut tokio::task::JoinSet<()>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    commands: &mut tokio::sync::mpsc::UnboundedReceiver<handle::ClientCommand>,
 ) {
     let mut index = 0;
     let mut backoff = MIN_RETRY_BACKOFF;
@@ -349,6 +399,11 @@ async fn watch_allocs(
     // The servers' view of the node's allocations, kept up to date from
     // the deltas they send.
     let mut view: HashMap<String, AllocWithJob> = HashMap::new();
+    // Allocations collected here, which a stale server view must not start
+    // again; forgotten once the servers stop listing them.
+    let mut collected: HashSet<String> = HashSet::new();
+    let mut gc_tick = tokio::time::interval(config.gc.interval);
+    gc_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let query = rpc.node_get_allocs(NodeGetAllocsRequest {
             node_id: node.id.clone(),
@@ -357,9 +412,21 @@ async fn watch_allocs(
             max_wait_ms,
             delta: true,
         });
-        let answer = tokio::select! {
-            _ = shutdown.as_mut() => return,
-            answer = tokio::time::timeout(config.alloc_query_wait + QUERY_GRACE, query) => answer,
+        let query = tokio::time::timeout(config.alloc_query_wait + QUERY_GRACE, query);
+        tokio::pin!(query);
+        // The collector runs beside the blocking query, without cancelling it.
+        let answer = loop {
+            tokio::select! {
+                _ = shutdown.as_mut() => return,
+                answer = &mut query => break answer,
+                _ = gc_tick.tick() => collect_garbage(context, &config.gc, runners, &mut collected).await,
+                Some(command) = commands.recv() => match command {
+                    handle::ClientCommand::Gc { alloc_id, reply } => {
+                        let result = collect_on_request(context, runners, &mut collected, alloc_id).await;
+                        let _ = reply.send(result);
+                    }
+                },
+            }
         };
         match answer {
             Ok(Ok(answer)) => {
@@ -375,7 +442,13 @@ async fn watch_allocs(
                             .collect();
                     }
                 }
-                reconcile(context, runners, collections, view.values().cloned().collect());
+                collected.retain(|alloc_id| view.contains_key(alloc_id));
+                let allocs = view
+                    .values()
+                    .filter(|entry| !collected.contains(&entry.alloc.id))
+                    .cloned()
+                    .collect();
+                reconcile(context, runners, collections, allocs);
                 // An index going backwards means the servers' state was
                 // reset: start over so the next answer comes at once.
                 index = if answer.index < index { 0 } else { answer.index };
@@ -395,6 +468,85 @@ async fn watch_allocs(
                 tracing::warn!("allocation query got no answer in time, retrying");
             }
         }
+    }
+}
+
+/// Removes terminal allocations, oldest first, while the node is over its
+/// limits (see [`gc::plan_gc`]); the disk is measured again after each.
+async fn collect_garbage(
+    context: &Arc<AllocContext>,
+    config: &gc::GcConfig,
+    runners: &mut HashMap<String, AllocRunner>,
+    collected: &mut HashSet<String>,
+) {
+    loop {
+        let candidates: Vec<gc::GcCandidate> = runners
+            .values()
+            .map(|runner| gc::GcCandidate {
+                alloc_id: runner.alloc_id().to_string(),
+                finished_at: runner.finished_at(),
+            })
+            .collect();
+        let usage = gc::disk_usage(&context.alloc_root).unwrap_or_default();
+        let plan = gc::plan_gc(&candidates, config, |_| usage);
+        let Some(alloc_id) = plan.into_iter().next() else {
+            return;
+        };
+        let Some(runner) = runners.remove(&alloc_id) else {
+            return;
+        };
+        tracing::info!(%alloc_id, "garbage-collecting terminal allocation");
+        runner.stop_and_wait().await;
+        remove_alloc(context, &alloc_id).await;
+        collected.insert(alloc_id);
+    }
+}
+
+/// Collects what an operator asked for: one terminal allocation, or every
+/// terminal one.
+async fn collect_on_request(
+    context: &Arc<AllocContext>,
+    runners: &mut HashMap<String, AllocRunner>,
+    collected: &mut HashSet<String>,
+    alloc_id: Option<String>,
+) -> Result<(), handle::ControlError> {
+    let targets: Vec<String> = match alloc_id {
+        Some(alloc_id) => {
+            let runner = runners
+                .get(&alloc_id)
+                .ok_or_else(|| handle::ControlError::NotFound(format!("allocation {alloc_id:?} on this client")))?;
+            if runner.finished_at().is_none() {
+                return Err(handle::ControlError::BadRequest(format!(
+                    "allocation {alloc_id} is still running; stop it first"
+                )));
+            }
+            vec![alloc_id]
+        }
+        None => runners
+            .values()
+            .filter(|runner| runner.finished_at().is_some())
+            .map(|runner| runner.alloc_id().to_string())
+            .collect(),
+    };
+    for alloc_id in targets {
+        if let Some(runner) = runners.remove(&alloc_id) {
+            runner.stop_and_wait().await;
+            remove_alloc(context, &alloc_id).await;
+            collected.insert(alloc_id);
+        }
+    }
+    Ok(())
+}
+
+/// Removes an allocation's directory and local state.
+async fn remove_alloc(context: &Arc<AllocContext>, alloc_id: &str) {
+    let dir = AllocDir::new(&context.alloc_root, alloc_id);
+    let removed = tokio::task::spawn_blocking(move || dir.destroy()).await;
+    if let Ok(Err(error)) = removed {
+        tracing::warn!(%alloc_id, %error, "could not remove allocation directory");
+    }
+    if let Err(error) = context.store.remove(alloc_id) {
+        tracing::warn!(%alloc_id, %error, "could not remove local state");
     }
 }
 
@@ -460,12 +612,7 @@ fn reconcile(
         let context = Arc::clone(context);
         collections.spawn(async move {
             runner.stop_and_wait().await;
-            if let Err(error) = AllocDir::new(&context.alloc_root, &alloc_id).destroy() {
-                tracing::warn!(%alloc_id, %error, "could not remove allocation directory");
-            }
-            if let Err(error) = context.store.remove(&alloc_id) {
-                tracing::warn!(%alloc_id, %error, "could not remove local state");
-            }
+            remove_alloc(&context, &alloc_id).await;
             tracing::debug!(%alloc_id, "garbage-collected allocation");
         });
     }

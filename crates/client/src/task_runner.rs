@@ -7,11 +7,12 @@
 
 use crate::clock::unix_nanos;
 use crate::restart::{RestartDecision, RestartTracker, RunOutcome};
+use crate::template::{ChangeAction, RenderTemplateError, TaskTemplates};
 use driver_api::{Driver, ExitResult, TaskConfig, TaskHandle};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use types::duration::format_duration;
 use types::{JobType, RestartPolicy, TaskEvent, TaskState, TaskStateKind, task_event};
 
@@ -37,6 +38,17 @@ pub struct TaskRunnerSpec {
     pub kill_signal: String,
     /// How the task's log collector runs.
     pub log_launcher: logmon::Launcher,
+    /// The task's templates, their fields interpolated: rendered before the
+    /// task starts and watched while it runs.
+    pub templates: Vec<types::Template>,
+    /// The allocation's directory, which templates never leave.
+    pub alloc_dir_root: PathBuf,
+    /// How often templates are rendered again to notice changed inputs.
+    pub template_poll: Duration,
+    /// The task's artifacts, their fields interpolated.
+    pub artifacts: Vec<types::Artifact>,
+    /// The node's artifact fetcher and cache.
+    pub artifact_fetcher: Option<Arc<crate::artifact::ArtifactFetcher>>,
 }
 
 /// A task's new state, and its handle while it runs.
@@ -52,6 +64,37 @@ pub struct TaskUpdate {
 
 /// Sent to a task runner to stop its task; the text says why.
 pub type KillReceiver = watch::Receiver<Option<String>>;
+
+/// What an operator asks of a running task (`alloc signal`, `alloc
+/// restart`, the stats endpoints). A task that is not running answers once
+/// it runs again; callers bound their wait.
+#[derive(Debug)]
+pub enum TaskCommand {
+    Signal {
+        signal: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Restart {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Result<driver_api::TaskStats, String>>,
+    },
+}
+
+/// The receiving end of a task's commands.
+pub type CommandReceiver = mpsc::UnboundedReceiver<TaskCommand>;
+
+/// The next command, or never once every sender is gone.
+async fn next_command(commands: &mut Option<CommandReceiver>) -> TaskCommand {
+    if let Some(receiver) = commands.as_mut() {
+        if let Some(command) = receiver.recv().await {
+            return command;
+        }
+        *commands = None;
+    }
+    std::future::pending().await
+}
 
 /// Resolves once a kill is requested (never, if the sender is gone).
 async fn kill_requested(kill: &mut KillReceiver) -> String {
@@ -159,6 +202,130 @@ impl Runner {
         self.finish(false)
     }
 
+    /// A task hook failed before the task could start: the task fails.
+    fn hook_failed(mut self, message: String) -> TaskState {
+        let mut failure = event(task_event::HOOK_FAILED, message.clone());
+        failure.message = message;
+        failure.fails_task = true;
+        self.push(failure);
+        self.finish(true)
+    }
+
+    /// Renders the templates until every input exists, then puts their
+    /// environment variables into the task's. `None` when a kill came
+    /// first.
+    async fn prepare_templates(
+        &mut self,
+        templates: &mut TaskTemplates,
+        base_env: &std::collections::BTreeMap<String, String>,
+        kill: &mut KillReceiver,
+    ) -> Option<Result<(), String>> {
+        let mut reported = None;
+        loop {
+            match templates.render() {
+                Ok(_) => break,
+                Err(RenderTemplateError::Missing(path)) => {
+                    if reported.as_ref() != Some(&path) {
+                        self.push(event(task_event::TEMPLATE, format!("Missing: {}", path.display())));
+                        self.emit(None);
+                        reported = Some(path);
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = kill_requested(kill) => return None,
+                        _ = tokio::time::sleep(self.spec.template_poll) => {}
+                    }
+                }
+                Err(error) => return Some(Err(format!("template failed: {error}"))),
+            }
+        }
+        let mut env = base_env.clone();
+        env.extend(templates.env_vars());
+        self.spec.driver_config.env = env;
+        Some(Ok(()))
+    }
+
+    /// Stops the running task so that it starts again at once, outside the
+    /// restart policy (a template changed, or an operator asked).
+    async fn stop_for_restart(&mut self, handle: &TaskHandle, why: &str) {
+        let mut signaled = event(task_event::RESTART_SIGNAL, why);
+        signaled.restart_reason = why.to_string();
+        self.push(signaled);
+        self.emit(Some(handle));
+        let driver = Arc::clone(&self.spec.driver);
+        let kill_timeout = self.kill_timeout();
+        match driver.stop(handle, kill_timeout, &self.spec.kill_signal).await {
+            Ok(()) => {
+                if let Ok(exit) = driver.wait(handle).await {
+                    self.push(terminated_event(&exit));
+                }
+            }
+            Err(error) => tracing::warn!(task = %handle.key(), %error, "stopping the task for a restart failed"),
+        }
+        if let Err(error) = driver.destroy(handle, true).await {
+            tracing::warn!(task = %handle.key(), %error, "destroying the task failed");
+        }
+        let mut restarting = event(task_event::RESTARTING, "Task restarting in 0s");
+        restarting.restart_reason = why.to_string();
+        self.push(restarting);
+        self.state.state = TaskStateKind::Pending;
+        self.state.restarts += 1;
+        self.state.last_restart = unix_nanos();
+        self.emit(None);
+    }
+
+    /// Sends `signal` to the running task, with an event saying why.
+    async fn send_signal(&mut self, handle: &TaskHandle, signal: &str, why: &str) -> Result<(), String> {
+        let mut signaling = event(task_event::SIGNALING, why);
+        signaling.details.insert("signal".to_string(), signal.to_string());
+        self.push(signaling);
+        self.emit(Some(handle));
+        self.spec
+            .driver
+            .signal(handle, signal)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// Starts the task; on success `handle` holds it.
+    async fn start_task(&mut self, handle: &mut Option<TaskHandle>) -> Option<RunOutcome> {
+        match self.spec.driver.start(self.spec.driver_config.clone()).await {
+            Ok(started) => {
+                self.state.state = TaskStateKind::Running;
+                self.state.started_at = unix_nanos();
+                self.push(event(task_event::STARTED, "Task started by client"));
+                self.emit(Some(&started));
+                *handle = Some(started);
+                None
+            }
+            Err(error) => {
+                tracing::warn!(task = %self.spec.task_name, %error, "task failed to start");
+                let mut failure = event(task_event::DRIVER_FAILURE, error.to_string());
+                failure.driver_error = error.to_string();
+                self.push(failure);
+                Some(RunOutcome::StartFailure)
+            }
+        }
+    }
+
+    /// Fetches every artifact of the task, in order.
+    async fn fetch_artifacts(&self) -> Result<(), String> {
+        let Some(fetcher) = &self.spec.artifact_fetcher else {
+            return if self.spec.artifacts.is_empty() {
+                Ok(())
+            } else {
+                Err("this client cannot fetch artifacts".to_string())
+            };
+        };
+        for artifact in &self.spec.artifacts {
+            fetcher
+                .fetch(artifact, &self.spec.alloc_dir_root, &self.spec.driver_config.task_dir)
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+
     fn killed_while_not_running(mut self) -> TaskState {
         if self.state.started_at != 0 {
             self.push(event(task_event::KILLED, "Task successfully killed"));
@@ -175,26 +342,38 @@ impl Runner {
 /// mid-way (the agent detaching from its tasks) the collector keeps running
 /// with the task.
 pub async fn run_task(
+    spec: TaskRunnerSpec,
+    initial: TaskState,
+    restored: Option<TaskHandle>,
+    updates: mpsc::UnboundedSender<TaskUpdate>,
+    kill: KillReceiver,
+) -> TaskState {
+    run_task_with_commands(spec, initial, restored, updates, kill, None).await
+}
+
+/// [`run_task`], taking operators' [`TaskCommand`]s while the task runs.
+pub async fn run_task_with_commands(
     mut spec: TaskRunnerSpec,
     mut initial: TaskState,
     restored: Option<TaskHandle>,
     updates: mpsc::UnboundedSender<TaskUpdate>,
     kill: KillReceiver,
+    commands: Option<CommandReceiver>,
 ) -> TaskState {
     let logs = &spec.driver_config.logs;
     if spec.driver.capabilities().writes_log_files && !logs.config.disabled {
-        return run_task_with_logs(spec, initial, restored, updates, kill).await;
+        return run_task_with_logs(spec, initial, restored, updates, kill, commands).await;
     }
     if logs.config.disabled {
         spec.driver_config.stdout_path = PathBuf::from("/dev/null");
         spec.driver_config.stderr_path = PathBuf::from("/dev/null");
-        return run_task_with_logs(spec, initial, restored, updates, kill).await;
+        return run_task_with_logs(spec, initial, restored, updates, kill, commands).await;
     }
     match logmon::Collector::ensure(&spec.log_launcher, logs).await {
         Ok(collector) => {
             spec.driver_config.stdout_path = collector.stdout_fifo().to_path_buf();
             spec.driver_config.stderr_path = collector.stderr_fifo().to_path_buf();
-            let state = run_task_with_logs(spec, initial, restored, updates, kill).await;
+            let state = run_task_with_logs(spec, initial, restored, updates, kill, commands).await;
             collector.stop().await;
             state
         }
@@ -226,6 +405,7 @@ async fn run_task_with_logs(
     restored: Option<TaskHandle>,
     updates: mpsc::UnboundedSender<TaskUpdate>,
     mut kill: KillReceiver,
+    mut commands: Option<CommandReceiver>,
 ) -> TaskState {
     let tracker = RestartTracker::new(spec.restart_policy.clone(), spec.job_type);
     let mut runner = Runner {
@@ -236,6 +416,23 @@ async fn run_task_with_logs(
     };
     let driver = Arc::clone(&runner.spec.driver);
     let mut handle: Option<TaskHandle> = None;
+    let base_env = runner.spec.driver_config.env.clone();
+    // Artifacts are fetched once, before the first start (a reattached task
+    // has them already).
+    let mut artifacts_done = runner.spec.artifacts.is_empty() || restored.is_some();
+    let mut templates = if runner.spec.templates.is_empty() {
+        None
+    } else {
+        match TaskTemplates::new(
+            &runner.spec.templates,
+            &runner.spec.alloc_dir_root,
+            &runner.spec.driver_config.task_dir,
+            base_env.clone(),
+        ) {
+            Ok(templates) => Some(templates),
+            Err(error) => return runner.hook_failed(format!("template failed: {error}")),
+        }
+    };
     // An outcome waiting for a restart decision (set when a restored task
     // turned out to be gone).
     let mut pending_outcome: Option<RunOutcome> = None;
@@ -245,6 +442,13 @@ async fn run_task_with_logs(
             Ok(()) => {
                 tracing::info!(task = %restored.key(), "reattached to running task");
                 runner.state.state = TaskStateKind::Running;
+                // What is on disk is what the task runs with: the next
+                // render compares against it.
+                if let Some(templates) = templates.as_mut()
+                    && let Err(error) = templates.render()
+                {
+                    tracing::warn!(task = %restored.key(), %error, "templates could not be rendered after reattaching");
+                }
                 handle = Some(restored);
             }
             Err(error) => {
@@ -264,20 +468,77 @@ async fn run_task_with_logs(
         let outcome = if let Some(outcome) = pending_outcome.take() {
             outcome
         } else if let Some(running) = handle.take() {
-            tokio::select! {
-                biased;
-                reason = kill_requested(&mut kill) => return runner.kill(running, reason).await,
-                exit = driver.wait(&running) => {
-                    let exit = exit.unwrap_or_else(|error| ExitResult {
-                        err: Some(error.to_string()),
-                        ..ExitResult::default()
-                    });
-                    if let Err(error) = driver.destroy(&running, false).await {
-                        tracing::warn!(task = %running.key(), %error, "destroying the exited task failed");
+            let watching = templates.is_some();
+            let poll = runner.spec.template_poll;
+            let step = loop {
+                tokio::select! {
+                    biased;
+                    reason = kill_requested(&mut kill) => return runner.kill(running, reason).await,
+                    exit = driver.wait(&running) => {
+                        let exit = exit.unwrap_or_else(|error| ExitResult {
+                            err: Some(error.to_string()),
+                            ..ExitResult::default()
+                        });
+                        if let Err(error) = driver.destroy(&running, false).await {
+                            tracing::warn!(task = %running.key(), %error, "destroying the exited task failed");
+                        }
+                        runner.push(terminated_event(&exit));
+                        break Some(if exit.successful() { RunOutcome::Success } else { RunOutcome::Failure });
                     }
-                    runner.push(terminated_event(&exit));
-                    if exit.successful() { RunOutcome::Success } else { RunOutcome::Failure }
+                    command = next_command(&mut commands) => match command {
+                        TaskCommand::Signal { signal, reply } => {
+                            let sent = runner.send_signal(&running, &signal, "Signal requested by an operator").await;
+                            let _ = reply.send(sent);
+                        }
+                        TaskCommand::Stats { reply } => {
+                            let stats = driver.stats(&running).await.map_err(|error| error.to_string());
+                            let _ = reply.send(stats);
+                        }
+                        TaskCommand::Restart { reply } => {
+                            runner.stop_for_restart(&running, "Restart requested by an operator").await;
+                            let _ = reply.send(Ok(()));
+                            break None;
+                        }
+                    },
+                    _ = tokio::time::sleep(poll), if watching => {
+                        let Some(templates) = templates.as_mut() else { continue };
+                        let rendered = match templates.render() {
+                            Ok(rendered) if !rendered.changed.is_empty() => rendered,
+                            Ok(_) => continue,
+                            Err(error) => {
+                                tracing::warn!(task = %runner.spec.task_name, %error, "re-rendering templates failed");
+                                continue;
+                            }
+                        };
+                        let splay = templates.splay(&rendered);
+                        if !splay.is_zero() {
+                            let nanos = u64::try_from(splay.as_nanos()).unwrap_or(u64::MAX).max(1);
+                            let wait = Duration::from_nanos(unix_nanos().unsigned_abs() % nanos);
+                            tokio::select! {
+                                biased;
+                                reason = kill_requested(&mut kill) => return runner.kill(running, reason).await,
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                        }
+                        match templates.action(&rendered) {
+                            ChangeAction::Noop => {}
+                            ChangeAction::Signal(signal) => {
+                                if let Err(error) = runner.send_signal(&running, &signal, "Template re-rendered").await {
+                                    tracing::warn!(task = %runner.spec.task_name, %error, "signalling the task failed");
+                                }
+                            }
+                            ChangeAction::Restart => {
+                                runner.stop_for_restart(&running, "Template with change_mode restart re-rendered").await;
+                                break None;
+                            }
+                        }
+                    }
                 }
+            };
+            match step {
+                Some(outcome) => outcome,
+                // Restarted in place: start again, outside the policy.
+                None => continue,
             }
         } else {
             if kill.borrow().is_some() {
@@ -287,21 +548,38 @@ async fn run_task_with_logs(
                 runner.push(event(task_event::SETUP, "Building Task Directory"));
                 runner.emit(None);
             }
-            match driver.start(runner.spec.driver_config.clone()).await {
-                Ok(started) => {
-                    runner.state.state = TaskStateKind::Running;
-                    runner.state.started_at = unix_nanos();
-                    runner.push(event(task_event::STARTED, "Task started by client"));
-                    runner.emit(Some(&started));
-                    handle = Some(started);
-                    continue;
+            let fetched = if artifacts_done {
+                Ok(())
+            } else {
+                runner.push(event(
+                    task_event::DOWNLOADING_ARTIFACTS,
+                    "Client is downloading artifacts",
+                ));
+                runner.emit(None);
+                tokio::select! {
+                    biased;
+                    _ = kill_requested(&mut kill) => return runner.killed_while_not_running(),
+                    fetched = runner.fetch_artifacts() => fetched,
                 }
-                Err(error) => {
-                    tracing::warn!(task = %runner.spec.task_name, %error, "task failed to start");
-                    let mut failure = event(task_event::DRIVER_FAILURE, error.to_string());
-                    failure.driver_error = error.to_string();
-                    runner.push(failure);
-                    RunOutcome::StartFailure
+            };
+            if let Err(error) = fetched {
+                tracing::warn!(task = %runner.spec.task_name, %error, "artifact download failed");
+                let mut failure = event(task_event::ARTIFACT_FAILED, error.clone());
+                failure.message = error;
+                runner.push(failure);
+                RunOutcome::StartFailure
+            } else {
+                artifacts_done = true;
+                if let Some(templates) = templates.as_mut() {
+                    match runner.prepare_templates(templates, &base_env, &mut kill).await {
+                        None => return runner.killed_while_not_running(),
+                        Some(Err(message)) => return runner.hook_failed(message),
+                        Some(Ok(())) => {}
+                    }
+                }
+                match runner.start_task(&mut handle).await {
+                    None => continue,
+                    Some(outcome) => outcome,
                 }
             }
         };

@@ -181,6 +181,11 @@ fn spec(driver: Arc<ScriptedDriver>, job_type: JobType, policy: RestartPolicy) -
         kill_timeout: Duration::from_secs(7),
         max_kill_timeout: Duration::from_secs(30),
         kill_signal: String::new(),
+        templates: Vec::new(),
+        alloc_dir_root: std::path::PathBuf::new(),
+        template_poll: Duration::from_secs(1),
+        artifacts: Vec::new(),
+        artifact_fetcher: None,
         log_launcher: logmon::Launcher::InProcess,
     }
 }

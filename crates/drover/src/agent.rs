@@ -234,6 +234,7 @@ impl Agent {
         let mut alloc_root = None;
         let mut node_name = name.clone();
         let mut client_rpc = None;
+        let mut client_handle = None;
         if let Some(settings) = &config.client {
             let mut servers = settings.servers.clone();
             if servers.is_empty() {
@@ -277,6 +278,7 @@ impl Agent {
             .map_err(|error| anyhow::anyhow!("start client: {error}"))?;
             node_id = Some(client.node().id.clone());
             node_name = client.node().name.clone();
+            client_handle = Some(client.handle());
             let mut shutdown_rx = shutdown_rx.clone();
             client_task = Some(tokio::spawn(client.run(async move {
                 let _ = shutdown_rx.wait_for(|stop| *stop).await;
@@ -300,10 +302,12 @@ impl Agent {
                 server: server.clone(),
                 alloc_root,
                 agent: agent_info,
+                client: client_handle,
             }),
             None => http_api::client_app(http_api::ClientAppState {
                 alloc_root,
                 agent: agent_info,
+                client: client_handle,
                 servers: Arc::new(Directory(
                     client_rpc.ok_or_else(|| anyhow::anyhow!("a client agent without an RPC client"))?,
                 )),

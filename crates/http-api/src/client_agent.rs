@@ -35,6 +35,8 @@ pub struct ClientAppState {
     pub agent: Arc<AgentInfo>,
     /// Where the servers are (the client's RPC connection knows).
     pub servers: Arc<dyn ServerDirectory>,
+    /// The client's controls (signal, restart, stats, GC).
+    pub client: Option<client::handle::ClientHandle>,
 }
 
 /// Builds a client agent's router.
@@ -46,6 +48,25 @@ pub fn client_app(state: ClientAppState) -> Router {
     Router::new()
         .route("/v1/agent/self", get(agent_self))
         .route("/v1/agent/health", get(agent_health))
+        .route("/v1/client/fs/ls/{alloc}", get(fs_ls))
+        .route("/v1/client/fs/stat/{alloc}", get(fs_stat))
+        .route("/v1/client/fs/cat/{alloc}", get(fs_cat))
+        .route("/v1/client/fs/readat/{alloc}", get(fs_readat))
+        .route(
+            "/v1/client/allocation/{alloc}/signal",
+            axum::routing::put(control_signal).post(control_signal),
+        )
+        .route(
+            "/v1/client/allocation/{alloc}/restart",
+            axum::routing::put(control_restart).post(control_restart),
+        )
+        .route("/v1/client/allocation/{alloc}/stats", get(control_stats))
+        .route(
+            "/v1/client/allocation/{alloc}/gc",
+            get(control_alloc_gc).put(control_alloc_gc),
+        )
+        .route("/v1/client/gc", get(control_gc).put(control_gc))
+        .route("/v1/client/stats", get(control_host_stats))
         .fallback(proxy)
         .with_state((state, http))
 }
@@ -86,6 +107,106 @@ async fn agent_health(State((state, _)): State<Shared>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// Serves an fs request from this client's own allocation directories.
+async fn local_fs(
+    state: &ClientAppState,
+    op: crate::client_fs::FsOp,
+    alloc_id: &str,
+    query: &crate::client_fs::FsQuery,
+) -> Result<Response, ApiError> {
+    let Some(root) = &state.alloc_root else {
+        return Err(ApiError::BadRequest("this agent runs no client".to_string()));
+    };
+    // A full allocation ID names a directory; nothing else may.
+    if uuid_like(alloc_id) {
+        let dir = client::AllocDir::new(root, alloc_id);
+        crate::client_fs::serve_local(dir.root(), op, query).await
+    } else {
+        Err(ApiError::BadRequest(format!("{alloc_id:?} is not an allocation ID")))
+    }
+}
+
+fn uuid_like(text: &str) -> bool {
+    text.len() == 36 && text.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'-')
+}
+
+type FsArgs = (
+    State<Shared>,
+    axum::extract::Path<String>,
+    axum::extract::Query<crate::client_fs::FsQuery>,
+);
+
+async fn fs_ls(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::List, &alloc, &query).await
+}
+
+async fn fs_stat(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::Stat, &alloc, &query).await
+}
+
+async fn fs_cat(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::Cat, &alloc, &query).await
+}
+
+async fn fs_readat(
+    (State((state, _)), axum::extract::Path(alloc), axum::extract::Query(query)): FsArgs,
+) -> Result<Response, ApiError> {
+    local_fs(&state, crate::client_fs::FsOp::ReadAt, &alloc, &query).await
+}
+
+fn handle_of(state: &ClientAppState) -> Result<&client::handle::ClientHandle, ApiError> {
+    state
+        .client
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("this agent runs no client".to_string()))
+}
+
+async fn control_signal(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    crate::client_control::signal_local(handle_of(&state)?, &alloc, &body).await
+}
+
+async fn control_restart(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    crate::client_control::restart_local(handle_of(&state)?, &alloc, &body).await
+}
+
+async fn control_stats(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    crate::client_control::stats_local(handle_of(&state)?, &alloc).await
+}
+
+async fn control_alloc_gc(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    handle_of(&state)?.gc(Some(&alloc)).await?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+async fn control_gc(State((state, _)): State<Shared>) -> Result<Response, ApiError> {
+    handle_of(&state)?.gc(None).await?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+async fn control_host_stats(State((state, _)): State<Shared>) -> Result<Response, ApiError> {
+    Ok(axum::Json(handle_of(&state)?.host_stats()).into_response())
 }
 
 /// Headers that describe one hop, not the request.

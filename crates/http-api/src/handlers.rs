@@ -194,9 +194,17 @@ fn validate_body(body: &Bytes) -> Result<api_types::JobValidateResponse, ApiErro
     }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("request body is not UTF-8".to_string()))?;
     let response = match jobspec::parse_json(text) {
-        Ok(_) => api_types::JobValidateResponse {
-            driver_config_validated: true,
-            ..Default::default()
+        Ok(job) => match job.check_supported() {
+            Ok(()) => api_types::JobValidateResponse {
+                driver_config_validated: true,
+                ..Default::default()
+            },
+            Err(errors) => api_types::JobValidateResponse {
+                driver_config_validated: true,
+                error: errors.to_string(),
+                validation_errors: errors.0.iter().map(ToString::to_string).collect(),
+                warnings: String::new(),
+            },
         },
         Err(diagnostics) => {
             let errors: Vec<String> = diagnostics.0.iter().map(ToString::to_string).collect();

@@ -8,6 +8,8 @@
 //! internal failures a logged 500. Only this crate knows HTTP.
 
 mod client_agent;
+mod client_control;
+mod client_fs;
 mod cluster;
 mod error;
 mod exposure;
@@ -51,6 +53,9 @@ pub struct AppState {
     /// (`<root>/<alloc_id>/alloc/logs/...`), when this agent runs a client.
     pub alloc_root: Option<PathBuf>,
     pub agent: Arc<AgentInfo>,
+    /// The local client's controls (signal, restart, stats, GC), when this
+    /// agent runs a client.
+    pub client: Option<client::handle::ClientHandle>,
 }
 
 /// Builds the router, with the default [`ApiLimits`].
@@ -140,6 +145,28 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         .route("/v1/agent/health", get(handlers::agent_health))
         .route("/v1/regions", get(handlers::regions))
         .route("/v1/client/fs/logs/{alloc}", get(logs::logs))
+        .route("/v1/client/fs/ls/{alloc}", get(client_fs::ls))
+        .route("/v1/client/fs/stat/{alloc}", get(client_fs::stat))
+        .route("/v1/client/fs/cat/{alloc}", get(client_fs::cat))
+        .route("/v1/client/fs/readat/{alloc}", get(client_fs::readat))
+        .route(
+            "/v1/client/allocation/{id}/signal",
+            put(client_control::signal).post(client_control::signal),
+        )
+        .route(
+            "/v1/client/allocation/{id}/restart",
+            put(client_control::restart).post(client_control::restart),
+        )
+        .route("/v1/client/allocation/{id}/stats", get(client_control::stats))
+        .route(
+            "/v1/client/allocation/{id}/gc",
+            get(client_control::alloc_gc).put(client_control::alloc_gc),
+        )
+        .route(
+            "/v1/client/gc",
+            get(client_control::client_gc).put(client_control::client_gc),
+        )
+        .route("/v1/client/stats", get(client_control::client_stats))
         .route("/", get(ui::index))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))

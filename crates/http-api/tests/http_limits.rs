@@ -37,6 +37,7 @@ async fn app(dir: &std::path::Path, limits: ApiLimits) -> (Router, server::Serve
         server: server.clone(),
         alloc_root: None,
         agent: Arc::new(AgentInfo::default()),
+        client: None,
     };
     (http_api::app_with_limits(state, limits), server)
 }

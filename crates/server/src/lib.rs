@@ -543,6 +543,7 @@ impl Server {
     pub async fn register_job(&self, mut job: Job) -> Result<RegisterResult, ServerError> {
         job.canonicalize();
         job.validate().map_err(ServerError::InvalidJob)?;
+        job.check_supported().map_err(ServerError::InvalidJob)?;
         let _namespaces = self.inner.namespace_lock.read().await;
         if self.state().namespace(&job.namespace).is_none() {
             return Err(ServerError::BadRequest(format!(

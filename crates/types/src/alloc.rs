@@ -92,6 +92,13 @@ pub mod task_event {
     pub const KILLING: &str = "Killing";
     pub const KILLED: &str = "Killed";
     pub const RESTART_SIGNAL: &str = "Restart Signaled";
+    pub const SIGNALING: &str = "Signaling";
+    /// A message from a task hook (templates waiting for their data).
+    pub const TEMPLATE: &str = "Template";
+    /// A task hook (templates, artifacts) failed: the task does not start.
+    pub const HOOK_FAILED: &str = "Task hook failed";
+    pub const DOWNLOADING_ARTIFACTS: &str = "Downloading Artifacts";
+    pub const ARTIFACT_FAILED: &str = "Failed Artifact Download";
 }
 
 /// One thing that happened to a task.

@@ -17,6 +17,7 @@ pub mod node_index;
 pub mod operator;
 pub mod plan;
 pub mod resources;
+pub mod runtime_support;
 pub mod validate;
 
 pub use alloc::*;

@@ -60,7 +60,7 @@ impl std::error::Error for ValidationErrors {}
 
 /// A name as it appears in an error's path: cut short when it is over the
 /// limit, so that a hostile name does not make every message huge.
-fn shorten(name: &str) -> &str {
+pub(crate) fn shorten(name: &str) -> &str {
     if name.len() <= limits::MAX_JOB_ID_LEN {
         return name;
     }
@@ -71,12 +71,12 @@ fn shorten(name: &str) -> &str {
     &name[..end]
 }
 
-struct Collector {
-    errors: Vec<ValidationError>,
+pub(crate) struct Collector {
+    pub(crate) errors: Vec<ValidationError>,
 }
 
 impl Collector {
-    fn push(&mut self, path: &[String], field: &str, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: &[String], field: &str, message: impl Into<String>) {
         let mut full = path.to_vec();
         if !field.is_empty() {
             full.push(field.to_string());

@@ -1,0 +1,555 @@
+//! What a client can carry out. A job file may hold blocks that Drover
+//! parses and stores but whose runtime is not built (Vault, Consul, CSI
+//! volumes…); such a job is refused at registration with the field path and
+//! the reason, never accepted and then silently ignored. As a block's
+//! runtime is built, its rejection here is lifted.
+
+use crate::job::{Artifact, Job, Task, TaskGroup, Template};
+use crate::validate::{Collector, ValidationErrors, shorten};
+
+/// Opaque API fields of a job, a group or a task, with the block's name in
+/// the job file and why it is refused.
+const JOB_FIELDS: &[(&str, &str, &str)] = &[
+    ("Vault", "vault", "Vault integration is not supported by Drover"),
+    (
+        "VaultToken",
+        "vault_token",
+        "Vault integration is not supported by Drover",
+    ),
+    ("Consul", "consul", "Consul integration is not supported by Drover"),
+    (
+        "ConsulToken",
+        "consul_token",
+        "Consul integration is not supported by Drover",
+    ),
+    (
+        "Multiregion",
+        "multiregion",
+        "multiregion jobs are not supported by Drover",
+    ),
+];
+const GROUP_FIELDS: &[(&str, &str, &str)] = &[("Consul", "consul", "Consul integration is not supported by Drover")];
+const TASK_FIELDS: &[(&str, &str, &str)] = &[
+    ("Vault", "vault", "Vault integration is not supported by Drover"),
+    ("Consul", "consul", "Consul integration is not supported by Drover"),
+    (
+        "Identity",
+        "identity",
+        "workload identities are not supported by Drover yet",
+    ),
+    (
+        "Identities",
+        "identity",
+        "workload identities are not supported by Drover yet",
+    ),
+    (
+        "CSIPluginConfig",
+        "csi_plugin",
+        "CSI plugins are not supported by Drover",
+    ),
+    ("Actions", "action", "task actions are not supported by Drover yet"),
+    ("Schedule", "schedule", "task schedules are not supported by Drover"),
+    ("Kind", "kind", "Consul Connect task kinds are not supported by Drover"),
+];
+
+/// A value that says nothing: absent, null, empty or false.
+fn is_empty(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Bool(flag) => !flag,
+        serde_json::Value::String(text) => text.is_empty(),
+        serde_json::Value::Array(items) => items.is_empty(),
+        serde_json::Value::Object(map) => map.is_empty(),
+        serde_json::Value::Number(_) => false,
+    }
+}
+
+fn check_extra(
+    collector: &mut Collector,
+    path: &[String],
+    extra: &std::collections::BTreeMap<String, serde_json::Value>,
+    fields: &[(&str, &str, &str)],
+) {
+    for (api_name, hcl_name, reason) in fields {
+        if extra.get(*api_name).is_some_and(|value| !is_empty(value)) {
+            collector.push(path, hcl_name, *reason);
+        }
+    }
+}
+
+impl Job {
+    /// Checks that every block of the job is one a Drover client carries
+    /// out. Call it after [`Job::validate`], before registering the job.
+    pub fn check_supported(&self) -> Result<(), ValidationErrors> {
+        let mut collector = Collector { errors: Vec::new() };
+        let path = vec![format!("job {:?}", shorten(&self.id))];
+        check_extra(&mut collector, &path, &self.extra, JOB_FIELDS);
+        for group in &self.task_groups {
+            check_group(&mut collector, &path, group);
+        }
+        if collector.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(collector.errors))
+        }
+    }
+}
+
+fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup) {
+    let mut path = job_path.to_vec();
+    path.push(format!("group {:?}", shorten(&group.name)));
+    check_extra(collector, &path, &group.extra, GROUP_FIELDS);
+    if group.ephemeral_disk.sticky {
+        collector.push(
+            &path,
+            "ephemeral_disk.sticky",
+            "sticky ephemeral disks are not supported by Drover yet",
+        );
+    }
+    if group.ephemeral_disk.migrate {
+        collector.push(
+            &path,
+            "ephemeral_disk.migrate",
+            "migrating ephemeral disks is not supported by Drover yet",
+        );
+    }
+    if group.shutdown_delay.is_some_and(|delay| !delay.is_zero()) {
+        collector.push(&path, "shutdown_delay", "shutdown_delay is not supported by Drover yet");
+    }
+    for name in group.volumes.keys() {
+        collector.push(
+            &path,
+            &format!("volume {:?}", shorten(name)),
+            "volumes are not supported by Drover yet",
+        );
+    }
+    for task in &group.tasks {
+        check_task(collector, &path, task);
+    }
+}
+
+/// Most artifacts one task may have.
+pub const MAX_ARTIFACTS: usize = 64;
+
+fn check_artifact(collector: &mut Collector, path: &[String], idx: usize, artifact: &Artifact) {
+    let field = |name: &str| format!("artifact[{idx}].{name}");
+    let source = artifact.source.as_str();
+    let lower = source.to_ascii_lowercase();
+    if source.is_empty() {
+        collector.push(path, &field("source"), "an artifact needs a source");
+    } else if let Some((getter, _)) = source.split_once("::") {
+        collector.push(
+            path,
+            &field("source"),
+            format!("the {getter:?} getter is not supported by Drover yet: use an http:// or file:// source"),
+        );
+    } else if lower.starts_with("https://") {
+        collector.push(
+            path,
+            &field("source"),
+            "https sources are not supported by Drover yet: use an http:// source with a checksum",
+        );
+    } else if source.contains("://") && !lower.starts_with("http://") && !lower.starts_with("file://") {
+        collector.push(
+            path,
+            &field("source"),
+            format!("source {source:?} has a scheme Drover cannot fetch: use http:// or file://"),
+        );
+    }
+    if !matches!(artifact.mode.as_str(), "" | "any" | "file" | "dir") {
+        collector.push(
+            path,
+            &field("mode"),
+            format!("unknown mode {:?}: use any, file or dir", artifact.mode),
+        );
+    }
+    for (key, value) in &artifact.options {
+        match key.as_str() {
+            "checksum" => {
+                let valid = value.split_once(':').is_some_and(|(algorithm, hex)| {
+                    let length = match algorithm {
+                        "md5" => 32,
+                        "sha1" => 40,
+                        "sha256" => 64,
+                        "sha512" => 128,
+                        _ => 0,
+                    };
+                    // An interpolation is checked on the client.
+                    hex.contains("${") || (hex.len() == length && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+                });
+                if !valid && !value.starts_with("${") {
+                    collector.push(
+                        path,
+                        &field("options.checksum"),
+                        format!(
+                            "checksum {value:?} is not md5, sha1, sha256 or sha512 followed by ':' and its hex digits"
+                        ),
+                    );
+                }
+            }
+            "archive" => {
+                if !matches!(value.as_str(), "true" | "false") {
+                    collector.push(path, &field("options.archive"), "archive must be true or false");
+                }
+            }
+            other => collector.push(
+                path,
+                &field(&format!("options.{other}")),
+                format!("artifact option {other:?} is not supported by Drover yet"),
+            ),
+        }
+    }
+}
+
+/// Most templates one task may have.
+pub const MAX_TEMPLATES: usize = 64;
+/// Longest inline template (`data`), as the client renders it.
+pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+
+fn check_template(collector: &mut Collector, path: &[String], idx: usize, template: &Template) {
+    let field = |name: &str| format!("template[{idx}].{name}");
+    if template.dest_path.is_empty() {
+        collector.push(path, &field("destination"), "a template needs a destination");
+    }
+    match (template.source_path.is_empty(), template.embedded_tmpl.is_empty()) {
+        (true, true) => collector.push(path, &field("data"), "a template needs data or a source"),
+        (false, false) => collector.push(path, &field("data"), "a template takes data or a source, not both"),
+        _ => {}
+    }
+    if template.embedded_tmpl.len() > MAX_TEMPLATE_BYTES {
+        collector.push(
+            path,
+            &field("data"),
+            format!(
+                "template is {} bytes, more than Drover's limit of {MAX_TEMPLATE_BYTES}",
+                template.embedded_tmpl.len()
+            ),
+        );
+    }
+    match template.change_mode.as_str() {
+        "" | "restart" | "noop" => {}
+        "signal" => {
+            if template.change_signal.is_empty() {
+                collector.push(
+                    path,
+                    &field("change_signal"),
+                    "change_mode \"signal\" needs a change_signal",
+                );
+            }
+        }
+        "script" => collector.push(
+            path,
+            &field("change_mode"),
+            "change_mode \"script\" is not supported by Drover yet",
+        ),
+        other => collector.push(
+            path,
+            &field("change_mode"),
+            format!("unknown change_mode {other:?}: use restart, signal or noop"),
+        ),
+    }
+    // The template engine has Go's delimiters only.
+    for (name, value, default) in [
+        ("left_delimiter", &template.left_delim, "{{"),
+        ("right_delimiter", &template.right_delim, "}}"),
+    ] {
+        if !value.is_empty() && value != default {
+            collector.push(
+                path,
+                &field(name),
+                format!("delimiters other than {default:?} are not supported by Drover yet"),
+            );
+        }
+    }
+    if !template.perms.is_empty() && u32::from_str_radix(&template.perms, 8).map_or(true, |mode| mode > 0o7777) {
+        collector.push(
+            path,
+            &field("perms"),
+            format!("perms {:?} is not an octal file mode", template.perms),
+        );
+    }
+}
+
+fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
+    let mut path = group_path.to_vec();
+    path.push(format!("task {:?}", shorten(&task.name)));
+    check_extra(collector, &path, &task.extra, TASK_FIELDS);
+    if task.shutdown_delay.is_some_and(|delay| !delay.is_zero()) {
+        collector.push(&path, "shutdown_delay", "shutdown_delay is not supported by Drover yet");
+    }
+    if task
+        .dispatch_payload
+        .as_ref()
+        .is_some_and(|payload| !payload.file.is_empty())
+    {
+        collector.push(
+            &path,
+            "dispatch_payload",
+            "dispatch payloads are not supported by Drover yet",
+        );
+    }
+    if task.templates.len() > MAX_TEMPLATES {
+        collector.push(
+            &path,
+            "template",
+            format!("more than Drover's limit of {MAX_TEMPLATES} templates per task"),
+        );
+    }
+    for (idx, template) in task.templates.iter().enumerate() {
+        check_template(collector, &path, idx, template);
+    }
+    if task.artifacts.len() > MAX_ARTIFACTS {
+        collector.push(
+            &path,
+            "artifact",
+            format!("more than Drover's limit of {MAX_ARTIFACTS} artifacts per task"),
+        );
+    }
+    for (idx, artifact) in task.artifacts.iter().enumerate() {
+        check_artifact(collector, &path, idx, artifact);
+    }
+    for idx in 0..task.volume_mounts.len() {
+        collector.push(
+            &path,
+            &format!("volume_mount[{idx}]"),
+            "volume mounts are not supported by Drover yet",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Template, VolumeRequest};
+
+    fn job() -> Job {
+        Job {
+            id: "web".into(),
+            task_groups: vec![TaskGroup {
+                name: "g".into(),
+                tasks: vec![Task {
+                    name: "t".into(),
+                    driver: "raw_exec".into(),
+                    ..Task::default()
+                }],
+                ..TaskGroup::default()
+            }],
+            ..Job::default()
+        }
+    }
+
+    fn messages(job: &Job) -> Vec<String> {
+        match job.check_supported() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_plain_job_is_supported() {
+        assert_eq!(messages(&job()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn vault_is_refused_with_its_path() {
+        let mut job = job();
+        job.task_groups[0].tasks[0]
+            .extra
+            .insert("Vault".into(), serde_json::json!({"Policies": ["read"]}));
+        assert_eq!(
+            messages(&job),
+            vec![
+                "job \"web\" → group \"g\" → task \"t\" → vault: Vault integration is not supported by Drover"
+                    .to_string()
+            ]
+        );
+        let mut job = self::job();
+        job.extra.insert("Vault".into(), serde_json::json!({"Policies": ["x"]}));
+        assert_eq!(messages(&job).len(), 1);
+        // An empty block from the API says nothing and is let through.
+        let mut job = self::job();
+        job.extra.insert("Vault".into(), serde_json::Value::Null);
+        assert!(messages(&job).is_empty());
+    }
+
+    #[test]
+    fn every_unbuilt_runtime_block_is_named() {
+        let mut job = job();
+        job.task_groups[0].volumes.insert(
+            "data".into(),
+            VolumeRequest {
+                name: "data".into(),
+                volume_type: "host".into(),
+                ..VolumeRequest::default()
+            },
+        );
+        job.task_groups[0].ephemeral_disk.sticky = true;
+        let found = messages(&job);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().any(|m| m.contains("volume \"data\"")));
+        assert!(found.iter().any(|m| m.contains("ephemeral_disk.sticky")));
+    }
+
+    #[test]
+    fn artifacts_are_checked_field_by_field() {
+        let good = Artifact {
+            source: "http://example.com/app.tar.gz".into(),
+            options: [("checksum".to_string(), format!("sha256:{}", "a".repeat(64)))].into(),
+            ..Artifact::default()
+        };
+        let mut job = job();
+        job.task_groups[0].tasks[0].artifacts.push(good.clone());
+        job.task_groups[0].tasks[0].artifacts.push(Artifact {
+            source: "../alloc/data.zip".into(),
+            mode: "dir".into(),
+            ..Artifact::default()
+        });
+        assert_eq!(messages(&job), Vec::<String>::new());
+        let bad = [
+            (
+                Artifact {
+                    source: "git::https://example.com/repo".into(),
+                    ..good.clone()
+                },
+                "\"git\" getter",
+            ),
+            (
+                Artifact {
+                    source: "https://example.com/x".into(),
+                    ..good.clone()
+                },
+                "https sources",
+            ),
+            (
+                Artifact {
+                    source: "s3://bucket/x".into(),
+                    ..good.clone()
+                },
+                "scheme Drover cannot fetch",
+            ),
+            (
+                Artifact {
+                    source: String::new(),
+                    ..good.clone()
+                },
+                "needs a source",
+            ),
+            (
+                Artifact {
+                    mode: "tree".into(),
+                    ..good.clone()
+                },
+                "artifact[0].mode",
+            ),
+            (
+                Artifact {
+                    options: [("checksum".to_string(), "sha256:xyz".to_string())].into(),
+                    ..good.clone()
+                },
+                "artifact[0].options.checksum",
+            ),
+            (
+                Artifact {
+                    options: [("depth".to_string(), "1".to_string())].into(),
+                    ..good.clone()
+                },
+                "artifact[0].options.depth",
+            ),
+        ];
+        for (artifact, expected) in bad {
+            let mut job = self::job();
+            job.task_groups[0].tasks[0].artifacts.push(artifact);
+            let found = messages(&job);
+            assert!(found.len() == 1 && found[0].contains(expected), "{expected}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn templates_are_checked_field_by_field() {
+        let good = Template {
+            embedded_tmpl: "x={{ env \"A\" }}".into(),
+            dest_path: "local/x".into(),
+            change_mode: "signal".into(),
+            change_signal: "SIGHUP".into(),
+            perms: "0640".into(),
+            ..Template::default()
+        };
+        let mut job = job();
+        job.task_groups[0].tasks[0].templates.push(good.clone());
+        assert_eq!(messages(&job), Vec::<String>::new());
+        let bad = [
+            (
+                Template {
+                    change_mode: "script".into(),
+                    ..good.clone()
+                },
+                "template[0].change_mode: change_mode \"script\" is not supported",
+            ),
+            (
+                Template {
+                    change_mode: "reload".into(),
+                    ..good.clone()
+                },
+                "unknown change_mode",
+            ),
+            (
+                Template {
+                    change_signal: String::new(),
+                    ..good.clone()
+                },
+                "template[0].change_signal",
+            ),
+            (
+                Template {
+                    left_delim: "[[".into(),
+                    ..good.clone()
+                },
+                "template[0].left_delimiter",
+            ),
+            (
+                Template {
+                    dest_path: String::new(),
+                    ..good.clone()
+                },
+                "template[0].destination",
+            ),
+            (
+                Template {
+                    source_path: "local/x.tpl".into(),
+                    ..good.clone()
+                },
+                "not both",
+            ),
+            (
+                Template {
+                    embedded_tmpl: String::new(),
+                    ..good.clone()
+                },
+                "needs data or a source",
+            ),
+            (
+                Template {
+                    perms: "rw".into(),
+                    ..good.clone()
+                },
+                "template[0].perms",
+            ),
+            (
+                Template {
+                    embedded_tmpl: "x".repeat(MAX_TEMPLATE_BYTES + 1),
+                    ..good.clone()
+                },
+                "more than Drover's limit",
+            ),
+        ];
+        for (template, expected) in bad {
+            let mut job = self::job();
+            job.task_groups[0].tasks[0].templates.push(template);
+            let found = messages(&job);
+            assert!(found.len() == 1 && found[0].contains(expected), "{expected}: {found:?}");
+        }
+        let mut job = self::job();
+        job.task_groups[0].tasks[0].templates = vec![good; MAX_TEMPLATES + 1];
+        assert!(messages(&job)[0].contains("templates per task"));
+    }
+}
