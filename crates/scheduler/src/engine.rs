@@ -1851,6 +1851,12 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 alloc.reschedule_tracker = Some(tracker);
             }
         }
+        if request.kind == PlaceKind::Canary {
+            alloc.deployment_status = Some(types::AllocDeploymentStatus {
+                canary: true,
+                ..types::AllocDeploymentStatus::default()
+            });
+        }
         alloc.metrics = Some(AllocMetric {
             nodes_evaluated: run.metrics.evaluated,
             nodes_filtered: run.metrics.filtered_by_reason.iter().sum(),
@@ -1889,7 +1895,11 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
             return;
         }
         for request in requests {
-            if request.previous.is_some() || request.node.is_some() || self.specs[request.group].needs_detail {
+            if request.previous.is_some()
+                || request.node.is_some()
+                || request.kind == PlaceKind::Canary
+                || self.specs[request.group].needs_detail
+            {
                 return;
             }
         }

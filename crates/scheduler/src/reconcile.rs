@@ -135,6 +135,13 @@ pub(crate) fn stop_all<'v>(allocs: &[&'v Allocation], why: &'static str) -> Reco
 /// rolling-update pacing.
 pub(crate) fn is_healthy(alloc: &Allocation, deployment: Option<&DeploymentInfo>) -> bool {
     match deployment {
+        Some(deployment) if deployment.tracks_health && alloc.deployment_id == deployment.id => {
+            deployment.healthy_allocs.contains(&alloc.id)
+                || alloc
+                    .deployment_status
+                    .as_ref()
+                    .is_some_and(|status| status.healthy == Some(true))
+        }
         Some(deployment) if !deployment.healthy_allocs.is_empty() => deployment.healthy_allocs.contains(&alloc.id),
         _ => alloc.client_status == AllocClientStatus::Running,
     }
@@ -289,6 +296,8 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
         .filter(|alloc| alloc.job_version == job.version && old_indexes.contains(&index_of(alloc)))
         .collect();
     let canary_phase = canary_count > 0 && !destructive.is_empty() && !promoted;
+    // A failed or paused rollout replaces nothing more of the old version.
+    let halted = deployment.is_some_and(|deployment| deployment.failed || deployment.paused);
     let mut stopped: BTreeSet<&str> = BTreeSet::new();
     if canary_count > 0 && promoted {
         // Promoted: each canary takes over its index from the old allocation.
@@ -376,6 +385,9 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
         });
     }
 
+    if halted {
+        return;
+    }
     if canary_phase {
         let have: BTreeSet<u32> = canaries.iter().map(|alloc| index_of(alloc)).collect();
         let wanted = (canary_count as usize).saturating_sub(canaries.len());

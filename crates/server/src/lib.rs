@@ -17,6 +17,8 @@
 
 mod broker;
 pub mod cluster;
+mod deployment_watcher;
+mod deployments;
 pub mod gc;
 mod heartbeat;
 mod leader;
@@ -29,6 +31,7 @@ mod worker;
 
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
+pub use deployments::DeploymentUpdateResult;
 pub use planner::{VerifiedPlan, verify_plan};
 pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
@@ -505,6 +508,9 @@ impl Server {
     pub async fn register_job(&self, mut job: Job) -> Result<RegisterResult, ServerError> {
         job.canonicalize();
         job.validate().map_err(ServerError::InvalidJob)?;
+        if let Some(reason) = deployment_watcher::unsupported_update(&job) {
+            return Err(ServerError::BadRequest(reason));
+        }
         let _namespaces = self.inner.namespace_lock.read().await;
         if self.state().namespace(&job.namespace).is_none() {
             return Err(ServerError::BadRequest(format!(

@@ -174,6 +174,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 0,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         state

@@ -57,7 +57,19 @@ pub(crate) async fn apply_plan(server: &Server, plan: Plan) -> Result<PlanResult
     } else {
         (None, Vec::new())
     };
-    if verified.allocs.is_empty() && eval_update.is_none() && created_evals.is_empty() {
+    // The deployment goes with the first commit its allocations are in;
+    // the cancellation of an older one with the plan's final commit.
+    let deployment = plan
+        .deployment
+        .filter(|deployment| snapshot.deployment(&deployment.id).is_none())
+        .filter(|_| full || !verified.allocs.is_empty());
+    let deployment_updates = if full { plan.deployment_updates } else { Vec::new() };
+    if verified.allocs.is_empty()
+        && eval_update.is_none()
+        && created_evals.is_empty()
+        && deployment.is_none()
+        && deployment_updates.is_empty()
+    {
         return Ok(verified.result);
     }
     let mut result = verified.result;
@@ -67,6 +79,8 @@ pub(crate) async fn apply_plan(server: &Server, plan: Plan) -> Result<PlanResult
             eval_update,
             created_evals,
             now: now_nanos(),
+            deployment,
+            deployment_updates,
         })
         .await?;
     result.alloc_index = written.index;
