@@ -555,9 +555,14 @@ pub(crate) enum PlaceKind {
     New,
     Lost,
     Migrate,
-    Reschedule { delay: i64 },
+    Reschedule {
+        delay: i64,
+    },
     Destructive,
     Canary,
+    /// A failed allocation of an older version, replaced by the job's
+    /// current version.
+    Replace,
 }
 
 /// One allocation to place.

@@ -140,7 +140,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
         let new_groups: Vec<usize> = reconciled.new_places.iter().map(|new| new.group).collect();
         state.enable_compact(&reconciled.places, &new_groups);
         let rank = |request: &PlaceRequest| match request.kind {
-            PlaceKind::Lost | PlaceKind::Migrate | PlaceKind::Reschedule { .. } => 0,
+            PlaceKind::Lost | PlaceKind::Migrate | PlaceKind::Reschedule { .. } | PlaceKind::Replace => 0,
             PlaceKind::Canary => 1,
             PlaceKind::New => 2,
             PlaceKind::Destructive => 3,
@@ -279,13 +279,22 @@ fn deployment_changes<V: ClusterView + ?Sized>(
         || reconciled.places.iter().any(|request| {
             matches!(
                 request.kind,
-                PlaceKind::Canary | PlaceKind::Destructive | PlaceKind::New
+                PlaceKind::Canary | PlaceKind::Destructive | PlaceKind::New | PlaceKind::Replace
             )
         });
     if !changes {
         return None;
     }
-    let deployment = Deployment::new(job, ids(), ctx.now);
+    let mut deployment = Deployment::new(job, ids(), ctx.now);
+    // Canaries stand in for allocations being replaced: a group with none
+    // to replace (its first version, or an in-place change) has none.
+    let canary_groups: Vec<&str> = reconciled
+        .places
+        .iter()
+        .filter(|request| request.kind == PlaceKind::Canary)
+        .map(|request| job.task_groups[request.group].name.as_str())
+        .collect();
+    deployment.drop_canaries_except(&canary_groups);
     let id = deployment.id.clone();
     plan.deployment = Some(deployment);
     Some(id)

@@ -237,6 +237,16 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
             }
             AllocClientStatus::Lost => {}
             AllocClientStatus::Failed => match reschedule::decide(group.reschedule_policy.as_ref(), alloc, now) {
+                // A new version of a service job replaces what an older one
+                // left failed (reverting a failed rollout relies on it).
+                Decision::Never if !batch && alloc.job_version != job.version => {
+                    result.stops.push(Stop {
+                        alloc,
+                        why: why::UPDATED,
+                        lost: false,
+                    });
+                    replacements.push((alloc, PlaceKind::Replace));
+                }
                 Decision::Never => kept_terminal.push(alloc),
                 Decision::Later { at, .. } => {
                     kept_terminal.push(alloc);
@@ -410,12 +420,35 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
     // Rolling update: at most max_parallel replacements in flight.
     let limit = match update {
         Some(update) if update.max_parallel > 0 => {
+            // A failed allocation of the new version that is not being
+            // replaced yet still holds its slot until its health is judged,
+            // and an unhealthy one stops the rollout (the watcher then
+            // fails the deployment or a replacement must prove itself).
+            let tracked = |alloc: &Allocation| {
+                deployment.is_some_and(|deployment| deployment.tracks_health && alloc.deployment_id == deployment.id)
+            };
+            let judged_unhealthy = current.iter().chain(kept_terminal.iter()).any(|alloc| {
+                tracked(alloc)
+                    && alloc
+                        .deployment_status
+                        .as_ref()
+                        .is_some_and(|status| status.healthy == Some(false))
+            });
             let in_flight = current
                 .iter()
                 .filter(|alloc| alloc.job_version == job.version && !stopped.contains(alloc.id.as_str()))
+                .chain(kept_terminal.iter().filter(|alloc| {
+                    alloc.job_version == job.version
+                        && alloc.client_status == AllocClientStatus::Failed
+                        && tracked(alloc)
+                }))
                 .filter(|alloc| !is_healthy(alloc, deployment))
                 .count();
-            (update.max_parallel as usize).saturating_sub(in_flight)
+            if judged_unhealthy {
+                0
+            } else {
+                (update.max_parallel as usize).saturating_sub(in_flight)
+            }
         }
         _ => usize::MAX,
     };

@@ -678,3 +678,64 @@ deployment web version=0 tracked=true
         "#]],
     );
 }
+
+/// A failed allocation of the new version, not replaced, holds its
+/// max_parallel slot until judged; once judged unhealthy nothing more is
+/// replaced.
+#[test]
+fn failed_new_allocation_holds_the_rollout() {
+    let cluster = r#"
+node n1
+job web version=0
+group api count=3 cpu=500 mem=256
+job web version=1
+group api count=3 cpu=600 mem=256 max_parallel=2 attempts=0 interval=1h unlimited=false
+alloc a0 web.api[0] node=n1 version=0
+alloc a2 web.api[2] node=n1 version=0
+alloc c1 web.api[1] node=n1 version=1 status=failed deployment=deploy-web HEALTH
+deployment web version=1 tracked=true
+"#;
+    check(
+        &cluster.replace("HEALTH", ""),
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (a0): alloc replaced by a newer job version
+            place n1 web.api[0] (id-1) v1 cpu=600 mem=256 prev=a0 deployment=deploy-web
+        "#]],
+    );
+    check(
+        &cluster.replace("HEALTH", "healthy=false"),
+        expect![[r#"
+            eval complete queued: api=0
+        "#]],
+    );
+}
+
+/// A new version replaces an allocation an older version left failed for
+/// good, while a failure of the current version stays as it is.
+#[test]
+fn new_version_replaces_failed_allocations_of_older_ones() {
+    let cluster = r#"
+node n1
+job web version=0
+group api count=1 cpu=500 mem=256 attempts=0 interval=1h unlimited=false
+job web version=VERSION
+group api count=1 cpu=600 mem=256 attempts=0 interval=1h unlimited=false
+alloc f0 web.api[0] node=n1 version=0 status=failed
+"#;
+    check(
+        &cluster.replace("VERSION", "1"),
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (f0): alloc replaced by a newer job version
+            place n1 web.api[0] (id-2) v1 cpu=600 mem=256 prev=f0 deployment=id-1
+            deployment id-1 job=web v1 api:1/canary=0
+        "#]],
+    );
+    check(
+        &cluster.replace("VERSION", "0"),
+        expect![[r#"
+            eval complete queued: api=0
+        "#]],
+    );
+}

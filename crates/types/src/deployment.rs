@@ -145,6 +145,29 @@ impl Deployment {
         deployment
     }
 
+    /// Keeps canaries only for the named groups, and describes the
+    /// deployment accordingly.
+    pub fn drop_canaries_except(&mut self, groups: &[&str]) {
+        for (name, state) in self.task_groups.iter_mut() {
+            if !groups.contains(&name.as_str()) {
+                state.desired_canaries = 0;
+            }
+        }
+        let canary_groups: Vec<&DeploymentState> = self
+            .task_groups
+            .values()
+            .filter(|state| state.desired_canaries > 0)
+            .collect();
+        self.status_description = if canary_groups.is_empty() {
+            deployment_description::RUNNING
+        } else if canary_groups.iter().all(|state| state.auto_promote) {
+            deployment_description::RUNNING_AUTO_PROMOTION
+        } else {
+            deployment_description::RUNNING_NEEDS_PROMOTION
+        }
+        .to_string();
+    }
+
     /// Whether the deployment is running or paused.
     pub fn active(&self) -> bool {
         self.status.is_active()
