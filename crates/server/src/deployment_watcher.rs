@@ -325,3 +325,283 @@ pub(crate) fn unsupported_update(job: &Job) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use types::{AllocClientUpdate, Allocation, DeploymentStatus, Task, TaskGroup, TaskState};
+
+    const SECOND: i64 = 1_000_000_000;
+
+    fn job(version_marker: &str, auto_revert: bool, progress_deadline: Duration) -> Job {
+        let mut job = Job {
+            id: "web".into(),
+            namespace: "default".into(),
+            task_groups: vec![TaskGroup {
+                name: "api".into(),
+                count: 2,
+                tasks: vec![Task {
+                    name: "server".into(),
+                    driver: "raw_exec".into(),
+                    env: [("MARKER".to_string(), version_marker.to_string())].into(),
+                    ..Task::default()
+                }],
+                update: Some(UpdateStrategy {
+                    max_parallel: 1,
+                    health_check: health_mode::TASK_STATES.into(),
+                    min_healthy_time: Duration::from_secs(10),
+                    healthy_deadline: Duration::from_secs(60),
+                    progress_deadline,
+                    auto_revert,
+                    ..UpdateStrategy::default()
+                }),
+                ..TaskGroup::default()
+            }],
+            ..Job::default()
+        };
+        job.canonicalize();
+        job
+    }
+
+    /// A state with the job registered and `allocs` placed in a fresh
+    /// deployment of its current version at time 0.
+    fn state_with(job: Job, allocs: &[&str], start: u64) -> (StateSnapshot, String) {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            start,
+            Command::JobRegister {
+                job,
+                eval: None,
+                now: 0,
+            },
+        );
+        let job = state.job("default", "web").expect("job");
+        let deployment = Deployment::new(&job, format!("d{}", job.version), 0);
+        let id = deployment.id.clone();
+        let allocs = allocs
+            .iter()
+            .map(|alloc_id| Allocation {
+                id: alloc_id.to_string(),
+                namespace: "default".into(),
+                job_id: "web".into(),
+                job_version: job.version,
+                task_group: "api".into(),
+                node_id: "n1".into(),
+                deployment_id: id.clone(),
+                ..Allocation::default()
+            })
+            .collect();
+        state.apply(
+            start + 1,
+            Command::PlanApply {
+                allocs,
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 0,
+                deployment: Some(deployment),
+                deployment_updates: Vec::new(),
+            },
+        );
+        (state, id)
+    }
+
+    fn report(state: &mut StateSnapshot, index: u64, alloc_id: &str, status: AllocClientStatus, task: TaskState) {
+        state.apply(
+            index,
+            Command::AllocClientUpdate {
+                updates: vec![AllocClientUpdate {
+                    alloc_id: alloc_id.into(),
+                    client_status: status,
+                    task_states: [("server".to_string(), task)].into(),
+                    ..AllocClientUpdate::default()
+                }],
+                evals: Vec::new(),
+                now: 0,
+            },
+        );
+    }
+
+    fn running_since(started_at: i64) -> TaskState {
+        TaskState {
+            state: TaskStateKind::Running,
+            started_at,
+            ..TaskState::default()
+        }
+    }
+
+    fn counter() -> impl FnMut() -> String {
+        let mut next = 0;
+        move || {
+            next += 1;
+            format!("id-{next}")
+        }
+    }
+
+    #[test]
+    fn health_needs_min_healthy_time_and_a_batch_gets_an_evaluation() {
+        let (mut state, deployment_id) = state_with(job("a", false, Duration::ZERO), &["a1"], 1);
+        report(
+            &mut state,
+            3,
+            "a1",
+            AllocClientStatus::Running,
+            running_since(5 * SECOND),
+        );
+        // Running for 9 s: not yet.
+        assert!(plan(&state, 14 * SECOND, &mut counter()).is_empty());
+        let commands = plan(&state, 15 * SECOND, &mut counter());
+        let [
+            Command::DeploymentAllocHealth {
+                healthy,
+                unhealthy,
+                status,
+                eval,
+                ..
+            },
+        ] = commands.as_slice()
+        else {
+            panic!("one health command: {commands:?}");
+        };
+        assert_eq!(healthy, &vec!["a1".to_string()]);
+        assert!(unhealthy.is_empty() && status.is_none());
+        let eval = eval.as_ref().expect("an evaluation for the next batch");
+        assert_eq!(eval.triggered_by, trigger::DEPLOYMENT_WATCHER);
+        assert_eq!(eval.deployment_id, deployment_id);
+        state.apply(4, commands[0].clone());
+        let deployment = state.deployment(&deployment_id).expect("deployment");
+        assert_eq!(deployment.task_groups["api"].healthy_allocs, 1);
+        // Judged once: nothing more to say until the second allocation runs.
+        assert!(plan(&state, 16 * SECOND, &mut counter()).is_empty());
+    }
+
+    #[test]
+    fn a_restart_starts_the_clock_again_and_the_healthy_deadline_fails() {
+        let (mut state, _) = state_with(job("a", false, Duration::from_secs(600)), &["a1"], 1);
+        let mut restarted = running_since(SECOND);
+        restarted.restarts = 1;
+        restarted.last_restart = 55 * SECOND;
+        report(&mut state, 3, "a1", AllocClientStatus::Running, restarted);
+        assert!(plan(&state, 59 * SECOND, &mut counter()).is_empty());
+        // Past the healthy deadline (60 s after creation) it is unhealthy;
+        // with a progress deadline the deployment itself goes on.
+        let commands = plan(&state, 60 * SECOND, &mut counter());
+        let [Command::DeploymentAllocHealth { unhealthy, status, .. }] = commands.as_slice() else {
+            panic!("one health command: {commands:?}");
+        };
+        assert_eq!(unhealthy, &vec!["a1".to_string()]);
+        assert!(status.is_none());
+    }
+
+    #[test]
+    fn progress_deadline_fails_and_auto_revert_registers_the_stable_version() {
+        let (mut state, first) = state_with(job("good", true, Duration::from_secs(30)), &["a1", "a2"], 1);
+        for (index, alloc) in [(3, "a1"), (4, "a2")] {
+            report(
+                &mut state,
+                index,
+                alloc,
+                AllocClientStatus::Running,
+                running_since(SECOND),
+            );
+        }
+        let commands = plan(&state, 20 * SECOND, &mut counter());
+        let [Command::DeploymentAllocHealth { status: Some(done), .. }] = commands.as_slice() else {
+            panic!("success: {commands:?}");
+        };
+        assert_eq!(done.status, DeploymentStatus::Successful);
+        state.apply(5, commands[0].clone());
+        assert!(state.job_version("default", "web", 0).expect("v0").stable);
+        assert_eq!(
+            state.deployment(&first).expect("first").status,
+            DeploymentStatus::Successful
+        );
+
+        let (bad_state, second) = {
+            let mut state = state;
+            state.apply(
+                6,
+                Command::JobRegister {
+                    job: job("bad", true, Duration::from_secs(30)),
+                    eval: None,
+                    now: 0,
+                },
+            );
+            let job = state.job("default", "web").expect("job");
+            let deployment = Deployment::new(&job, "d1".into(), 0);
+            let mut alloc = (*state.alloc("a1").expect("a1")).clone();
+            alloc.id = "b1".into();
+            alloc.job_version = 1;
+            alloc.deployment_id = "d1".into();
+            alloc.deployment_status = None;
+            alloc.client_status = AllocClientStatus::Pending;
+            alloc.task_states.clear();
+            state.apply(
+                7,
+                Command::PlanApply {
+                    allocs: vec![alloc],
+                    eval_update: None,
+                    created_evals: Vec::new(),
+                    now: 100 * SECOND,
+                    deployment: Some(deployment),
+                    deployment_updates: Vec::new(),
+                },
+            );
+            (state, "d1".to_string())
+        };
+        let deployment = bad_state.deployment(&second).expect("second");
+        assert_eq!(deployment.task_groups["api"].require_progress_by, 130 * SECOND);
+        assert!(plan(&bad_state, 129 * SECOND, &mut counter()).is_empty());
+        let commands = plan(&bad_state, 131 * SECOND, &mut counter());
+        let [
+            Command::DeploymentAllocHealth {
+                status: Some(failed),
+                job: Some(revert),
+                eval: Some(eval),
+                ..
+            },
+        ] = commands.as_slice()
+        else {
+            panic!("a failure with a revert: {commands:?}");
+        };
+        assert_eq!(failed.status, DeploymentStatus::Failed);
+        assert_eq!(
+            failed.status_description,
+            "Failed due to progress deadline - rolling back to job version 0"
+        );
+        assert_eq!(revert.task_groups[0].tasks[0].env["MARKER"], "good");
+        assert!(!revert.stable);
+        assert_eq!(eval.triggered_by, trigger::JOB_REGISTER);
+        let mut after = bad_state.clone();
+        let result = after.apply(8, commands[0].clone());
+        assert_eq!(result.job_version, Some(2));
+        assert_eq!(
+            after.deployment(&second).expect("second").status,
+            DeploymentStatus::Failed
+        );
+        assert!(
+            plan(&after, 140 * SECOND, &mut counter()).is_empty(),
+            "a failed deployment is left alone"
+        );
+    }
+
+    #[test]
+    fn checks_health_with_service_checks_is_refused_until_checks_run() {
+        let mut with_checks = job("a", false, Duration::ZERO);
+        assert_eq!(unsupported_update(&with_checks), None);
+        with_checks.task_groups[0].services = vec![types::Service {
+            name: "web".into(),
+            checks: vec![types::ServiceCheck::default()],
+            ..types::Service::default()
+        }];
+        if let Some(update) = with_checks.task_groups[0].update.as_mut() {
+            update.health_check = health_mode::CHECKS.into();
+        }
+        let reason = unsupported_update(&with_checks).expect("refused");
+        assert!(reason.contains("not supported by Drover yet"), "{reason}");
+        if let Some(update) = with_checks.task_groups[0].update.as_mut() {
+            update.health_check = "bogus".into();
+        }
+        assert!(unsupported_update(&with_checks).is_some());
+    }
+}

@@ -325,3 +325,136 @@ impl StateSnapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Command, StateSnapshot};
+    use types::{
+        AllocDeploymentStatus, Allocation, Deployment, DeploymentState, DeploymentStatus, DeploymentStatusUpdate, Job,
+    };
+
+    fn deployment() -> Deployment {
+        Deployment {
+            id: "d1".into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            task_groups: [(
+                "api".to_string(),
+                DeploymentState {
+                    desired_total: 2,
+                    desired_canaries: 1,
+                    progress_deadline: 100,
+                    ..DeploymentState::default()
+                },
+            )]
+            .into(),
+            ..Deployment::default()
+        }
+    }
+
+    fn alloc(id: &str, canary: bool) -> Allocation {
+        Allocation {
+            id: id.into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            task_group: "api".into(),
+            node_id: "n1".into(),
+            deployment_id: "d1".into(),
+            deployment_status: canary.then(|| AllocDeploymentStatus {
+                canary: true,
+                ..AllocDeploymentStatus::default()
+            }),
+            ..Allocation::default()
+        }
+    }
+
+    fn plan(allocs: Vec<Allocation>, deployment: Option<Deployment>, now: i64) -> Command {
+        Command::PlanApply {
+            allocs,
+            eval_update: None,
+            created_evals: Vec::new(),
+            now,
+            deployment,
+            deployment_updates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counters_follow_placements_health_and_promotion() {
+        let mut state = StateSnapshot::new();
+        state.apply(
+            1,
+            Command::JobRegister {
+                job: Job {
+                    id: "web".into(),
+                    namespace: "default".into(),
+                    ..Job::default()
+                },
+                eval: None,
+                now: 0,
+            },
+        );
+        state.apply(2, plan(vec![alloc("c1", true)], Some(deployment()), 10));
+        // The same allocation again (an update) is not a second placement,
+        // and keeps the health the servers recorded.
+        state.apply(3, plan(vec![alloc("c1", false)], None, 20));
+        let stored = state.deployment("d1").expect("deployment");
+        let group = &stored.task_groups["api"];
+        assert_eq!(group.placed_allocs, 1);
+        assert_eq!(group.placed_canaries, vec!["c1".to_string()]);
+        assert_eq!(group.require_progress_by, 110);
+        assert!(
+            state
+                .alloc("c1")
+                .expect("c1")
+                .deployment_status
+                .as_ref()
+                .expect("kept")
+                .canary
+        );
+        let promote = Command::DeploymentPromote {
+            deployment_id: "d1".into(),
+            groups: Vec::new(),
+            eval: None,
+            now: 30,
+        };
+        let refused = state.apply(4, promote.clone());
+        assert!(refused.error.expect("refused").contains("0/1 healthy canaries"));
+        let health = Command::DeploymentAllocHealth {
+            deployment_id: "d1".into(),
+            healthy: vec!["c1".into()],
+            unhealthy: vec!["c1".into()],
+            status: None,
+            job: None,
+            eval: None,
+            now: 40,
+        };
+        state.apply(5, health.clone());
+        state.apply(6, health);
+        let stored = state.deployment("d1").expect("deployment");
+        let group = &stored.task_groups["api"];
+        assert_eq!((group.healthy_allocs, group.unhealthy_allocs), (1, 0), "judged once");
+        assert_eq!(group.require_progress_by, 140);
+        assert_eq!(state.apply(7, promote).error, None);
+        assert!(state.deployment("d1").expect("deployment").task_groups["api"].promoted);
+        // Terminal deployments no longer change.
+        let fail = Command::DeploymentStatusSet {
+            update: DeploymentStatusUpdate {
+                deployment_id: "d1".into(),
+                status: DeploymentStatus::Failed,
+                status_description: "failed".into(),
+            },
+            job: None,
+            eval: None,
+            now: 50,
+        };
+        assert_eq!(state.apply(8, fail.clone()).error, None);
+        assert!(state.apply(9, fail).error.expect("refused").contains("is failed"));
+        // Deployments survive a snapshot round trip, with their job index.
+        let bytes = serde_json::to_vec(&state).expect("encode");
+        let restored: StateSnapshot = serde_json::from_slice(&bytes).expect("decode");
+        assert_eq!(restored.deployment("d1"), state.deployment("d1"));
+        assert_eq!(restored.latest_deployment("default", "web"), state.deployment("d1"));
+        assert_eq!(restored.table_indexes(), state.table_indexes());
+    }
+}
