@@ -2,8 +2,9 @@
 //! benchmarks and the tests. It speaks only HTTP and `api-types`.
 
 use api_types::{
-    AllocListStub, Allocation, Evaluation, JobDeregisterResponse, JobListStub, JobRegisterRequest, JobRegisterResponse,
-    JobSummary, JobValidateResponse, JobsParseRequest, Namespace, Node, NodeListStub,
+    AllocListStub, Allocation, Deployment, DeploymentUpdateResponse, Evaluation, JobDeregisterResponse, JobListStub,
+    JobRegisterRequest, JobRegisterResponse, JobSummary, JobValidateResponse, JobsParseRequest, Namespace, Node,
+    NodeListStub,
 };
 use futures::Stream;
 use serde::de::DeserializeOwned;
@@ -178,6 +179,61 @@ impl Client {
         let path = "/v1/operator/snapshot";
         let response = self.send(self.http.put(self.url(path)).body(snapshot)).await?;
         Ok(Self::decode(path, response).await?.value)
+    }
+
+    /// `GET /v1/deployments?prefix=`.
+    pub async fn deployments(&self, prefix: &str) -> Result<Vec<Deployment>, ApiError> {
+        Ok(self
+            .get(&format!("/v1/deployments?prefix={}", encode(prefix)))
+            .await?
+            .value)
+    }
+
+    /// `GET /v1/deployment/:id` (ID or unique prefix).
+    pub async fn deployment(&self, id: &str) -> Result<Deployment, ApiError> {
+        Ok(self.get(&format!("/v1/deployment/{}", encode(id))).await?.value)
+    }
+
+    /// `GET /v1/job/:id/deployments`, newest first.
+    pub async fn job_deployments(&self, job_id: &str) -> Result<Vec<Deployment>, ApiError> {
+        Ok(self
+            .get(&format!("/v1/job/{}/deployments", encode(job_id)))
+            .await?
+            .value)
+    }
+
+    /// `GET /v1/job/:id/deployment`: the newest deployment, if any.
+    pub async fn job_latest_deployment(&self, job_id: &str) -> Result<Option<Deployment>, ApiError> {
+        Ok(self.get(&format!("/v1/job/{}/deployment", encode(job_id))).await?.value)
+    }
+
+    /// `GET /v1/deployment/allocations/:id`.
+    pub async fn deployment_allocations(&self, id: &str) -> Result<Vec<AllocListStub>, ApiError> {
+        Ok(self
+            .get(&format!("/v1/deployment/allocations/{}", encode(id)))
+            .await?
+            .value)
+    }
+
+    /// `POST /v1/deployment/promote/:id` for every group.
+    pub async fn promote_deployment(&self, id: &str) -> Result<DeploymentUpdateResponse, ApiError> {
+        let body = serde_json::json!({ "DeploymentID": id, "All": true });
+        self.put_json(&format!("/v1/deployment/promote/{}", encode(id)), &body)
+            .await
+    }
+
+    /// `POST /v1/deployment/fail/:id`.
+    pub async fn fail_deployment(&self, id: &str) -> Result<DeploymentUpdateResponse, ApiError> {
+        let body = serde_json::json!({ "DeploymentID": id });
+        self.put_json(&format!("/v1/deployment/fail/{}", encode(id)), &body)
+            .await
+    }
+
+    /// `POST /v1/deployment/pause/:id` (`pause = false` resumes).
+    pub async fn pause_deployment(&self, id: &str, pause: bool) -> Result<DeploymentUpdateResponse, ApiError> {
+        let body = serde_json::json!({ "DeploymentID": id, "Pause": pause });
+        self.put_json(&format!("/v1/deployment/pause/{}", encode(id)), &body)
+            .await
     }
 
     /// Registers a job given as Nomad API JSON (the bare job).

@@ -9,9 +9,11 @@
 //! Nomad's clients omit what they do not set.
 
 mod convert;
+mod deployment;
 mod time;
 
 pub use convert::*;
+pub use deployment::*;
 pub use time::{format_rfc3339, parse_rfc3339};
 
 use serde::{Deserialize, Serialize};
@@ -307,6 +309,8 @@ pub struct AllocListStub {
     pub followup_eval_id: String,
     #[serde(rename = "RescheduleTracker")]
     pub reschedule_tracker: Option<RescheduleTracker>,
+    #[serde(rename = "DeploymentStatus")]
+    pub deployment_status: Option<AllocDeploymentStatus>,
     #[serde(rename = "PreemptedAllocations")]
     pub preempted_allocations: Vec<String>,
     #[serde(rename = "PreemptedByAllocation")]
@@ -367,6 +371,8 @@ pub struct Allocation {
     pub followup_eval_id: String,
     #[serde(rename = "DeploymentID")]
     pub deployment_id: String,
+    #[serde(rename = "DeploymentStatus")]
+    pub deployment_status: Option<AllocDeploymentStatus>,
     #[serde(rename = "PreemptedAllocations")]
     pub preempted_allocations: Vec<String>,
     #[serde(rename = "PreemptedByAllocation")]

@@ -4,6 +4,7 @@
 
 pub mod fmt;
 pub mod render;
+pub mod render_deployment;
 
 use anyhow::{Context, anyhow, bail};
 use api_client::{ApiError, Client, LogsRequest};
@@ -39,6 +40,9 @@ pub enum Command {
     /// Work with namespaces.
     #[command(subcommand)]
     Namespace(NamespaceCommand),
+    /// Work with deployments (rolling updates and canaries).
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
     /// Rewrite HCL job files in the canonical layout, keeping comments.
     Fmt(fmt::FmtArgs),
     /// Work with the servers.
@@ -117,6 +121,22 @@ pub enum SnapshotCommand {
     Save { file: PathBuf },
     /// Replace the cluster state with a file's.
     Restore { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// List deployments.
+    List,
+    /// Show a deployment and its task groups.
+    Status { id: String },
+    /// Promote the canaries of a deployment (every group).
+    Promote { id: String },
+    /// Mark a deployment failed (reverting the job when auto_revert is set).
+    Fail { id: String },
+    /// Pause a deployment.
+    Pause { id: String },
+    /// Resume a paused deployment.
+    Resume { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,7 +270,48 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         Command::Namespace(namespace) => run_namespace(namespace, &client).await,
+        Command::Deployment(command) => run_deployment(command, &client).await,
     }
+}
+
+async fn run_deployment(command: DeploymentCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    let (id, action) = match command {
+        DeploymentCommand::List => {
+            let deployments = client.deployments("").await?;
+            print!("{}", render_deployment::deployment_list(&deployments));
+            return Ok(ExitCode::SUCCESS);
+        }
+        DeploymentCommand::Status { id } => {
+            let deployment = client.deployment(&id).await?;
+            print!("{}", render_deployment::deployment_status(&deployment));
+            return Ok(ExitCode::SUCCESS);
+        }
+        DeploymentCommand::Promote { id } => (id, "promote"),
+        DeploymentCommand::Fail { id } => (id, "fail"),
+        DeploymentCommand::Pause { id } => (id, "pause"),
+        DeploymentCommand::Resume { id } => (id, "resume"),
+    };
+    let deployment = client.deployment(&id).await?;
+    let answer = match action {
+        "promote" => client.promote_deployment(&deployment.id).await?,
+        "fail" => client.fail_deployment(&deployment.id).await?,
+        "pause" => client.pause_deployment(&deployment.id, true).await?,
+        _ => client.pause_deployment(&deployment.id, false).await?,
+    };
+    let short = types::short_id(&deployment.id);
+    match action {
+        "promote" => println!("Deployment {short:?} promoted"),
+        "fail" => match answer.reverted_job_version {
+            Some(version) => println!("Deployment {short:?} failed; job reverted (now version {version})"),
+            None => println!("Deployment {short:?} failed"),
+        },
+        "pause" => println!("Deployment {short:?} paused"),
+        _ => println!("Deployment {short:?} resumed"),
+    }
+    if !answer.eval_id.is_empty() {
+        println!("==> Evaluation {:?} created", types::short_id(&answer.eval_id));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn peer_query(id: Option<String>, address: Option<String>) -> String {

@@ -14,15 +14,15 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use types::{Job, JobType};
 
-type Answer = Result<axum::response::Response, ApiError>;
+pub(crate) type Answer = Result<axum::response::Response, ApiError>;
 
-fn reply<T: serde::Serialize>(state: &AppState, index: u64, body: &T) -> Answer {
+pub(crate) fn reply<T: serde::Serialize>(state: &AppState, index: u64, body: &T) -> Answer {
     let headers = index_headers(index, &state.server);
     Ok((headers, Json(body)).into_response())
 }
 
 /// Parses a request body as JSON, turning every failure into a 400.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::BadRequest("request body is empty".to_string()));
     }

@@ -11,6 +11,7 @@ mod client_agent;
 mod client_control;
 mod client_fs;
 mod cluster;
+mod deployments;
 mod error;
 mod exposure;
 mod handlers;
@@ -88,6 +89,34 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         .route("/v1/job/{id}/evaluations", get(handlers::job_evaluations))
         .route("/v1/job/{id}/summary", get(handlers::job_summary))
         .route("/v1/job/{id}/versions", get(handlers::job_versions))
+        .route("/v1/job/{id}/deployments", get(deployments::job_deployments))
+        .route("/v1/job/{id}/deployment", get(deployments::job_latest_deployment))
+        .route("/v1/deployments", get(deployments::list_deployments))
+        .route("/v1/deployment/{id}", get(deployments::get_deployment))
+        .route(
+            "/v1/deployment/allocations/{id}",
+            get(deployments::deployment_allocations),
+        )
+        .route(
+            "/v1/deployment/promote/{id}",
+            post(deployments::promote).put(deployments::promote),
+        )
+        .route(
+            "/v1/deployment/fail/{id}",
+            post(deployments::fail).put(deployments::fail),
+        )
+        .route(
+            "/v1/deployment/pause/{id}",
+            post(deployments::pause).put(deployments::pause),
+        )
+        .route(
+            "/v1/deployment/allocation-health/{id}",
+            post(deployments::allocation_health).put(deployments::allocation_health),
+        )
+        .route(
+            "/v1/deployment/unblock/{id}",
+            post(deployments::unblock).put(deployments::unblock),
+        )
         .route("/v1/allocations", get(handlers::list_allocations))
         .route("/v1/allocation/{id}", get(handlers::get_allocation))
         .route("/v1/evaluations", get(handlers::list_evaluations))

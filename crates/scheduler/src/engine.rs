@@ -530,9 +530,14 @@ pub(crate) enum PlaceKind {
     New,
     Lost,
     Migrate,
-    Reschedule { delay: i64 },
+    Reschedule {
+        delay: i64,
+    },
     Destructive,
     Canary,
+    /// A failed allocation of an older version, replaced by the job's
+    /// current version.
+    Replace,
 }
 
 /// One allocation to place.
@@ -1823,6 +1828,12 @@ impl<'v, 'c, V: ClusterView + ?Sized> State<'v, 'c, V> {
                 });
                 alloc.reschedule_tracker = Some(tracker);
             }
+        }
+        if request.kind == PlaceKind::Canary {
+            alloc.deployment_status = Some(types::AllocDeploymentStatus {
+                canary: true,
+                ..types::AllocDeploymentStatus::default()
+            });
         }
         alloc.metrics = Some(AllocMetric {
             nodes_evaluated: run.metrics.evaluated,

@@ -7,7 +7,10 @@ use crate::engine::{Ctx, GroupRun, PlaceKind, PlaceRequest, State, new_eval};
 use crate::reconcile::{self, Reconciled, why};
 use crate::{ClusterView, reconcile::Stop};
 use std::collections::BTreeMap;
-use types::{AllocClientStatus, AllocMetric, Allocation, EvalStatus, Evaluation, Job, Plan, trigger};
+use types::{
+    AllocClientStatus, AllocMetric, Allocation, Deployment, DeploymentStatus, DeploymentStatusUpdate, EvalStatus,
+    Evaluation, Job, JobType, Plan, deployment_description, trigger,
+};
 
 /// Delayed reschedules closer together than this share one follow-up
 /// evaluation.
@@ -96,6 +99,7 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
     for stop in &reconciled.stops {
         append_stop(&mut plan, stop, ctx.now);
     }
+    let deployment_id = deployment_changes(ctx, job, &reconciled, ids, &mut plan);
     let mut queued: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed: BTreeMap<String, AllocMetric> = BTreeMap::new();
     let Some(job) = job.filter(|job| !job.stop && !job.is_template()) else {
@@ -107,6 +111,14 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
     }
     for alloc in &reconciled.inplace {
         let mut updated = (*alloc).clone();
+        if let Some(deployment_id) = &deployment_id
+            && updated.deployment_id != *deployment_id
+        {
+            // The updated allocation joins the new version's rollout and
+            // must prove its health again.
+            updated.deployment_id = deployment_id.clone();
+            updated.deployment_status = None;
+        }
         updated.job_version = job.version;
         updated.eval_id = eval.id.clone();
         updated.modify_time = ctx.now;
@@ -118,18 +130,15 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
     let mut escaped = false;
     if !reconciled.places.is_empty() || !reconciled.new_places.is_empty() {
         let mut state = State::build(ctx, job, &allocs);
-        if let Some(deployment) = ctx.view.latest_deployment(&job.namespace, &job.id)
-            && deployment.active
-            && deployment.job_version == job.version
-        {
-            state.deployment_id = deployment.id;
+        if let Some(deployment_id) = &deployment_id {
+            state.deployment_id = deployment_id.clone();
         }
         for stop in &reconciled.stops {
             state.free_alloc(stop.alloc);
         }
         let new_groups: Vec<usize> = reconciled.new_places.iter().map(|new| new.group).collect();
         let rank = |request: &PlaceRequest| match request.kind {
-            PlaceKind::Lost | PlaceKind::Migrate | PlaceKind::Reschedule { .. } => 0,
+            PlaceKind::Lost | PlaceKind::Migrate | PlaceKind::Reschedule { .. } | PlaceKind::Replace => 0,
             PlaceKind::Canary => 1,
             PlaceKind::New => 2,
             PlaceKind::Destructive => 3,
@@ -212,6 +221,77 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
     }
     plan.eval_update = Some(finish_eval(eval, ctx.now, failed, queued, blocked_id, reblock));
     Ok(plan)
+}
+
+/// Whether a group rolls out through deployments (service jobs with an
+/// `update` block whose `max_parallel` is not 0).
+fn deploys(job: &Job) -> bool {
+    job.job_type == JobType::Service
+        && job
+            .task_groups
+            .iter()
+            .any(|group| group.update.as_ref().is_some_and(|update| update.max_parallel > 0))
+}
+
+/// Cancels the rollout of an older (or stopped) version and starts one
+/// for the job's current version when this plan changes its allocations.
+/// Returns the deployment new allocations of this version join.
+fn deployment_changes<V: ClusterView + ?Sized>(
+    ctx: &Ctx<'_, V>,
+    job: Option<&Job>,
+    reconciled: &Reconciled<'_>,
+    ids: &mut dyn FnMut() -> String,
+    plan: &mut Plan,
+) -> Option<String> {
+    let eval = ctx.eval;
+    let latest = ctx.view.latest_deployment(&eval.namespace, &eval.job_id);
+    let live_job = job.filter(|job| !job.stop && !job.is_template());
+    if let Some(latest) = &latest
+        && latest.active
+    {
+        let description = match live_job {
+            None => Some(deployment_description::STOPPED_JOB),
+            Some(job) if job.version != latest.job_version => Some(deployment_description::NEWER_JOB),
+            Some(_) => None,
+        };
+        if let Some(description) = description {
+            plan.deployment_updates.push(DeploymentStatusUpdate {
+                deployment_id: latest.id.clone(),
+                status: DeploymentStatus::Cancelled,
+                status_description: description.to_string(),
+            });
+        } else {
+            return Some(latest.id.clone());
+        }
+    }
+    let job = live_job?;
+    if latest.as_ref().is_some_and(|latest| latest.job_version == job.version) || !deploys(job) {
+        return None;
+    }
+    let changes = !reconciled.inplace.is_empty()
+        || !reconciled.new_places.is_empty()
+        || reconciled.places.iter().any(|request| {
+            matches!(
+                request.kind,
+                PlaceKind::Canary | PlaceKind::Destructive | PlaceKind::New | PlaceKind::Replace
+            )
+        });
+    if !changes {
+        return None;
+    }
+    let mut deployment = Deployment::new(job, ids(), ctx.now);
+    // Canaries stand in for allocations being replaced: a group with none
+    // to replace (its first version, or an in-place change) has none.
+    let canary_groups: Vec<&str> = reconciled
+        .places
+        .iter()
+        .filter(|request| request.kind == PlaceKind::Canary)
+        .map(|request| job.task_groups[request.group].name.as_str())
+        .collect();
+    deployment.drop_canaries_except(&canary_groups);
+    let id = deployment.id.clone();
+    plan.deployment = Some(deployment);
+    Some(id)
 }
 
 /// Places one request; returns whether it was placed.

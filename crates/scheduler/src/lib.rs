@@ -241,6 +241,15 @@ pub struct DeploymentInfo {
     /// Allocations the deployment watcher judged healthy. When empty, an
     /// allocation counts as healthy once its client reports it running.
     pub healthy_allocs: BTreeSet<String>,
+    /// The servers judge health: an allocation of this deployment is
+    /// healthy only once its `deployment_status` says so, not merely
+    /// because it runs.
+    pub tracks_health: bool,
+    /// The rollout failed: its version gets no more destructive updates
+    /// or canaries (an operator or auto-revert moves the job on).
+    pub failed: bool,
+    /// The rollout is paused: no new destructive updates or canaries.
+    pub paused: bool,
 }
 
 /// How the engine ranks the nodes that fit: `Binpack` (default) by the

@@ -350,6 +350,7 @@ struct Extra {
     networks: Vec<NetworkResource>,
     task_states: BTreeMap<String, TaskState>,
     reschedule_tracker: Option<RescheduleTracker>,
+    deployment_status: Option<types::AllocDeploymentStatus>,
     preempted_allocations: Vec<String>,
     /// The metric when [`metric_counts`] cannot hold it.
     metric: Option<AllocMetric>,
@@ -367,6 +368,7 @@ impl Extra {
             && self.name.is_none()
             && self.networks.is_empty()
             && self.task_states.is_empty()
+            && self.deployment_status.is_none()
             && self.reschedule_tracker.is_none()
             && self.preempted_allocations.is_empty()
             && self.metric.is_none()
@@ -649,6 +651,7 @@ impl StoredAlloc {
             reschedule_tracker,
             followup_eval_id,
             deployment_id,
+            deployment_status,
             preempted_by_allocation,
             preempted_allocations,
             metrics,
@@ -691,6 +694,7 @@ impl StoredAlloc {
             networks,
             task_states,
             reschedule_tracker,
+            deployment_status,
             preempted_allocations,
             indexes: [create_index, modify_index, alloc_modify_index],
             strs: rare,
@@ -764,6 +768,7 @@ impl StoredAlloc {
             reschedule_tracker: extra.and_then(|extra| extra.reschedule_tracker.clone()),
             followup_eval_id: rare(3),
             deployment_id: text(SH_DEPLOYMENT),
+            deployment_status: extra.and_then(|extra| extra.deployment_status.clone()),
             preempted_by_allocation: rare(R_PREEMPTED_BY),
             preempted_allocations: extra
                 .map(|extra| extra.preempted_allocations.clone())

@@ -135,6 +135,13 @@ pub(crate) fn stop_all<'v>(allocs: &[&'v Allocation], why: &'static str) -> Reco
 /// rolling-update pacing.
 pub(crate) fn is_healthy(alloc: &Allocation, deployment: Option<&DeploymentInfo>) -> bool {
     match deployment {
+        Some(deployment) if deployment.tracks_health && alloc.deployment_id == deployment.id => {
+            deployment.healthy_allocs.contains(&alloc.id)
+                || alloc
+                    .deployment_status
+                    .as_ref()
+                    .is_some_and(|status| status.healthy == Some(true))
+        }
         Some(deployment) if !deployment.healthy_allocs.is_empty() => deployment.healthy_allocs.contains(&alloc.id),
         _ => alloc.client_status == AllocClientStatus::Running,
     }
@@ -230,6 +237,16 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
             }
             AllocClientStatus::Lost => {}
             AllocClientStatus::Failed => match reschedule::decide(group.reschedule_policy.as_ref(), alloc, now) {
+                // A new version of a service job replaces what an older one
+                // left failed (reverting a failed rollout relies on it).
+                Decision::Never if !batch && alloc.job_version != job.version => {
+                    result.stops.push(Stop {
+                        alloc,
+                        why: why::UPDATED,
+                        lost: false,
+                    });
+                    replacements.push((alloc, PlaceKind::Replace));
+                }
                 Decision::Never => kept_terminal.push(alloc),
                 Decision::Later { at, .. } => {
                     kept_terminal.push(alloc);
@@ -289,6 +306,8 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
         .filter(|alloc| alloc.job_version == job.version && old_indexes.contains(&index_of(alloc)))
         .collect();
     let canary_phase = canary_count > 0 && !destructive.is_empty() && !promoted;
+    // A failed or paused rollout replaces nothing more of the old version.
+    let halted = deployment.is_some_and(|deployment| deployment.failed || deployment.paused);
     let mut stopped: BTreeSet<&str> = BTreeSet::new();
     if canary_count > 0 && promoted {
         // Promoted: each canary takes over its index from the old allocation.
@@ -376,6 +395,9 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
         });
     }
 
+    if halted {
+        return;
+    }
     if canary_phase {
         let have: BTreeSet<u32> = canaries.iter().map(|alloc| index_of(alloc)).collect();
         let wanted = (canary_count as usize).saturating_sub(canaries.len());
@@ -398,12 +420,35 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
     // Rolling update: at most max_parallel replacements in flight.
     let limit = match update {
         Some(update) if update.max_parallel > 0 => {
+            // A failed allocation of the new version that is not being
+            // replaced yet still holds its slot until its health is judged,
+            // and an unhealthy one stops the rollout (the watcher then
+            // fails the deployment or a replacement must prove itself).
+            let tracked = |alloc: &Allocation| {
+                deployment.is_some_and(|deployment| deployment.tracks_health && alloc.deployment_id == deployment.id)
+            };
+            let judged_unhealthy = current.iter().chain(kept_terminal.iter()).any(|alloc| {
+                tracked(alloc)
+                    && alloc
+                        .deployment_status
+                        .as_ref()
+                        .is_some_and(|status| status.healthy == Some(false))
+            });
             let in_flight = current
                 .iter()
                 .filter(|alloc| alloc.job_version == job.version && !stopped.contains(alloc.id.as_str()))
+                .chain(kept_terminal.iter().filter(|alloc| {
+                    alloc.job_version == job.version
+                        && alloc.client_status == AllocClientStatus::Failed
+                        && tracked(alloc)
+                }))
                 .filter(|alloc| !is_healthy(alloc, deployment))
                 .count();
-            (update.max_parallel as usize).saturating_sub(in_flight)
+            if judged_unhealthy {
+                0
+            } else {
+                (update.max_parallel as usize).saturating_sub(in_flight)
+            }
         }
         _ => usize::MAX,
     };

@@ -25,7 +25,8 @@
 //! Group keys: `count cpu mem mem_max disk cores driver static=label:port dynamic=label canary max_parallel
 //! reschedule=function:delay[:max_delay] attempts interval unlimited device=name:count`.
 //! Alloc keys: `node status desired version ports=p1,p2 failed_at=DUR reschedules=DUR,DUR followup=ID
-//! created=DUR`. Durations are Go strings; times are offsets from the Unix epoch.
+//! created=DUR deployment=ID healthy=true|false`. Deployment keys: `version promoted=g1,g2 healthy=a1,a2
+//! active tracked failed paused` (its ID is `deploy-<job>`). Durations are Go strings; times are offsets from the Unix epoch.
 
 use crate::{ClusterView, DeploymentInfo};
 use std::collections::BTreeMap;
@@ -179,6 +180,12 @@ pub fn parse_fixture(text: &str) -> Result<Fixture, String> {
                 "promoted" => deployment.promoted_groups = value.split(',').map(str::to_string).collect(),
                 "healthy" => deployment.healthy_allocs = value.split(',').map(str::to_string).collect(),
                 "active" => deployment.active = value == "true",
+                "tracked" => deployment.tracks_health = value == "true",
+                "failed" => {
+                    deployment.failed = value == "true";
+                    deployment.active &= !deployment.failed;
+                }
+                "paused" => deployment.paused = value == "true",
                 _ => return Err(format!("unknown deployment key {key}")),
             }
         }
@@ -583,6 +590,13 @@ fn parse_alloc(cluster: &MemCluster, tokens: &[String], now: UnixNanos) -> Resul
                 alloc.reschedule_tracker = Some(RescheduleTracker { events });
             }
             "followup" => alloc.followup_eval_id = value.to_string(),
+            "deployment" => alloc.deployment_id = value.to_string(),
+            "healthy" => {
+                alloc.deployment_status = Some(types::AllocDeploymentStatus {
+                    healthy: Some(value == "true"),
+                    ..types::AllocDeploymentStatus::default()
+                })
+            }
             _ => return Err(format!("unknown alloc key {key}")),
         }
     }
@@ -760,6 +774,30 @@ pub fn render_plan(plan: &Plan, cluster: &MemCluster, now: UnixNanos) -> String 
             }
             let _ = writeln!(out, "{line}");
         }
+    }
+    if let Some(deployment) = &plan.deployment {
+        let groups: Vec<String> = deployment
+            .task_groups
+            .iter()
+            .map(|(group, state)| format!("{group}:{}/canary={}", state.desired_total, state.desired_canaries))
+            .collect();
+        let _ = writeln!(
+            out,
+            "deployment {} job={} v{} {}",
+            deployment.id,
+            deployment.job_id,
+            deployment.job_version,
+            groups.join(",")
+        );
+    }
+    for update in &plan.deployment_updates {
+        let _ = writeln!(
+            out,
+            "deployment {} -> {} ({})",
+            update.deployment_id,
+            update.status.as_str(),
+            update.status_description
+        );
     }
     for (node_id, allocs) in &plan.node_preemptions {
         for alloc in allocs {

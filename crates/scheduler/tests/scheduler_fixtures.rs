@@ -22,9 +22,10 @@ group api count=3 cpu=500 mem=256
 "#,
         expect![[r#"
             eval complete queued: api=0
-            place n1 web.api[0] (id-1) v0 cpu=500 mem=256
-            place n1 web.api[2] (id-3) v0 cpu=500 mem=256
-            place n2 web.api[1] (id-2) v0 cpu=500 mem=256
+            place n1 web.api[0] (id-2) v0 cpu=500 mem=256 deployment=id-1
+            place n1 web.api[2] (id-4) v0 cpu=500 mem=256 deployment=id-1
+            place n2 web.api[1] (id-3) v0 cpu=500 mem=256 deployment=id-1
+            deployment id-1 job=web v0 api:3/canary=0
         "#]],
     );
 }
@@ -48,10 +49,11 @@ affinity ${node.class} = big weight=-40
 "#,
         expect![[r#"
             eval complete queued: api=0
-            place n1 web.api[1] (id-2) v0 cpu=500 mem=256
-            place n2 web.api[3] (id-4) v0 cpu=500 mem=256
-            place n3 web.api[0] (id-1) v0 cpu=500 mem=256
-            place n3 web.api[2] (id-3) v0 cpu=500 mem=256
+            place n1 web.api[1] (id-3) v0 cpu=500 mem=256 deployment=id-1
+            place n2 web.api[3] (id-5) v0 cpu=500 mem=256 deployment=id-1
+            place n3 web.api[0] (id-2) v0 cpu=500 mem=256 deployment=id-1
+            place n3 web.api[2] (id-4) v0 cpu=500 mem=256 deployment=id-1
+            deployment id-1 job=web v0 api:4/canary=0
         "#]],
     );
 }
@@ -75,18 +77,20 @@ eval job=web
         &format!("config algorithm=spread\n{cluster}"),
         expect![[r#"
             eval complete queued: api=0
-            place n2 web.api[1] (id-2) v0 cpu=500 mem=256
-            place n3 web.api[0] (id-1) v0 cpu=500 mem=256
-            place n3 web.api[2] (id-3) v0 cpu=500 mem=256
+            place n2 web.api[1] (id-3) v0 cpu=500 mem=256 deployment=id-1
+            place n3 web.api[0] (id-2) v0 cpu=500 mem=256 deployment=id-1
+            place n3 web.api[2] (id-4) v0 cpu=500 mem=256 deployment=id-1
+            deployment id-1 job=web v0 api:3/canary=0
         "#]],
     );
     check(
         &format!("config algorithm=binpack\n{cluster}"),
         expect![[r#"
             eval complete queued: api=0
-            place n1 web.api[0] (id-1) v0 cpu=500 mem=256
-            place n1 web.api[2] (id-3) v0 cpu=500 mem=256
-            place n2 web.api[1] (id-2) v0 cpu=500 mem=256
+            place n1 web.api[0] (id-2) v0 cpu=500 mem=256 deployment=id-1
+            place n1 web.api[2] (id-4) v0 cpu=500 mem=256 deployment=id-1
+            place n2 web.api[1] (id-3) v0 cpu=500 mem=256 deployment=id-1
+            deployment id-1 job=web v0 api:3/canary=0
         "#]],
     );
 }
@@ -103,10 +107,11 @@ group api count=4 cpu=100 mem=300 mem_max=2048
 "#,
         expect![[r#"
             eval complete queued: api=1
-            place n1 web.api[0] (id-1) v0 cpu=100 mem=300 mem_max=2048
-            place n1 web.api[1] (id-2) v0 cpu=100 mem=300 mem_max=2048
-            place n1 web.api[2] (id-3) v0 cpu=100 mem=300 mem_max=2048
-            created id-4 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
+            place n1 web.api[0] (id-2) v0 cpu=100 mem=300 mem_max=2048 deployment=id-1
+            place n1 web.api[1] (id-3) v0 cpu=100 mem=300 mem_max=2048 deployment=id-1
+            place n1 web.api[2] (id-4) v0 cpu=100 mem=300 mem_max=2048 deployment=id-1
+            deployment id-1 job=web v0 api:4/canary=0
+            created id-5 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
             failed api: evaluated=1 filtered=0 exhausted=1 coalesced=0
               exhausted memory: 1
         "#]],
@@ -127,10 +132,11 @@ group api count=1000000000 cpu=100 mem=300
 "#,
         expect![[r#"
             eval complete queued: api=999999997
-            place n1 web.api[0] (id-1) v0 cpu=100 mem=300
-            place n1 web.api[1] (id-2) v0 cpu=100 mem=300
-            place n1 web.api[2] (id-3) v0 cpu=100 mem=300
-            created id-4 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
+            place n1 web.api[0] (id-2) v0 cpu=100 mem=300 deployment=id-1
+            place n1 web.api[1] (id-3) v0 cpu=100 mem=300 deployment=id-1
+            place n1 web.api[2] (id-4) v0 cpu=100 mem=300 deployment=id-1
+            deployment id-1 job=web v0 api:1000000000/canary=0
+            created id-5 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
             failed api: evaluated=1 filtered=0 exhausted=1 coalesced=999999996
               exhausted memory: 1
         "#]],
@@ -156,8 +162,9 @@ alloc d2 web.db[2] node=n2
             eval complete queued: api=0 db=0
             stop n2 web.db[1] (d1): alloc not needed since the group count was reduced
             stop n2 web.db[2] (d2): alloc not needed since the group count was reduced
-            place n1 web.api[2] (id-1) v0 cpu=500 mem=256
-            place n2 web.api[3] (id-2) v0 cpu=500 mem=256
+            place n1 web.api[2] (id-2) v0 cpu=500 mem=256 deployment=id-1
+            place n2 web.api[3] (id-3) v0 cpu=500 mem=256 deployment=id-1
+            deployment id-1 job=web v0 api:4/canary=0,db:1/canary=0
         "#]],
     );
 }
@@ -260,7 +267,8 @@ alloc a2 web.api[2] node=n1 version=0
 "#,
         expect![[r#"
             eval complete queued: api=0
-            place n2 web.api[0] (id-1) v1 cpu=600 mem=256
+            place n2 web.api[0] (id-2) v1 cpu=600 mem=256 deployment=id-1
+            deployment id-1 job=web v1 api:3/canary=1
         "#]],
     );
 }
@@ -306,6 +314,7 @@ alloc a1 web.api[1] node=n1 version=0
             eval complete queued: api=0
             update n1 web.api[0] (a0) v1 cpu=500 mem=256
             update n1 web.api[1] (a1) v1 cpu=500 mem=256
+            deployment id-1 job=web v1 api:2/canary=0
         "#]],
     );
 }
@@ -382,16 +391,17 @@ group api count=10 cpu=100 mem=64
 "#,
         expect![[r#"
             eval complete queued: api=0
-            place a1 web.api[1] (id-2) v0 cpu=100 mem=64
-            place a1 web.api[5] (id-6) v0 cpu=100 mem=64
-            place a1 web.api[9] (id-10) v0 cpu=100 mem=64
-            place a2 web.api[3] (id-4) v0 cpu=100 mem=64
-            place a2 web.api[8] (id-9) v0 cpu=100 mem=64
-            place a3 web.api[2] (id-3) v0 cpu=100 mem=64
-            place a3 web.api[7] (id-8) v0 cpu=100 mem=64
-            place b1 web.api[0] (id-1) v0 cpu=100 mem=64
-            place b2 web.api[6] (id-7) v0 cpu=100 mem=64
-            place b3 web.api[4] (id-5) v0 cpu=100 mem=64
+            place a1 web.api[1] (id-3) v0 cpu=100 mem=64 deployment=id-1
+            place a1 web.api[5] (id-7) v0 cpu=100 mem=64 deployment=id-1
+            place a1 web.api[9] (id-11) v0 cpu=100 mem=64 deployment=id-1
+            place a2 web.api[3] (id-5) v0 cpu=100 mem=64 deployment=id-1
+            place a2 web.api[8] (id-10) v0 cpu=100 mem=64 deployment=id-1
+            place a3 web.api[2] (id-4) v0 cpu=100 mem=64 deployment=id-1
+            place a3 web.api[7] (id-9) v0 cpu=100 mem=64 deployment=id-1
+            place b1 web.api[0] (id-2) v0 cpu=100 mem=64 deployment=id-1
+            place b2 web.api[6] (id-8) v0 cpu=100 mem=64 deployment=id-1
+            place b3 web.api[4] (id-6) v0 cpu=100 mem=64 deployment=id-1
+            deployment id-1 job=web v0 api:10/canary=0
         "#]],
     );
 }
@@ -409,12 +419,13 @@ spread ${node.datacenter}
 "#,
         expect![[r#"
             eval complete queued: api=0
-            place a1 web.api[2] (id-3) v0 cpu=100 mem=64
-            place a1 web.api[5] (id-6) v0 cpu=100 mem=64
-            place b1 web.api[1] (id-2) v0 cpu=100 mem=64
-            place b1 web.api[4] (id-5) v0 cpu=100 mem=64
-            place c1 web.api[0] (id-1) v0 cpu=100 mem=64
-            place c1 web.api[3] (id-4) v0 cpu=100 mem=64
+            place a1 web.api[2] (id-4) v0 cpu=100 mem=64 deployment=id-1
+            place a1 web.api[5] (id-7) v0 cpu=100 mem=64 deployment=id-1
+            place b1 web.api[1] (id-3) v0 cpu=100 mem=64 deployment=id-1
+            place b1 web.api[4] (id-6) v0 cpu=100 mem=64 deployment=id-1
+            place c1 web.api[0] (id-2) v0 cpu=100 mem=64 deployment=id-1
+            place c1 web.api[3] (id-5) v0 cpu=100 mem=64 deployment=id-1
+            deployment id-1 job=web v0 api:6/canary=0
         "#]],
     );
 }
@@ -439,21 +450,23 @@ eval job=high
         &format!("config preempt_service=true\n{cluster}"),
         expect![[r#"
             eval complete queued: g=0
-            place n1 high.g[0] (id-1) v0 cpu=1000 mem=1024 preempting=l0,l1
-            preempt n1 low.g[0] (l0) by id-1
-            preempt n1 low.g[1] (l1) by id-1
-            created id-2 pending job=low trigger=preemption
+            place n1 high.g[0] (id-2) v0 cpu=1000 mem=1024 preempting=l0,l1 deployment=id-1
+            deployment id-1 job=high v0 g:1/canary=0
+            preempt n1 low.g[0] (l0) by id-2
+            preempt n1 low.g[1] (l1) by id-2
+            created id-3 pending job=low trigger=preemption
         "#]],
     );
     // Nomad's default: service jobs do not preempt; the group blocks.
     check(
         cluster,
         expect![[r#"
-        eval complete queued: g=1
-        created id-1 blocked job=high trigger=queued-allocs classes=1ok/0no escaped=false
-        failed g: evaluated=1 filtered=0 exhausted=1 coalesced=0
-          exhausted cpu: 1
-    "#]],
+            eval complete queued: g=1
+            deployment id-1 job=high v0 g:1/canary=0
+            created id-2 blocked job=high trigger=queued-allocs classes=1ok/0no escaped=false
+            failed g: evaluated=1 filtered=0 exhausted=1 coalesced=0
+              exhausted cpu: 1
+        "#]],
     );
 }
 
@@ -472,7 +485,8 @@ constraint ${attr.cpu.arch} != arm64
 "#,
         expect![[r#"
             eval complete queued: api=2
-            created id-1 blocked job=web trigger=queued-allocs classes=1ok/2no escaped=false
+            deployment id-1 job=web v0 api:2/canary=0
+            created id-2 blocked job=web trigger=queued-allocs classes=1ok/2no escaped=false
             failed api: evaluated=3 filtered=2 exhausted=1 coalesced=1
               filtered ${attr.cpu.arch} != arm64: 1
               filtered ${attr.kernel.name} = linux: 1
@@ -494,8 +508,9 @@ alloc x0 web.api[5] node=n3 ports=8080 status=running
 "#,
         expect![[r#"
             eval complete queued: api=1
-            place n2 web.api[0] (id-1) v0 cpu=100 mem=64 ports=http:8080,admin:20002
-            created id-2 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
+            place n2 web.api[0] (id-2) v0 cpu=100 mem=64 ports=http:8080,admin:20002 deployment=id-1
+            deployment id-1 job=web v0 api:3/canary=0
+            created id-3 blocked job=web trigger=queued-allocs classes=1ok/0no escaped=false
             failed api: evaluated=3 filtered=0 exhausted=3 coalesced=0
               exhausted network: reserved port collision: 3
         "#]],
@@ -516,10 +531,11 @@ constraint ${meta.rack} distinct_property 1
 "#,
         expect![[r#"
             eval complete queued: api=1
-            place n1 web.api[1] (id-2) v0 cpu=100 mem=64
-            place n3 web.api[2] (id-3) v0 cpu=100 mem=64
-            place n4 web.api[0] (id-1) v0 cpu=100 mem=64
-            created id-4 blocked job=web trigger=queued-allocs classes=3ok/0no escaped=true
+            place n1 web.api[1] (id-3) v0 cpu=100 mem=64 deployment=id-1
+            place n3 web.api[2] (id-4) v0 cpu=100 mem=64 deployment=id-1
+            place n4 web.api[0] (id-2) v0 cpu=100 mem=64 deployment=id-1
+            deployment id-1 job=web v0 api:4/canary=0
+            created id-5 blocked job=web trigger=queued-allocs classes=3ok/0no escaped=true
             failed api: evaluated=4 filtered=4 exhausted=0 coalesced=0
               filtered distinct_property: 4
         "#]],
@@ -537,9 +553,10 @@ group train count=3 cores=2 mem=512 device=nvidia/gpu:1
 "#,
         expect![[r#"
             eval complete queued: train=1
-            place n2 ml.train[0] (id-1) v0 cpu=2000 mem=512 cores=0,1 devices=n2-t4-0
-            place n2 ml.train[1] (id-2) v0 cpu=2000 mem=512 cores=2,3 devices=n2-t4-1
-            created id-3 blocked job=ml trigger=queued-allocs classes=1ok/0no escaped=true
+            place n2 ml.train[0] (id-2) v0 cpu=2000 mem=512 cores=0,1 devices=n2-t4-0 deployment=id-1
+            place n2 ml.train[1] (id-3) v0 cpu=2000 mem=512 cores=2,3 devices=n2-t4-1 deployment=id-1
+            deployment id-1 job=ml v0 train:3/canary=0
+            created id-4 blocked job=ml trigger=queued-allocs classes=1ok/0no escaped=true
             failed train: evaluated=2 filtered=1 exhausted=1 coalesced=0
               filtered missing devices: 1
               exhausted devices: no free instances: 1
@@ -558,7 +575,8 @@ eval status=blocked id=blocked-1
 "#,
         expect![[r#"
             eval blocked queued: api=1
-            place n1 web.api[0] (id-1) v0 cpu=800 mem=64
+            place n1 web.api[0] (id-2) v0 cpu=800 mem=64 deployment=id-1
+            deployment id-1 job=web v0 api:2/canary=0
             failed api: evaluated=1 filtered=0 exhausted=1 coalesced=0
               exhausted cpu: 1
         "#]],
@@ -578,6 +596,143 @@ eval job=gone
         expect![[r#"
             eval complete queued: 
             stop n1 gone.g[0] (a0): alloc not needed since the job was deregistered
+        "#]],
+    );
+}
+
+/// With a deployment whose health the servers track, a running but not
+/// yet healthy allocation of the new version holds its max_parallel slot.
+#[test]
+fn rolling_update_waits_for_tracked_health() {
+    let cluster = r#"
+node n1
+node n2
+job web version=0
+group api count=3 cpu=500 mem=256
+job web version=1
+group api count=3 cpu=600 mem=256 max_parallel=1
+alloc a0 web.api[0] node=n1 version=0
+alloc a1 web.api[1] node=n2 version=0
+alloc c2 web.api[2] node=n1 version=1 deployment=deploy-web HEALTH
+deployment web version=1 tracked=true
+"#;
+    check(
+        &cluster.replace("HEALTH", ""),
+        expect![[r#"
+            eval complete queued: api=0
+        "#]],
+    );
+    check(
+        &cluster.replace("HEALTH", "healthy=true"),
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (a0): alloc replaced by a newer job version
+            place n1 web.api[0] (id-1) v1 cpu=600 mem=256 prev=a0 deployment=deploy-web
+        "#]],
+    );
+}
+
+/// A failed rollout replaces nothing more of the old version.
+#[test]
+fn failed_deployment_halts_the_rollout() {
+    check(
+        r#"
+node n1
+job web version=0
+group api count=2 cpu=500 mem=256
+job web version=1
+group api count=2 cpu=600 mem=256 max_parallel=1
+alloc a0 web.api[0] node=n1 version=0
+alloc c1 web.api[1] node=n1 version=1 deployment=deploy-web healthy=true
+deployment web version=1 tracked=true failed=true
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+        "#]],
+    );
+}
+
+/// A new job version cancels the rollout of the previous one and starts
+/// its own.
+#[test]
+fn newer_version_cancels_the_active_deployment() {
+    check(
+        r#"
+node n1
+job web version=0
+group api count=1 cpu=500 mem=256
+job web version=1
+group api count=1 cpu=600 mem=256 max_parallel=1
+alloc a0 web.api[0] node=n1 version=0
+deployment web version=0 tracked=true
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (a0): alloc replaced by a newer job version
+            place n1 web.api[0] (id-2) v1 cpu=600 mem=256 prev=a0 deployment=id-1
+            deployment id-1 job=web v1 api:1/canary=0
+            deployment deploy-web -> cancelled (Cancelled due to newer version of job)
+        "#]],
+    );
+}
+
+/// A failed allocation of the new version, not replaced, holds its
+/// max_parallel slot until judged; once judged unhealthy nothing more is
+/// replaced.
+#[test]
+fn failed_new_allocation_holds_the_rollout() {
+    let cluster = r#"
+node n1
+job web version=0
+group api count=3 cpu=500 mem=256
+job web version=1
+group api count=3 cpu=600 mem=256 max_parallel=2 attempts=0 interval=1h unlimited=false
+alloc a0 web.api[0] node=n1 version=0
+alloc a2 web.api[2] node=n1 version=0
+alloc c1 web.api[1] node=n1 version=1 status=failed deployment=deploy-web HEALTH
+deployment web version=1 tracked=true
+"#;
+    check(
+        &cluster.replace("HEALTH", ""),
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (a0): alloc replaced by a newer job version
+            place n1 web.api[0] (id-1) v1 cpu=600 mem=256 prev=a0 deployment=deploy-web
+        "#]],
+    );
+    check(
+        &cluster.replace("HEALTH", "healthy=false"),
+        expect![[r#"
+            eval complete queued: api=0
+        "#]],
+    );
+}
+
+/// A new version replaces an allocation an older version left failed for
+/// good, while a failure of the current version stays as it is.
+#[test]
+fn new_version_replaces_failed_allocations_of_older_ones() {
+    let cluster = r#"
+node n1
+job web version=0
+group api count=1 cpu=500 mem=256 attempts=0 interval=1h unlimited=false
+job web version=VERSION
+group api count=1 cpu=600 mem=256 attempts=0 interval=1h unlimited=false
+alloc f0 web.api[0] node=n1 version=0 status=failed
+"#;
+    check(
+        &cluster.replace("VERSION", "1"),
+        expect![[r#"
+            eval complete queued: api=0
+            stop n1 web.api[0] (f0): alloc replaced by a newer job version
+            place n1 web.api[0] (id-2) v1 cpu=600 mem=256 prev=f0 deployment=id-1
+            deployment id-1 job=web v1 api:1/canary=0
+        "#]],
+    );
+    check(
+        &cluster.replace("VERSION", "0"),
+        expect![[r#"
+            eval complete queued: api=0
         "#]],
     );
 }

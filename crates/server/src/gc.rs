@@ -329,6 +329,8 @@ mod tests {
                     eval_update: None,
                     created_evals: Vec::new(),
                     now: NOW - age * HOUR,
+                    deployment: None,
+                    deployment_updates: Vec::new(),
                 },
             );
             index += 1;

@@ -81,7 +81,10 @@ async fn lead(server: Server) {
     gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => reap_failed_evals(&server).await,
+            _ = ticker.tick() => {
+                reap_failed_evals(&server).await;
+                crate::deployment_watcher::run_once(&server).await;
+            }
             _ = gc.tick() => {
                 if let Err(error) = server.collect_garbage(false).await {
                     tracing::warn!(%error, "garbage collection failed");

@@ -17,6 +17,8 @@
 
 mod broker;
 pub mod cluster;
+mod deployment_watcher;
+mod deployments;
 pub mod gc;
 mod heartbeat;
 mod leader;
@@ -29,6 +31,7 @@ mod worker;
 
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
+pub use deployments::DeploymentUpdateResult;
 pub use planner::{PendingUsage, VerifiedPlan, plan_command, plan_command_with, verify_plan, verify_plan_with};
 pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
@@ -544,6 +547,9 @@ impl Server {
         job.canonicalize();
         job.validate().map_err(ServerError::InvalidJob)?;
         job.check_supported().map_err(ServerError::InvalidJob)?;
+        if let Some(reason) = deployment_watcher::unsupported_update(&job) {
+            return Err(ServerError::BadRequest(reason));
+        }
         let _namespaces = self.inner.namespace_lock.read().await;
         if self.state().namespace(&job.namespace).is_none() {
             return Err(ServerError::BadRequest(format!(

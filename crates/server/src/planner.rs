@@ -172,7 +172,19 @@ pub fn plan_command_with(
     } else {
         (None, Vec::new())
     };
-    if verified.allocs.is_empty() && eval_update.is_none() && created_evals.is_empty() {
+    // The deployment goes with the first commit its allocations are in;
+    // the cancellation of an older one with the plan's final commit.
+    let deployment = plan
+        .deployment
+        .filter(|deployment| state.deployment(&deployment.id).is_none())
+        .filter(|_| full || !verified.allocs.is_empty());
+    let deployment_updates = if full { plan.deployment_updates } else { Vec::new() };
+    if verified.allocs.is_empty()
+        && eval_update.is_none()
+        && created_evals.is_empty()
+        && deployment.is_none()
+        && deployment_updates.is_empty()
+    {
         return (None, verified.result);
     }
     let command = state::Command::PlanApply {
@@ -180,6 +192,8 @@ pub fn plan_command_with(
         eval_update,
         created_evals,
         now,
+        deployment,
+        deployment_updates,
     };
     (Some(command), verified.result)
 }
@@ -296,6 +310,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 0,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         state

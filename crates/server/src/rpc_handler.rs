@@ -368,6 +368,8 @@ mod tests {
             eval_update: None,
             created_evals: Vec::new(),
             now: 1,
+            deployment: None,
+            deployment_updates: Vec::new(),
         };
         state.apply(2, plan(vec![alloc("a"), alloc("b")]));
         state.apply(3, plan(vec![alloc("c")]));

@@ -63,6 +63,25 @@ impl ClusterView for SnapshotView<'_> {
         self.0.node_usage(node_id)
     }
 
+    fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<scheduler::DeploymentInfo> {
+        let deployment = self.0.latest_deployment(namespace, job_id)?;
+        Some(scheduler::DeploymentInfo {
+            id: deployment.id.clone(),
+            job_version: deployment.job_version,
+            active: deployment.active(),
+            promoted_groups: deployment
+                .task_groups
+                .iter()
+                .filter(|(_, state)| state.promoted)
+                .map(|(group, _)| group.clone())
+                .collect(),
+            healthy_allocs: Default::default(),
+            tracks_health: true,
+            failed: deployment.status == types::DeploymentStatus::Failed,
+            paused: deployment.status == types::DeploymentStatus::Paused,
+        })
+    }
+
     fn scheduler_config(&self) -> scheduler::SchedulerConfig {
         scheduler::SchedulerConfig::from(self.0.scheduler_config())
     }

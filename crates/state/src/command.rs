@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use types::{
-    AllocClientUpdate, Allocation, Evaluation, Index, Job, Namespace, Node, NodeStatus, SchedulerConfiguration,
-    UnixNanos,
+    AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index, Job, Namespace, Node,
+    NodeStatus, SchedulerConfiguration, UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -47,6 +47,12 @@ pub enum Command {
         eval_update: Option<Evaluation>,
         created_evals: Vec<Evaluation>,
         now: UnixNanos,
+        /// A deployment the plan starts (stored before its allocations).
+        #[serde(default)]
+        deployment: Option<Deployment>,
+        /// Status changes of other deployments (cancellations).
+        #[serde(default)]
+        deployment_updates: Vec<DeploymentStatusUpdate>,
     },
     /// Client-reported allocation status, with evaluations for failures that
     /// need rescheduling.
@@ -82,6 +88,38 @@ pub enum Command {
     /// Deletes namespaces; refused, all or nothing, if one of them is
     /// `default`, does not exist or still has a job that is not dead.
     NamespaceDelete { names: Vec<String> },
+    /// Judges allocations of a deployment healthy or unhealthy (the
+    /// deployment watcher, or an operator in manual mode), optionally with
+    /// a status change of the deployment, a job to register (an automatic
+    /// revert) and an evaluation. Allocations already judged, or not in the
+    /// deployment, are left alone.
+    DeploymentAllocHealth {
+        deployment_id: String,
+        healthy: Vec<String>,
+        unhealthy: Vec<String>,
+        status: Option<DeploymentStatusUpdate>,
+        job: Option<Job>,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
+    /// Changes a deployment's status (fail, pause, resume, success),
+    /// optionally registering a job (revert) and creating an evaluation.
+    /// Refused once the deployment is no longer active. A successful
+    /// deployment marks its job version stable.
+    DeploymentStatusSet {
+        update: DeploymentStatusUpdate,
+        job: Option<Job>,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
+    /// Promotes the canaries of the named groups (all when empty); refused
+    /// unless every canary of those groups is healthy.
+    DeploymentPromote {
+        deployment_id: String,
+        groups: Vec<String>,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
 }
 
 impl Command {
@@ -100,6 +138,9 @@ impl Command {
             Command::StateRestore { .. } => "state-restore",
             Command::NamespaceUpsert { .. } => "namespace-upsert",
             Command::NamespaceDelete { .. } => "namespace-delete",
+            Command::DeploymentAllocHealth { .. } => "deployment-alloc-health",
+            Command::DeploymentStatusSet { .. } => "deployment-status-set",
+            Command::DeploymentPromote { .. } => "deployment-promote",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! entered the log, so every server computes the same state.
 
 mod command;
+mod deployments;
 mod store;
 
 pub use command::{Command, CommandResult};

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{
-    AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, DEFAULT_NAMESPACE, EvalStatus, Evaluation,
-    Index, Job, JobStatus, JobType, Namespace, Node, NodeEntry, NodeStatus, SchedulerConfiguration, UnixNanos,
+    AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, DEFAULT_NAMESPACE, Deployment, EvalStatus,
+    Evaluation, Index, Job, JobStatus, JobType, Namespace, Node, NodeEntry, NodeStatus, SchedulerConfiguration, UnixNanos,
     VerdictCache,
 };
 
@@ -36,6 +36,8 @@ pub struct TableIndexes {
     pub evals: Index,
     #[serde(default)]
     pub namespaces: Index,
+    #[serde(default)]
+    pub deployments: Index,
 }
 
 /// Counts of allocations per client status for one task group.
@@ -66,12 +68,12 @@ pub struct JobSummary {
 #[serde(into = "PersistedState", from = "PersistedState")]
 pub struct StateSnapshot {
     index: Index,
-    tables: TableIndexes,
-    jobs: OrdMap<NsKey, Arc<Job>>,
+    pub(crate) tables: TableIndexes,
+    pub(crate) jobs: OrdMap<NsKey, Arc<Job>>,
     /// Every version of every job: (namespace, id, version).
-    job_versions: OrdMap<(String, String, u64), Arc<Job>>,
+    pub(crate) job_versions: OrdMap<(String, String, u64), Arc<Job>>,
     nodes: OrdMap<String, Arc<Node>>,
-    allocs: OrdMap<String, Arc<Allocation>>,
+    pub(crate) allocs: OrdMap<String, Arc<Allocation>>,
     allocs_by_job: OrdMap<NsKey, OrdSet<String>>,
     allocs_by_node: OrdMap<String, OrdSet<String>>,
     /// Per node: the last index the servers changed any of its allocations
@@ -93,6 +95,9 @@ pub struct StateSnapshot {
     /// Namespaces written by operators. `default` is not stored until it
     /// is changed; reads synthesise it ([`Namespace::builtin_default`]).
     namespaces: OrdMap<String, Arc<Namespace>>,
+    /// Deployments by ID, and their IDs per job.
+    pub(crate) deployments: OrdMap<String, Arc<Deployment>>,
+    pub(crate) deployments_by_job: OrdMap<NsKey, OrdSet<String>>,
     /// The scheduler's column-wise node index, kept with every node and
     /// usage change (derived: rebuilt on load, not persisted).
     columns: NodeColumns,
@@ -222,6 +227,8 @@ struct PersistedState {
     scheduler_config: SchedulerConfiguration,
     #[serde(default)]
     namespaces: Vec<Namespace>,
+    #[serde(default)]
+    deployments: Vec<Deployment>,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -240,6 +247,11 @@ impl From<StateSnapshot> for PersistedState {
                 .namespaces
                 .values()
                 .map(|namespace| (**namespace).clone())
+                .collect(),
+            deployments: state
+                .deployments
+                .values()
+                .map(|deployment| (**deployment).clone())
                 .collect(),
         }
     }
@@ -293,13 +305,16 @@ impl From<PersistedState> for StateSnapshot {
             state.index_blocked(&eval);
             state.evals.insert(eval.id.clone(), Arc::new(eval));
         }
+        for deployment in persisted.deployments {
+            state.put_deployment(deployment);
+        }
         state
     }
 }
 
 /// The object whose ID is `prefix`, or else the one object whose ID starts
 /// with it. Keys are ordered, so the candidates are one contiguous range.
-fn by_prefix<T>(table: &OrdMap<String, Arc<T>>, prefix: &str) -> Result<Option<Arc<T>>, StateError> {
+pub(crate) fn by_prefix<T>(table: &OrdMap<String, Arc<T>>, prefix: &str) -> Result<Option<Arc<T>>, StateError> {
     if let Some(exact) = table.get(prefix) {
         return Ok(Some(Arc::clone(exact)));
     }
@@ -317,7 +332,7 @@ fn by_prefix<T>(table: &OrdMap<String, Arc<T>>, prefix: &str) -> Result<Option<A
     }
 }
 
-fn key(namespace: &str, id: &str) -> NsKey {
+pub(crate) fn key(namespace: &str, id: &str) -> NsKey {
     (namespace.to_string(), id.to_string())
 }
 
@@ -623,6 +638,7 @@ impl StateSnapshot {
                     self.jobs.remove(&job_key);
                     self.system_jobs.remove(&job_key);
                     self.purge_versions(&namespace, &job_id, u64::MAX);
+                    self.purge_deployments(index, &job_key);
                 } else {
                     let mut stopped = (*existing).clone();
                     stopped.stop = true;
@@ -683,7 +699,15 @@ impl StateSnapshot {
                 eval_update,
                 created_evals,
                 now,
+                deployment,
+                deployment_updates,
             } => {
+                if let Some(deployment) = deployment {
+                    self.upsert_deployment(index, deployment);
+                }
+                for update in deployment_updates {
+                    self.set_deployment_status(index, &update, now);
+                }
                 let mut touched_jobs = Vec::new();
                 for alloc in allocs {
                     touched_jobs.push(key(&alloc.namespace, &alloc.job_id));
@@ -777,6 +801,7 @@ impl StateSnapshot {
                     allocs: index,
                     evals: index,
                     namespaces: index,
+                    deployments: index,
                 };
                 for node_id in watched {
                     self.node_alloc_index.insert(node_id, index);
@@ -825,6 +850,44 @@ impl StateSnapshot {
                 }
                 self.tables.namespaces = index;
             }
+            Command::DeploymentAllocHealth {
+                deployment_id,
+                healthy,
+                unhealthy,
+                status,
+                job,
+                eval,
+                now,
+            } => {
+                if let Err(error) = self.apply_alloc_health(index, &deployment_id, &healthy, &unhealthy, now) {
+                    result.error = Some(error);
+                    return result;
+                }
+                if let Some(update) = status {
+                    self.set_deployment_status(index, &update, now);
+                }
+                self.register_and_evaluate(index, job, eval, now, &mut result);
+            }
+            Command::DeploymentStatusSet { update, job, eval, now } => {
+                if let Err(error) = self.check_deployment_active(&update.deployment_id) {
+                    result.error = Some(error);
+                    return result;
+                }
+                self.set_deployment_status(index, &update, now);
+                self.register_and_evaluate(index, job, eval, now, &mut result);
+            }
+            Command::DeploymentPromote {
+                deployment_id,
+                groups,
+                eval,
+                now,
+            } => {
+                if let Err(error) = self.promote(index, &deployment_id, &groups, now) {
+                    result.error = Some(error);
+                    return result;
+                }
+                self.register_and_evaluate(index, None, eval, now, &mut result);
+            }
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -860,6 +923,7 @@ impl StateSnapshot {
                     if self.jobs.remove(&job_key).is_some() {
                         self.system_jobs.remove(&job_key);
                         self.purge_versions(&namespace, &job_id, u64::MAX);
+                        self.purge_deployments(index, &job_key);
                         self.tables.jobs = index;
                     }
                     // Only empty index entries go with the job: anything
@@ -906,7 +970,7 @@ impl StateSnapshot {
 
     /// Stores a job; bumps its version when the spec changed. Returns the
     /// version stored.
-    fn upsert_job(&mut self, index: Index, mut job: Job, now: UnixNanos) -> u64 {
+    pub(crate) fn upsert_job(&mut self, index: Index, mut job: Job, now: UnixNanos) -> u64 {
         let job_key = key(&job.namespace, &job.id);
         match self.jobs.get(&job_key) {
             Some(existing) => {
@@ -961,7 +1025,7 @@ impl StateSnapshot {
         }
     }
 
-    fn upsert_eval(&mut self, index: Index, mut eval: Evaluation) {
+    pub(crate) fn upsert_eval(&mut self, index: Index, mut eval: Evaluation) {
         match self.evals.get(&eval.id) {
             Some(existing) => eval.create_index = existing.create_index,
             None => eval.create_index = index,
@@ -980,6 +1044,8 @@ impl StateSnapshot {
     }
 
     fn upsert_alloc(&mut self, index: Index, mut alloc: Allocation, now: UnixNanos) {
+        let existing = self.allocs.get(&alloc.id).cloned();
+        self.count_placement(index, existing.as_deref(), &mut alloc, now);
         match self.allocs.get(&alloc.id) {
             Some(existing) => {
                 alloc.create_index = existing.create_index;
@@ -1215,6 +1281,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 2,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         assert_columns_match(&state);
@@ -1233,6 +1301,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 3,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         state.apply(
@@ -1367,6 +1437,8 @@ mod tests {
                 eval_update: Some(done),
                 created_evals: Vec::new(),
                 now: 5,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         assert_eq!(state.allocs_by_node("n1").len(), 1);
@@ -1407,6 +1479,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 10,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         assert_eq!(
@@ -1425,6 +1499,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 1,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         assert_eq!(
@@ -1726,6 +1802,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 1,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         let events: Vec<types::TaskEvent> = (0..25)
@@ -1783,6 +1861,8 @@ mod tests {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 1,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         );
         // The node still holds an allocation: it is not collected.

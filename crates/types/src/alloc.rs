@@ -206,6 +206,8 @@ pub struct Allocation {
     pub reschedule_tracker: Option<RescheduleTracker>,
     pub followup_eval_id: String,
     pub deployment_id: String,
+    /// Health within its deployment (set by the servers, never the client).
+    pub deployment_status: Option<crate::AllocDeploymentStatus>,
     pub preempted_by_allocation: String,
     pub preempted_allocations: Vec<String>,
     pub metrics: Option<AllocMetric>,

@@ -7,6 +7,7 @@
 //! (as Unix nanoseconds) and IDs in.
 
 pub mod alloc;
+pub mod deployment;
 pub mod duration;
 pub mod eval;
 pub mod job;
@@ -21,6 +22,7 @@ pub mod runtime_support;
 pub mod validate;
 
 pub use alloc::*;
+pub use deployment::*;
 pub use eval::*;
 pub use job::*;
 pub use namespace::*;

@@ -29,6 +29,11 @@ pub struct Plan {
     pub eval_update: Option<Evaluation>,
     /// Follow-up evaluations (delayed reschedules, blocked evals).
     pub created_evals: Vec<Evaluation>,
+    /// A deployment this plan starts (the new allocations join it).
+    pub deployment: Option<crate::Deployment>,
+    /// Status changes of existing deployments (an older version's rollout
+    /// cancelled).
+    pub deployment_updates: Vec<crate::DeploymentStatusUpdate>,
 }
 
 impl Plan {

@@ -234,6 +234,8 @@ fn sample_commands(allocs: usize) -> Vec<(&'static str, state::Command)> {
                 eval_update: None,
                 created_evals: Vec::new(),
                 now: 1,
+                deployment: None,
+                deployment_updates: Vec::new(),
             },
         ),
         (

@@ -1,0 +1,186 @@
+//! Operator actions on deployments (Nomad's `/v1/deployment/*` writes):
+//! promote canaries, fail (with the automatic revert when asked for), pause
+//! and resume, and set allocation health by hand.
+
+use crate::deployment_watcher;
+use crate::{Server, ServerError, new_id, now_nanos};
+use state::Command;
+use std::sync::Arc;
+use types::{Deployment, DeploymentStatus, DeploymentStatusUpdate, Evaluation, Index, deployment_description};
+
+/// What a deployment write returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentUpdateResult {
+    pub eval_id: Option<String>,
+    pub eval_create_index: Index,
+    pub deployment_modify_index: Index,
+    /// The job version registered by a revert.
+    pub reverted_job_version: Option<u64>,
+    pub index: Index,
+}
+
+impl Server {
+    async fn active_deployment(&self, id: &str) -> Result<Arc<Deployment>, ServerError> {
+        let snapshot = self.read_state(false).await?;
+        let deployment = snapshot
+            .deployment(id)
+            .ok_or_else(|| ServerError::NotFound(format!("deployment {id:?}")))?;
+        if !deployment.active() {
+            return Err(ServerError::BadRequest(format!(
+                "deployment {id:?} is {} and can no longer change",
+                deployment.status.as_str()
+            )));
+        }
+        Ok(deployment)
+    }
+
+    fn deployment_eval(&self, deployment: &Deployment, now: types::UnixNanos) -> Option<Evaluation> {
+        let job = self.state().job(&deployment.namespace, &deployment.job_id)?;
+        let mut eval = Self::new_eval(&job, types::trigger::DEPLOYMENT_WATCHER, now);
+        eval.deployment_id = deployment.id.clone();
+        eval.job_modify_index = job.job_modify_index;
+        Some(eval)
+    }
+
+    async fn write_deployment(
+        &self,
+        command: Command,
+        eval_id: Option<String>,
+    ) -> Result<DeploymentUpdateResult, ServerError> {
+        let result = self.write(command).await?;
+        if let Some(error) = result.error {
+            return Err(ServerError::BadRequest(error));
+        }
+        Ok(DeploymentUpdateResult {
+            eval_create_index: if eval_id.is_some() { result.index } else { 0 },
+            eval_id,
+            deployment_modify_index: result.index,
+            reverted_job_version: result.job_version,
+            index: result.index,
+        })
+    }
+
+    /// Promotes the canaries of `groups` (every group when empty).
+    pub async fn promote_deployment(
+        &self,
+        id: &str,
+        groups: Vec<String>,
+    ) -> Result<DeploymentUpdateResult, ServerError> {
+        let deployment = self.active_deployment(id).await?;
+        let now = now_nanos();
+        let eval = self.deployment_eval(&deployment, now);
+        let eval_id = eval.as_ref().map(|eval| eval.id.clone());
+        self.write_deployment(
+            Command::DeploymentPromote {
+                deployment_id: deployment.id.clone(),
+                groups,
+                eval,
+                now,
+            },
+            eval_id,
+        )
+        .await
+    }
+
+    /// Marks a deployment failed; with `auto_revert`, the job goes back to
+    /// its last stable version.
+    pub async fn fail_deployment(&self, id: &str) -> Result<DeploymentUpdateResult, ServerError> {
+        let deployment = self.active_deployment(id).await?;
+        let now = now_nanos();
+        let snapshot = self.state();
+        let mut ids = new_id;
+        let (update, job, eval) = deployment_watcher::failure(
+            &snapshot,
+            &deployment,
+            deployment_description::FAILED_BY_USER,
+            &mut ids,
+            now,
+        );
+        let eval = eval.or_else(|| self.deployment_eval(&deployment, now));
+        let eval_id = eval.as_ref().map(|eval| eval.id.clone());
+        self.write_deployment(Command::DeploymentStatusSet { update, job, eval, now }, eval_id)
+            .await
+    }
+
+    /// Pauses (`pause`) or resumes a deployment.
+    pub async fn pause_deployment(&self, id: &str, pause: bool) -> Result<DeploymentUpdateResult, ServerError> {
+        let deployment = self.active_deployment(id).await?;
+        let now = now_nanos();
+        let (status, description) = if pause {
+            (DeploymentStatus::Paused, deployment_description::PAUSED)
+        } else if deployment.requires_promotion() {
+            (
+                DeploymentStatus::Running,
+                deployment_description::RUNNING_NEEDS_PROMOTION,
+            )
+        } else {
+            (DeploymentStatus::Running, deployment_description::RUNNING)
+        };
+        // Resuming needs an evaluation to place what the pause held back.
+        let eval = if pause {
+            None
+        } else {
+            self.deployment_eval(&deployment, now)
+        };
+        let eval_id = eval.as_ref().map(|eval| eval.id.clone());
+        let update = DeploymentStatusUpdate {
+            deployment_id: deployment.id.clone(),
+            status,
+            status_description: description.to_string(),
+        };
+        self.write_deployment(
+            Command::DeploymentStatusSet {
+                update,
+                job: None,
+                eval,
+                now,
+            },
+            eval_id,
+        )
+        .await
+    }
+
+    /// Sets allocation health by hand (Nomad's `allocation-health`, meant
+    /// for `health_check = "manual"`).
+    pub async fn set_deployment_alloc_health(
+        &self,
+        id: &str,
+        healthy: Vec<String>,
+        unhealthy: Vec<String>,
+    ) -> Result<DeploymentUpdateResult, ServerError> {
+        let deployment = self.active_deployment(id).await?;
+        if healthy.is_empty() && unhealthy.is_empty() {
+            return Err(ServerError::BadRequest(
+                "give at least one allocation in HealthyAllocationIDs or UnhealthyAllocationIDs".to_string(),
+            ));
+        }
+        let snapshot = self.state();
+        for alloc_id in healthy.iter().chain(unhealthy.iter()) {
+            let belongs = snapshot
+                .alloc(alloc_id)
+                .is_some_and(|alloc| alloc.deployment_id == deployment.id);
+            if !belongs {
+                return Err(ServerError::BadRequest(format!(
+                    "allocation {alloc_id:?} is not part of deployment {:?}",
+                    deployment.id
+                )));
+            }
+        }
+        let now = now_nanos();
+        let eval = self.deployment_eval(&deployment, now);
+        let eval_id = eval.as_ref().map(|eval| eval.id.clone());
+        self.write_deployment(
+            Command::DeploymentAllocHealth {
+                deployment_id: deployment.id.clone(),
+                healthy,
+                unhealthy,
+                status: None,
+                job: None,
+                eval,
+                now,
+            },
+            eval_id,
+        )
+        .await
+    }
+}
