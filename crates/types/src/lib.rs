@@ -6,6 +6,7 @@
 //! This crate does no IO, reads no clock and makes no IDs: callers pass time
 //! (as Unix nanoseconds) and IDs in.
 
+pub mod acl;
 pub mod alloc;
 pub mod duration;
 pub mod eval;
@@ -18,6 +19,7 @@ pub mod plan;
 pub mod resources;
 pub mod validate;
 
+pub use acl::*;
 pub use alloc::*;
 pub use eval::*;
 pub use job::*;
