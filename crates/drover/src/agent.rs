@@ -88,6 +88,8 @@ pub struct AgentConfig {
     /// The address tasks' ports are published on; dev agents use the
     /// loopback address, as Nomad's do, otherwise it is detected.
     pub network_ip: Option<String>,
+    /// The ACL system (`acl { }`, `--acl-enabled`).
+    pub acl: server::AclConfig,
 }
 
 impl Default for AgentConfig {
@@ -108,6 +110,7 @@ impl Default for AgentConfig {
             drover_binary: None,
             docker: docker::config::DockerPluginConfig::default(),
             network_ip: None,
+            acl: server::AclConfig::default(),
         }
     }
 }
@@ -175,7 +178,7 @@ impl Agent {
             .await
             .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
         let http_addr = http_listener.local_addr().context("HTTP listener address")?;
-        if let Some(warning) = http_api::exposure_warning(http_addr, false) {
+        if let Some(warning) = http_api::exposure_warning(http_addr, config.acl.enabled) {
             tracing::warn!("{warning}");
         }
         let advertised_http = config.advertise_http.clone().unwrap_or_else(|| http_addr.to_string());
@@ -201,6 +204,7 @@ impl Agent {
             server_config.datacenter = config.datacenter.clone();
             server_config.bootstrap_expect = settings.bootstrap_expect;
             server_config.join = settings.join.clone();
+            server_config.acl = config.acl.clone();
             if let Some(workers) = settings.num_schedulers {
                 server_config.num_schedulers = workers;
             }

@@ -28,6 +28,15 @@ pub struct FileConfig {
     pub rpc_port: Option<u16>,
     pub server: ServerBlock,
     pub client: ClientBlock,
+    pub acl: AclBlock,
+}
+
+/// The `acl { }` block.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AclBlock {
+    pub enabled: Option<bool>,
+    pub token_min_expiration_ttl: Option<Duration>,
+    pub token_max_expiration_ttl: Option<Duration>,
 }
 
 /// The `server { }` block.
@@ -394,6 +403,25 @@ pub fn parse_into(source: &str, file: &str, into: &mut FileConfig) -> Result<(),
                 &mut |reader, name, _, span| reader.unknown(span, &join("advertise", name)),
             ),
             "server" => read_server(reader, body, &mut config.borrow_mut().server),
+            "acl" => reader.walk(
+                body,
+                "acl",
+                &mut |reader, key, value, span| {
+                    let path = join("acl", key);
+                    let mut config = config.borrow_mut();
+                    match key {
+                        "enabled" => config.acl.enabled = reader.bool(value, span, &path),
+                        "token_min_expiration_ttl" => {
+                            config.acl.token_min_expiration_ttl = reader.duration(value, span, &path)
+                        }
+                        "token_max_expiration_ttl" => {
+                            config.acl.token_max_expiration_ttl = reader.duration(value, span, &path)
+                        }
+                        _ => reader.unknown(span, &path),
+                    }
+                },
+                &mut |reader, name, _, span| reader.unknown(span, &join("acl", name)),
+            ),
             "client" => read_client(reader, body, &mut config.borrow_mut().client),
             other => reader.unknown(span, other),
         },

@@ -15,6 +15,7 @@
 //! ([`worker`]). Servers find each other and bootstrap through
 //! [`cluster`]. Clients reach the servers through [`rpc`].
 
+pub mod access;
 mod broker;
 pub mod cluster;
 pub mod gc;
@@ -27,6 +28,7 @@ pub mod snapshot;
 mod view;
 mod worker;
 
+pub use access::{AclConfig, BOOTSTRAP_RESET_FILE, Caller};
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
 pub use planner::{VerifiedPlan, verify_plan};
@@ -148,6 +150,8 @@ pub struct ServerConfig {
     pub failed_eval_follow_up_delay: Duration,
     /// Garbage-collection thresholds.
     pub gc: gc::GcConfig,
+    /// The ACL system (`acl { }`).
+    pub acl: AclConfig,
 }
 
 impl ServerConfig {
@@ -174,6 +178,7 @@ impl ServerConfig {
             eval_nack_timeout: broker::DEFAULT_NACK_TIMEOUT,
             failed_eval_follow_up_delay: Duration::from_secs(60),
             gc: gc::GcConfig::default(),
+            acl: AclConfig::default(),
         }
     }
 }

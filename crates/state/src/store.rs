@@ -35,6 +35,12 @@ pub struct TableIndexes {
     pub evals: Index,
     #[serde(default)]
     pub namespaces: Index,
+    #[serde(default)]
+    pub acl_policies: Index,
+    #[serde(default)]
+    pub acl_tokens: Index,
+    #[serde(default)]
+    pub acl_roles: Index,
 }
 
 /// Counts of allocations per client status for one task group.
@@ -65,7 +71,7 @@ pub struct JobSummary {
 #[serde(into = "PersistedState", from = "PersistedState")]
 pub struct StateSnapshot {
     index: Index,
-    tables: TableIndexes,
+    pub(crate) tables: TableIndexes,
     jobs: OrdMap<NsKey, Arc<Job>>,
     /// Every version of every job: (namespace, id, version).
     job_versions: OrdMap<(String, String, u64), Arc<Job>>,
@@ -92,6 +98,8 @@ pub struct StateSnapshot {
     /// Namespaces written by operators. `default` is not stored until it
     /// is changed; reads synthesise it ([`Namespace::builtin_default`]).
     namespaces: OrdMap<String, Arc<Namespace>>,
+    /// ACL objects (see `acl.rs`).
+    pub(crate) acl: crate::acl::AclTables,
 }
 
 /// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
@@ -99,7 +107,7 @@ pub struct StateSnapshot {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct PersistedState {
     index: Index,
-    tables: TableIndexes,
+    pub(crate) tables: TableIndexes,
     job_versions: Vec<Job>,
     jobs: Vec<Job>,
     nodes: Vec<Node>,
@@ -110,6 +118,8 @@ struct PersistedState {
     scheduler_config: SchedulerConfiguration,
     #[serde(default)]
     namespaces: Vec<Namespace>,
+    #[serde(default)]
+    acl: crate::acl::PersistedAcl,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -129,6 +139,7 @@ impl From<StateSnapshot> for PersistedState {
                 .values()
                 .map(|namespace| (**namespace).clone())
                 .collect(),
+            acl: state.acl.persisted(),
         }
     }
 }
@@ -145,6 +156,7 @@ impl From<PersistedState> for StateSnapshot {
                 .into_iter()
                 .map(|namespace| (namespace.name.clone(), Arc::new(namespace)))
                 .collect(),
+            acl: crate::acl::AclTables::from_persisted(persisted.acl),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -660,6 +672,9 @@ impl StateSnapshot {
                     allocs: index,
                     evals: index,
                     namespaces: index,
+                    acl_policies: index,
+                    acl_tokens: index,
+                    acl_roles: index,
                 };
                 for node_id in watched {
                     self.node_alloc_index.insert(node_id, index);
@@ -708,6 +723,13 @@ impl StateSnapshot {
                 }
                 self.tables.namespaces = index;
             }
+            Command::AclBootstrap { .. }
+            | Command::AclPolicyUpsert { .. }
+            | Command::AclPolicyDelete { .. }
+            | Command::AclTokenUpsert { .. }
+            | Command::AclTokenDelete { .. }
+            | Command::AclRoleUpsert { .. }
+            | Command::AclRoleDelete { .. } => self.apply_acl(index, command, &mut result),
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
