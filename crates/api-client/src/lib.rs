@@ -69,6 +69,8 @@ pub struct LogsRequest {
 pub struct Client {
     address: String,
     http: reqwest::Client,
+    /// The ACL token sent as `X-Nomad-Token` with every request.
+    token: Option<String>,
 }
 
 impl Client {
@@ -79,7 +81,19 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Client { address, http }
+        Client {
+            address,
+            http,
+            token: None,
+        }
+    }
+
+    /// The same client, sending `token` (an ACL secret) with every
+    /// request; an empty token sends none.
+    pub fn with_token(mut self, token: impl Into<String>) -> Client {
+        let token = token.into();
+        self.token = (!token.trim().is_empty()).then(|| token.trim().to_string());
+        self
     }
 
     /// The agent address.
@@ -99,6 +113,10 @@ impl Client {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let request = match &self.token {
+            Some(token) => request.header("X-Nomad-Token", token),
+            None => request,
+        };
         let response = request.send().await.map_err(|error| self.connect_error(error))?;
         let status = response.status();
         if status.is_success() {
@@ -145,7 +163,12 @@ impl Client {
         Self::decode(path, response).await
     }
 
-    async fn put_json<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+    /// `PUT path` with a JSON body, the answer decoded.
+    pub async fn put_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         let response = self.send(self.http.put(self.url(path)).json(body)).await?;
         Ok(Self::decode(path, response).await?.value)
     }

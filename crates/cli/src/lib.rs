@@ -2,6 +2,7 @@
 //! HTTP (through `api-client`) and parses job files locally with `jobspec`.
 //! What it prints comes from the pure functions in [`render`].
 
+pub mod acl;
 pub mod fmt;
 pub mod render;
 
@@ -22,6 +23,19 @@ pub struct GlobalArgs {
     /// Address of the Drover agent.
     #[arg(long, global = true, env = "DROVER_ADDR", default_value = "http://127.0.0.1:4646")]
     pub address: String,
+    /// The ACL token's secret; `DROVER_TOKEN`, else `NOMAD_TOKEN`.
+    #[arg(long, global = true, env = "DROVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The token to send: `--token`, `DROVER_TOKEN`, else `NOMAD_TOKEN`.
+    pub fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .or_else(|| std::env::var("NOMAD_TOKEN").ok().filter(|token| !token.is_empty()))
+    }
 }
 
 /// Commands that talk to an agent.
@@ -50,6 +64,9 @@ pub enum Command {
     /// System maintenance.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Access control: bootstrap, policies, tokens and roles.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,7 +247,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         let mut stderr = std::io::stderr().lock();
         return Ok(fmt::run_fmt(args, &mut stdin, &mut stdout, &mut stderr)?);
     }
-    let client = Client::new(global.address.clone());
+    let client = Client::new(global.address.clone()).with_token(global.token().unwrap_or_default());
     match command {
         Command::Fmt(_) => Ok(ExitCode::SUCCESS),
         Command::Job(job) => run_job(job, &client).await,
@@ -250,6 +267,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         Command::Namespace(namespace) => run_namespace(namespace, &client).await,
+        Command::Acl(command) => acl::run_acl(command, &client).await,
     }
 }
 
