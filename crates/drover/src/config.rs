@@ -697,6 +697,22 @@ client {
     }
 
     #[test]
+    fn acl_block() {
+        let config = parse(
+            "acl {\n  enabled = true\n  token_min_expiration_ttl = \"1s\"\n  token_max_expiration_ttl = \"2h\"\n}\n",
+        )
+        .expect("valid acl block");
+        assert_eq!(config.acl.enabled, Some(true));
+        assert_eq!(config.acl.token_min_expiration_ttl, Some(Duration::from_secs(1)));
+        assert_eq!(config.acl.token_max_expiration_ttl, Some(Duration::from_secs(7200)));
+        let errors = parse("acl {\n  enabled = true\n  replication_token = \"x\"\n}\n").expect_err("unknown key");
+        assert_eq!(
+            errors[0].to_string(),
+            "agent.hcl:3:3: acl.replication_token is not a configuration key Drover supports"
+        );
+    }
+
+    #[test]
     fn wrong_types_and_expressions_are_errors() {
         let errors = parse("server {\n  bootstrap_expect = \"three\"\n}\nname = upper(\"x\")\nclient {\n  options = { \"driver.raw_exec.enable\" = \"1\" }\n}\n")
             .expect_err("bad values");

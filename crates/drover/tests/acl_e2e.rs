@@ -7,29 +7,14 @@
 
 mod common;
 
-use drover::agent::{Agent, AgentConfig};
+use drover::agent::Agent;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 async fn start(data_dir: &Path) -> Agent {
-    Agent::start(AgentConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: Some(data_dir.to_path_buf()),
-        drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
-        docker: common::no_image_gc(),
-        acl: server::AclConfig {
-            enabled: true,
-            token_min_expiration_ttl: Duration::from_secs(1),
-            ..server::AclConfig::default()
-        },
-        ..AgentConfig::default()
-    })
-    .await
-    .expect("agent starts")
+    common::start_agent_with_acls(data_dir).await
 }
 
 struct Http {
@@ -493,4 +478,58 @@ node { policy = "read" }"#,
     assert!(!ok && out.contains("already done"), "{out}");
 
     agent.shutdown().await;
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Runs `drover agent --dev` with `extra` arguments until its API answers,
+/// and checks that it enforces ACLs: anonymous is refused, bootstrap works.
+async fn binary_agent_enforces_acls(extra: &[&str]) {
+    let (http, rpc) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["agent", "-dev", "--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--rpc-addr", &format!("127.0.0.1:{rpc}")])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent starts");
+    let api = Http {
+        base: format!("http://127.0.0.1:{http}"),
+        http: reqwest::Client::new(),
+    };
+    let started = Instant::now();
+    loop {
+        let answer = api.http.get(format!("{}/v1/status/leader", api.base)).send().await;
+        if answer.is_ok_and(|response| response.status() == StatusCode::OK) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "agent never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api.call("GET", "/v1/jobs", None, None).await.0, StatusCode::FORBIDDEN);
+    let boot = api.call("POST", "/v1/acl/bootstrap", None, None).await;
+    assert_eq!(boot.0, StatusCode::OK, "{}", boot.1);
+    let secret = serde_json::from_str::<Value>(&boot.1).expect("token")["SecretID"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    assert_eq!(api.call("GET", "/v1/jobs", Some(&secret), None).await.0, StatusCode::OK);
+    child.kill().await.expect("stop the agent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_agent_with_the_flag_or_the_config_block() {
+    binary_agent_enforces_acls(&["-acl-enabled"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("acl.hcl");
+    std::fs::write(&file, "acl {\n  enabled = true\n}\n").expect("config file");
+    binary_agent_enforces_acls(&["-config", file.to_str().expect("utf-8 path")]).await;
 }
