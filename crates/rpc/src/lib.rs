@@ -13,11 +13,13 @@ mod backoff;
 mod client;
 pub mod codec;
 mod server;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use client::{ClientOptions, RpcClient};
 pub use codec::{CodecError, decode, encode};
 pub use server::{Handler, PeerIdentity, PeerInfo, ServeConfig, serve, serve_with};
+pub use tls::{RpcTls, TlsError};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
