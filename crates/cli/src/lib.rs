@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod fmt;
 pub mod render;
+pub mod tls;
 
 use anyhow::{Context, anyhow, bail};
 use api_client::{ApiError, Client, LogsRequest};
@@ -67,6 +68,9 @@ pub enum Command {
     /// Access control: bootstrap, policies, tokens and roles.
     #[command(subcommand)]
     Acl(acl::AclCommand),
+    /// Make a CA and agent certificates for mutual TLS.
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +245,9 @@ fn now_nanos() -> i64 {
 
 /// Runs a command and returns the process exit code.
 pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if let Command::Tls(command) = command {
+        return tls::run_tls(command);
+    }
     if let Command::Fmt(args) = &command {
         let mut stdin = std::io::stdin().lock();
         let mut stdout = std::io::stdout().lock();
@@ -268,6 +275,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         }
         Command::Namespace(namespace) => run_namespace(namespace, &client).await,
         Command::Acl(command) => acl::run_acl(command, &client).await,
+        Command::Tls(_) => Ok(ExitCode::SUCCESS),
     }
 }
 

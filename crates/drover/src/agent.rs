@@ -90,6 +90,47 @@ pub struct AgentConfig {
     pub network_ip: Option<String>,
     /// The ACL system (`acl { }`, `--acl-enabled`).
     pub acl: server::AclConfig,
+    /// TLS (`tls { }`).
+    pub tls: TlsSettings,
+}
+
+/// The `tls { }` block: which listeners use TLS and the PEM files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// HTTPS on the HTTP API.
+    pub http: bool,
+    /// Mutual TLS on the RPC port and for every RPC this agent makes.
+    pub rpc: bool,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Callers check that a server's certificate names
+    /// `server.<region>.nomad`.
+    pub verify_server_hostname: bool,
+    /// HTTPS requires a client certificate from the CA.
+    pub verify_https_client: bool,
+}
+
+impl TlsSettings {
+    /// This agent's TLS material, when `http` or `rpc` is on.
+    pub fn load(&self, region: &str) -> anyhow::Result<Option<rpc::RpcTls>> {
+        if !self.http && !self.rpc {
+            return Ok(None);
+        }
+        let file = |value: &Option<PathBuf>, key: &str| {
+            value
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("tls.{key} is required when tls.http or tls.rpc is on"))
+        };
+        let tls = rpc::RpcTls::load(
+            &file(&self.ca_file, "ca_file")?,
+            &file(&self.cert_file, "cert_file")?,
+            &file(&self.key_file, "key_file")?,
+            region,
+            self.verify_server_hostname,
+        )?;
+        Ok(Some(tls))
+    }
 }
 
 impl Default for AgentConfig {
@@ -111,6 +152,7 @@ impl Default for AgentConfig {
             docker: docker::config::DockerPluginConfig::default(),
             network_ip: None,
             acl: server::AclConfig::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -174,6 +216,11 @@ impl Agent {
         };
         raft::datadir::create_private_dir(&data_dir)
             .with_context(|| format!("create data dir {}", data_dir.display()))?;
+        let tls = config.tls.load(&config.region).context("load TLS files")?;
+        let rpc_tls = if config.tls.rpc { tls.clone() } else { None };
+        if config.tls.http {
+            bail!("tls.http (HTTPS on the HTTP API) is not supported by Drover yet; tls.rpc is");
+        }
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
@@ -205,6 +252,7 @@ impl Agent {
             server_config.bootstrap_expect = settings.bootstrap_expect;
             server_config.join = settings.join.clone();
             server_config.acl = config.acl.clone();
+            server_config.rpc_tls = rpc_tls.clone();
             if let Some(workers) = settings.num_schedulers {
                 server_config.num_schedulers = workers;
             }
@@ -223,9 +271,13 @@ impl Agent {
             let started = server::Server::start(server_config)
                 .await
                 .map_err(|error| anyhow::anyhow!("start server: {error}"))?;
-            rpc_task = Some(tokio::spawn(rpc::serve(
+            rpc_task = Some(tokio::spawn(rpc::serve_with(
                 rpc_listener,
                 Arc::new(server::RpcService::new(started.clone())),
+                rpc::ServeConfig {
+                    tls: rpc_tls.clone(),
+                    ..rpc::ServeConfig::default()
+                },
             )));
             rpc_addr = Some(bound);
             own_rpc = Some(advertised);
@@ -271,7 +323,13 @@ impl Agent {
                 None => String::new(),
             };
             alloc_root = Some(client_config.alloc_root());
-            let rpc_client = Arc::new(rpc::RpcClient::with_servers(servers, rpc::ClientOptions::default()));
+            let rpc_client = Arc::new(rpc::RpcClient::with_servers(
+                servers,
+                rpc::ClientOptions {
+                    tls: rpc_tls.clone(),
+                    ..rpc::ClientOptions::default()
+                },
+            ));
             let client = client::Client::new(
                 client_config,
                 drivers(settings, &config.docker),

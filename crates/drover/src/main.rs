@@ -342,6 +342,15 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
             }
             acl
         },
+        tls: drover::agent::TlsSettings {
+            http: file.tls.http.unwrap_or(false),
+            rpc: file.tls.rpc.unwrap_or(false),
+            ca_file: file.tls.ca_file.clone(),
+            cert_file: file.tls.cert_file.clone(),
+            key_file: file.tls.key_file.clone(),
+            verify_server_hostname: file.tls.verify_server_hostname.unwrap_or(false),
+            verify_https_client: file.tls.verify_https_client.unwrap_or(false),
+        },
     })
 }
 

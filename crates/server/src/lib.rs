@@ -152,6 +152,8 @@ pub struct ServerConfig {
     pub gc: gc::GcConfig,
     /// The ACL system (`acl { }`).
     pub acl: AclConfig,
+    /// Mutual TLS for calls to other servers (`tls { rpc = true }`).
+    pub rpc_tls: Option<rpc::RpcTls>,
 }
 
 impl ServerConfig {
@@ -179,6 +181,7 @@ impl ServerConfig {
             failed_eval_follow_up_delay: Duration::from_secs(60),
             gc: gc::GcConfig::default(),
             acl: AclConfig::default(),
+            rpc_tls: None,
         }
     }
 }
@@ -253,7 +256,13 @@ impl Server {
     /// and waits for its own leadership; others return at once and form or
     /// join a cluster in the background.
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
-        let peers = Arc::new(RpcClient::with_servers(Vec::new(), rpc::ClientOptions::default()));
+        let peers = Arc::new(RpcClient::with_servers(
+            Vec::new(),
+            rpc::ClientOptions {
+                tls: config.rpc_tls.clone(),
+                ..rpc::ClientOptions::default()
+            },
+        ));
         let raft_dir = config.data_dir.join("server");
         let mut raft_config = RaftNodeConfig::new(config.rpc_addr.clone());
         raft_config.snapshot_every = config.snapshot_every;
