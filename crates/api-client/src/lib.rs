@@ -88,6 +88,32 @@ impl Client {
         }
     }
 
+    /// The same client, speaking HTTPS: servers are checked against the CA
+    /// in `ca_pem`; `identity_pem` (a certificate and its key, PEM) is
+    /// presented when the server asks for a client certificate.
+    pub fn with_tls(mut self, ca_pem: &[u8], identity_pem: Option<&[u8]>) -> Result<Client, ApiError> {
+        let tls_error = |message: String| ApiError::Connect {
+            address: self.address.clone(),
+            message,
+        };
+        let ca =
+            reqwest::Certificate::from_pem(ca_pem).map_err(|error| tls_error(format!("CA certificate: {error}")))?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca);
+        if let Some(pem) = identity_pem {
+            let identity =
+                reqwest::Identity::from_pem(pem).map_err(|error| tls_error(format!("client certificate: {error}")))?;
+            builder = builder.identity(identity);
+        }
+        self.http = builder
+            .build()
+            .map_err(|error| tls_error(format!("TLS client: {error}")))?;
+        Ok(self)
+    }
+
     /// The same client, sending `token` (an ACL secret) with every
     /// request; an empty token sends none.
     pub fn with_token(mut self, token: impl Into<String>) -> Client {

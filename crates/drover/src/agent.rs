@@ -218,9 +218,18 @@ impl Agent {
             .with_context(|| format!("create data dir {}", data_dir.display()))?;
         let tls = config.tls.load(&config.region).context("load TLS files")?;
         let rpc_tls = if config.tls.rpc { tls.clone() } else { None };
-        if config.tls.http {
-            bail!("tls.http (HTTPS on the HTTP API) is not supported by Drover yet; tls.rpc is");
-        }
+        let https = match (&tls, config.tls.http) {
+            (Some(tls), true) => {
+                if config.server.is_none() {
+                    bail!(
+                        "tls.http on an agent that runs only a client is not supported by Drover yet \
+                         (its API passes requests on to the servers over plain HTTP)"
+                    );
+                }
+                Some(tls.https_config(config.tls.verify_https_client)?)
+            }
+            _ => None,
+        };
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
@@ -372,16 +381,26 @@ impl Agent {
             }),
         };
         let mut http_shutdown = shutdown_rx;
-        tokio::spawn(async move {
-            let serving = axum::serve(http_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_shutdown.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(error) = serving {
-                tracing::error!(%error, "HTTP server stopped");
+        let stopped = async move {
+            let _ = http_shutdown.wait_for(|stop| *stop).await;
+        };
+        match https {
+            None => {
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(http_listener, router).with_graceful_shutdown(stopped).await {
+                        tracing::error!(%error, "HTTP server stopped");
+                    }
+                });
             }
-        });
+            Some(https) => {
+                let listener = http_api::TlsListener::new(http_listener, https).context("HTTPS listener")?;
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+                        tracing::error!(%error, "HTTPS server stopped");
+                    }
+                });
+            }
+        }
         Ok(Agent {
             http_addr,
             rpc_addr,

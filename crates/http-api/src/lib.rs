@@ -17,12 +17,14 @@ mod handlers;
 mod limits;
 mod logs;
 mod query;
+mod tls_listener;
 mod ui;
 
 pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
 pub use exposure::exposure_warning;
 pub use limits::{ApiLimits, DEFAULT_MAX_BODY_BYTES};
+pub use tls_listener::TlsListener;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;

@@ -58,6 +58,8 @@ pub struct RpcTls {
     region: String,
     server_config: Arc<rustls::ServerConfig>,
     roots: Arc<RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl std::fmt::Debug for RpcTls {
@@ -197,7 +199,7 @@ impl RpcTls {
             .map_err(|error| invalid("tls", error))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(chain, key)
+            .with_client_auth_cert(chain.clone(), key.clone_key())
             .map_err(|error| invalid("cert_file/key_file", error))?;
         Ok(RpcTls {
             acceptor: TlsAcceptor::from(Arc::clone(&server_config)),
@@ -205,7 +207,31 @@ impl RpcTls {
             region: region.to_string(),
             server_config,
             roots,
+            chain,
+            key: Arc::new(key),
         })
+    }
+
+    /// An HTTPS configuration with this agent's certificate: client
+    /// certificates from the CA required (`verify_https_client`) or not
+    /// asked for.
+    pub fn https_config(&self, require_client_cert: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|error| invalid("tls", error))?;
+        let builder = if require_client_cert {
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::clone(&self.roots), provider())
+                .build()
+                .map_err(|error| invalid("ca_file", error))?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|error| invalid("cert_file/key_file", error))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// The accepting configuration (client certificates required), for
