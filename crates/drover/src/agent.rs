@@ -378,6 +378,7 @@ impl Agent {
                 servers: Arc::new(Directory(
                     client_rpc.ok_or_else(|| anyhow::anyhow!("a client agent without an RPC client"))?,
                 )),
+                acl_enabled: config.acl.enabled,
             }),
         };
         let mut http_shutdown = shutdown_rx;
