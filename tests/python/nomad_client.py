@@ -3,7 +3,12 @@ already have: register a job, read it, list its allocations, read one
 allocation, and deregister it; create, update and delete a namespace.
 Exits non-zero on the first mismatch.
 
-Usage: python3 nomad_client.py HOST PORT
+With `acl`, the agent enforces ACLs: the script first checks that an
+anonymous client is refused, bootstraps the ACL system, and runs every
+check with the bootstrapped management token; then it writes a policy,
+creates a client token with it and reads that token back as itself.
+
+Usage: python3 nomad_client.py HOST PORT [acl]
 """
 
 import sys
@@ -24,7 +29,18 @@ def wait_for(what, check, timeout=30.0):
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    acl = len(sys.argv) > 3 and sys.argv[3] == "acl"
     client = nomad.Nomad(host=host, port=port, timeout=10)
+    if acl:
+        try:
+            client.jobs.get_jobs()
+        except nomad.api.exceptions.URLNotAuthorizedNomadException:
+            pass
+        else:
+            raise AssertionError("an anonymous client listed jobs")
+        bootstrap = client.acl.generate_bootstrap()
+        assert bootstrap["Type"] == "management", bootstrap
+        client = nomad.Nomad(host=host, port=port, timeout=10, token=bootstrap["SecretID"])
 
     job = {
         "Job": {
@@ -93,6 +109,23 @@ def main():
     client.namespace.delete_namespace("pyns")
     assert [n["Name"] for n in client.namespaces.get_namespaces(prefix="py")] == []
     print("python-nomad: 7 checks passed")
+    if acl:
+        client.acl.create_policy(
+            "readonly", {"Name": "readonly", "Rules": 'namespace "default" { policy = "read" }'}
+        )
+        assert [p["Name"] for p in client.acl.get_policies()] == ["readonly"]
+        token = client.acl.create_token({"Name": "py", "Type": "client", "Policies": ["readonly"]})
+        reader = nomad.Nomad(host=host, port=port, timeout=10, token=token["SecretID"])
+        assert reader.acl.get_self_token()["AccessorID"] == token["AccessorID"]
+        reader.jobs.get_jobs()
+        try:
+            reader.job.register_job("pyjob", job)
+        except nomad.api.exceptions.URLNotAuthorizedNomadException:
+            pass
+        else:
+            raise AssertionError("a read-only token registered a job")
+        assert client.acl.delete_token(token["AccessorID"])
+        print("python-nomad ACL: 4 checks passed")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ pub struct LogsRequest {
 pub struct Client {
     address: String,
     http: reqwest::Client,
+    /// The ACL token sent as `X-Nomad-Token` with every request.
+    token: Option<String>,
 }
 
 impl Client {
@@ -80,7 +82,45 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Client { address, http }
+        Client {
+            address,
+            http,
+            token: None,
+        }
+    }
+
+    /// The same client, speaking HTTPS: servers are checked against the CA
+    /// in `ca_pem`; `identity_pem` (a certificate and its key, PEM) is
+    /// presented when the server asks for a client certificate.
+    pub fn with_tls(mut self, ca_pem: &[u8], identity_pem: Option<&[u8]>) -> Result<Client, ApiError> {
+        let tls_error = |message: String| ApiError::Connect {
+            address: self.address.clone(),
+            message,
+        };
+        let ca =
+            reqwest::Certificate::from_pem(ca_pem).map_err(|error| tls_error(format!("CA certificate: {error}")))?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca);
+        if let Some(pem) = identity_pem {
+            let identity =
+                reqwest::Identity::from_pem(pem).map_err(|error| tls_error(format!("client certificate: {error}")))?;
+            builder = builder.identity(identity);
+        }
+        self.http = builder
+            .build()
+            .map_err(|error| tls_error(format!("TLS client: {error}")))?;
+        Ok(self)
+    }
+
+    /// The same client, sending `token` (an ACL secret) with every
+    /// request; an empty token sends none.
+    pub fn with_token(mut self, token: impl Into<String>) -> Client {
+        let token = token.into();
+        self.token = (!token.trim().is_empty()).then(|| token.trim().to_string());
+        self
     }
 
     /// The agent address.
@@ -100,6 +140,10 @@ impl Client {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let request = match &self.token {
+            Some(token) => request.header("X-Nomad-Token", token),
+            None => request,
+        };
         let response = request.send().await.map_err(|error| self.connect_error(error))?;
         let status = response.status();
         if status.is_success() {
@@ -146,7 +190,12 @@ impl Client {
         Self::decode(path, response).await
     }
 
-    async fn put_json<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+    /// `PUT path` with a JSON body, the answer decoded.
+    pub async fn put_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         let response = self.send(self.http.put(self.url(path)).json(body)).await?;
         Ok(Self::decode(path, response).await?.value)
     }

@@ -8,6 +8,7 @@
 //! Every struct accepts missing fields (`#[serde(default)]`), because
 //! Nomad's clients omit what they do not set.
 
+pub mod acl;
 mod convert;
 mod deployment;
 mod time;

@@ -2,9 +2,11 @@
 //! HTTP (through `api-client`) and parses job files locally with `jobspec`.
 //! What it prints comes from the pure functions in [`render`].
 
+pub mod acl;
 pub mod fmt;
 pub mod render;
 pub mod render_deployment;
+pub mod tls;
 
 use anyhow::{Context, anyhow, bail};
 use api_client::{ApiError, Client, LogsRequest};
@@ -23,6 +25,64 @@ pub struct GlobalArgs {
     /// Address of the Drover agent.
     #[arg(long, global = true, env = "DROVER_ADDR", default_value = "http://127.0.0.1:4646")]
     pub address: String,
+    /// The ACL token's secret; `DROVER_TOKEN`, else `NOMAD_TOKEN`.
+    #[arg(long, global = true, env = "DROVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The CA certificate that signed the agent's HTTPS certificate;
+    /// `DROVER_CACERT`, else `NOMAD_CACERT`.
+    #[arg(long = "ca-cert", global = true, env = "DROVER_CACERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// A client certificate for HTTPS; `DROVER_CLIENT_CERT`, else
+    /// `NOMAD_CLIENT_CERT`.
+    #[arg(long = "client-cert", global = true, env = "DROVER_CLIENT_CERT")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's key; `DROVER_CLIENT_KEY`, else
+    /// `NOMAD_CLIENT_KEY`.
+    #[arg(long = "client-key", global = true, env = "DROVER_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    fn path_or_env(value: &Option<PathBuf>, nomad_var: &str) -> Option<PathBuf> {
+        value.clone().or_else(|| {
+            std::env::var_os(nomad_var)
+                .filter(|text| !text.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
+    /// The API client these arguments describe: address, token and TLS.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let mut client = Client::new(self.address.clone()).with_token(self.token().unwrap_or_default());
+        let ca = GlobalArgs::path_or_env(&self.ca_cert, "NOMAD_CACERT");
+        let cert = GlobalArgs::path_or_env(&self.client_cert, "NOMAD_CLIENT_CERT");
+        let key = GlobalArgs::path_or_env(&self.client_key, "NOMAD_CLIENT_KEY");
+        if let Some(ca) = ca {
+            let ca_pem = std::fs::read(&ca).with_context(|| format!("read {}", ca.display()))?;
+            let identity = match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    let mut pem = std::fs::read(&cert).with_context(|| format!("read {}", cert.display()))?;
+                    pem.push(b'\n');
+                    pem.extend(std::fs::read(&key).with_context(|| format!("read {}", key.display()))?);
+                    Some(pem)
+                }
+                (None, None) => None,
+                _ => bail!("--client-cert and --client-key go together"),
+            };
+            client = client.with_tls(&ca_pem, identity.as_deref())?;
+        } else if cert.is_some() || key.is_some() {
+            bail!("a client certificate needs --ca-cert (or NOMAD_CACERT) too");
+        }
+        Ok(client)
+    }
+
+    /// The token to send: `--token`, `DROVER_TOKEN`, else `NOMAD_TOKEN`.
+    pub fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .or_else(|| std::env::var("NOMAD_TOKEN").ok().filter(|token| !token.is_empty()))
+    }
 }
 
 /// Commands that talk to an agent.
@@ -54,6 +114,12 @@ pub enum Command {
     /// System maintenance.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Access control: bootstrap, policies, tokens and roles.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
+    /// Make a CA and agent certificates for mutual TLS.
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,13 +310,16 @@ fn now_nanos() -> i64 {
 
 /// Runs a command and returns the process exit code.
 pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if let Command::Tls(command) = command {
+        return tls::run_tls(command);
+    }
     if let Command::Fmt(args) = &command {
         let mut stdin = std::io::stdin().lock();
         let mut stdout = std::io::stdout().lock();
         let mut stderr = std::io::stderr().lock();
         return Ok(fmt::run_fmt(args, &mut stdin, &mut stdout, &mut stderr)?);
     }
-    let client = Client::new(global.address.clone());
+    let client = global.client()?;
     match command {
         Command::Fmt(_) => Ok(ExitCode::SUCCESS),
         Command::Job(job) => run_job(job, &client).await,
@@ -271,6 +340,8 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         }
         Command::Namespace(namespace) => run_namespace(namespace, &client).await,
         Command::Deployment(command) => run_deployment(command, &client).await,
+        Command::Acl(command) => acl::run_acl(command, &client).await,
+        Command::Tls(_) => Ok(ExitCode::SUCCESS),
     }
 }
 

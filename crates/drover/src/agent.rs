@@ -88,6 +88,49 @@ pub struct AgentConfig {
     /// The address tasks' ports are published on; dev agents use the
     /// loopback address, as Nomad's do, otherwise it is detected.
     pub network_ip: Option<String>,
+    /// The ACL system (`acl { }`, `--acl-enabled`).
+    pub acl: server::AclConfig,
+    /// TLS (`tls { }`).
+    pub tls: TlsSettings,
+}
+
+/// The `tls { }` block: which listeners use TLS and the PEM files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// HTTPS on the HTTP API.
+    pub http: bool,
+    /// Mutual TLS on the RPC port and for every RPC this agent makes.
+    pub rpc: bool,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Callers check that a server's certificate names
+    /// `server.<region>.nomad`.
+    pub verify_server_hostname: bool,
+    /// HTTPS requires a client certificate from the CA.
+    pub verify_https_client: bool,
+}
+
+impl TlsSettings {
+    /// This agent's TLS material, when `http` or `rpc` is on.
+    pub fn load(&self, region: &str) -> anyhow::Result<Option<rpc::RpcTls>> {
+        if !self.http && !self.rpc {
+            return Ok(None);
+        }
+        let file = |value: &Option<PathBuf>, key: &str| {
+            value
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("tls.{key} is required when tls.http or tls.rpc is on"))
+        };
+        let tls = rpc::RpcTls::load(
+            &file(&self.ca_file, "ca_file")?,
+            &file(&self.cert_file, "cert_file")?,
+            &file(&self.key_file, "key_file")?,
+            region,
+            self.verify_server_hostname,
+        )?;
+        Ok(Some(tls))
+    }
 }
 
 impl Default for AgentConfig {
@@ -108,6 +151,8 @@ impl Default for AgentConfig {
             drover_binary: None,
             docker: docker::config::DockerPluginConfig::default(),
             network_ip: None,
+            acl: server::AclConfig::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -171,11 +216,25 @@ impl Agent {
         };
         raft::datadir::create_private_dir(&data_dir)
             .with_context(|| format!("create data dir {}", data_dir.display()))?;
+        let tls = config.tls.load(&config.region).context("load TLS files")?;
+        let rpc_tls = if config.tls.rpc { tls.clone() } else { None };
+        let https = match (&tls, config.tls.http) {
+            (Some(tls), true) => {
+                if config.server.is_none() {
+                    bail!(
+                        "tls.http on an agent that runs only a client is not supported by Drover yet \
+                         (its API passes requests on to the servers over plain HTTP)"
+                    );
+                }
+                Some(tls.https_config(config.tls.verify_https_client)?)
+            }
+            _ => None,
+        };
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
         let http_addr = http_listener.local_addr().context("HTTP listener address")?;
-        if let Some(warning) = http_api::exposure_warning(http_addr, false) {
+        if let Some(warning) = http_api::exposure_warning(http_addr, config.acl.enabled) {
             tracing::warn!("{warning}");
         }
         let advertised_http = config.advertise_http.clone().unwrap_or_else(|| http_addr.to_string());
@@ -201,6 +260,8 @@ impl Agent {
             server_config.datacenter = config.datacenter.clone();
             server_config.bootstrap_expect = settings.bootstrap_expect;
             server_config.join = settings.join.clone();
+            server_config.acl = config.acl.clone();
+            server_config.rpc_tls = rpc_tls.clone();
             if let Some(workers) = settings.num_schedulers {
                 server_config.num_schedulers = workers;
             }
@@ -219,9 +280,13 @@ impl Agent {
             let started = server::Server::start(server_config)
                 .await
                 .map_err(|error| anyhow::anyhow!("start server: {error}"))?;
-            rpc_task = Some(tokio::spawn(rpc::serve(
+            rpc_task = Some(tokio::spawn(rpc::serve_with(
                 rpc_listener,
                 Arc::new(server::RpcService::new(started.clone())),
+                rpc::ServeConfig {
+                    tls: rpc_tls.clone(),
+                    ..rpc::ServeConfig::default()
+                },
             )));
             rpc_addr = Some(bound);
             own_rpc = Some(advertised);
@@ -268,7 +333,13 @@ impl Agent {
                 None => String::new(),
             };
             alloc_root = Some(client_config.alloc_root());
-            let rpc_client = Arc::new(rpc::RpcClient::with_servers(servers, rpc::ClientOptions::default()));
+            let rpc_client = Arc::new(rpc::RpcClient::with_servers(
+                servers,
+                rpc::ClientOptions {
+                    tls: rpc_tls.clone(),
+                    ..rpc::ClientOptions::default()
+                },
+            ));
             let client = client::Client::new(
                 client_config,
                 drivers(settings, &config.docker),
@@ -311,19 +382,30 @@ impl Agent {
                 servers: Arc::new(Directory(
                     client_rpc.ok_or_else(|| anyhow::anyhow!("a client agent without an RPC client"))?,
                 )),
+                acl_enabled: config.acl.enabled,
             }),
         };
         let mut http_shutdown = shutdown_rx;
-        tokio::spawn(async move {
-            let serving = axum::serve(http_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_shutdown.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(error) = serving {
-                tracing::error!(%error, "HTTP server stopped");
+        let stopped = async move {
+            let _ = http_shutdown.wait_for(|stop| *stop).await;
+        };
+        match https {
+            None => {
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(http_listener, router).with_graceful_shutdown(stopped).await {
+                        tracing::error!(%error, "HTTP server stopped");
+                    }
+                });
             }
-        });
+            Some(https) => {
+                let listener = http_api::TlsListener::new(http_listener, https).context("HTTPS listener")?;
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+                        tracing::error!(%error, "HTTPS server stopped");
+                    }
+                });
+            }
+        }
         Ok(Agent {
             http_addr,
             rpc_addr,

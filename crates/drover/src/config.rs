@@ -28,6 +28,28 @@ pub struct FileConfig {
     pub rpc_port: Option<u16>,
     pub server: ServerBlock,
     pub client: ClientBlock,
+    pub acl: AclBlock,
+    pub tls: TlsBlock,
+}
+
+/// The `tls { }` block.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsBlock {
+    pub http: Option<bool>,
+    pub rpc: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub verify_server_hostname: Option<bool>,
+    pub verify_https_client: Option<bool>,
+}
+
+/// The `acl { }` block.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AclBlock {
+    pub enabled: Option<bool>,
+    pub token_min_expiration_ttl: Option<Duration>,
+    pub token_max_expiration_ttl: Option<Duration>,
 }
 
 /// The `server { }` block.
@@ -394,6 +416,45 @@ pub fn parse_into(source: &str, file: &str, into: &mut FileConfig) -> Result<(),
                 &mut |reader, name, _, span| reader.unknown(span, &join("advertise", name)),
             ),
             "server" => read_server(reader, body, &mut config.borrow_mut().server),
+            "tls" => reader.walk(
+                body,
+                "tls",
+                &mut |reader, key, value, span| {
+                    let path = join("tls", key);
+                    let mut config = config.borrow_mut();
+                    let tls = &mut config.tls;
+                    match key {
+                        "http" => tls.http = reader.bool(value, span, &path),
+                        "rpc" => tls.rpc = reader.bool(value, span, &path),
+                        "ca_file" => tls.ca_file = reader.string(value, span, &path).map(PathBuf::from),
+                        "cert_file" => tls.cert_file = reader.string(value, span, &path).map(PathBuf::from),
+                        "key_file" => tls.key_file = reader.string(value, span, &path).map(PathBuf::from),
+                        "verify_server_hostname" => tls.verify_server_hostname = reader.bool(value, span, &path),
+                        "verify_https_client" => tls.verify_https_client = reader.bool(value, span, &path),
+                        _ => reader.unknown(span, &path),
+                    }
+                },
+                &mut |reader, name, _, span| reader.unknown(span, &join("tls", name)),
+            ),
+            "acl" => reader.walk(
+                body,
+                "acl",
+                &mut |reader, key, value, span| {
+                    let path = join("acl", key);
+                    let mut config = config.borrow_mut();
+                    match key {
+                        "enabled" => config.acl.enabled = reader.bool(value, span, &path),
+                        "token_min_expiration_ttl" => {
+                            config.acl.token_min_expiration_ttl = reader.duration(value, span, &path)
+                        }
+                        "token_max_expiration_ttl" => {
+                            config.acl.token_max_expiration_ttl = reader.duration(value, span, &path)
+                        }
+                        _ => reader.unknown(span, &path),
+                    }
+                },
+                &mut |reader, name, _, span| reader.unknown(span, &join("acl", name)),
+            ),
             "client" => read_client(reader, body, &mut config.borrow_mut().client),
             other => reader.unknown(span, other),
         },
@@ -665,6 +726,35 @@ client {
                 "agent.hcl:7:3: ports.serf is not supported by Drover: Drover has no serf port: servers gossip over the RPC port",
                 "agent.hcl:9:1: telemetry is not a configuration key Drover supports",
             ]
+        );
+    }
+
+    #[test]
+    fn tls_block() {
+        let config = parse(
+            "tls {\n  http = false\n  rpc = true\n  ca_file = \"ca.pem\"\n  cert_file = \"c.pem\"\n  key_file = \"k.pem\"\n  verify_server_hostname = true\n  verify_https_client = false\n}\n",
+        )
+        .expect("valid tls block");
+        assert_eq!(config.tls.rpc, Some(true));
+        assert_eq!(config.tls.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(config.tls.verify_server_hostname, Some(true));
+        let errors = parse("tls {\n  rpc_upgrade_mode = true\n}\n").expect_err("unknown key");
+        assert!(errors[0].to_string().contains("tls.rpc_upgrade_mode"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn acl_block() {
+        let config = parse(
+            "acl {\n  enabled = true\n  token_min_expiration_ttl = \"1s\"\n  token_max_expiration_ttl = \"2h\"\n}\n",
+        )
+        .expect("valid acl block");
+        assert_eq!(config.acl.enabled, Some(true));
+        assert_eq!(config.acl.token_min_expiration_ttl, Some(Duration::from_secs(1)));
+        assert_eq!(config.acl.token_max_expiration_ttl, Some(Duration::from_secs(7200)));
+        let errors = parse("acl {\n  enabled = true\n  replication_token = \"x\"\n}\n").expect_err("unknown key");
+        assert_eq!(
+            errors[0].to_string(),
+            "agent.hcl:3:3: acl.replication_token is not a configuration key Drover supports"
         );
     }
 

@@ -92,6 +92,10 @@ struct AgentArgs {
     /// Log filter (a level such as INFO, or tracing's EnvFilter syntax).
     #[arg(long, env = "DROVER_LOG")]
     log_level: Option<String>,
+    /// Enforce ACLs: every request needs a token allowed to make it
+    /// (Nomad's -acl-enabled; also `acl { enabled = true }`).
+    #[arg(long)]
+    acl_enabled: bool,
 }
 
 /// Nomad users type single-dash long flags (`-server`, `-config=FILE`):
@@ -325,6 +329,28 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
         drover_binary: std::env::current_exe().ok(),
         docker: docker::config::DockerPluginConfig::default(),
         network_ip: None,
+        acl: {
+            let mut acl = server::AclConfig {
+                enabled: args.acl_enabled || file.acl.enabled == Some(true),
+                ..server::AclConfig::default()
+            };
+            if let Some(ttl) = file.acl.token_min_expiration_ttl {
+                acl.token_min_expiration_ttl = ttl;
+            }
+            if let Some(ttl) = file.acl.token_max_expiration_ttl {
+                acl.token_max_expiration_ttl = ttl;
+            }
+            acl
+        },
+        tls: drover::agent::TlsSettings {
+            http: file.tls.http.unwrap_or(false),
+            rpc: file.tls.rpc.unwrap_or(false),
+            ca_file: file.tls.ca_file.clone(),
+            cert_file: file.tls.cert_file.clone(),
+            key_file: file.tls.key_file.clone(),
+            verify_server_hostname: file.tls.verify_server_hostname.unwrap_or(false),
+            verify_https_client: file.tls.verify_https_client.unwrap_or(false),
+        },
     })
 }
 

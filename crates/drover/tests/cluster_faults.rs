@@ -207,6 +207,7 @@ async fn r6_a_silent_node_is_marked_down_and_its_allocation_replaced() {
         servers: 3,
         clients: 2,
         server_block: FAST_HEARTBEATS.to_string(),
+        ..Shape::default()
     });
     let leader = cluster.leader(Duration::from_secs(30)).await;
     let nodes = cluster.wait_nodes(leader, 2, Duration::from_secs(30)).await;
@@ -270,6 +271,7 @@ async fn a_client_fails_over_when_its_server_dies() {
         servers: 3,
         clients: 1,
         server_block: FAST_HEARTBEATS.to_string(),
+        ..Shape::default()
     });
     let leader = cluster.leader(Duration::from_secs(30)).await;
     let nodes = cluster.wait_nodes(leader, 1, Duration::from_secs(30)).await;

@@ -45,13 +45,14 @@ fn dependency_graph() -> BTreeMap<String, BTreeSet<String>> {
 fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
     BTreeMap::from([
         ("types", &[][..]),
+        ("acl", &["types"][..]),
         ("jobspec", &["types"][..]),
         // `workload` only as the optional dependency of the `testing` feature.
         ("scheduler", &["types", "workload"][..]),
         ("state", &["types"][..]),
         ("rpc", &["types"][..]),
         ("raft", &["types", "state", "rpc"][..]),
-        ("server", &["types", "scheduler", "state", "raft", "rpc"][..]),
+        ("server", &["types", "scheduler", "state", "raft", "rpc", "acl"][..]),
         ("driver-api", &["types"][..]),
         ("cgroups", &[][..]),
         ("raw_exec", &["types", "driver-api", "cgroups"][..]),
@@ -65,7 +66,10 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ),
         ("client", &["types", "rpc", "driver-api", "logmon", "network"][..]),
         ("api-types", &["types"][..]),
-        ("http-api", &["types", "api-types", "jobspec", "server", "client"][..]),
+        (
+            "http-api",
+            &["types", "api-types", "jobspec", "server", "client", "acl"][..],
+        ),
         ("api-client", &["api-types"][..]),
         ("cli", &["types", "api-types", "api-client", "jobspec"][..]),
         ("workload", &["types"][..]),
@@ -77,7 +81,7 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
 const IMPURE: &[&str] = &[
     "tokio", "reqwest", "axum", "hyper", "redb", "openraft", "tonic", "nix", "libc", "uuid",
 ];
-const PURE_CRATES: &[&str] = &["types", "jobspec", "scheduler", "state"];
+const PURE_CRATES: &[&str] = &["types", "jobspec", "scheduler", "state", "acl"];
 
 #[test]
 fn no_forbidden_dependency_edges() {

@@ -37,6 +37,9 @@ pub struct ClientAppState {
     pub servers: Arc<dyn ServerDirectory>,
     /// The client's controls (signal, restart, stats, GC).
     pub client: Option<client::handle::ClientHandle>,
+    /// ACLs are on: `agent/self` needs a token with `agent` read, which a
+    /// server checks (this agent holds no ACL state).
+    pub acl_enabled: bool,
 }
 
 /// Builds a client agent's router.
@@ -73,7 +76,41 @@ pub fn client_app(state: ClientAppState) -> Router {
 
 type Shared = (ClientAppState, reqwest::Client);
 
-async fn agent_self(State((state, _)): State<Shared>) -> Response {
+/// Asks a server whether the request's token may read agents (the
+/// capability `agent/self` needs), by passing a `GET /v1/agent/servers`
+/// with the same token on; `None` when it may.
+async fn agent_read_denied(
+    state: &ClientAppState,
+    http: &reqwest::Client,
+    headers: &axum::http::HeaderMap,
+) -> Option<Response> {
+    let mut last_error = String::new();
+    for target in state.servers.http_addrs() {
+        let mut check = http.get(format!("http://{target}/v1/agent/servers"));
+        for name in ["x-nomad-token", "authorization"] {
+            if let Some(value) = headers.get(name) {
+                check = check.header(name, value);
+            }
+        }
+        match check.send().await {
+            Ok(answer) if answer.status().is_success() => return None,
+            Ok(answer) => {
+                let status = answer.status();
+                let text = answer.text().await.unwrap_or_default();
+                return Some((status, text).into_response());
+            }
+            Err(error) => last_error = format!("{target}: {error}"),
+        }
+    }
+    Some(ApiError::Unavailable(format!("no server could check the token ({last_error})")).into_response())
+}
+
+async fn agent_self(State((state, http)): State<Shared>, headers: axum::http::HeaderMap) -> Response {
+    if state.acl_enabled
+        && let Some(denied) = agent_read_denied(&state, &http, &headers).await
+    {
+        return denied;
+    }
     let agent = &state.agent;
     axum::Json(json!({
         "config": {

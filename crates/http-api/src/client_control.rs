@@ -6,7 +6,8 @@
 use crate::AppState;
 use crate::error::ApiError;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Extension, OriginalUri, Path, State};
+use axum::http::HeaderMap;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use client::handle::{ClientHandle, ControlError, TaskUsage};
@@ -85,9 +86,10 @@ enum Target {
     Remote(String, String),
 }
 
-fn target(state: &AppState, alloc_id: &str) -> Result<Target, ApiError> {
+fn target(state: &AppState, alloc_id: &str, caller: &server::Caller, capability: &str) -> Result<Target, ApiError> {
     let snapshot = state.server.state();
     let alloc = crate::handlers::found(snapshot.alloc_by_prefix(alloc_id), "allocation", alloc_id)?;
+    crate::authz::require_namespace_op(caller, &alloc.namespace, capability)?;
     if state.agent.client_node_id.as_deref() == Some(alloc.node_id.as_str())
         && let Some(handle) = &state.client
     {
@@ -136,57 +138,93 @@ pub async fn stats_local(handle: &ClientHandle, alloc_id: &str) -> Result<Respon
 
 pub async fn signal(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc_id): Path<String>,
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    match target(&state, &alloc_id)? {
+    let token = crate::authz::request_token(&headers);
+    match target(&state, &alloc_id, &caller, "alloc-lifecycle")? {
         Target::Local(handle, full) => signal_local(&handle, &full, &body).await,
         Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(Method::PUT, &remote_url(&addr, &uri, &alloc_id, &full), body).await
+            crate::client_fs::forward_with(
+                Method::PUT,
+                &remote_url(&addr, &uri, &alloc_id, &full),
+                body,
+                token.as_deref(),
+            )
+            .await
         }
     }
 }
 
 pub async fn restart(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc_id): Path<String>,
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    match target(&state, &alloc_id)? {
+    let token = crate::authz::request_token(&headers);
+    match target(&state, &alloc_id, &caller, "alloc-lifecycle")? {
         Target::Local(handle, full) => restart_local(&handle, &full, &body).await,
         Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(Method::PUT, &remote_url(&addr, &uri, &alloc_id, &full), body).await
+            crate::client_fs::forward_with(
+                Method::PUT,
+                &remote_url(&addr, &uri, &alloc_id, &full),
+                body,
+                token.as_deref(),
+            )
+            .await
         }
     }
 }
 
 pub async fn stats(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc_id): Path<String>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    match target(&state, &alloc_id)? {
+    let token = crate::authz::request_token(&headers);
+    match target(&state, &alloc_id, &caller, "read-job")? {
         Target::Local(handle, full) => stats_local(&handle, &full).await,
         Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(Method::GET, &remote_url(&addr, &uri, &alloc_id, &full), Bytes::new()).await
+            crate::client_fs::forward_with(
+                Method::GET,
+                &remote_url(&addr, &uri, &alloc_id, &full),
+                Bytes::new(),
+                token.as_deref(),
+            )
+            .await
         }
     }
 }
 
 pub async fn alloc_gc(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc_id): Path<String>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    match target(&state, &alloc_id)? {
+    let token = crate::authz::request_token(&headers);
+    match target(&state, &alloc_id, &caller, "alloc-lifecycle")? {
         Target::Local(handle, full) => {
             handle.gc(Some(&full)).await?;
             Ok(axum::Json(json!({})).into_response())
         }
         Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(Method::PUT, &remote_url(&addr, &uri, &alloc_id, &full), Bytes::new()).await
+            crate::client_fs::forward_with(
+                Method::PUT,
+                &remote_url(&addr, &uri, &alloc_id, &full),
+                Bytes::new(),
+                token.as_deref(),
+            )
+            .await
         }
     }
 }

@@ -11,7 +11,8 @@
 use crate::AppState;
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Extension, OriginalUri, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::path::{Path as FsPath, PathBuf};
@@ -205,6 +206,8 @@ pub async fn serve_local(alloc_dir: &FsPath, op: FsOp, query: &FsQuery) -> Resul
 /// holds the allocation, otherwise forwarded to the node that does.
 async fn handle(
     state: AppState,
+    caller: &server::Caller,
+    token: Option<String>,
     op: FsOp,
     alloc_id: String,
     uri: axum::http::Uri,
@@ -212,6 +215,7 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let snapshot = state.server.state();
     let alloc = crate::handlers::found(snapshot.alloc_by_prefix(&alloc_id), "allocation", &alloc_id)?;
+    crate::authz::require_namespace_op(caller, &alloc.namespace, "read-fs")?;
     let local = state.agent.client_node_id.as_deref() == Some(alloc.node_id.as_str());
     if local && let Some(root) = &state.alloc_root {
         let dir = client::AllocDir::new(root, &alloc.id);
@@ -235,25 +239,28 @@ async fn handle(
         node.http_addr,
         uri.query().map(|query| format!("?{query}")).unwrap_or_default()
     );
-    forward(&url).await
+    forward_with(axum::http::Method::GET, &url, bytes::Bytes::new(), token.as_deref()).await
 }
 
-/// Passes a GET on to a client agent and streams its answer back.
-pub async fn forward(url: &str) -> Result<Response, ApiError> {
-    forward_with(axum::http::Method::GET, url, bytes::Bytes::new()).await
-}
-
-/// Passes a request on to a client agent and streams its answer back.
-pub async fn forward_with(method: axum::http::Method, url: &str, body: bytes::Bytes) -> Result<Response, ApiError> {
+/// Passes a request on to a client agent and streams its answer back,
+/// with the caller's token (the client agent checks it again).
+pub async fn forward_with(
+    method: axum::http::Method,
+    url: &str,
+    body: bytes::Bytes,
+    token: Option<&str>,
+) -> Result<Response, ApiError> {
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .map_err(|error| ApiError::Internal(error.to_string()))?;
     let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
         .map_err(|error| ApiError::Internal(error.to_string()))?;
-    let answer = http
-        .request(method, url)
-        .body(body)
+    let mut request = http.request(method, url).body(body);
+    if let Some(token) = token {
+        request = request.header("X-Nomad-Token", token);
+    }
+    let answer = request
         .send()
         .await
         .map_err(|error| ApiError::Unavailable(format!("the client agent did not answer: {error}")))?;
@@ -264,38 +271,50 @@ pub async fn forward_with(method: axum::http::Method, url: &str, body: bytes::By
 
 pub async fn ls(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<FsQuery>,
 ) -> Result<Response, ApiError> {
-    handle(state, FsOp::List, alloc, uri, query).await
+    let token = crate::authz::request_token(&headers);
+    handle(state, &caller, token, FsOp::List, alloc, uri, query).await
 }
 
 pub async fn stat(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<FsQuery>,
 ) -> Result<Response, ApiError> {
-    handle(state, FsOp::Stat, alloc, uri, query).await
+    let token = crate::authz::request_token(&headers);
+    handle(state, &caller, token, FsOp::Stat, alloc, uri, query).await
 }
 
 pub async fn cat(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<FsQuery>,
 ) -> Result<Response, ApiError> {
-    handle(state, FsOp::Cat, alloc, uri, query).await
+    let token = crate::authz::request_token(&headers);
+    handle(state, &caller, token, FsOp::Cat, alloc, uri, query).await
 }
 
 pub async fn readat(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
     Path(alloc): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<FsQuery>,
 ) -> Result<Response, ApiError> {
-    handle(state, FsOp::ReadAt, alloc, uri, query).await
+    let token = crate::authz::request_token(&headers);
+    handle(state, &caller, token, FsOp::ReadAt, alloc, uri, query).await
 }
 
 #[cfg(test)]

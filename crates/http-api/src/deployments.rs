@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::handlers::{Answer, found, parse_body, reply};
 use crate::query::{QueryOptions, block_until};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use server::DeploymentUpdateResult;
 
 fn answer(result: DeploymentUpdateResult) -> api_types::DeploymentUpdateResponse {
@@ -20,10 +20,13 @@ fn answer(result: DeploymentUpdateResult) -> api_types::DeploymentUpdateResponse
     }
 }
 
-/// The full ID of a deployment named by ID or unique prefix.
-async fn resolve(state: &AppState, id: &str) -> Result<String, ApiError> {
+/// The full ID of a deployment named by ID or unique prefix, once the
+/// caller is found to hold `capability` in its namespace.
+async fn resolve(state: &AppState, id: &str, caller: &server::Caller, capability: &str) -> Result<String, ApiError> {
     let snapshot = state.server.read_state(false).await?;
-    Ok(found(snapshot.deployment_by_prefix(id), "deployment", id)?.id.clone())
+    let deployment = found(snapshot.deployment_by_prefix(id), "deployment", id)?;
+    crate::authz::require_namespace_op(caller, &deployment.namespace, capability)?;
+    Ok(deployment.id.clone())
 }
 
 /// A body's `DeploymentID`, when given, must name the deployment of the path.
@@ -37,13 +40,19 @@ fn same_deployment(path_id: &str, body_id: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn list_deployments(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+pub async fn list_deployments(
+    State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().deployments).await?;
     let snapshot = options.read(&state).await?;
     let body: Vec<api_types::Deployment> = snapshot
         .deployments(options.namespace())
         .iter()
         .filter(|deployment| deployment.id.starts_with(options.prefix()))
+        // With `namespace=*`, only the namespaces the token may read.
+        .filter(|deployment| caller.acl.allow_namespace_op(&deployment.namespace, "read-job"))
         .map(|deployment| api_types::Deployment::from(&**deployment))
         .collect();
     reply(&state, snapshot.table_indexes().deployments, &body)
@@ -51,12 +60,14 @@ pub async fn list_deployments(State(state): State<AppState>, Query(options): Que
 
 pub async fn get_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().deployments).await?;
     let snapshot = options.read(&state).await?;
     let deployment = found(snapshot.deployment_by_prefix(&id), "deployment", &id)?;
+    crate::authz::require_namespace_op(&caller, &deployment.namespace, "read-job")?;
     reply(
         &state,
         deployment.modify_index,
@@ -66,12 +77,14 @@ pub async fn get_deployment(
 
 pub async fn deployment_allocations(
     State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
     let snapshot = options.read(&state).await?;
     let deployment = found(snapshot.deployment_by_prefix(&id), "deployment", &id)?;
+    crate::authz::require_namespace_op(&caller, &deployment.namespace, "read-job")?;
     let job_type = snapshot
         .job(&deployment.namespace, &deployment.job_id)
         .map(|job| job.job_type);
@@ -83,8 +96,13 @@ pub async fn deployment_allocations(
     reply(&state, snapshot.table_indexes().allocs, &stubs)
 }
 
-pub async fn promote(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Answer {
-    let id = resolve(&state, &id).await?;
+pub async fn promote(
+    State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = resolve(&state, &id, &caller, "submit-job").await?;
     let request: api_types::DeploymentPromoteRequest = if body.is_empty() {
         api_types::DeploymentPromoteRequest {
             all: true,
@@ -105,22 +123,36 @@ pub async fn promote(State(state): State<AppState>, Path(id): Path<String>, body
     reply(&state, result.index, &answer(result))
 }
 
-pub async fn fail(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    let id = resolve(&state, &id).await?;
+pub async fn fail(
+    State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = resolve(&state, &id, &caller, "submit-job").await?;
     let result = state.server.fail_deployment(&id).await?;
     reply(&state, result.index, &answer(result))
 }
 
-pub async fn pause(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Answer {
-    let id = resolve(&state, &id).await?;
+pub async fn pause(
+    State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = resolve(&state, &id, &caller, "submit-job").await?;
     let request: api_types::DeploymentPauseRequest = parse_body(&body)?;
     same_deployment(&id, &request.deployment_id)?;
     let result = state.server.pause_deployment(&id, request.pause).await?;
     reply(&state, result.index, &answer(result))
 }
 
-pub async fn allocation_health(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Answer {
-    let id = resolve(&state, &id).await?;
+pub async fn allocation_health(
+    State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = resolve(&state, &id, &caller, "submit-job").await?;
     let request: api_types::DeploymentAllocHealthRequest = parse_body(&body)?;
     same_deployment(&id, &request.deployment_id)?;
     let result = state
@@ -135,8 +167,12 @@ pub async fn allocation_health(State(state): State<AppState>, Path(id): Path<Str
 }
 
 /// Unblocking applies to multiregion deployments only.
-pub async fn unblock(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    let id = resolve(&state, &id).await?;
+pub async fn unblock(
+    State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = resolve(&state, &id, &caller, "submit-job").await?;
     Err(ApiError::BadRequest(format!(
         "deployment {id:?} is not multiregion; unblock applies only to multiregion deployments, which Drover does not support"
     )))

@@ -19,6 +19,13 @@ pub enum ApiError {
     /// The caller may not do this: 403, Nomad's `Permission denied`.
     #[error("Permission denied")]
     PermissionDenied(String),
+    /// The presented token is unknown or expired: 403 with the reason
+    /// (Nomad's `ACL token not found` / `ACL token expired`).
+    #[error("{0}")]
+    TokenRejected(String),
+    /// The request body passed the limit: 413.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     /// A server could not be reached in time: 503.
     #[error("server unavailable: {0}")]
     Unavailable(String),
@@ -51,6 +58,8 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TokenRejected(_) => StatusCode::FORBIDDEN,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoLeader(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PermissionDenied(reason) => {
                 tracing::debug!(%reason, "request denied");

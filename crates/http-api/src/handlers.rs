@@ -11,6 +11,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
+use server::Caller;
 use std::sync::Arc;
 use types::{Job, JobType};
 
@@ -85,13 +86,18 @@ fn find_job(state: &server::StateSnapshot, options: &QueryOptions, id: &str) -> 
 
 // ----- jobs --------------------------------------------------------------
 
-pub async fn list_jobs(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().jobs).await?;
     let snapshot = options.read(&state).await?;
     let stubs: Vec<api_types::JobListStub> = snapshot
         .jobs(options.namespace())
         .iter()
         .filter(|job| job.id.starts_with(options.prefix()))
+        .filter(|job| caller.acl.allow_namespace_op(&job.namespace, "list-jobs"))
         .map(|job| api_types::job_stub(job, summary_of(&snapshot, &job.namespace, &job.id)))
         .collect();
     reply(&state, snapshot.table_indexes().jobs, &stubs)
@@ -320,7 +326,11 @@ fn job_type_of(snapshot: &server::StateSnapshot, alloc: &types::Allocation) -> O
     snapshot.job(&alloc.namespace, &alloc.job_id).map(|job| job.job_type)
 }
 
-pub async fn list_allocations(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+pub async fn list_allocations(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
     let snapshot = options.read(&state).await?;
     let namespace = options.namespace();
@@ -328,6 +338,7 @@ pub async fn list_allocations(State(state): State<AppState>, Query(options): Que
         .allocs()
         .filter(|alloc| alloc.id.starts_with(options.prefix()))
         .filter(|alloc| namespace.is_none_or(|wanted| wanted == alloc.namespace))
+        .filter(|alloc| caller.acl.allow_namespace_op(&alloc.namespace, "read-job"))
         .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
         .collect();
     reply(&state, snapshot.table_indexes().allocs, &stubs)
@@ -335,6 +346,7 @@ pub async fn list_allocations(State(state): State<AppState>, Query(options): Que
 
 pub async fn get_allocation(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
@@ -344,6 +356,7 @@ pub async fn get_allocation(
     .await?;
     let snapshot = options.read(&state).await?;
     let alloc = found(snapshot.alloc_by_prefix(&id), "allocation", &id)?;
+    crate::authz::require_namespace_op(&caller, &alloc.namespace, "read-job")?;
     let job = snapshot
         .job_version(&alloc.namespace, &alloc.job_id, alloc.job_version)
         .or_else(|| snapshot.job(&alloc.namespace, &alloc.job_id))
@@ -353,7 +366,11 @@ pub async fn get_allocation(
 
 // ----- evaluations -------------------------------------------------------
 
-pub async fn list_evaluations(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+pub async fn list_evaluations(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
     let snapshot = options.read(&state).await?;
     let namespace = options.namespace();
@@ -361,6 +378,7 @@ pub async fn list_evaluations(State(state): State<AppState>, Query(options): Que
         .evals()
         .filter(|eval| eval.id.starts_with(options.prefix()))
         .filter(|eval| namespace.is_none_or(|wanted| wanted == eval.namespace))
+        .filter(|eval| caller.acl.allow_namespace_op(&eval.namespace, "read-job"))
         .map(|eval| api_types::Evaluation::from(&**eval))
         .collect();
     reply(&state, snapshot.table_indexes().evals, &body)
@@ -368,21 +386,25 @@ pub async fn list_evaluations(State(state): State<AppState>, Query(options): Que
 
 pub async fn get_evaluation(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
     let snapshot = options.read(&state).await?;
     let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
+    crate::authz::require_namespace_op(&caller, &eval.namespace, "read-job")?;
     reply(&state, eval.modify_index, &api_types::Evaluation::from(&*eval))
 }
 
 pub async fn evaluation_allocations(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
     let snapshot = options.read(&state).await?;
     let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
+    crate::authz::require_namespace_op(&caller, &eval.namespace, "read-job")?;
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs_by_job(&eval.namespace, &eval.job_id)
         .iter()
@@ -417,6 +439,7 @@ pub async fn get_node(
 
 pub async fn node_allocations(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
@@ -425,6 +448,7 @@ pub async fn node_allocations(
     let stubs: Vec<api_types::AllocListStub> = snapshot
         .allocs_by_node(&node.id)
         .iter()
+        .filter(|alloc| caller.acl.allow_namespace_op(&alloc.namespace, "read-job"))
         .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
         .collect();
     reply(&state, snapshot.table_indexes().allocs, &stubs)
@@ -433,13 +457,18 @@ pub async fn node_allocations(
 // ----- namespaces --------------------------------------------------------
 
 /// `GET /v1/namespaces[?prefix=]`: every namespace, `default` included.
-pub async fn list_namespaces(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
+pub async fn list_namespaces(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().namespaces).await?;
     let snapshot = options.read(&state).await?;
     let body: Vec<api_types::Namespace> = snapshot
         .namespaces()
         .iter()
         .filter(|namespace| namespace.name.starts_with(options.prefix()))
+        .filter(|namespace| caller.acl.allow_namespace(&namespace.name))
         .map(|namespace| api_types::namespace(namespace))
         .collect();
     reply(&state, snapshot.table_indexes().namespaces, &body)
@@ -448,9 +477,13 @@ pub async fn list_namespaces(State(state): State<AppState>, Query(options): Quer
 /// `GET /v1/namespace/:name`.
 pub async fn get_namespace(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
+    if !caller.acl.allow_namespace(&name) {
+        return Err(ApiError::PermissionDenied(format!("namespace {name}")));
+    }
     block_until(&state, &options, |snapshot| {
         snapshot
             .namespace(&name)

@@ -7,6 +7,8 @@
 //! one place: bad input is a 400 with its message, unknown IDs a 404,
 //! internal failures a logged 500. Only this crate knows HTTP.
 
+mod acl_handlers;
+mod authz;
 mod client_agent;
 mod client_control;
 mod client_fs;
@@ -18,15 +20,18 @@ mod handlers;
 mod limits;
 mod logs;
 mod query;
+mod tls_listener;
 mod ui;
 
 pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
 pub use exposure::exposure_warning;
 pub use limits::{ApiLimits, DEFAULT_MAX_BODY_BYTES};
+pub use tls_listener::TlsListener;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, get, on};
 use axum::{Extension, Router};
 use server::Server;
 use std::path::PathBuf;
@@ -53,10 +58,10 @@ pub struct AppState {
     /// Where the local client keeps allocation directories
     /// (`<root>/<alloc_id>/alloc/logs/...`), when this agent runs a client.
     pub alloc_root: Option<PathBuf>,
-    pub agent: Arc<AgentInfo>,
     /// The local client's controls (signal, restart, stats, GC), when this
     /// agent runs a client.
     pub client: Option<client::handle::ClientHandle>,
+    pub agent: Arc<AgentInfo>,
 }
 
 /// Builds the router, with the default [`ApiLimits`].
@@ -64,141 +69,223 @@ pub fn app(state: AppState) -> Router {
     app_with_limits(state, ApiLimits::default())
 }
 
-/// Builds the router with the given limits.
-pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
-    Router::new()
-        .route(
-            "/v1/jobs",
-            get(handlers::list_jobs)
-                .put(handlers::register_jobs)
-                .post(handlers::register_jobs),
-        )
-        .route("/v1/jobs/parse", post(handlers::parse_job).put(handlers::parse_job))
-        .route(
-            "/v1/validate/job",
-            post(handlers::validate_job).put(handlers::validate_job),
-        )
-        .route(
-            "/v1/job/{id}",
-            get(handlers::get_job)
-                .post(handlers::register_job_by_id)
-                .put(handlers::register_job_by_id)
-                .delete(handlers::deregister_job),
-        )
-        .route("/v1/job/{id}/allocations", get(handlers::job_allocations))
-        .route("/v1/job/{id}/evaluations", get(handlers::job_evaluations))
-        .route("/v1/job/{id}/summary", get(handlers::job_summary))
-        .route("/v1/job/{id}/versions", get(handlers::job_versions))
-        .route("/v1/job/{id}/deployments", get(deployments::job_deployments))
-        .route("/v1/job/{id}/deployment", get(deployments::job_latest_deployment))
-        .route("/v1/deployments", get(deployments::list_deployments))
-        .route("/v1/deployment/{id}", get(deployments::get_deployment))
-        .route(
+/// Every route the server's router serves, as (method, path pattern), for
+/// the test that checks each has an entry in the ACL table.
+pub fn route_list() -> Vec<(String, &'static str)> {
+    server_routes()
+        .entries
+        .into_iter()
+        .map(|(method, path)| (method.as_str().to_string(), path))
+        .collect()
+}
+
+/// A router that records every (method, path) it serves.
+struct Routes {
+    router: Router<AppState>,
+    entries: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Serves `method` on `path` with `handler`.
+    fn on<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Routes
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("routes use the standard methods");
+        self.router = self.router.route(path, on(filter, handler));
+        self.entries.push((method, path));
+        self
+    }
+
+    /// Serves a prepared method router (one with its own layers) for
+    /// exactly `methods`.
+    fn with(mut self, methods: &[Method], path: &'static str, router: MethodRouter<AppState>) -> Routes {
+        self.router = self.router.route(path, router);
+        self.entries.extend(methods.iter().map(|method| (method.clone(), path)));
+        self
+    }
+}
+
+fn server_routes() -> Routes {
+    use Method as M;
+    Routes::new()
+        .on(M::GET, "/v1/jobs", handlers::list_jobs)
+        .on(M::PUT, "/v1/jobs", handlers::register_jobs)
+        .on(M::POST, "/v1/jobs", handlers::register_jobs)
+        .on(M::POST, "/v1/jobs/parse", handlers::parse_job)
+        .on(M::PUT, "/v1/jobs/parse", handlers::parse_job)
+        .on(M::POST, "/v1/validate/job", handlers::validate_job)
+        .on(M::PUT, "/v1/validate/job", handlers::validate_job)
+        .on(M::GET, "/v1/job/{id}", handlers::get_job)
+        .on(M::POST, "/v1/job/{id}", handlers::register_job_by_id)
+        .on(M::PUT, "/v1/job/{id}", handlers::register_job_by_id)
+        .on(M::DELETE, "/v1/job/{id}", handlers::deregister_job)
+        .on(M::GET, "/v1/job/{id}/allocations", handlers::job_allocations)
+        .on(M::GET, "/v1/job/{id}/evaluations", handlers::job_evaluations)
+        .on(M::GET, "/v1/job/{id}/summary", handlers::job_summary)
+        .on(M::GET, "/v1/job/{id}/versions", handlers::job_versions)
+        .on(M::GET, "/v1/job/{id}/deployments", deployments::job_deployments)
+        .on(M::GET, "/v1/job/{id}/deployment", deployments::job_latest_deployment)
+        .on(M::GET, "/v1/deployments", deployments::list_deployments)
+        .on(M::GET, "/v1/deployment/{id}", deployments::get_deployment)
+        .on(
+            M::GET,
             "/v1/deployment/allocations/{id}",
-            get(deployments::deployment_allocations),
+            deployments::deployment_allocations,
         )
-        .route(
-            "/v1/deployment/promote/{id}",
-            post(deployments::promote).put(deployments::promote),
-        )
-        .route(
-            "/v1/deployment/fail/{id}",
-            post(deployments::fail).put(deployments::fail),
-        )
-        .route(
-            "/v1/deployment/pause/{id}",
-            post(deployments::pause).put(deployments::pause),
-        )
-        .route(
+        .on(M::POST, "/v1/deployment/promote/{id}", deployments::promote)
+        .on(M::PUT, "/v1/deployment/promote/{id}", deployments::promote)
+        .on(M::POST, "/v1/deployment/fail/{id}", deployments::fail)
+        .on(M::PUT, "/v1/deployment/fail/{id}", deployments::fail)
+        .on(M::POST, "/v1/deployment/pause/{id}", deployments::pause)
+        .on(M::PUT, "/v1/deployment/pause/{id}", deployments::pause)
+        .on(
+            M::POST,
             "/v1/deployment/allocation-health/{id}",
-            post(deployments::allocation_health).put(deployments::allocation_health),
+            deployments::allocation_health,
         )
-        .route(
-            "/v1/deployment/unblock/{id}",
-            post(deployments::unblock).put(deployments::unblock),
+        .on(
+            M::PUT,
+            "/v1/deployment/allocation-health/{id}",
+            deployments::allocation_health,
         )
-        .route("/v1/allocations", get(handlers::list_allocations))
-        .route("/v1/allocation/{id}", get(handlers::get_allocation))
-        .route("/v1/evaluations", get(handlers::list_evaluations))
-        .route("/v1/evaluation/{id}", get(handlers::get_evaluation))
-        .route("/v1/evaluation/{id}/allocations", get(handlers::evaluation_allocations))
-        .route("/v1/nodes", get(handlers::list_nodes))
-        .route("/v1/node/{id}", get(handlers::get_node))
-        .route("/v1/node/{id}/allocations", get(handlers::node_allocations))
-        .route(
+        .on(M::POST, "/v1/deployment/unblock/{id}", deployments::unblock)
+        .on(M::PUT, "/v1/deployment/unblock/{id}", deployments::unblock)
+        .on(M::GET, "/v1/allocations", handlers::list_allocations)
+        .on(M::GET, "/v1/allocation/{id}", handlers::get_allocation)
+        .on(M::GET, "/v1/evaluations", handlers::list_evaluations)
+        .on(M::GET, "/v1/evaluation/{id}", handlers::get_evaluation)
+        .on(
+            M::GET,
+            "/v1/evaluation/{id}/allocations",
+            handlers::evaluation_allocations,
+        )
+        .on(M::GET, "/v1/nodes", handlers::list_nodes)
+        .on(M::GET, "/v1/node/{id}", handlers::get_node)
+        .on(M::GET, "/v1/node/{id}/allocations", handlers::node_allocations)
+        .on(
+            M::GET,
             "/v1/operator/scheduler/configuration",
-            get(handlers::get_scheduler_config)
-                .put(handlers::set_scheduler_config)
-                .post(handlers::set_scheduler_config),
+            handlers::get_scheduler_config,
         )
-        .route("/v1/agent/members", get(cluster::agent_members))
-        .route("/v1/agent/servers", get(cluster::agent_servers))
-        .route("/v1/agent/join", put(cluster::agent_join).post(cluster::agent_join))
-        .route(
-            "/v1/agent/force-leave",
-            put(cluster::agent_force_leave).post(cluster::agent_force_leave),
+        .on(
+            M::PUT,
+            "/v1/operator/scheduler/configuration",
+            handlers::set_scheduler_config,
         )
-        .route("/v1/operator/raft/configuration", get(cluster::raft_configuration))
-        .route("/v1/operator/raft/peer", delete(cluster::raft_remove_peer))
-        .route(
+        .on(
+            M::POST,
+            "/v1/operator/scheduler/configuration",
+            handlers::set_scheduler_config,
+        )
+        .on(M::GET, "/v1/agent/members", cluster::agent_members)
+        .on(M::GET, "/v1/agent/servers", cluster::agent_servers)
+        .on(M::PUT, "/v1/agent/join", cluster::agent_join)
+        .on(M::POST, "/v1/agent/join", cluster::agent_join)
+        .on(M::PUT, "/v1/agent/force-leave", cluster::agent_force_leave)
+        .on(M::POST, "/v1/agent/force-leave", cluster::agent_force_leave)
+        .on(M::GET, "/v1/operator/raft/configuration", cluster::raft_configuration)
+        .on(M::DELETE, "/v1/operator/raft/peer", cluster::raft_remove_peer)
+        .on(
+            M::PUT,
             "/v1/operator/raft/transfer-leadership",
-            put(cluster::raft_transfer_leadership).post(cluster::raft_transfer_leadership),
+            cluster::raft_transfer_leadership,
         )
-        .route(
+        .on(
+            M::POST,
+            "/v1/operator/raft/transfer-leadership",
+            cluster::raft_transfer_leadership,
+        )
+        .with(
+            &[M::GET, M::PUT],
             "/v1/operator/snapshot",
             get(cluster::snapshot_save)
                 .put(cluster::snapshot_restore)
                 // A restore is one Raft entry, replicated in one frame.
                 .layer(DefaultBodyLimit::max(cluster::MAX_RESTORE_BYTES)),
         )
-        .route("/v1/system/gc", put(cluster::system_gc).post(cluster::system_gc))
-        .route(
+        .on(M::PUT, "/v1/system/gc", cluster::system_gc)
+        .on(M::POST, "/v1/system/gc", cluster::system_gc)
+        .on(
+            M::PUT,
             "/v1/system/reconcile/summaries",
-            put(cluster::system_reconcile_summaries).post(cluster::system_reconcile_summaries),
+            cluster::system_reconcile_summaries,
         )
-        .route("/v1/namespaces", get(handlers::list_namespaces))
-        .route(
-            "/v1/namespace",
-            post(handlers::apply_namespace).put(handlers::apply_namespace),
+        .on(
+            M::POST,
+            "/v1/system/reconcile/summaries",
+            cluster::system_reconcile_summaries,
         )
-        .route(
-            "/v1/namespace/{name}",
-            get(handlers::get_namespace)
-                .post(handlers::apply_namespace_by_name)
-                .put(handlers::apply_namespace_by_name)
-                .delete(handlers::delete_namespace),
-        )
-        .route("/v1/status/leader", get(handlers::status_leader))
-        .route("/v1/status/peers", get(handlers::status_peers))
-        .route("/v1/agent/self", get(handlers::agent_self))
-        .route("/v1/agent/health", get(handlers::agent_health))
-        .route("/v1/regions", get(handlers::regions))
-        .route("/v1/client/fs/logs/{alloc}", get(logs::logs))
-        .route("/v1/client/fs/ls/{alloc}", get(client_fs::ls))
-        .route("/v1/client/fs/stat/{alloc}", get(client_fs::stat))
-        .route("/v1/client/fs/cat/{alloc}", get(client_fs::cat))
-        .route("/v1/client/fs/readat/{alloc}", get(client_fs::readat))
-        .route(
-            "/v1/client/allocation/{id}/signal",
-            put(client_control::signal).post(client_control::signal),
-        )
-        .route(
-            "/v1/client/allocation/{id}/restart",
-            put(client_control::restart).post(client_control::restart),
-        )
-        .route("/v1/client/allocation/{id}/stats", get(client_control::stats))
-        .route(
-            "/v1/client/allocation/{id}/gc",
-            get(client_control::alloc_gc).put(client_control::alloc_gc),
-        )
-        .route(
-            "/v1/client/gc",
-            get(client_control::client_gc).put(client_control::client_gc),
-        )
-        .route("/v1/client/stats", get(client_control::client_stats))
-        .route("/", get(ui::index))
-        .route("/ui", get(ui::index))
-        .route("/ui/", get(ui::index))
+        .on(M::GET, "/v1/namespaces", handlers::list_namespaces)
+        .on(M::POST, "/v1/namespace", handlers::apply_namespace)
+        .on(M::PUT, "/v1/namespace", handlers::apply_namespace)
+        .on(M::GET, "/v1/namespace/{name}", handlers::get_namespace)
+        .on(M::POST, "/v1/namespace/{name}", handlers::apply_namespace_by_name)
+        .on(M::PUT, "/v1/namespace/{name}", handlers::apply_namespace_by_name)
+        .on(M::DELETE, "/v1/namespace/{name}", handlers::delete_namespace)
+        .on(M::GET, "/v1/status/leader", handlers::status_leader)
+        .on(M::GET, "/v1/status/peers", handlers::status_peers)
+        .on(M::GET, "/v1/agent/self", handlers::agent_self)
+        .on(M::GET, "/v1/agent/health", handlers::agent_health)
+        .on(M::GET, "/v1/regions", handlers::regions)
+        .on(M::GET, "/v1/client/fs/logs/{alloc}", logs::logs)
+        .on(M::GET, "/v1/client/fs/ls/{alloc}", client_fs::ls)
+        .on(M::GET, "/v1/client/fs/stat/{alloc}", client_fs::stat)
+        .on(M::GET, "/v1/client/fs/cat/{alloc}", client_fs::cat)
+        .on(M::GET, "/v1/client/fs/readat/{alloc}", client_fs::readat)
+        .on(M::PUT, "/v1/client/allocation/{id}/signal", client_control::signal)
+        .on(M::POST, "/v1/client/allocation/{id}/signal", client_control::signal)
+        .on(M::PUT, "/v1/client/allocation/{id}/restart", client_control::restart)
+        .on(M::POST, "/v1/client/allocation/{id}/restart", client_control::restart)
+        .on(M::GET, "/v1/client/allocation/{id}/stats", client_control::stats)
+        .on(M::GET, "/v1/client/allocation/{id}/gc", client_control::alloc_gc)
+        .on(M::PUT, "/v1/client/allocation/{id}/gc", client_control::alloc_gc)
+        .on(M::GET, "/v1/client/gc", client_control::client_gc)
+        .on(M::PUT, "/v1/client/gc", client_control::client_gc)
+        .on(M::GET, "/v1/client/stats", client_control::client_stats)
+        .on(M::GET, "/", ui::index)
+        .on(M::GET, "/ui", ui::index)
+        .on(M::GET, "/ui/", ui::index)
+        .on(M::PUT, "/v1/acl/bootstrap", acl_handlers::bootstrap)
+        .on(M::POST, "/v1/acl/bootstrap", acl_handlers::bootstrap)
+        .on(M::GET, "/v1/acl/policies", acl_handlers::list_policies)
+        .on(M::GET, "/v1/acl/policy/{name}", acl_handlers::get_policy)
+        .on(M::PUT, "/v1/acl/policy/{name}", acl_handlers::put_policy)
+        .on(M::POST, "/v1/acl/policy/{name}", acl_handlers::put_policy)
+        .on(M::DELETE, "/v1/acl/policy/{name}", acl_handlers::delete_policy)
+        .on(M::GET, "/v1/acl/tokens", acl_handlers::list_tokens)
+        .on(M::PUT, "/v1/acl/token", acl_handlers::create_token)
+        .on(M::POST, "/v1/acl/token", acl_handlers::create_token)
+        .on(M::GET, "/v1/acl/token/self", acl_handlers::token_self)
+        .on(M::GET, "/v1/acl/token/{id}", acl_handlers::get_token)
+        .on(M::PUT, "/v1/acl/token/{id}", acl_handlers::update_token)
+        .on(M::POST, "/v1/acl/token/{id}", acl_handlers::update_token)
+        .on(M::DELETE, "/v1/acl/token/{id}", acl_handlers::delete_token)
+        .on(M::GET, "/v1/acl/roles", acl_handlers::list_roles)
+        .on(M::PUT, "/v1/acl/role", acl_handlers::create_role)
+        .on(M::POST, "/v1/acl/role", acl_handlers::create_role)
+        .on(M::GET, "/v1/acl/role/{id}", acl_handlers::get_role)
+        .on(M::PUT, "/v1/acl/role/{id}", acl_handlers::update_role)
+        .on(M::POST, "/v1/acl/role/{id}", acl_handlers::update_role)
+        .on(M::DELETE, "/v1/acl/role/{id}", acl_handlers::delete_role)
+        .on(M::GET, "/v1/acl/role/name/{name}", acl_handlers::get_role_by_name)
+}
+
+/// Builds the router with the given limits. Every route is behind the
+/// authorization layer ([`authz`]), which checks the route's entry in the
+/// ACL table.
+pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
+    server_routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authz::authorize))
         .fallback(handlers::not_found)
         .layer(Extension(Arc::new(limits::Limits::new(api_limits))))
         // Every body is read through an extractor that honours this limit

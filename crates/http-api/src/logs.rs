@@ -181,6 +181,7 @@ fn base64_encode(data: &[u8]) -> String {
 
 pub async fn logs(
     State(state): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<server::Caller>,
     Path(alloc_id): Path<String>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
@@ -189,6 +190,7 @@ pub async fn logs(
     };
     let snapshot = state.server.state();
     let alloc = crate::handlers::found(snapshot.alloc_by_prefix(&alloc_id), "allocation", &alloc_id)?;
+    crate::authz::require_namespace_op(&caller, &alloc.namespace, "read-logs")?;
     let log_type = if query.log_type.is_empty() {
         "stdout".to_string()
     } else {

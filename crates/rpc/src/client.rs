@@ -47,12 +47,15 @@ impl Connection {
 pub struct ClientOptions {
     /// How long dialling a server may take.
     pub connect_timeout: Duration,
+    /// Mutual TLS to the servers. `None`: plain TCP.
+    pub tls: Option<crate::RpcTls>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -186,7 +189,14 @@ impl RpcClient {
         stream
             .set_nodelay(true)
             .map_err(|error| RpcError::Transport(format!("set nodelay on {addr}: {error}")))?;
-        let connection = Arc::new(spawn_connection(stream));
+        let connection = Arc::new(match &self.options.tls {
+            None => spawn_connection(stream),
+            Some(tls) => spawn_connection(
+                tls.connect(stream)
+                    .await
+                    .map_err(|error| RpcError::Transport(format!("TLS to {addr}: {error}")))?,
+            ),
+        });
         connections.insert(addr.to_string(), Arc::clone(&connection));
         Ok(connection)
     }
@@ -300,8 +310,11 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-fn spawn_connection(stream: TcpStream) -> Connection {
-    let (read_half, write_half) = stream.into_split();
+fn spawn_connection<S>(stream: S) -> Connection
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (read_half, write_half) = tokio::io::split(stream);
     let (outbox, mut outbox_rx) = mpsc::channel::<bytes::Bytes>(256);
     let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
     let mut writer = FramedWrite::new(write_half, codec());

@@ -13,11 +13,13 @@ mod backoff;
 mod client;
 pub mod codec;
 mod server;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use client::{ClientOptions, RpcClient};
 pub use codec::{CodecError, decode, encode};
 pub use server::{Handler, PeerIdentity, PeerInfo, ServeConfig, serve, serve_with};
+pub use tls::{RpcTls, TlsError};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -56,6 +58,17 @@ pub enum Request {
 }
 
 impl Request {
+    /// Every request kind ([`Request::kind`]); the server's RPC table
+    /// (`acl::table::RPC_CALLS`) must name each.
+    pub const KINDS: &'static [&'static str] = &[
+        "node-register",
+        "node-heartbeat",
+        "node-get-allocs",
+        "alloc-update",
+        "raft",
+        "server",
+    ];
+
     /// Whether only a server may send this request.
     pub fn is_server_only(&self) -> bool {
         matches!(self, Request::Raft(_) | Request::Server(_))
@@ -280,6 +293,41 @@ struct Frame<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_kind_is_listed() {
+        use super::*;
+        let secret = String::new;
+        let requests = [
+            Request::NodeRegister(NodeRegisterRequest {
+                node: types::Node::default(),
+            }),
+            Request::NodeHeartbeat(NodeHeartbeatRequest {
+                node_id: String::new(),
+                secret_id: secret(),
+                status: types::NodeStatus::Ready,
+            }),
+            Request::NodeGetAllocs(NodeGetAllocsRequest {
+                node_id: String::new(),
+                secret_id: secret(),
+                min_index: 0,
+                max_wait_ms: 0,
+                delta: true,
+            }),
+            Request::AllocUpdate(AllocUpdateRequest {
+                node_id: String::new(),
+                secret_id: secret(),
+                updates: Vec::new(),
+            }),
+            Request::Raft(RaftRequest {
+                kind: "vote".to_string(),
+                payload: Vec::new(),
+            }),
+            Request::Server(ServerMessage { payload: Vec::new() }),
+        ];
+        let kinds: Vec<&str> = requests.iter().map(Request::kind).collect();
+        assert_eq!(kinds, Request::KINDS);
+    }
+
     use super::*;
     use std::collections::HashMap;
 

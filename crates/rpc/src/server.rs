@@ -66,6 +66,9 @@ pub struct ServeConfig {
     /// A connection with nothing in flight that receives nothing for this
     /// long is closed.
     pub idle_timeout: Duration,
+    /// Mutual TLS: every peer must present a certificate from the CA,
+    /// and its [`PeerIdentity`] comes from it. `None`: plain TCP.
+    pub tls: Option<crate::RpcTls>,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +77,7 @@ impl Default for ServeConfig {
             max_connections: 16_384,
             max_in_flight_per_connection: 512,
             idle_timeout: Duration::from_secs(600),
+            tls: None,
         }
     }
 }
@@ -110,7 +114,19 @@ pub async fn serve_with<H: Handler>(listener: TcpListener, handler: Arc<H>, conf
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%addr, %error, "set nodelay");
                     }
-                    if let Err(error) = serve_connection(stream, PeerInfo::anonymous(addr), handler, &config).await {
+                    let served = match &config.tls {
+                        None => serve_connection(stream, PeerInfo::anonymous(addr), handler, &config).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok((stream, identity)) => {
+                                serve_connection(stream, PeerInfo { addr, identity }, handler, &config).await
+                            }
+                            Err(error) => {
+                                tracing::info!(%addr, %error, "rpc peer refused: TLS");
+                                return;
+                            }
+                        },
+                    };
+                    if let Err(error) = served {
                         tracing::debug!(%addr, %error, "rpc connection closed");
                     }
                 });

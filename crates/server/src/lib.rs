@@ -15,6 +15,7 @@
 //! ([`worker`]). Servers find each other and bootstrap through
 //! [`cluster`]. Clients reach the servers through [`rpc`].
 
+pub mod access;
 mod broker;
 pub mod cluster;
 mod deployment_watcher;
@@ -29,6 +30,7 @@ pub mod snapshot;
 mod view;
 mod worker;
 
+pub use access::{AclConfig, BOOTSTRAP_RESET_FILE, Caller};
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
 pub use deployments::DeploymentUpdateResult;
@@ -151,6 +153,10 @@ pub struct ServerConfig {
     pub failed_eval_follow_up_delay: Duration,
     /// Garbage-collection thresholds.
     pub gc: gc::GcConfig,
+    /// The ACL system (`acl { }`).
+    pub acl: AclConfig,
+    /// Mutual TLS for calls to other servers (`tls { rpc = true }`).
+    pub rpc_tls: Option<rpc::RpcTls>,
 }
 
 impl ServerConfig {
@@ -177,6 +183,8 @@ impl ServerConfig {
             eval_nack_timeout: broker::DEFAULT_NACK_TIMEOUT,
             failed_eval_follow_up_delay: Duration::from_secs(60),
             gc: gc::GcConfig::default(),
+            acl: AclConfig::default(),
+            rpc_tls: None,
         }
     }
 }
@@ -278,7 +286,13 @@ impl Server {
     /// and waits for its own leadership; others return at once and form or
     /// join a cluster in the background.
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
-        let peers = Arc::new(RpcClient::with_servers(Vec::new(), rpc::ClientOptions::default()));
+        let peers = Arc::new(RpcClient::with_servers(
+            Vec::new(),
+            rpc::ClientOptions {
+                tls: config.rpc_tls.clone(),
+                ..rpc::ClientOptions::default()
+            },
+        ));
         let raft_dir = config.data_dir.join("server");
         let mut raft_config = RaftNodeConfig::new(config.rpc_addr.clone());
         raft_config.snapshot_every = config.snapshot_every;

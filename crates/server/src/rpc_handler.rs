@@ -52,11 +52,24 @@ impl From<ServerError> for RpcError {
 
 impl Handler for RpcService {
     async fn handle(&self, request: Request, peer: &PeerInfo) -> Result<Response, RpcError> {
-        if request.is_server_only() && matches!(peer.identity, PeerIdentity::Client { .. }) {
-            return Err(RpcError::PermissionDenied(format!(
-                "{} requests are served to servers only",
-                request.kind()
-            )));
+        // What each request needs is in the one table (`acl::table`); a
+        // kind missing from it is refused.
+        match acl::rpc_need(request.kind()) {
+            None => {
+                return Err(RpcError::PermissionDenied(format!(
+                    "{} requests have no entry in the RPC table",
+                    request.kind()
+                )));
+            }
+            Some(acl::RpcNeed::Server) if matches!(peer.identity, PeerIdentity::Client { .. }) => {
+                return Err(RpcError::PermissionDenied(format!(
+                    "{} requests are served to servers only",
+                    request.kind()
+                )));
+            }
+            // Node requests prove themselves with the node's secret, which
+            // each handler below checks.
+            Some(_) => {}
         }
         match request {
             Request::Raft(request) => self.server.raft().handle_rpc(request, peer).await.map(Response::Raft),
@@ -167,7 +180,7 @@ impl RpcService {
         let Some(node) = state.node(node_id) else {
             return Err(RpcError::NotFound(format!("node {node_id}")));
         };
-        if node.secret_id != secret_id {
+        if !types::secrets_equal(&node.secret_id, secret_id) {
             return Err(RpcError::PermissionDenied(format!("wrong secret for node {node_id}")));
         }
         Ok(())
@@ -181,7 +194,7 @@ impl RpcService {
         let existing = self.server.state().node(&node.id);
         if let Some(existing) = &existing
             && !existing.secret_id.is_empty()
-            && existing.secret_id != node.secret_id
+            && !types::secrets_equal(&existing.secret_id, &node.secret_id)
         {
             return Err(RpcError::PermissionDenied(format!("wrong secret for node {}", node.id)));
         }
@@ -385,5 +398,19 @@ mod tests {
         );
         assert!(alloc_delta(&state, "n1", 3).changed.is_empty());
         assert!(alloc_delta(&state, "elsewhere", 0).alloc_ids.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    #[test]
+    fn every_rpc_kind_has_an_entry_in_the_table() {
+        for kind in rpc::Request::KINDS {
+            assert!(
+                acl::rpc_need(kind).is_some(),
+                "RPC {kind} has no entry in acl::table::RPC_CALLS"
+            );
+        }
+        assert_eq!(acl::table::RPC_CALLS.len(), rpc::Request::KINDS.len());
     }
 }

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use types::{
-    AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index, Job, Namespace, Node,
-    NodeStatus, SchedulerConfiguration, UnixNanos,
+    AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index,
+    Job, Namespace, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -120,6 +120,27 @@ pub enum Command {
         eval: Option<Evaluation>,
         now: UnixNanos,
     },
+    /// Stores the first management token. Refused once done, unless
+    /// `reset_index` names the index the last bootstrap was done at (the
+    /// operator wrote it to the bootstrap-reset file).
+    AclBootstrap {
+        token: AclToken,
+        #[serde(default)]
+        reset_index: Option<Index>,
+    },
+    /// Creates or replaces ACL policies.
+    AclPolicyUpsert { policies: Vec<AclPolicy> },
+    /// Deletes ACL policies; refused, all or nothing, if one does not exist.
+    AclPolicyDelete { names: Vec<String> },
+    /// Creates or replaces ACL tokens (secrets made before the log).
+    AclTokenUpsert { tokens: Vec<AclToken> },
+    /// Deletes ACL tokens by accessor ID; refused if one does not exist.
+    AclTokenDelete { accessor_ids: Vec<String> },
+    /// Creates or replaces ACL roles; refused if a name is taken by
+    /// another role.
+    AclRoleUpsert { roles: Vec<AclRole> },
+    /// Deletes ACL roles by ID; refused if one does not exist.
+    AclRoleDelete { ids: Vec<String> },
 }
 
 impl Command {
@@ -141,6 +162,13 @@ impl Command {
             Command::DeploymentAllocHealth { .. } => "deployment-alloc-health",
             Command::DeploymentStatusSet { .. } => "deployment-status-set",
             Command::DeploymentPromote { .. } => "deployment-promote",
+            Command::AclBootstrap { .. } => "acl-bootstrap",
+            Command::AclPolicyUpsert { .. } => "acl-policy-upsert",
+            Command::AclPolicyDelete { .. } => "acl-policy-delete",
+            Command::AclTokenUpsert { .. } => "acl-token-upsert",
+            Command::AclTokenDelete { .. } => "acl-token-delete",
+            Command::AclRoleUpsert { .. } => "acl-role-upsert",
+            Command::AclRoleDelete { .. } => "acl-role-delete",
         }
     }
 }

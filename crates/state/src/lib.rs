@@ -6,6 +6,7 @@
 //! command and nothing else: IDs and timestamps were made before the command
 //! entered the log, so every server computes the same state.
 
+mod acl;
 mod command;
 mod deployments;
 mod store;

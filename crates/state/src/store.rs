@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{
     AllocClientStatus, AllocDesiredStatus, Allocation, ComparableResources, DEFAULT_NAMESPACE, Deployment, EvalStatus,
-    Evaluation, Index, Job, JobStatus, JobType, Namespace, Node, NodeEntry, NodeStatus, SchedulerConfiguration, UnixNanos,
-    VerdictCache,
+    Evaluation, Index, Job, JobStatus, JobType, Namespace, Node, NodeEntry, NodeStatus, SchedulerConfiguration,
+    UnixNanos, VerdictCache,
 };
 
 /// How many versions of a job are kept (Nomad's `JobTrackedVersions`).
@@ -38,6 +38,11 @@ pub struct TableIndexes {
     pub namespaces: Index,
     #[serde(default)]
     pub deployments: Index,
+    pub acl_policies: Index,
+    #[serde(default)]
+    pub acl_tokens: Index,
+    #[serde(default)]
+    pub acl_roles: Index,
 }
 
 /// Counts of allocations per client status for one task group.
@@ -101,6 +106,8 @@ pub struct StateSnapshot {
     /// The scheduler's column-wise node index, kept with every node and
     /// usage change (derived: rebuilt on load, not persisted).
     columns: NodeColumns,
+    /// ACL objects (see `acl.rs`).
+    pub(crate) acl: crate::acl::AclTables,
 }
 
 /// Every node as the scheduler's per-evaluation pass reads it: the nodes,
@@ -216,7 +223,7 @@ impl NodeColumns {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct PersistedState {
     index: Index,
-    tables: TableIndexes,
+    pub(crate) tables: TableIndexes,
     job_versions: Vec<Job>,
     jobs: Vec<Job>,
     nodes: Vec<Node>,
@@ -229,6 +236,7 @@ struct PersistedState {
     namespaces: Vec<Namespace>,
     #[serde(default)]
     deployments: Vec<Deployment>,
+    acl: crate::acl::PersistedAcl,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -253,6 +261,7 @@ impl From<StateSnapshot> for PersistedState {
                 .values()
                 .map(|deployment| (**deployment).clone())
                 .collect(),
+            acl: state.acl.persisted(),
         }
     }
 }
@@ -269,6 +278,7 @@ impl From<PersistedState> for StateSnapshot {
                 .into_iter()
                 .map(|namespace| (namespace.name.clone(), Arc::new(namespace)))
                 .collect(),
+            acl: crate::acl::AclTables::from_persisted(persisted.acl),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -802,6 +812,9 @@ impl StateSnapshot {
                     evals: index,
                     namespaces: index,
                     deployments: index,
+                    acl_policies: index,
+                    acl_tokens: index,
+                    acl_roles: index,
                 };
                 for node_id in watched {
                     self.node_alloc_index.insert(node_id, index);
@@ -888,6 +901,13 @@ impl StateSnapshot {
                 }
                 self.register_and_evaluate(index, None, eval, now, &mut result);
             }
+            Command::AclBootstrap { .. }
+            | Command::AclPolicyUpsert { .. }
+            | Command::AclPolicyDelete { .. }
+            | Command::AclTokenUpsert { .. }
+            | Command::AclTokenDelete { .. }
+            | Command::AclRoleUpsert { .. }
+            | Command::AclRoleDelete { .. } => self.apply_acl(index, command, &mut result),
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,

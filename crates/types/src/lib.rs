@@ -6,6 +6,7 @@
 //! This crate does no IO, reads no clock and makes no IDs: callers pass time
 //! (as Unix nanoseconds) and IDs in.
 
+pub mod acl;
 pub mod alloc;
 pub mod deployment;
 pub mod duration;
@@ -21,6 +22,7 @@ pub mod resources;
 pub mod runtime_support;
 pub mod validate;
 
+pub use acl::*;
 pub use alloc::*;
 pub use deployment::*;
 pub use eval::*;

@@ -190,6 +190,10 @@ pub struct Shape {
     /// Extra HCL for every server's configuration file (the `server { }`
     /// block's body).
     pub server_block: String,
+    /// Extra top-level HCL for every server's configuration file.
+    pub server_config: String,
+    /// Extra top-level HCL for every client's configuration file.
+    pub client_config: String,
 }
 
 impl Cluster {
@@ -207,7 +211,11 @@ impl Cluster {
             let dir = root.path().join(&name);
             let http = format!("127.0.0.1:{}", free_port());
             let config = root.path().join(format!("{name}.hcl"));
-            std::fs::write(&config, format!("server {{\n{}\n}}\n", shape.server_block)).expect("config");
+            std::fs::write(
+                &config,
+                format!("server {{\n{}\n}}\n{}\n", shape.server_block, shape.server_config),
+            )
+            .expect("config");
             let mut args = vec![
                 "--server".to_string(),
                 "--bootstrap-expect".to_string(),
@@ -234,6 +242,8 @@ impl Cluster {
             let name = format!("c{}", index + 1);
             let dir = root.path().join(&name);
             let http = format!("127.0.0.1:{}", free_port());
+            let config = root.path().join(format!("{name}.hcl"));
+            std::fs::write(&config, &shape.client_config).expect("config");
             let args = vec![
                 "--client".to_string(),
                 "--servers".to_string(),
@@ -244,6 +254,8 @@ impl Cluster {
                 http.clone(),
                 "--node-name".to_string(),
                 name.clone(),
+                "--config".to_string(),
+                config.display().to_string(),
             ];
             clients.push(AgentProc::spawn(&name, &dir, http, None, args, &marker));
         }

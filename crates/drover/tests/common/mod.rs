@@ -29,6 +29,26 @@ pub async fn start_agent(data_dir: &Path) -> Agent {
     .expect("agent starts")
 }
 
+/// Like [`start_agent`], with ACLs enforced (tokens may expire after one
+/// second, so tests can watch them expire).
+pub async fn start_agent_with_acls(data_dir: &Path) -> Agent {
+    Agent::start(AgentConfig {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: Some(data_dir.to_path_buf()),
+        drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
+        docker: no_image_gc(),
+        acl: server::AclConfig {
+            enabled: true,
+            token_min_expiration_ttl: Duration::from_secs(1),
+            ..server::AclConfig::default()
+        },
+        ..AgentConfig::default()
+    })
+    .await
+    .expect("agent starts")
+}
+
 /// The docker plugin's defaults, without image garbage collection, and
 /// with the busybox test image (no registry here) as the pause image.
 pub fn no_image_gc() -> docker::config::DockerPluginConfig {

@@ -1,0 +1,3 @@
+namespace "x" {
+  policy = "admin"
+}

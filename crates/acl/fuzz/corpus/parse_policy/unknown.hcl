@@ -1,0 +1,5 @@
+node {
+  policy = "read"
+  extra = 1
+}
+bogus {}
