@@ -47,10 +47,20 @@ async fn r2_a_partitioned_minority_commits_nothing_and_heals_to_one_history() {
     let majority_api = cluster.servers[majority[0]].api();
     for n in 0..5 {
         let id = format!("during-{n}");
-        eventually(Duration::from_secs(15), "a majority write", async || {
-            majority_api.register_job(sleep_job(&id, 1, 64)).await.ok()
+        let written = tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                if majority_api.register_job(sleep_job(&id, 1, 64)).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         })
         .await;
+        assert!(
+            written.is_ok(),
+            "the majority took no write {id} within 15 s (minority {minority}, leader was {leader}):\n{}",
+            cluster.logs()
+        );
     }
     // The minority refuses writes: no leader is reachable from it.
     let refused = minority_api.register_job(sleep_job("minority", 1, 64)).await;

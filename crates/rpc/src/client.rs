@@ -169,12 +169,15 @@ impl RpcClient {
     }
 
     async fn connection(&self, addr: &str) -> Result<Arc<Connection>, RpcError> {
-        let mut connections = self.connections.lock().await;
-        if let Some(existing) = connections.get(addr)
+        if let Some(existing) = self.connections.lock().await.get(addr)
             && existing.is_open()
         {
             return Ok(Arc::clone(existing));
         }
+        // Dial without holding the map: a peer whose packets are dropped
+        // keeps a dial waiting for the whole connect timeout, and calls to
+        // every other peer (a Raft vote to the healthy half of a
+        // partitioned cluster) must not wait behind it.
         let dial = TcpStream::connect(addr);
         let stream = match tokio::time::timeout(self.options.connect_timeout, dial).await {
             Ok(Ok(stream)) => stream,
@@ -189,6 +192,7 @@ impl RpcClient {
         stream
             .set_nodelay(true)
             .map_err(|error| RpcError::Transport(format!("set nodelay on {addr}: {error}")))?;
+        // The TLS handshake, too, happens outside the map.
         let connection = Arc::new(match &self.options.tls {
             None => spawn_connection(stream),
             Some(tls) => spawn_connection(
@@ -197,6 +201,14 @@ impl RpcClient {
                     .map_err(|error| RpcError::Transport(format!("TLS to {addr}: {error}")))?,
             ),
         });
+        let mut connections = self.connections.lock().await;
+        // Two callers may have dialled at once: keep the first open one,
+        // and this connection closes when dropped.
+        if let Some(existing) = connections.get(addr)
+            && existing.is_open()
+        {
+            return Ok(Arc::clone(existing));
+        }
         connections.insert(addr.to_string(), Arc::clone(&connection));
         Ok(connection)
     }
@@ -456,6 +468,62 @@ mod tests {
         let connection = client.connection(&addr).await.expect("connection");
         assert!(lock(&connection.pending).is_empty(), "the abandoned call left a waiter");
         server.abort();
+    }
+
+    /// A peer that never answers a dial (its SYNs dropped, as behind a
+    /// partition) must not hold up calls to other peers: the dial used to
+    /// hold the connection map for the whole connect timeout, so a
+    /// partitioned server stopped the other two from electing a leader.
+    #[tokio::test]
+    async fn a_dial_that_hangs_does_not_block_calls_to_other_peers() {
+        let (listener, live) = listen().await;
+        let server = tokio::spawn(serve(listener, Arc::new(Echo)));
+        // A listener with a one-slot accept queue that never accepts: once
+        // the queue is full, the kernel drops further SYNs and a dial hangs.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let blackhole = socket.listen(1).expect("listen");
+        let hanging = blackhole.local_addr().expect("addr").to_string();
+        let mut fillers = Vec::new();
+        for _ in 0..3 {
+            if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(&hanging)).await
+            {
+                fillers.push(stream);
+            }
+        }
+        let options = ClientOptions {
+            connect_timeout: Duration::from_secs(3),
+            ..ClientOptions::default()
+        };
+        let client = Arc::new(RpcClient::with_servers(vec![live.clone()], options));
+        let stuck_client = Arc::clone(&client);
+        let stuck_addr = hanging.clone();
+        let stuck = tokio::spawn(async move {
+            stuck_client
+                .call_to(
+                    &stuck_addr,
+                    Request::NodeHeartbeat(heartbeat("n")),
+                    Duration::from_secs(5),
+                )
+                .await
+        });
+        // Let the hanging dial start first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!stuck.is_finished(), "the dial to the full listener should hang");
+        let answer = client
+            .call_to(
+                &live,
+                Request::NodeHeartbeat(heartbeat("n")),
+                Duration::from_millis(1_000),
+            )
+            .await;
+        assert!(
+            matches!(answer, Ok(Response::NodeHeartbeat(_))),
+            "a call to a live peer waited behind the hanging dial: {answer:?}"
+        );
+        stuck.abort();
+        server.abort();
+        drop(fillers);
     }
 
     #[tokio::test]
