@@ -360,6 +360,7 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
         .filter(|(driver, _)| *driver == task.driver)
         .map(|(_, join)| join.clone());
     let no_isolation = driver.capabilities().fs_isolation == "none";
+    let mounts = volume_mounts(&context.node, group, task)?;
     let empty = BTreeMap::new();
     let env = TaskEnv::build(EnvInputs {
         node: &context.node,
@@ -402,6 +403,7 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             user: task.user.clone(),
             network,
             resources,
+            mounts,
         },
         log_launcher: context.log_launcher.clone(),
         kill_timeout: task.kill_timeout,
@@ -440,6 +442,51 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             .collect(),
         artifact_fetcher: Some(Arc::clone(&context.artifacts)),
     })
+}
+
+/// The host directories `task` mounts: each `volume_mount` names a group
+/// `volume` of type host, which names one of the node's host volumes. A
+/// read-only volume (on the node, in the group or in the mount) is mounted
+/// read-only. Only the exec driver mounts.
+fn volume_mounts(node: &Node, group: &TaskGroup, task: &Task) -> Result<Vec<driver_api::Mount>, String> {
+    let mut mounts = Vec::new();
+    for mount in &task.volume_mounts {
+        if task.driver != "exec" {
+            return Err(format!(
+                "volume_mount is not supported by the {} driver in Drover yet",
+                task.driver
+            ));
+        }
+        let request = group.volumes.get(&mount.volume).ok_or_else(|| {
+            format!(
+                "volume_mount names volume {:?}, which the group does not have",
+                mount.volume
+            )
+        })?;
+        if request.volume_type != "host" {
+            return Err(format!(
+                "volume {:?} is of type {:?}; only host volumes can be mounted",
+                mount.volume, request.volume_type
+            ));
+        }
+        let host = node
+            .host_volumes
+            .get(&request.source)
+            .ok_or_else(|| format!("host volume {:?} is not on this node", request.source))?;
+        let destination = mount.destination.trim_start_matches('/');
+        if destination.is_empty() || destination.split('/').any(|part| part == "..") {
+            return Err(format!(
+                "volume_mount destination {:?} is not a path inside the task",
+                mount.destination
+            ));
+        }
+        mounts.push(driver_api::Mount {
+            host_path: PathBuf::from(&host.path),
+            task_path: PathBuf::from("/").join(destination),
+            read_only: host.read_only || request.read_only || mount.read_only,
+        });
+    }
+    Ok(mounts)
 }
 
 async fn run_alloc(
