@@ -301,3 +301,43 @@ async fn namespaces_through_the_cli() {
     assert!(!text(&list).contains("prod"), "{}", text(&list));
     agent.shutdown().await;
 }
+
+/// A job that uses Vault is refused by a real agent at `job run`, with the
+/// block's path and the reason, and nothing is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_using_vault_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let address = format!("http://{}", agent.http_addr);
+    let file = dir.path().join("secrets.nomad.hcl");
+    std::fs::write(
+        &file,
+        r#"job "secrets" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+      vault {
+        policies = ["db-read"]
+      }
+    }
+  }
+}
+"#,
+    )
+    .expect("write job");
+    let output = run(&address, &["job", "run", file.to_str().expect("utf-8 path")]).await;
+    let printed = text(&output);
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains(
+            "job \"secrets\" → group \"g\" → task \"t\" → vault: Vault integration is not supported by Drover"
+        ),
+        "{printed}"
+    );
+    let jobs = api_client::Client::new(address).jobs("").await.expect("jobs");
+    assert!(jobs.is_empty(), "{jobs:?}");
+    agent.shutdown().await;
+}
