@@ -409,6 +409,7 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
         kill_timeout: task.kill_timeout,
         max_kill_timeout: context.max_kill_timeout,
         kill_signal: task.kill_signal.clone(),
+        shutdown_delay: task.shutdown_delay.or(group.shutdown_delay).unwrap_or_default(),
         templates: task
             .templates
             .iter()

@@ -113,9 +113,7 @@ fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup
             "migrating ephemeral disks is not supported by Drover yet",
         );
     }
-    if group.shutdown_delay.is_some_and(|delay| !delay.is_zero()) {
-        collector.push(&path, "shutdown_delay", "shutdown_delay is not supported by Drover yet");
-    }
+    check_shutdown_delay(collector, &path, group.shutdown_delay);
     for (name, volume) in &group.volumes {
         let field = |part: &str| format!("volume {:?}.{part}", shorten(name));
         match volume.volume_type.as_str() {
@@ -163,6 +161,22 @@ fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup
     }
     for task in &group.tasks {
         check_task(collector, &path, task);
+    }
+}
+
+/// Longest `shutdown_delay` Drover waits before stopping a task.
+pub const MAX_SHUTDOWN_DELAY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn check_shutdown_delay(collector: &mut Collector, path: &[String], delay: Option<std::time::Duration>) {
+    if delay.is_some_and(|delay| delay > MAX_SHUTDOWN_DELAY) {
+        collector.push(
+            path,
+            "shutdown_delay",
+            format!(
+                "shutdown_delay is longer than Drover's limit of {}s",
+                MAX_SHUTDOWN_DELAY.as_secs()
+            ),
+        );
     }
 }
 
@@ -312,9 +326,7 @@ fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
     let mut path = group_path.to_vec();
     path.push(format!("task {:?}", shorten(&task.name)));
     check_extra(collector, &path, &task.extra, TASK_FIELDS);
-    if task.shutdown_delay.is_some_and(|delay| !delay.is_zero()) {
-        collector.push(&path, "shutdown_delay", "shutdown_delay is not supported by Drover yet");
-    }
+    check_shutdown_delay(collector, &path, task.shutdown_delay);
     if task
         .dispatch_payload
         .as_ref()
