@@ -361,6 +361,7 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
         .map(|(_, join)| join.clone());
     let no_isolation = driver.capabilities().fs_isolation == "none";
     let mounts = volume_mounts(&context.node, group, task)?;
+    write_dispatch_payload(job, task, alloc_dir)?;
     let empty = BTreeMap::new();
     let env = TaskEnv::build(EnvInputs {
         node: &context.node,
@@ -443,6 +444,36 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             .collect(),
         artifact_fetcher: Some(Arc::clone(&context.artifacts)),
     })
+}
+
+/// Writes a dispatched job's payload where the task's `dispatch_payload`
+/// says, inside its `local/` directory.
+fn write_dispatch_payload(job: &Job, task: &Task, alloc_dir: &AllocDir) -> Result<(), String> {
+    let Some(payload) = &task.dispatch_payload else {
+        return Ok(());
+    };
+    if payload.file.is_empty() {
+        return Ok(());
+    }
+    let local = alloc_dir.local_dir(&task.name);
+    let target = crate::sandbox::confine(alloc_dir.root(), &local, &payload.file)
+        .map_err(|error| format!("dispatch_payload file: {error}"))?;
+    if !target.starts_with(&local) {
+        return Err(format!(
+            "dispatch_payload file {:?} leaves the task's local directory",
+            payload.file
+        ));
+    }
+    if let Some(parent) = target.parent() {
+        crate::sandbox::create_dir_inside(alloc_dir.root(), parent)?;
+    }
+    // Replace, never follow, whatever the task left there.
+    let _ = std::fs::remove_file(&target);
+    let temporary = target.with_extension("drover-payload");
+    let _ = std::fs::remove_file(&temporary);
+    std::fs::write(&temporary, &job.payload)
+        .and_then(|()| std::fs::rename(&temporary, &target))
+        .map_err(|error| format!("write the dispatch payload {}: {error}", target.display()))
 }
 
 /// The host directories `task` mounts: each `volume_mount` names a group

@@ -327,15 +327,13 @@ fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
     path.push(format!("task {:?}", shorten(&task.name)));
     check_extra(collector, &path, &task.extra, TASK_FIELDS);
     check_shutdown_delay(collector, &path, task.shutdown_delay);
-    if task
-        .dispatch_payload
-        .as_ref()
-        .is_some_and(|payload| !payload.file.is_empty())
+    if let Some(payload) = &task.dispatch_payload
+        && (payload.file.starts_with('/') || payload.file.split('/').any(|part| part == ".."))
     {
         collector.push(
             &path,
-            "dispatch_payload",
-            "dispatch payloads are not supported by Drover yet",
+            "dispatch_payload.file",
+            "file must be a path inside the task's local directory",
         );
     }
     if task.templates.len() > MAX_TEMPLATES {
