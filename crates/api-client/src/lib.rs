@@ -409,6 +409,57 @@ impl Client {
         Ok(self.get("/v1/agent/self").await?.value)
     }
 
+    /// Sends a signal to one task of an allocation, or to all of them.
+    pub async fn alloc_signal(&self, alloc_id: &str, task: Option<&str>, signal: &str) -> Result<Value, ApiError> {
+        let body = serde_json::json!({ "Signal": signal, "Task": task.unwrap_or_default() });
+        self.put_json(&format!("/v1/client/allocation/{}/signal", encode(alloc_id)), &body)
+            .await
+    }
+
+    /// Restarts one task of an allocation in place, or all of them.
+    pub async fn alloc_restart(&self, alloc_id: &str, task: Option<&str>) -> Result<Value, ApiError> {
+        let body = serde_json::json!({ "TaskName": task.unwrap_or_default(), "AllTasks": task.is_none() });
+        self.put_json(&format!("/v1/client/allocation/{}/restart", encode(alloc_id)), &body)
+            .await
+    }
+
+    /// `stat` of a path in an allocation's directory (Nomad's `AllocFileInfo`).
+    pub async fn alloc_fs_stat(&self, alloc_id: &str, path: &str) -> Result<Value, ApiError> {
+        Ok(self
+            .get(&format!(
+                "/v1/client/fs/stat/{}?path={}",
+                encode(alloc_id),
+                encode(path)
+            ))
+            .await?
+            .value)
+    }
+
+    /// The entries of a directory in an allocation's directory.
+    pub async fn alloc_fs_ls(&self, alloc_id: &str, path: &str) -> Result<Vec<Value>, ApiError> {
+        Ok(self
+            .get(&format!("/v1/client/fs/ls/{}?path={}", encode(alloc_id), encode(path)))
+            .await?
+            .value)
+    }
+
+    /// Streams a file of an allocation's directory.
+    pub async fn alloc_fs_cat(
+        &self,
+        alloc_id: &str,
+        path: &str,
+    ) -> Result<impl Stream<Item = Result<bytes::Bytes, ApiError>> + use<>, ApiError> {
+        let path = format!("/v1/client/fs/cat/{}?path={}", encode(alloc_id), encode(path));
+        let response = self.send(self.http.get(self.url(&path))).await?;
+        use futures::StreamExt;
+        Ok(response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|error| ApiError::Decode {
+                path: path.clone(),
+                message: error.to_string(),
+            })
+        }))
+    }
+
     /// Streams a task's log as plain bytes.
     pub async fn logs(
         &self,

@@ -259,6 +259,22 @@ pub struct JobRunArgs {
 pub enum AllocCommand {
     /// Show an allocation and its tasks.
     Status { id: String },
+    /// List a directory of an allocation, or print a file of it.
+    Fs {
+        alloc: String,
+        /// A path in the allocation's directory (`/` by default).
+        path: Option<String>,
+    },
+    /// Send a signal to a task of an allocation (every task without one).
+    Signal {
+        /// The signal, as a name (`SIGHUP`).
+        #[arg(short = 's', long, default_value = "SIGKILL")]
+        signal: String,
+        alloc: String,
+        task: Option<String>,
+    },
+    /// Restart a task of an allocation in place (every task without one).
+    Restart { alloc: String, task: Option<String> },
     /// Print (or follow) a task's output.
     Logs {
         /// Follow new output.
@@ -700,6 +716,48 @@ async fn run_alloc(command: AllocCommand, client: &Client) -> anyhow::Result<Exi
             )?;
             let alloc = client.allocation(&stub.id).await?;
             print!("{}", render::alloc_status(&alloc, now_nanos()));
+            Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Fs { alloc, path } => {
+            let stub = resolve_prefix(
+                client.allocations(&alloc).await?,
+                &alloc,
+                |alloc| alloc.id.as_str(),
+                "allocation",
+            )?;
+            let path = path.unwrap_or_else(|| "/".to_string());
+            let stat = client.alloc_fs_stat(&stub.id, &path).await?;
+            if stat.get("IsDir").and_then(serde_json::Value::as_bool) == Some(true) {
+                let entries = client.alloc_fs_ls(&stub.id, &path).await?;
+                print!("{}", render::fs_listing(&entries));
+            } else {
+                let mut stream = Box::pin(client.alloc_fs_cat(&stub.id, &path).await?);
+                let mut stdout = std::io::stdout();
+                while let Some(chunk) = stream.next().await {
+                    stdout.write_all(&chunk?)?;
+                }
+                stdout.flush()?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Signal { signal, alloc, task } => {
+            let stub = resolve_prefix(
+                client.allocations(&alloc).await?,
+                &alloc,
+                |alloc| alloc.id.as_str(),
+                "allocation",
+            )?;
+            client.alloc_signal(&stub.id, task.as_deref(), &signal).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Restart { alloc, task } => {
+            let stub = resolve_prefix(
+                client.allocations(&alloc).await?,
+                &alloc,
+                |alloc| alloc.id.as_str(),
+                "allocation",
+            )?;
+            client.alloc_restart(&stub.id, task.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         AllocCommand::Logs {

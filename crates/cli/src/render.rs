@@ -99,6 +99,51 @@ fn value_str(job: &Value, key: &str) -> String {
 }
 
 /// Allocation rows as `job status` and `node status` show them.
+/// `alloc fs` on a directory: mode, size, modification time and name, as
+/// Nomad prints them.
+pub fn fs_listing(entries: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+            let size = entry.get("Size").and_then(Value::as_u64).unwrap_or(0);
+            let is_dir = entry.get("IsDir").and_then(Value::as_bool).unwrap_or(false);
+            let name = if is_dir {
+                format!("{}/", text("Name"))
+            } else {
+                text("Name")
+            };
+            vec![text("FileMode"), format!("{size} B"), text("ModTime"), name]
+        })
+        .collect();
+    let headers = ["Mode", "Size", "Modified Time", "Name"];
+    let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
+    for row in &rows {
+        for (idx, cell) in row.iter().enumerate() {
+            widths[idx] = widths[idx].max(cell.len());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(idx, cell)| {
+                if idx + 1 == cells.len() {
+                    cell.clone()
+                } else {
+                    format!("{cell:<width$}", width = widths[idx])
+                }
+            })
+            .collect();
+        format!("{}\n", padded.join("  "))
+    };
+    let mut out = line(headers.iter().map(|header| header.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
 pub fn alloc_table(allocs: &[AllocListStub], now: i64) -> String {
     if allocs.is_empty() {
         return "No allocations placed\n".to_string();
@@ -478,6 +523,20 @@ mod tests {
             modify_time: NOW - minutes_ago * MINUTE / 2,
             ..AllocListStub::default()
         }
+    }
+
+    #[test]
+    fn fs_listing_renders_like_nomad() {
+        let entries = vec![
+            serde_json::json!({"Name": "logs", "IsDir": true, "Size": 0, "FileMode": "drwxr-xr-x", "ModTime": "2026-12-05T10:00:00Z"}),
+            serde_json::json!({"Name": "app.conf", "IsDir": false, "Size": 1234, "FileMode": "-rw-r--r--", "ModTime": "2026-12-05T10:01:00Z"}),
+        ];
+        expect![[r#"
+            Mode        Size    Modified Time         Name
+            drwxr-xr-x  0 B     2026-12-05T10:00:00Z  logs/
+            -rw-r--r--  1234 B  2026-12-05T10:01:00Z  app.conf
+        "#]]
+        .assert_eq(&fs_listing(&entries));
     }
 
     #[test]

@@ -360,6 +360,8 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
         .filter(|(driver, _)| *driver == task.driver)
         .map(|(_, join)| join.clone());
     let no_isolation = driver.capabilities().fs_isolation == "none";
+    let mounts = volume_mounts(&context.node, group, task)?;
+    write_dispatch_payload(job, task, alloc_dir)?;
     let empty = BTreeMap::new();
     let env = TaskEnv::build(EnvInputs {
         node: &context.node,
@@ -402,11 +404,13 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             user: task.user.clone(),
             network,
             resources,
+            mounts,
         },
         log_launcher: context.log_launcher.clone(),
         kill_timeout: task.kill_timeout,
         max_kill_timeout: context.max_kill_timeout,
         kill_signal: task.kill_signal.clone(),
+        shutdown_delay: task.shutdown_delay.or(group.shutdown_delay).unwrap_or_default(),
         templates: task
             .templates
             .iter()
@@ -440,6 +444,81 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             .collect(),
         artifact_fetcher: Some(Arc::clone(&context.artifacts)),
     })
+}
+
+/// Writes a dispatched job's payload where the task's `dispatch_payload`
+/// says, inside its `local/` directory.
+fn write_dispatch_payload(job: &Job, task: &Task, alloc_dir: &AllocDir) -> Result<(), String> {
+    let Some(payload) = &task.dispatch_payload else {
+        return Ok(());
+    };
+    if payload.file.is_empty() {
+        return Ok(());
+    }
+    let local = alloc_dir.local_dir(&task.name);
+    let target = crate::sandbox::confine(alloc_dir.root(), &local, &payload.file)
+        .map_err(|error| format!("dispatch_payload file: {error}"))?;
+    if !target.starts_with(&local) {
+        return Err(format!(
+            "dispatch_payload file {:?} leaves the task's local directory",
+            payload.file
+        ));
+    }
+    if let Some(parent) = target.parent() {
+        crate::sandbox::create_dir_inside(alloc_dir.root(), parent)?;
+    }
+    // Replace, never follow, whatever the task left there.
+    let _ = std::fs::remove_file(&target);
+    let temporary = target.with_extension("drover-payload");
+    let _ = std::fs::remove_file(&temporary);
+    std::fs::write(&temporary, &job.payload)
+        .and_then(|()| std::fs::rename(&temporary, &target))
+        .map_err(|error| format!("write the dispatch payload {}: {error}", target.display()))
+}
+
+/// The host directories `task` mounts: each `volume_mount` names a group
+/// `volume` of type host, which names one of the node's host volumes. A
+/// read-only volume (on the node, in the group or in the mount) is mounted
+/// read-only. Only the exec driver mounts.
+fn volume_mounts(node: &Node, group: &TaskGroup, task: &Task) -> Result<Vec<driver_api::Mount>, String> {
+    let mut mounts = Vec::new();
+    for mount in &task.volume_mounts {
+        if task.driver != "exec" {
+            return Err(format!(
+                "volume_mount is not supported by the {} driver in Drover yet",
+                task.driver
+            ));
+        }
+        let request = group.volumes.get(&mount.volume).ok_or_else(|| {
+            format!(
+                "volume_mount names volume {:?}, which the group does not have",
+                mount.volume
+            )
+        })?;
+        if request.volume_type != "host" {
+            return Err(format!(
+                "volume {:?} is of type {:?}; only host volumes can be mounted",
+                mount.volume, request.volume_type
+            ));
+        }
+        let host = node
+            .host_volumes
+            .get(&request.source)
+            .ok_or_else(|| format!("host volume {:?} is not on this node", request.source))?;
+        let destination = mount.destination.trim_start_matches('/');
+        if destination.is_empty() || destination.split('/').any(|part| part == "..") {
+            return Err(format!(
+                "volume_mount destination {:?} is not a path inside the task",
+                mount.destination
+            ));
+        }
+        mounts.push(driver_api::Mount {
+            host_path: PathBuf::from(&host.path),
+            task_path: PathBuf::from("/").join(destination),
+            read_only: host.read_only || request.read_only || mount.read_only,
+        });
+    }
+    Ok(mounts)
 }
 
 async fn run_alloc(

@@ -87,6 +87,8 @@ pub struct ClientConfig {
     pub artifact_limits: crate::artifact::ArtifactLimits,
     /// When terminal allocations' directories are removed.
     pub gc: crate::gc::GcConfig,
+    /// Host volumes offered to jobs, by name.
+    pub host_volumes: BTreeMap<String, types::HostVolume>,
 }
 
 impl ClientConfig {
@@ -139,6 +141,7 @@ impl Default for ClientConfig {
             artifact_cache_max_bytes: 4 << 30,
             artifact_limits: crate::artifact::ArtifactLimits::default(),
             gc: crate::gc::GcConfig::default(),
+            host_volumes: BTreeMap::new(),
         }
     }
 }

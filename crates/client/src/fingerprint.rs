@@ -267,6 +267,7 @@ pub fn fingerprint_node(
         reserved: config.reserved,
         reserved_ports: config.reserved_ports.clone(),
         drivers: drivers.clone(),
+        host_volumes: config.host_volumes.clone(),
         status: NodeStatus::Initializing,
         ..Node::default()
     };

@@ -36,6 +36,9 @@ pub struct TaskRunnerSpec {
     pub max_kill_timeout: Duration,
     /// The kill signal (the driver's default, SIGTERM, when empty).
     pub kill_signal: String,
+    /// How long a stop waits before it signals the task (the task's
+    /// `shutdown_delay`, or its group's).
+    pub shutdown_delay: Duration,
     /// How the task's log collector runs.
     pub log_launcher: logmon::Launcher,
     /// The task's templates, their fields interpolated: rendered before the
@@ -167,6 +170,18 @@ impl Runner {
 
     /// Stops a running task: Killing, then Killed once it is gone.
     async fn kill(mut self, handle: TaskHandle, reason: String) -> TaskState {
+        let delay = self.spec.shutdown_delay;
+        if !delay.is_zero() {
+            self.push(event(
+                task_event::WAITING_SHUTDOWN_DELAY,
+                format!(
+                    "Waiting for shutdown_delay of {} before killing the task.",
+                    format_duration(delay)
+                ),
+            ));
+            self.emit(Some(&handle));
+            tokio::time::sleep(delay).await;
+        }
         let kill_timeout = self.kill_timeout();
         let mut killing = event(
             task_event::KILLING,

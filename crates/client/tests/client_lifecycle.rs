@@ -199,3 +199,37 @@ async fn client_gc_removes_the_oldest_terminal_allocation_dirs_past_max_allocs()
     assert!(!dir(&alloc_ids[0]).exists(), "a collected allocation was started again");
     agent.stop().await;
 }
+
+/// A dispatched job's payload is written where `dispatch_payload` says,
+/// inside the task's `local/` directory, before the task starts.
+#[tokio::test]
+async fn a_dispatch_payload_is_written_into_local() {
+    let (server, addr) = start_server().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&addr, test_config(data.path())).await;
+    let mut reader = task("t", None, "cat local/input/payload.json > \"$NOMAD_ALLOC_DIR/out\"");
+    reader.dispatch_payload = Some(types::DispatchPayload {
+        file: "input/payload.json".into(),
+    });
+    let mut job = Job {
+        id: "dispatched/dispatch-1".into(),
+        job_type: JobType::Batch,
+        dispatched: true,
+        payload: br#"{"n": 1}"#.to_vec(),
+        task_groups: vec![TaskGroup {
+            name: "g".into(),
+            tasks: vec![reader],
+            ..TaskGroup::default()
+        }],
+        ..Job::default()
+    };
+    job.canonicalize();
+    assert_eq!(job.check_supported(), Ok(()));
+    let alloc = alloc_for(&job, &agent.node_id);
+    let alloc_id = alloc.id.clone();
+    server.place(alloc, job);
+    server.wait_for_status(&alloc_id, AllocClientStatus::Complete).await;
+    let out = std::fs::read_to_string(data.path().join(format!("alloc/{alloc_id}/alloc/out"))).expect("output");
+    assert_eq!(out, r#"{"n": 1}"#);
+    agent.stop().await;
+}

@@ -181,6 +181,7 @@ fn spec(driver: Arc<ScriptedDriver>, job_type: JobType, policy: RestartPolicy) -
         kill_timeout: Duration::from_secs(7),
         max_kill_timeout: Duration::from_secs(30),
         kill_signal: String::new(),
+        shutdown_delay: Duration::ZERO,
         templates: Vec::new(),
         alloc_dir_root: std::path::PathBuf::new(),
         template_poll: Duration::from_secs(1),
@@ -534,4 +535,52 @@ async fn a_task_gone_while_the_agent_was_down_is_restarted_by_policy() {
     assert!(!state.failed);
     assert_eq!(state.restarts, 1);
     assert!(state.events[0].display_message.contains("while the agent was down"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_waits_out_the_shutdown_delay_first() {
+    let driver = ScriptedDriver::new(&[Run {
+        lasts: secs(3600),
+        exit_code: 0,
+    }]);
+    let (updates, mut updates_rx) = mpsc::unbounded_channel::<TaskUpdate>();
+    let (kill, kill_rx) = watch::channel(None);
+    let mut task = spec(Arc::clone(&driver), JobType::Service, RestartPolicy::default());
+    task.shutdown_delay = secs(5);
+    let runner = tokio::spawn(run_task(task, TaskState::default(), None, updates, kill_rx));
+    loop {
+        let update = updates_rx.recv().await.expect("update");
+        if update.state.state == TaskStateKind::Running {
+            break;
+        }
+    }
+    let asked = tokio::time::Instant::now();
+    kill.send_replace(Some("allocation is being stopped".into()));
+    // The delay comes first: no stop yet, and an event says why.
+    loop {
+        let update = updates_rx.recv().await.expect("update");
+        if let Some(last) = update.state.events.last()
+            && last.event_type == task_event::WAITING_SHUTDOWN_DELAY
+        {
+            assert!(last.display_message.contains("5s"), "{}", last.display_message);
+            break;
+        }
+    }
+    assert!(driver.stops.lock().expect("lock").is_empty());
+    let state = tokio::time::timeout(secs(60), runner)
+        .await
+        .expect("stops")
+        .expect("join");
+    assert!(asked.elapsed() >= secs(5), "stopped after {:?}", asked.elapsed());
+    assert_eq!(driver.stops.lock().expect("lock").len(), 1);
+    let types = event_types(&state);
+    assert_eq!(
+        &types[types.len() - 4..],
+        &[
+            task_event::WAITING_SHUTDOWN_DELAY,
+            task_event::KILLING,
+            task_event::TERMINATED,
+            task_event::KILLED
+        ]
+    );
 }

@@ -50,6 +50,19 @@ pub struct TaskConfig {
     pub network: TaskNetwork,
     /// What the task was granted.
     pub resources: AllocatedTaskResources,
+    /// Host directories to mount into the task (its `volume_mount`s of
+    /// host volumes). Only drivers that can mount (exec) are given any.
+    pub mounts: Vec<Mount>,
+}
+
+/// A host directory mounted into a task.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mount {
+    /// The directory on the host.
+    pub host_path: PathBuf,
+    /// Where the task sees it, absolute inside the task's root.
+    pub task_path: PathBuf,
+    pub read_only: bool,
 }
 
 /// Where a task's output is written, laid out as Nomad does:

@@ -59,6 +59,10 @@ pub struct ClientSettings {
     pub driver_allowlist: Vec<String>,
     /// Never these drivers.
     pub driver_denylist: Vec<String>,
+    /// Host volumes offered to jobs.
+    pub host_volumes: BTreeMap<String, types::HostVolume>,
+    /// When terminal allocations are collected.
+    pub gc: client::gc::GcConfig,
 }
 
 /// How the agent runs.
@@ -320,6 +324,8 @@ impl Agent {
             client_config.meta = settings.meta.clone();
             client_config.reserved = settings.reserved;
             client_config.reserved_ports = settings.reserved_ports.clone();
+            client_config.host_volumes = settings.host_volumes.clone();
+            client_config.gc = settings.gc;
             client_config.stop_tasks_on_shutdown = config.dev && config.data_dir.is_none();
             if let Some(binary) = &config.drover_binary {
                 client_config.log_launcher = logmon::Launcher::Process {

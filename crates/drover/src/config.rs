@@ -75,6 +75,12 @@ pub struct ClientBlock {
     pub meta: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
     pub reserved: Reserved,
+    /// `host_volume "name" { path, read_only }`.
+    pub host_volumes: BTreeMap<String, types::HostVolume>,
+    pub gc_interval: Option<Duration>,
+    pub gc_max_allocs: Option<i64>,
+    pub gc_disk_usage_threshold: Option<i64>,
+    pub gc_inode_usage_threshold: Option<i64>,
 }
 
 /// `client { reserved { } }`.
@@ -142,7 +148,13 @@ struct Reader<'a> {
     file: &'a str,
     source: &'a str,
     errors: Vec<ConfigError>,
+    /// The label of the block being walked, for the few blocks that take
+    /// one (`host_volume "name"`).
+    label: Option<String>,
 }
+
+/// Blocks that take exactly one label.
+const LABELED_BLOCKS: &[&str] = &["host_volume"];
 
 impl Reader<'_> {
     fn error(&mut self, span: Option<std::ops::Range<usize>>, message: impl Into<String>) {
@@ -321,6 +333,20 @@ impl Reader<'_> {
                 }
                 Structure::Block(found) => {
                     let name = found.ident.as_str().to_string();
+                    if LABELED_BLOCKS.contains(&name.as_str()) {
+                        match found.labels.as_slice() {
+                            [label] => {
+                                self.label = Some(label.as_str().to_string());
+                                block(self, &name, &found.body, found.span());
+                                self.label = None;
+                            }
+                            _ => self.error(
+                                found.span(),
+                                format!("{}: this block takes one label, its name", join(prefix, &name)),
+                            ),
+                        }
+                        continue;
+                    }
                     if !found.labels.is_empty() {
                         self.error(
                             found.span(),
@@ -368,6 +394,7 @@ pub fn parse_into(source: &str, file: &str, into: &mut FileConfig) -> Result<(),
         file,
         source,
         errors: Vec::new(),
+        label: None,
     };
     let config = std::cell::RefCell::new(std::mem::take(into));
     reader.walk(
@@ -560,6 +587,12 @@ fn read_client(reader: &mut Reader<'_>, body: &Body, client: &mut ClientBlock) {
                     }
                 }
                 "node_class" => client.node_class = reader.string(value, span, &path),
+                "gc_interval" => client.gc_interval = reader.duration(value, span, &path),
+                "gc_max_allocs" => client.gc_max_allocs = reader.integer(value, span, &path, 1e6),
+                "gc_disk_usage_threshold" => client.gc_disk_usage_threshold = reader.integer(value, span, &path, 100.0),
+                "gc_inode_usage_threshold" => {
+                    client.gc_inode_usage_threshold = reader.integer(value, span, &path, 100.0)
+                }
                 "node_pool" => client.node_pool = reader.string(value, span, &path),
                 "meta" | "options" => {
                     if let Some(map) = reader.string_map(value, span.clone(), &path) {
@@ -582,6 +615,32 @@ fn read_client(reader: &mut Reader<'_>, body: &Body, client: &mut ClientBlock) {
                 let path = join("client", name);
                 if let Some(map) = reader.string_map(Value::Map(entries), span.clone(), &path) {
                     merge_client_map(reader, &mut client.borrow_mut(), name, map, span);
+                }
+            }
+            "host_volume" => {
+                let label = reader.label.clone().unwrap_or_default();
+                let prefix = format!("client.host_volume.{label}");
+                let volume = std::cell::RefCell::new(types::HostVolume::default());
+                reader.walk(
+                    body,
+                    &prefix,
+                    &mut |reader, key, value, span| {
+                        let path = join(&prefix, key);
+                        match key {
+                            "path" => volume.borrow_mut().path = reader.string(value, span, &path).unwrap_or_default(),
+                            "read_only" => {
+                                volume.borrow_mut().read_only = reader.bool(value, span, &path).unwrap_or(false)
+                            }
+                            _ => reader.unknown(span, &path),
+                        }
+                    },
+                    &mut |reader, inner, _, span| reader.unknown(span, &join(&prefix, inner)),
+                );
+                let volume = volume.into_inner();
+                if !volume.path.starts_with('/') {
+                    reader.error(span, format!("{prefix}.path must be an absolute path"));
+                } else if client.borrow_mut().host_volumes.insert(label.clone(), volume).is_some() {
+                    reader.error(span, format!("client.host_volume {label:?} is defined twice"));
                 }
             }
             "reserved" => reader.walk(
@@ -686,6 +745,13 @@ client {
     rack = "r1"
   }
   options = { "driver.denylist" = "docker" }
+  gc_interval             = "30s"
+  gc_max_allocs           = 20
+  gc_disk_usage_threshold = 90
+  host_volume "shared" {
+    path      = "/srv/shared"
+    read_only = true
+  }
   reserved {
     cpu            = 500
     memory         = 256
@@ -707,6 +773,16 @@ client {
             Some("docker")
         );
         assert_eq!(config.client.reserved.cpu, Some(500));
+        assert_eq!(
+            config.client.host_volumes.get("shared"),
+            Some(&types::HostVolume {
+                path: "/srv/shared".into(),
+                read_only: true
+            })
+        );
+        assert_eq!(config.client.gc_max_allocs, Some(20));
+        assert_eq!(config.client.gc_interval, Some(Duration::from_secs(30)));
+        assert_eq!(config.client.gc_disk_usage_threshold, Some(90));
         assert_eq!(
             parse_ports(config.client.reserved.reserved_ports.as_deref().unwrap_or_default()),
             Ok(vec![22, 8000, 8001, 8002])

@@ -301,6 +301,25 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
                 .map_err(|error| anyhow::anyhow!("client.reserved.reserved_ports: {error}"))?,
             driver_allowlist: list("driver.allowlist"),
             driver_denylist: list("driver.denylist"),
+            host_volumes: file.client.host_volumes.clone(),
+            gc: {
+                let defaults = client::gc::GcConfig::default();
+                client::gc::GcConfig {
+                    interval: file.client.gc_interval.unwrap_or(defaults.interval),
+                    max_allocs: file
+                        .client
+                        .gc_max_allocs
+                        .map_or(defaults.max_allocs, |max| usize::try_from(max).unwrap_or(usize::MAX)),
+                    disk_usage_threshold: file
+                        .client
+                        .gc_disk_usage_threshold
+                        .map_or(defaults.disk_usage_threshold, |percent| percent as f64),
+                    inode_usage_threshold: file
+                        .client
+                        .gc_inode_usage_threshold
+                        .map_or(defaults.inode_usage_threshold, |percent| percent as f64),
+                }
+            },
         })
     } else {
         None

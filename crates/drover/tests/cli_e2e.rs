@@ -100,6 +100,38 @@ async fn run_logs_follow_and_stop_through_the_cli() {
     let logs = run(&address, &["alloc", "logs", short, "hello"]).await;
     assert!(text(&logs).contains("line 1\n"), "{}", text(&logs));
 
+    // alloc fs: a directory is listed, a file printed.
+    let listing = run(&address, &["alloc", "fs", short, "alloc/logs"]).await;
+    assert!(listing.status.success(), "{}", text(&listing));
+    assert!(text(&listing).contains("hello.stdout.0"), "{}", text(&listing));
+    let cat = run(&address, &["alloc", "fs", short, "alloc/logs/hello.stdout.0"]).await;
+    assert!(
+        text(&cat).starts_with(&format!("hello from {alloc_id} line 1\n")),
+        "{}",
+        text(&cat)
+    );
+    let escape = run(&address, &["alloc", "fs", short, "../../client"]).await;
+    assert!(!escape.status.success(), "{}", text(&escape));
+
+    // alloc signal (a harmless one), then alloc restart: the task starts
+    // again in place, with a new process.
+    let signal = run(&address, &["alloc", "signal", "-s", "SIGCONT", short, "hello"]).await;
+    assert!(signal.status.success(), "{}", text(&signal));
+    let old_pid = common::task_pid(&alloc_id).expect("task pid");
+    let restart = run(&address, &["alloc", "restart", short]).await;
+    assert!(restart.status.success(), "{}", text(&restart));
+    let started = Instant::now();
+    while common::task_pid(&alloc_id).is_none_or(|pid| pid == old_pid) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the task did not restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alloc_status = run(&address, &["alloc", "status", short]).await;
+    assert!(
+        text(&alloc_status).contains("Restart Signaled"),
+        "{}",
+        text(&alloc_status)
+    );
+
     let pid = common::task_pid(&alloc_id).expect("task pid");
     let stop = run(&address, &["job", "stop", "hello"]).await;
     assert!(stop.status.success(), "{}", text(&stop));
@@ -267,5 +299,45 @@ async fn namespaces_through_the_cli() {
     assert!(text(&deleted).contains("Successfully deleted namespace \"prod\"!"));
     let list = run(&address, &["namespace", "list"]).await;
     assert!(!text(&list).contains("prod"), "{}", text(&list));
+    agent.shutdown().await;
+}
+
+/// A job that uses Vault is refused by a real agent at `job run`, with the
+/// block's path and the reason, and nothing is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_using_vault_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(dir.path()).await;
+    let address = format!("http://{}", agent.http_addr);
+    let file = dir.path().join("secrets.nomad.hcl");
+    std::fs::write(
+        &file,
+        r#"job "secrets" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+      vault {
+        policies = ["db-read"]
+      }
+    }
+  }
+}
+"#,
+    )
+    .expect("write job");
+    let output = run(&address, &["job", "run", file.to_str().expect("utf-8 path")]).await;
+    let printed = text(&output);
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains(
+            "job \"secrets\" → group \"g\" → task \"t\" → vault: Vault integration is not supported by Drover"
+        ),
+        "{printed}"
+    );
+    let jobs = api_client::Client::new(address).jobs("").await.expect("jobs");
+    assert!(jobs.is_empty(), "{jobs:?}");
     agent.shutdown().await;
 }

@@ -271,3 +271,120 @@ async fn fs_signal_restart_stats_and_gc_work_against_a_real_client() {
     assert!(!dir.exists(), "the allocation directory is still there");
     cluster.stop().await;
 }
+
+/// Serves one file over HTTP/1.1 and counts the requests.
+async fn serve_file(path: &'static str, body: &'static [u8]) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&requests);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 << 10 {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let wanted = String::from_utf8_lossy(&head).split_whitespace().nth(1) == Some(path);
+                let reply = if wanted {
+                    let mut reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    reply.extend_from_slice(body);
+                    reply
+                } else {
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+                };
+                let _ = socket.write_all(&reply).await;
+            });
+        }
+    });
+    (base, requests)
+}
+
+/// A job file's artifact and templates, through the whole path: the JSON
+/// job is accepted at registration, placed, the artifact is fetched and
+/// verified before the templates render from it, and the task sees both
+/// the rendered file and the env template's variable.
+#[tokio::test]
+async fn a_job_with_an_artifact_and_templates_runs_end_to_end() {
+    use sha2::Digest as _;
+    const BODY: &[u8] = b"  artifact says hi  \n";
+    let (base, requests) = serve_file("/hello.txt", BODY).await;
+    let checksum: String = sha2::Sha256::digest(BODY)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let cluster = cluster().await;
+    let job = serde_json::json!({
+        "Job": {
+            "ID": "hooks", "Type": "batch", "Datacenters": ["dc1"],
+            "TaskGroups": [{
+                "Name": "g",
+                "RestartPolicy": {"Attempts": 0, "Mode": "fail", "Interval": 60_000_000_000u64, "Delay": 1_000_000u64},
+                "Tasks": [{
+                    "Name": "t", "Driver": "raw_exec",
+                    "Config": {"command": "/bin/sh", "args": ["-c", "cat local/app.conf; echo \"env=$GREETING\""]},
+                    "Resources": {"CPU": 100, "MemoryMB": 64},
+                    "Artifacts": [{
+                        "GetterSource": format!("{base}/hello.txt"),
+                        "GetterOptions": {"checksum": format!("sha256:{checksum}")},
+                    }],
+                    "Templates": [
+                        {
+                            "EmbeddedTmpl": "said={{ file \"local/hello.txt\" | trimSpace }} job={{ env \"NOMAD_JOB_NAME\" }}\n",
+                            "DestPath": "local/app.conf",
+                            "ChangeMode": "noop",
+                        },
+                        {
+                            "EmbeddedTmpl": "GREETING={{ file \"local/hello.txt\" | trimSpace | toUpper | replaceAll \" \" \"_\" }}\n",
+                            "DestPath": "secrets/app.env",
+                            "Envvars": true,
+                        },
+                    ],
+                }],
+            }],
+        }
+    });
+    let (status, text) = cluster.put("/v1/jobs", job).await;
+    assert_eq!(status, 200, "{text}");
+    let alloc = cluster
+        .poll("a finished allocation", |cluster| {
+            let snapshot = cluster.server.state();
+            let allocs = snapshot.allocs_by_job("default", "hooks");
+            allocs.iter().find(|alloc| alloc.client_status.is_terminal()).cloned()
+        })
+        .await;
+    assert_eq!(
+        alloc.client_status,
+        types::AllocClientStatus::Complete,
+        "{:#?}",
+        alloc.task_states
+    );
+    let (status, log) = cluster
+        .get(&format!(
+            "/v1/client/fs/logs/{}?task=t&type=stdout&plain=true",
+            alloc.id
+        ))
+        .await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log, "said=artifact says hi job=hooks\nenv=ARTIFACT_SAYS_HI\n");
+    let (_, fetched) = cluster
+        .get(&format!("/v1/client/fs/cat/{}?path=t/local/hello.txt", alloc.id))
+        .await;
+    assert_eq!(fetched.as_bytes(), BODY);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    cluster.stop().await;
+}

@@ -140,6 +140,7 @@ const NO_CLASS: u32 = u32::MAX;
 const NONE: u32 = u32::MAX;
 const REASON_DRIVERS: u16 = 0;
 const REASON_DEVICES: u16 = 1;
+const REASON_HOST_VOLUMES: u16 = 4;
 
 /// A device request with its compiled constraints.
 struct DeviceAsk {
@@ -161,6 +162,9 @@ pub(crate) struct GroupSpec<'j> {
     pub group: &'j TaskGroup,
     pub ask: Res,
     drivers: Vec<&'j str>,
+    /// Host volumes the group asks for: the node's name and whether the
+    /// group writes to it.
+    host_volumes: Vec<(&'j str, bool)>,
     class_constraints: Vec<(Compiled, u16)>,
     node_constraints: Vec<(Compiled, u16)>,
     distinct_hosts_job: bool,
@@ -184,6 +188,7 @@ impl<'j> GroupSpec<'j> {
             "missing devices".to_string(),
             "distinct_hosts".to_string(),
             "distinct_property".to_string(),
+            "missing compatible host volumes".to_string(),
         ];
         let mut class_constraints = Vec::new();
         let mut node_constraints = Vec::new();
@@ -233,6 +238,12 @@ impl<'j> GroupSpec<'j> {
             .collect();
         drivers.sort_unstable();
         drivers.dedup();
+        let host_volumes: Vec<(&str, bool)> = group
+            .volumes
+            .values()
+            .filter(|volume| volume.volume_type == "host")
+            .map(|volume| (volume.source.as_str(), !volume.read_only))
+            .collect();
         // A negative amount (a job stored before validation refused them)
         // asks for nothing rather than handing capacity back.
         let mut ask = Res {
@@ -295,6 +306,7 @@ impl<'j> GroupSpec<'j> {
             group,
             ask,
             drivers,
+            host_volumes,
             class_constraints,
             node_constraints,
             distinct_hosts_job,
@@ -316,6 +328,12 @@ impl<'j> GroupSpec<'j> {
         for driver in &self.drivers {
             if !driver_ok(node, driver) {
                 return Err(REASON_DRIVERS);
+            }
+        }
+        for (source, writes) in &self.host_volumes {
+            match node.host_volumes.get(*source) {
+                Some(volume) if !(*writes && volume.read_only) => {}
+                _ => return Err(REASON_HOST_VOLUMES),
             }
         }
         for (constraint, reason) in &self.class_constraints {
@@ -2802,5 +2820,75 @@ mod index_tests {
             assert!(!want.node_allocation.is_empty(), "the job is placed");
             cluster.apply_plan_owned(want);
         }
+    }
+}
+
+#[cfg(test)]
+mod host_volume_tests {
+    use super::*;
+    use types::{HostVolume, Task, VolumeRequest};
+
+    fn job_asking(read_only: bool) -> Job {
+        Job {
+            id: "j".into(),
+            task_groups: vec![TaskGroup {
+                name: "g".into(),
+                volumes: [(
+                    "data".to_string(),
+                    VolumeRequest {
+                        name: "data".into(),
+                        volume_type: "host".into(),
+                        source: "shared".into(),
+                        read_only,
+                        ..VolumeRequest::default()
+                    },
+                )]
+                .into(),
+                tasks: vec![Task {
+                    name: "t".into(),
+                    driver: "exec".into(),
+                    ..Task::default()
+                }],
+                ..TaskGroup::default()
+            }],
+            ..Job::default()
+        }
+    }
+
+    fn node_with(volume: Option<bool>) -> Node {
+        let mut node = Node::default();
+        node.attributes.insert("driver.exec".into(), "1".into());
+        if let Some(read_only) = volume {
+            node.host_volumes.insert(
+                "shared".into(),
+                HostVolume {
+                    path: "/srv/shared".into(),
+                    read_only,
+                },
+            );
+        }
+        node.compute_class();
+        node
+    }
+
+    #[test]
+    fn groups_go_only_where_their_host_volumes_are() {
+        let writer = job_asking(false);
+        let reader = job_asking(true);
+        let writes = GroupSpec::compile(&writer, &writer.task_groups[0]);
+        let reads = GroupSpec::compile(&reader, &reader.task_groups[0]);
+        let (none, read_only, read_write) = (node_with(None), node_with(Some(true)), node_with(Some(false)));
+        assert_eq!(writes.check_class(&none), Err(REASON_HOST_VOLUMES));
+        assert_eq!(
+            writes.reasons[REASON_HOST_VOLUMES as usize],
+            "missing compatible host volumes"
+        );
+        // A read-only volume takes readers only.
+        assert_eq!(writes.check_class(&read_only), Err(REASON_HOST_VOLUMES));
+        assert_eq!(reads.check_class(&read_only), Ok(()));
+        assert_eq!(writes.check_class(&read_write), Ok(()));
+        // The volumes are part of the class, so the class cache keeps them apart.
+        assert_ne!(none.computed_class, read_only.computed_class);
+        assert_ne!(read_only.computed_class, read_write.computed_class);
     }
 }

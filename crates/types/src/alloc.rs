@@ -93,6 +93,7 @@ pub mod task_event {
     pub const KILLED: &str = "Killed";
     pub const RESTART_SIGNAL: &str = "Restart Signaled";
     pub const SIGNALING: &str = "Signaling";
+    pub const WAITING_SHUTDOWN_DELAY: &str = "Waiting for shutdown delay";
     /// A message from a task hook (templates waiting for their data).
     pub const TEMPLATE: &str = "Template";
     /// A task hook (templates, artifacts) failed: the task does not start.

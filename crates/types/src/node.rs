@@ -68,6 +68,15 @@ pub struct DrainStrategy {
     pub started_at: UnixNanos,
 }
 
+/// A directory of the node offered to jobs as a host volume
+/// (`client { host_volume "name" { path, read_only } }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HostVolume {
+    pub path: String,
+    pub read_only: bool,
+}
+
 /// A client node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -88,6 +97,8 @@ pub struct Node {
     pub reserved: ComparableResources,
     pub reserved_ports: Vec<u16>,
     pub drivers: BTreeMap<String, DriverInfo>,
+    /// Host volumes by name.
+    pub host_volumes: BTreeMap<String, HostVolume>,
     pub status: NodeStatus,
     pub status_description: String,
     pub status_updated_at: UnixNanos,
@@ -115,6 +126,7 @@ impl Default for Node {
             reserved: ComparableResources::default(),
             reserved_ports: Vec::new(),
             drivers: BTreeMap::new(),
+            host_volumes: BTreeMap::new(),
             status: NodeStatus::Initializing,
             status_description: String::new(),
             status_updated_at: 0,
@@ -197,6 +209,13 @@ impl Node {
         for (name, driver) in &self.drivers {
             feed(name);
             feed(if driver.detected && driver.healthy { "1" } else { "0" });
+        }
+        // Host volumes decide feasibility; an empty set feeds nothing, so
+        // the classes of nodes without volumes are unchanged.
+        for (name, volume) in &self.host_volumes {
+            feed("host_volume");
+            feed(name);
+            feed(if volume.read_only { "ro" } else { "rw" });
         }
         self.computed_class = format!("v1:{hash}");
     }

@@ -113,18 +113,70 @@ fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup
             "migrating ephemeral disks is not supported by Drover yet",
         );
     }
-    if group.shutdown_delay.is_some_and(|delay| !delay.is_zero()) {
-        collector.push(&path, "shutdown_delay", "shutdown_delay is not supported by Drover yet");
+    check_shutdown_delay(collector, &path, group.shutdown_delay);
+    for (name, volume) in &group.volumes {
+        let field = |part: &str| format!("volume {:?}.{part}", shorten(name));
+        match volume.volume_type.as_str() {
+            "" | "host" => {}
+            "csi" => collector.push(&path, &field("type"), "CSI volumes are not supported by Drover"),
+            other => collector.push(
+                &path,
+                &field("type"),
+                format!("unknown volume type {other:?}: use host"),
+            ),
+        }
+        if volume.source.is_empty() {
+            collector.push(
+                &path,
+                &field("source"),
+                "a host volume needs a source: the node's host_volume name",
+            );
+        }
+        if volume.per_alloc {
+            collector.push(&path, &field("per_alloc"), "per_alloc is not supported by Drover yet");
+        }
+        for (key, value) in [
+            ("access_mode", &volume.access_mode),
+            ("attachment_mode", &volume.attachment_mode),
+        ] {
+            if !value.is_empty() {
+                collector.push(
+                    &path,
+                    &field(key),
+                    format!("{key} is for CSI volumes, which Drover does not support"),
+                );
+            }
+        }
     }
-    for name in group.volumes.keys() {
-        collector.push(
-            &path,
-            &format!("volume {:?}", shorten(name)),
-            "volumes are not supported by Drover yet",
-        );
+    for task in &group.tasks {
+        for (idx, mount) in task.volume_mounts.iter().enumerate() {
+            if !mount.volume.is_empty() && !group.volumes.contains_key(&mount.volume) {
+                collector.push(
+                    &path,
+                    &format!("task {:?} → volume_mount[{idx}].volume", shorten(&task.name)),
+                    format!("the group has no volume {:?}", mount.volume),
+                );
+            }
+        }
     }
     for task in &group.tasks {
         check_task(collector, &path, task);
+    }
+}
+
+/// Longest `shutdown_delay` Drover waits before stopping a task.
+pub const MAX_SHUTDOWN_DELAY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn check_shutdown_delay(collector: &mut Collector, path: &[String], delay: Option<std::time::Duration>) {
+    if delay.is_some_and(|delay| delay > MAX_SHUTDOWN_DELAY) {
+        collector.push(
+            path,
+            "shutdown_delay",
+            format!(
+                "shutdown_delay is longer than Drover's limit of {}s",
+                MAX_SHUTDOWN_DELAY.as_secs()
+            ),
+        );
     }
 }
 
@@ -274,18 +326,14 @@ fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
     let mut path = group_path.to_vec();
     path.push(format!("task {:?}", shorten(&task.name)));
     check_extra(collector, &path, &task.extra, TASK_FIELDS);
-    if task.shutdown_delay.is_some_and(|delay| !delay.is_zero()) {
-        collector.push(&path, "shutdown_delay", "shutdown_delay is not supported by Drover yet");
-    }
-    if task
-        .dispatch_payload
-        .as_ref()
-        .is_some_and(|payload| !payload.file.is_empty())
+    check_shutdown_delay(collector, &path, task.shutdown_delay);
+    if let Some(payload) = &task.dispatch_payload
+        && (payload.file.starts_with('/') || payload.file.split('/').any(|part| part == ".."))
     {
         collector.push(
             &path,
-            "dispatch_payload",
-            "dispatch payloads are not supported by Drover yet",
+            "dispatch_payload.file",
+            "file must be a path inside the task's local directory",
         );
     }
     if task.templates.len() > MAX_TEMPLATES {
@@ -308,12 +356,36 @@ fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
     for (idx, artifact) in task.artifacts.iter().enumerate() {
         check_artifact(collector, &path, idx, artifact);
     }
-    for idx in 0..task.volume_mounts.len() {
-        collector.push(
-            &path,
-            &format!("volume_mount[{idx}]"),
-            "volume mounts are not supported by Drover yet",
-        );
+    for (idx, mount) in task.volume_mounts.iter().enumerate() {
+        let field = |part: &str| format!("volume_mount[{idx}].{part}");
+        if task.driver != "exec" {
+            collector.push(
+                &path,
+                &format!("volume_mount[{idx}]"),
+                format!(
+                    "volume_mount is not supported by the {:?} driver in Drover yet: only exec mounts host volumes",
+                    task.driver
+                ),
+            );
+        }
+        if mount.volume.is_empty() {
+            collector.push(&path, &field("volume"), "a volume_mount names a group volume");
+        }
+        let destination = mount.destination.trim_start_matches('/');
+        if destination.is_empty() || destination.split('/').any(|part| part == "..") {
+            collector.push(
+                &path,
+                &field("destination"),
+                "destination must be a path inside the task",
+            );
+        }
+        if !matches!(mount.propagation_mode.as_str(), "" | "private") {
+            collector.push(
+                &path,
+                &field("propagation_mode"),
+                "propagation modes other than private are not supported by Drover yet",
+            );
+        }
     }
 }
 
@@ -385,9 +457,47 @@ mod tests {
         );
         job.task_groups[0].ephemeral_disk.sticky = true;
         let found = messages(&job);
+        // A host volume needs its source; sticky disks are not built.
         assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found.iter().any(|m| m.contains("volume \"data\"")));
+        assert!(found.iter().any(|m| m.contains("volume \"data\".source")));
         assert!(found.iter().any(|m| m.contains("ephemeral_disk.sticky")));
+    }
+
+    #[test]
+    fn host_volumes_and_mounts_are_checked() {
+        use crate::VolumeMount;
+        let mut job = job();
+        job.task_groups[0].volumes.insert(
+            "data".into(),
+            VolumeRequest {
+                name: "data".into(),
+                volume_type: "host".into(),
+                source: "shared".into(),
+                read_only: true,
+                ..VolumeRequest::default()
+            },
+        );
+        job.task_groups[0].tasks[0].driver = "exec".into();
+        job.task_groups[0].tasks[0].volume_mounts.push(VolumeMount {
+            volume: "data".into(),
+            destination: "/srv".into(),
+            ..VolumeMount::default()
+        });
+        assert_eq!(messages(&job), Vec::<String>::new());
+        let mut raw = job.clone();
+        raw.task_groups[0].tasks[0].driver = "raw_exec".into();
+        assert!(messages(&raw)[0].contains("not supported by the \"raw_exec\" driver"));
+        let mut csi = job.clone();
+        if let Some(volume) = csi.task_groups[0].volumes.get_mut("data") {
+            volume.volume_type = "csi".into();
+        }
+        assert!(messages(&csi)[0].contains("CSI volumes are not supported"));
+        let mut unknown = job.clone();
+        unknown.task_groups[0].tasks[0].volume_mounts[0].volume = "nope".into();
+        assert!(messages(&unknown)[0].contains("the group has no volume \"nope\""));
+        let mut climbing = job;
+        climbing.task_groups[0].tasks[0].volume_mounts[0].destination = "../../etc".into();
+        assert!(messages(&climbing)[0].contains("volume_mount[0].destination"));
     }
 
     #[test]

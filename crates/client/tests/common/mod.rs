@@ -216,13 +216,13 @@ pub fn test_config(data_dir: &Path) -> ClientConfig {
 
 impl Agent {
     pub async fn start(addr: &str, config: ClientConfig) -> Agent {
-        let client = Client::new(
-            config,
-            vec![Arc::new(RawExecDriver::new())],
-            Arc::new(RpcClient::new(addr.to_string())),
-        )
-        .await
-        .expect("client");
+        Agent::start_with(addr, config, vec![Arc::new(RawExecDriver::new())]).await
+    }
+
+    pub async fn start_with(addr: &str, config: ClientConfig, drivers: Vec<Arc<dyn driver_api::Driver>>) -> Agent {
+        let client = Client::new(config, drivers, Arc::new(RpcClient::new(addr.to_string())))
+            .await
+            .expect("client");
         let node_id = client.node().id.clone();
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let run = tokio::spawn(client.run(async move {

@@ -214,7 +214,54 @@ impl ExecDriver {
         for dir in ["proc", "dev", "tmp", "local", "secrets"] {
             std::fs::create_dir_all(root.join(dir)).map_err(|error| format!("create {dir}: {error}"))?;
         }
+        for mount in &config.mounts {
+            binds.push(self.volume_bind(root, mount)?);
+        }
         Ok(binds)
+    }
+
+    /// The bind of a host volume: the mount point is created inside the
+    /// task's root, and must still be inside it with symlinks resolved (a
+    /// link a task left there would otherwise aim the mount at the host).
+    fn volume_bind(&self, root: &std::path::Path, mount: &driver_api::Mount) -> Result<Bind, String> {
+        // Under a host directory of the chroot the mount point would be the
+        // host's own (the bind covers what is made here): refused.
+        for inside in self.chroot_env.values() {
+            if mount.task_path.starts_with(inside) && inside != Path::new("/") {
+                return Err(format!(
+                    "mount point {} is inside {}, which the chroot takes from the host",
+                    mount.task_path.display(),
+                    inside.display()
+                ));
+            }
+        }
+        let meta = std::fs::metadata(&mount.host_path)
+            .map_err(|error| format!("host volume {}: {error}", mount.host_path.display()))?;
+        if !meta.is_dir() {
+            return Err(format!("host volume {} is not a directory", mount.host_path.display()));
+        }
+        let relative = mount.task_path.strip_prefix("/").unwrap_or(&mount.task_path);
+        if relative
+            .components()
+            .any(|part| !matches!(part, std::path::Component::Normal(_)))
+        {
+            return Err(format!("mount point {} is not a plain path", mount.task_path.display()));
+        }
+        let target = root.join(relative);
+        std::fs::create_dir_all(&target).map_err(|error| format!("create {}: {error}", target.display()))?;
+        let real_root = std::fs::canonicalize(root).map_err(|error| format!("{}: {error}", root.display()))?;
+        let real_target = std::fs::canonicalize(&target).map_err(|error| format!("{}: {error}", target.display()))?;
+        if !real_target.starts_with(&real_root) || real_target == real_root {
+            return Err(format!(
+                "mount point {} leaves the task's root",
+                mount.task_path.display()
+            ));
+        }
+        Ok(Bind {
+            source: c_path(&mount.host_path)?,
+            target: c_path(&real_target)?,
+            read_only: mount.read_only,
+        })
     }
 
     /// Lets the task's user write where a task may write: its own

@@ -17,7 +17,10 @@ const PATIENCE: Duration = Duration::from_secs(30);
 struct Fixture {
     _dir: tempfile::TempDir,
     root: PathBuf,
+    id: u32,
 }
+
+static NEXT_FIXTURE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Fixture {
     fn new() -> Fixture {
@@ -33,12 +36,18 @@ impl Fixture {
         ] {
             std::fs::create_dir_all(root.join(sub)).expect("dirs");
         }
-        Fixture { _dir: dir, root }
+        Fixture {
+            _dir: dir,
+            root,
+            id: NEXT_FIXTURE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     fn task(&self, script: &str) -> TaskConfig {
         TaskConfig {
-            alloc_id: format!("iso{}", std::process::id()),
+            // One per fixture: tests run in parallel, and the alloc ID
+            // names the task's cgroup.
+            alloc_id: format!("iso{}-{}", std::process::id(), self.id),
             task_name: "web".to_string(),
             config: serde_json::json!({"command": "/bin/sh", "args": ["-c", script]}),
             env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin:/usr/sbin:/sbin".to_string())]),
@@ -148,4 +157,56 @@ async fn unknown_users_and_config_keys_are_refused() {
     let mut task = fixture.task("true");
     task.config["cap_add"] = serde_json::json!(["sys_admin"]);
     assert!(driver.start(task).await.is_err());
+}
+
+/// A host volume mounted read-only: the task reads the host's files at the
+/// mount point and cannot write there; a read-write one takes its writes;
+/// a mount point a task turned into a symlink out of its root is refused.
+#[tokio::test]
+async fn host_volumes_are_mounted_with_their_mode() {
+    let fixture = Fixture::new();
+    let driver = ExecDriver::default();
+    let shared = tempfile::tempdir().expect("host volume");
+    std::fs::write(shared.path().join("hello.txt"), "from the host\n").expect("write");
+    let mut task = fixture.task(
+        "cat /srv/data/hello.txt; touch /srv/data/new 2>/dev/null && echo wrote-ro; \
+         touch /srv/rw/new && echo wrote-rw",
+    );
+    let writable = tempfile::tempdir().expect("writable volume");
+    std::fs::set_permissions(writable.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    task.mounts = vec![
+        driver_api::Mount {
+            host_path: shared.path().to_path_buf(),
+            task_path: PathBuf::from("/srv/data"),
+            read_only: true,
+        },
+        driver_api::Mount {
+            host_path: writable.path().to_path_buf(),
+            task_path: PathBuf::from("/srv/rw"),
+            read_only: false,
+        },
+    ];
+    let exit = run(&driver, task.clone()).await;
+    assert!(exit.successful(), "{exit:?}: {}", fixture.stdout());
+    let out = fixture.stdout();
+    assert!(out.contains("from the host\n"), "{out}");
+    assert!(!out.contains("wrote-ro"), "{out}");
+    assert!(out.contains("wrote-rw"), "{out}");
+    assert!(!shared.path().join("new").exists());
+    assert!(writable.path().join("new").exists());
+
+    // A symlink at the mount point, aimed out of the task's root.
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::remove_dir_all(fixture.root.join("web/srv/data")).expect("remove the mount point");
+    std::os::unix::fs::symlink(outside.path(), fixture.root.join("web/srv/data")).expect("symlink");
+    let error = driver.start(task.clone()).await.expect_err("refused");
+    assert!(error.to_string().contains("leaves the task's root"), "{error}");
+    // Under a directory the chroot takes from the host: refused, not hidden.
+    task.mounts.truncate(1);
+    task.mounts[0].task_path = PathBuf::from("/etc/app");
+    let error = driver.start(task).await.expect_err("refused");
+    assert!(
+        error.to_string().contains("which the chroot takes from the host"),
+        "{error}"
+    );
 }
