@@ -13,6 +13,53 @@ use hcl_edit::structure::{Body, Structure};
 /// path rules together).
 pub const MAX_RULES: usize = 1_000;
 
+/// Deepest nesting of `{`, `[` and `(` a policy may have. The language
+/// needs four (`namespace { variables { path { capabilities = [ ] } } }`);
+/// the HCL parser backtracks exponentially on deep unclosed nesting (a
+/// 1 KB input took over 20 s), so deeper text is refused before it.
+pub const MAX_NESTING: usize = 8;
+
+/// The deepest bracket nesting in `source`, outside strings and comments.
+fn nesting_depth(source: &str) -> usize {
+    let bytes = source.as_bytes();
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                while at < bytes.len() && bytes[at] != b'\n' {
+                    at += 1;
+                }
+            }
+            b'/' if bytes.get(at + 1) == Some(&b'/') => {
+                while at < bytes.len() && bytes[at] != b'\n' {
+                    at += 1;
+                }
+            }
+            b'/' if bytes.get(at + 1) == Some(&b'*') => {
+                at += 2;
+                while at + 1 < bytes.len() && !(bytes[at] == b'*' && bytes[at + 1] == b'/') {
+                    at += 1;
+                }
+                at += 1;
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    deepest
+}
+
 /// A parse or validation error, with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{line}:{column}: {message}")]
@@ -394,6 +441,13 @@ pub fn parse_policy(source: &str) -> Result<Policy, Vec<PolicyError>> {
             message: format!("policy rules are longer than {} bytes", types::MAX_POLICY_RULES_BYTES),
         }]);
     }
+    if nesting_depth(source) > MAX_NESTING {
+        return Err(vec![PolicyError {
+            line: 1,
+            column: 1,
+            message: format!("policy rules nest deeper than {MAX_NESTING} levels"),
+        }]);
+    }
     if source.trim_start().starts_with('{') {
         return Err(vec![PolicyError {
             line: 1,
@@ -535,6 +589,27 @@ host_volume "shared" { capabilities = ["mount-readonly"] }
         assert!(parse_policy("namespace { policy = \"read\" }").is_err());
         assert!(parse_policy("{\"namespace\": {}}").is_err());
         assert!(parse_policy("namespace \"x\" {").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_hcl_parser() {
+        // Found by the fuzzer: the HCL parser spent over 20 s on it.
+        let slow = include_str!("../tests/fixtures/slow_nesting.hcl");
+        let started = std::time::Instant::now();
+        let errors = parse_policy(slow).expect_err("refused");
+        assert!(errors[0].message.contains("nest deeper"), "{errors:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(nesting_depth("a { b { \"}}}{{{{{{{{{{\" } } # {{{{{{{{{{\n"), 2);
+        assert_eq!(nesting_depth("a { /* {{{{{{{{{{ */ b = [ ( ) ] }"), 3);
+        // The deepest legitimate policy still parses.
+        let deep =
+            "namespace \"a\" {\n  variables {\n    path \"p\" {\n      capabilities = [\"read\"]\n    }\n  }\n}\n";
+        assert!(parse_policy(deep).is_ok());
+        // Nesting at the limit stays fast.
+        let at_limit = format!("x = {}{}", "{ a = ".repeat(MAX_NESTING), "1 }".repeat(MAX_NESTING));
+        let started = std::time::Instant::now();
+        let _ = parse_policy(&at_limit);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

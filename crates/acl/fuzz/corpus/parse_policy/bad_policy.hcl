@@ -1,3 +1,0 @@
-namespace "x" {
-  policy = "admin"
-}

@@ -1,5 +1,0 @@
-node {
-  policy = "read"
-  extra = 1
-}
-bogus {}
