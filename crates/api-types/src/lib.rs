@@ -10,6 +10,7 @@
 
 mod convert;
 mod deployment;
+pub mod job_diff;
 mod time;
 
 pub use convert::*;

@@ -97,8 +97,33 @@ pub async fn list_jobs(State(state): State<AppState>, Query(options): Query<Quer
     reply(&state, snapshot.table_indexes().jobs, &stubs)
 }
 
-async fn register(state: &AppState, job: Job) -> Answer {
-    let result = state.server.register_job(job).await?;
+/// `EnforceIndex` and `JobModifyIndex` of a register body: the index the
+/// stored job must have for the registration to go ahead.
+fn enforced_index(body: &Bytes) -> Result<Option<u64>, ApiError> {
+    let value: Value = parse_body(body)?;
+    let enforce = match value.get("EnforceIndex") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(enforce)) => *enforce,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "field \"EnforceIndex\" must be a boolean".to_string(),
+            ));
+        }
+    };
+    if !enforce {
+        return Ok(None);
+    }
+    match value.get("JobModifyIndex") {
+        None | Some(Value::Null) => Ok(Some(0)),
+        Some(index) => index
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("field \"JobModifyIndex\" must be an unsigned integer".to_string())),
+    }
+}
+
+async fn register(state: &AppState, job: Job, enforce_index: Option<u64>) -> Answer {
+    let result = state.server.register_job_enforcing(job, enforce_index).await?;
     let body = api_types::JobRegisterResponse {
         eval_id: result.eval_id.unwrap_or_default(),
         eval_create_index: result.eval_create_index,
@@ -116,8 +141,10 @@ pub async fn register_jobs(
     Extension(limits): Extension<Arc<Limits>>,
     body: Bytes,
 ) -> Answer {
-    let job = limits.parse(move || job_from_body(&body)).await?;
-    register(&state, job).await
+    let (job, enforce_index) = limits
+        .parse(move || Ok((job_from_body(&body)?, enforced_index(&body)?)))
+        .await?;
+    register(&state, job, enforce_index).await
 }
 
 pub async fn register_job_by_id(
@@ -126,14 +153,16 @@ pub async fn register_job_by_id(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let job = limits.parse(move || job_from_body(&body)).await?;
+    let (job, enforce_index) = limits
+        .parse(move || Ok((job_from_body(&body)?, enforced_index(&body)?)))
+        .await?;
     if job.id != id {
         return Err(ApiError::BadRequest(format!(
             "job ID {:?} in the body does not match {id:?} in the URL",
             job.id
         )));
     }
-    register(&state, job).await
+    register(&state, job, enforce_index).await
 }
 
 /// `POST /v1/jobs/parse`: HCL in, the API JSON job out, as Nomad answers it.

@@ -505,7 +505,19 @@ impl Server {
 
     /// Validates and registers a job, creating its evaluation. The job's
     /// namespace must exist.
-    pub async fn register_job(&self, mut job: Job) -> Result<RegisterResult, ServerError> {
+    pub async fn register_job(&self, job: Job) -> Result<RegisterResult, ServerError> {
+        self.register_job_enforcing(job, None).await
+    }
+
+    /// [`Server::register_job`] with Nomad's `EnforceIndex`: only when the
+    /// stored job's `JobModifyIndex` is `enforce_index` (0: the job must
+    /// not exist). The check runs in the state machine, so no other
+    /// registration can slip between check and write.
+    pub async fn register_job_enforcing(
+        &self,
+        mut job: Job,
+        enforce_index: Option<Index>,
+    ) -> Result<RegisterResult, ServerError> {
         job.canonicalize();
         job.validate().map_err(ServerError::InvalidJob)?;
         if let Some(reason) = deployment_watcher::unsupported_update(&job) {
@@ -528,7 +540,14 @@ impl Server {
             Some(Self::new_eval(&job, trigger::JOB_REGISTER, now))
         };
         let eval_id = eval.as_ref().map(|eval| eval.id.clone());
-        let result = self.write(Command::JobRegister { job, eval, now }).await?;
+        let result = self
+            .write(Command::JobRegister {
+                job,
+                eval,
+                now,
+                enforce_index,
+            })
+            .await?;
         if let Some(error) = result.error {
             return Err(ServerError::BadRequest(error));
         }

@@ -361,6 +361,7 @@ mod tests {
                 job,
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         let plan = |allocs| Command::PlanApply {

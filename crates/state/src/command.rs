@@ -19,6 +19,10 @@ pub enum Command {
         job: Job,
         eval: Option<Evaluation>,
         now: UnixNanos,
+        /// Nomad's `EnforceIndex`: register only if the stored job's
+        /// `JobModifyIndex` is this (0: only if no such job exists).
+        #[serde(default)]
+        enforce_index: Option<Index>,
     },
     /// Stop (or purge) a job, with the evaluation that stops its allocations.
     JobDeregister {

@@ -392,6 +392,7 @@ mod tests {
                 },
                 eval: None,
                 now: 0,
+                enforce_index: None,
             },
         );
         state.apply(2, plan(vec![alloc("c1", true)], Some(deployment()), 10));

@@ -498,7 +498,37 @@ impl StateSnapshot {
             ..CommandResult::default()
         };
         match command {
-            Command::JobRegister { job, eval, now } => {
+            Command::JobRegister {
+                job,
+                eval,
+                now,
+                enforce_index,
+            } => {
+                if let Some(expected) = enforce_index {
+                    let current = self
+                        .jobs
+                        .get(&key(&job.namespace, &job.id))
+                        .map(|existing| existing.job_modify_index);
+                    let refusal = match (expected, current) {
+                        (0, Some(found)) => Some(format!(
+                            "Enforcing job modify index 0: job {:?} exists with job modify index {found}",
+                            job.id
+                        )),
+                        (expected, None) if expected != 0 => Some(format!(
+                            "Enforcing job modify index {expected}: job {:?} does not exist",
+                            job.id
+                        )),
+                        (expected, Some(found)) if expected != found => Some(format!(
+                            "Enforcing job modify index {expected}: job {:?} exists with conflicting job modify index: {found}",
+                            job.id
+                        )),
+                        _ => None,
+                    };
+                    if refusal.is_some() {
+                        result.error = refusal;
+                        return result;
+                    }
+                }
                 result.job_version = Some(self.upsert_job(index, job, now));
                 if let Some(eval) = eval {
                     result.evals_to_enqueue.push(eval.id.clone());
@@ -1105,6 +1135,7 @@ mod tests {
                 job: job("a"),
                 eval: Some(eval("e1", "a")),
                 now: 10,
+                enforce_index: None,
             },
         );
         assert_eq!(result.job_version, Some(0));
@@ -1115,6 +1146,7 @@ mod tests {
                 job: job("a"),
                 eval: None,
                 now: 20,
+                enforce_index: None,
             },
         );
         assert_eq!(result.job_version, Some(0));
@@ -1126,6 +1158,7 @@ mod tests {
                 job: changed,
                 eval: None,
                 now: 30,
+                enforce_index: None,
             },
         );
         assert_eq!(result.job_version, Some(1));
@@ -1148,6 +1181,7 @@ mod tests {
                 job: job("a"),
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         let snapshot = state.clone();
@@ -1157,6 +1191,7 @@ mod tests {
                 job: job("b"),
                 eval: None,
                 now: 2,
+                enforce_index: None,
             },
         );
         assert_eq!(snapshot.jobs(None).len(), 1);
@@ -1173,6 +1208,7 @@ mod tests {
                 job: job("a"),
                 eval: Some(eval("e1", "a")),
                 now: 1,
+                enforce_index: None,
             },
         );
         assert_eq!(
@@ -1271,6 +1307,7 @@ mod tests {
                 job: job("ab"),
                 eval: None,
                 now: 0,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1279,6 +1316,7 @@ mod tests {
                 job: job("a"),
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1363,6 +1401,7 @@ mod tests {
                 job: system.clone(),
                 eval: Some(blocked("e1", "sys")),
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1371,6 +1410,7 @@ mod tests {
                 job: job("batch"),
                 eval: Some(blocked("e2", "batch")),
                 now: 2,
+                enforce_index: None,
             },
         );
         check_indexes(&state);
@@ -1407,6 +1447,7 @@ mod tests {
                 job: now_batch,
                 eval: None,
                 now: 5,
+                enforce_index: None,
             },
         );
         check_indexes(&state);
@@ -1417,6 +1458,7 @@ mod tests {
                 job: system,
                 eval: None,
                 now: 6,
+                enforce_index: None,
             },
         );
         check_indexes(&state);
@@ -1498,6 +1540,7 @@ mod tests {
                 job: job("a"),
                 eval: Some(eval("e1", "a")),
                 now: 1,
+                enforce_index: None,
             },
         );
         let bytes = serde_json::to_vec(&state).expect("encode");
@@ -1521,6 +1564,7 @@ mod tests {
                     job: changed,
                     eval: None,
                     now: 1,
+                    enforce_index: None,
                 },
             );
         }
@@ -1544,6 +1588,7 @@ mod tests {
                 job: job("j"),
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1603,6 +1648,7 @@ mod tests {
                 job: job("j"),
                 eval: Some(eval("e1", "j")),
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1706,6 +1752,7 @@ mod tests {
                 job: in_prod,
                 eval: None,
                 now: 7,
+                enforce_index: None,
             },
         );
         for (names, error) in [
