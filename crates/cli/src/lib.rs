@@ -5,6 +5,7 @@
 pub mod fmt;
 pub mod render;
 pub mod render_deployment;
+pub mod render_plan;
 
 use anyhow::{Context, anyhow, bail};
 use api_client::{ApiError, Client, LogsRequest};
@@ -157,6 +158,9 @@ pub enum JobCommand {
     },
     /// Check a job file for errors without submitting it.
     Validate(JobFileArgs),
+    /// Dry-run the scheduler: what submitting the file would change.
+    /// Exits 0 when no allocation changes, 1 when some do, 255 on error.
+    Plan(JobFileArgs),
     /// Write an example job file.
     Init {
         /// Where to write it.
@@ -187,6 +191,10 @@ pub struct JobRunArgs {
     /// Print the job as JSON and submit nothing.
     #[arg(long)]
     pub output: bool,
+    /// Submit only if the job's modify index is still this one (from
+    /// `job plan`); 0 means the job must not exist yet.
+    #[arg(long = "check-index")]
+    pub check_index: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -473,6 +481,7 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             );
             Ok(ExitCode::SUCCESS)
         }
+        JobCommand::Plan(args) => job_plan(args, client).await,
         JobCommand::Validate(args) => match load_job(&args)? {
             Ok(_) => {
                 println!("Job validation successful");
@@ -509,6 +518,71 @@ async fn wait_eval(client: &Client, eval_id: &str) -> anyhow::Result<Evaluation>
     }
 }
 
+/// `job plan`: 0 when nothing changes, 1 when allocations change, 255 on
+/// any error (as Nomad's exit codes).
+async fn job_plan(args: JobFileArgs, client: &Client) -> anyhow::Result<ExitCode> {
+    let job = match load_job(&args) {
+        Ok(Ok(job)) => job,
+        Ok(Err(rendered)) => {
+            eprintln!("Error parsing job file {}:\n{rendered}", args.file.display());
+            return Ok(ExitCode::from(255));
+        }
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            return Ok(ExitCode::from(255));
+        }
+    };
+    let answer = match client.plan_job(&job.id, jobspec::job_to_api(&job)).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            eprintln!("Error during plan: {}", describe(error));
+            return Ok(ExitCode::from(255));
+        }
+    };
+    let diff: api_types::job_diff::JobDiff = match serde_json::from_value(answer["Diff"].clone()) {
+        Ok(diff) => diff,
+        Err(error) => {
+            eprintln!("Error reading the plan's diff: {error}");
+            return Ok(ExitCode::from(255));
+        }
+    };
+    print!("{}", render_plan::job_diff(&diff));
+    let mut failed = Vec::new();
+    if let Some(groups) = answer["FailedTGAllocs"].as_object() {
+        for (group, metric) in groups {
+            let exhausted = metric["NodesExhausted"].as_u64().unwrap_or(0);
+            let filtered = metric["NodesFiltered"].as_u64().unwrap_or(0);
+            failed.push((
+                group.clone(),
+                format!("{exhausted} nodes exhausted, {filtered} filtered"),
+            ));
+        }
+    }
+    let modify_index = answer["JobModifyIndex"].as_u64().unwrap_or(0);
+    print!(
+        "{}",
+        render_plan::plan_footer(&failed, modify_index, &args.file.display().to_string())
+    );
+    let changes = answer["Annotations"]["DesiredTGUpdates"]
+        .as_object()
+        .into_iter()
+        .flat_map(|groups| groups.values())
+        .any(|updates| {
+            [
+                "Place",
+                "Stop",
+                "Migrate",
+                "InPlaceUpdate",
+                "DestructiveUpdate",
+                "Canary",
+                "Preemptions",
+            ]
+            .iter()
+            .any(|key| updates[*key].as_u64().unwrap_or(0) > 0)
+        });
+    Ok(if changes { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> {
     let job = match load_job(&args.file)? {
         Ok(job) => job,
@@ -523,7 +597,10 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
     }
     let job_type = job.job_type;
     let job_id = job.id.clone();
-    let response = client.register_job(jobspec::job_to_api(&job)).await.map_err(describe)?;
+    let response = client
+        .register_job_checked(jobspec::job_to_api(&job), args.check_index)
+        .await
+        .map_err(describe)?;
     if args.detach || response.eval_id.is_empty() {
         println!("Job registration successful");
         if !response.eval_id.is_empty() {

@@ -11,6 +11,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{Job, JobType};
 
@@ -615,4 +616,105 @@ pub async fn agent_self(State(state): State<AppState>) -> Answer {
 
 pub async fn not_found(method: Method, uri: Uri, _headers: HeaderMap) -> ApiError {
     ApiError::NotFound(format!("{method} {}", uri.path()))
+}
+
+// ----- job plan ------------------------------------------------------------
+
+/// `PUT /v1/job/:id/plan`: the scheduler's dry run, with Nomad's
+/// `Annotations.DesiredTGUpdates`, `FailedTGAllocs`, the `JobModifyIndex`
+/// to pass to `job run -check-index`, and (with `"Diff": true`) the
+/// `JobDiff` from the stored job, each group carrying its counts.
+pub async fn plan_job(
+    State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let (job, want_diff) = limits
+        .parse(move || {
+            let value: Value = parse_body(&body)?;
+            let want_diff = match value.get("Diff") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(diff)) => *diff,
+                Some(_) => return Err(ApiError::BadRequest("field \"Diff\" must be a boolean".to_string())),
+            };
+            Ok((job_from_body(&body)?, want_diff))
+        })
+        .await?;
+    if job.id != id {
+        return Err(ApiError::BadRequest(format!(
+            "job ID {:?} in the body does not match {id:?} in the URL",
+            job.id
+        )));
+    }
+    let planned = state.server.plan_job(job).await?;
+    let mut desired = serde_json::Map::new();
+    for (group, updates) in &planned.updates {
+        desired.insert(
+            group.clone(),
+            json!({
+                "Ignore": updates.ignore,
+                "Place": updates.place,
+                "Migrate": updates.migrate,
+                "Stop": updates.stop,
+                "InPlaceUpdate": updates.in_place_update,
+                "DestructiveUpdate": updates.destructive_update,
+                "Canary": updates.canary,
+                "Preemptions": updates.preemptions,
+            }),
+        );
+    }
+    let diff = want_diff.then(|| {
+        let old = planned.old_job.as_ref().map(|job| jobspec::job_to_api(job));
+        let mut diff = api_types::job_diff::job_diff(old.as_ref(), &jobspec::job_to_api(&planned.new_job));
+        for group in &mut diff.task_groups {
+            let Some(updates) = planned.updates.get(&group.name) else {
+                continue;
+            };
+            for (name, count) in [
+                ("create", updates.place),
+                ("destroy", updates.stop),
+                ("migrate", updates.migrate),
+                ("in-place update", updates.in_place_update),
+                ("create/destroy update", updates.destructive_update),
+                ("canary", updates.canary),
+                ("ignore", updates.ignore),
+            ] {
+                if count > 0 {
+                    group.updates.insert(name.to_string(), count);
+                }
+            }
+            let annotation = if updates.destructive_update > 0 || updates.canary > 0 {
+                Some("forces create/destroy update")
+            } else if updates.in_place_update > 0 {
+                Some("forces in-place update")
+            } else {
+                None
+            };
+            for task in &mut group.tasks {
+                if task.diff_type == api_types::job_diff::EDITED
+                    && let Some(annotation) = annotation
+                {
+                    task.annotations.push(annotation.to_string());
+                }
+            }
+        }
+        diff
+    });
+    let failed: BTreeMap<String, api_types::AllocationMetric> = planned
+        .failed_tg_allocs
+        .iter()
+        .map(|(group, metric)| (group.clone(), api_types::AllocationMetric::from(metric)))
+        .collect();
+    let body = json!({
+        "Annotations": { "DesiredTGUpdates": desired, "PreemptedAllocs": null },
+        "FailedTGAllocs": if failed.is_empty() { Value::Null } else { json!(failed) },
+        "JobModifyIndex": planned.job_modify_index,
+        "CreatedEvals": null,
+        "Diff": diff,
+        "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
+        "Warnings": "",
+        "Index": planned.index,
+    });
+    reply(&state, planned.index, &body)
 }
