@@ -257,6 +257,22 @@ impl Client {
         self.put_json("/v1/jobs", &request).await
     }
 
+    /// `POST /v1/job/:id/scale`: sets a group's count.
+    pub async fn scale_job(
+        &self,
+        job_id: &str,
+        group: &str,
+        count: i64,
+        message: &str,
+    ) -> Result<JobRegisterResponse, ApiError> {
+        let body = serde_json::json!({
+            "Count": count,
+            "Target": { "Job": job_id, "Group": group },
+            "Message": message,
+        });
+        self.put_json(&format!("/v1/job/{}/scale", encode(job_id)), &body).await
+    }
+
     /// `PUT /v1/job/:id/plan` with the diff: the scheduler's dry run.
     pub async fn plan_job(&self, job_id: &str, job: Value) -> Result<Value, ApiError> {
         let body = serde_json::json!({ "Job": job, "Diff": true });

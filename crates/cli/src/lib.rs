@@ -158,6 +158,12 @@ pub enum JobCommand {
     },
     /// Check a job file for errors without submitting it.
     Validate(JobFileArgs),
+    /// Change a task group's count: `job scale JOB [GROUP] COUNT` (the
+    /// group may be left out when the job has only one).
+    Scale {
+        #[arg(num_args = 2..=3, required = true)]
+        args: Vec<String>,
+    },
     /// Dry-run the scheduler: what submitting the file would change.
     /// Exits 0 when no allocation changes, 1 when some do, 255 on error.
     Plan(JobFileArgs),
@@ -482,6 +488,43 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Plan(args) => job_plan(args, client).await,
+        JobCommand::Scale { args } => {
+            let (job_id, group, count) = match args.as_slice() {
+                [job_id, count] => {
+                    let job = client.job(job_id).await?;
+                    let groups: Vec<String> = job["TaskGroups"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|group| group["Name"].as_str().map(str::to_string))
+                        .collect();
+                    let [group] = groups.as_slice() else {
+                        bail!(
+                            "job {job_id:?} has {} task groups; name the group to scale",
+                            groups.len()
+                        );
+                    };
+                    (job_id.clone(), group.clone(), count.clone())
+                }
+                [job_id, group, count] => (job_id.clone(), group.clone(), count.clone()),
+                _ => bail!("usage: drover job scale JOB [GROUP] COUNT"),
+            };
+            let count: i64 = count
+                .parse()
+                .map_err(|_| anyhow!("count {count:?} is not a whole number"))?;
+            let response = client
+                .scale_job(&job_id, &group, count, "submitted using the Drover CLI")
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => anyhow!("Error scaling job ({status}): {message}"),
+                    other => anyhow!(other),
+                })?;
+            println!("Scaled task group {group:?} of job {job_id:?} to {count}");
+            if !response.eval_id.is_empty() {
+                println!("Evaluation ID: {}", response.eval_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         JobCommand::Validate(args) => match load_job(&args)? {
             Ok(_) => {
                 println!("Job validation successful");

@@ -151,3 +151,64 @@ async fn plan_shows_the_diff_and_a_stale_check_index_is_refused() {
     assert_eq!(output.status.code(), Some(255), "{output:?}");
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_scale_stays_within_the_scaling_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(&dir.path().join("agent")).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+    let address = format!("http://{}", agent.http_addr);
+    let file = write(
+        dir.path(),
+        "scaled.nomad.hcl",
+        &job_file("s").replace(
+            "count = 2",
+            "count = 1\n    scaling {\n      min = 1\n      max = 3\n    }",
+        ),
+    );
+    let output = drover(&address, &["job", "run", "-detach", &file]).await;
+    assert!(output.status.success(), "{output:?}");
+    let output = drover(&address, &["job", "scale", "planned", "api", "3"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout(&output).contains("Scaled task group \"api\" of job \"planned\" to 3"));
+    let job = client.job("planned").await.expect("job");
+    assert_eq!(job["TaskGroups"][0]["Count"], 3);
+    assert_eq!(job["Version"], 1);
+    // Beyond max (the group is found on its own) and below min: refused.
+    let output = drover(&address, &["job", "scale", "planned", "4"]).await;
+    assert!(!output.status.success(), "{output:?}");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("group count was greater than scaling policy maximum: 4 > 3"),
+        "{error}"
+    );
+    let output = drover(&address, &["job", "scale", "planned", "api", "0"]).await;
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("less than scaling policy minimum: 0 < 1"), "{error}");
+    let job = client.job("planned").await.expect("job");
+    assert_eq!(job["TaskGroups"][0]["Count"], 3, "refusals change nothing");
+    // The accepted change is a recorded event, and the allocations follow.
+    let status: serde_json::Value = client.get("/v1/job/planned/scale").await.expect("scale status").value;
+    let events = status["TaskGroups"]["api"]["Events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{status}");
+    assert_eq!(events[0]["Count"], 3);
+    assert_eq!(events[0]["PreviousCount"], 1);
+    assert_eq!(events[0]["Message"], "submitted using the Drover CLI");
+    let started = Instant::now();
+    loop {
+        let allocs = client.job_allocations("planned").await.expect("allocations");
+        let running = allocs
+            .iter()
+            .filter(|alloc| alloc.client_status == "running" && alloc.desired_status == "run")
+            .count();
+        if running == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "scaled allocations: {allocs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    agent.shutdown().await;
+}

@@ -85,6 +85,12 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         .route("/v1/job/{id}/summary", get(handlers::job_summary))
         .route("/v1/job/{id}/versions", get(handlers::job_versions))
         .route("/v1/job/{id}/plan", post(handlers::plan_job).put(handlers::plan_job))
+        .route(
+            "/v1/job/{id}/scale",
+            get(deployments::job_scale_status)
+                .post(deployments::scale_job)
+                .put(deployments::scale_job),
+        )
         .route("/v1/job/{id}/deployments", get(deployments::job_deployments))
         .route("/v1/job/{id}/deployment", get(deployments::job_latest_deployment))
         .route("/v1/deployments", get(deployments::list_deployments))

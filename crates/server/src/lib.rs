@@ -32,7 +32,7 @@ mod worker;
 
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
-pub use deployments::DeploymentUpdateResult;
+pub use deployments::{DeploymentUpdateResult, ScaleRequest};
 pub use plan_job::{DesiredUpdates, JobPlan};
 pub use planner::{VerifiedPlan, verify_plan};
 pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use types::{
     AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index, Job, Namespace, Node,
-    NodeStatus, SchedulerConfiguration, UnixNanos,
+    NodeStatus, ScalingEvent, SchedulerConfiguration, UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -124,6 +124,17 @@ pub enum Command {
         eval: Option<Evaluation>,
         now: UnixNanos,
     },
+    /// Records a scaling event of a task group, with the job version that
+    /// carries the new count (if the event changes it) and its evaluation.
+    JobScale {
+        namespace: String,
+        job_id: String,
+        group: String,
+        event: ScalingEvent,
+        job: Option<Job>,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
 }
 
 impl Command {
@@ -145,6 +156,7 @@ impl Command {
             Command::DeploymentAllocHealth { .. } => "deployment-alloc-health",
             Command::DeploymentStatusSet { .. } => "deployment-status-set",
             Command::DeploymentPromote { .. } => "deployment-promote",
+            Command::JobScale { .. } => "job-scale",
         }
     }
 }

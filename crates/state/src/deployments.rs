@@ -58,6 +58,14 @@ impl StateSnapshot {
         crate::store::by_prefix(&self.deployments, prefix)
     }
 
+    /// A task group's scaling events, oldest first.
+    pub fn scaling_events(&self, namespace: &str, job_id: &str, group: &str) -> Vec<types::ScalingEvent> {
+        self.scaling_events
+            .get(&(namespace.to_string(), job_id.to_string(), group.to_string()))
+            .map(|events| (**events).clone())
+            .unwrap_or_default()
+    }
+
     /// The allocations of a deployment.
     pub fn deployment_allocs(&self, deployment: &Deployment) -> Vec<Arc<Allocation>> {
         self.allocs_by_job(&deployment.namespace, &deployment.job_id)

@@ -12,6 +12,8 @@ use types::{
 
 /// How many versions of a job are kept (Nomad's `JobTrackedVersions`).
 pub const JOB_TRACKED_VERSIONS: u64 = 6;
+/// How many scaling events are kept per task group (Nomad keeps twenty).
+pub const SCALING_EVENTS_KEPT: usize = 20;
 /// How many events are kept per task (Nomad keeps ten).
 pub const TASK_EVENTS_KEPT: usize = 10;
 
@@ -97,6 +99,8 @@ pub struct StateSnapshot {
     /// Deployments by ID, and their IDs per job.
     pub(crate) deployments: OrdMap<String, Arc<Deployment>>,
     pub(crate) deployments_by_job: OrdMap<NsKey, OrdSet<String>>,
+    /// Scaling events per (namespace, job, group), newest last.
+    pub(crate) scaling_events: OrdMap<(String, String, String), Arc<Vec<types::ScalingEvent>>>,
 }
 
 /// The on-disk (Raft snapshot) form: plain object lists. Secondary indexes
@@ -117,6 +121,8 @@ struct PersistedState {
     namespaces: Vec<Namespace>,
     #[serde(default)]
     deployments: Vec<Deployment>,
+    #[serde(default)]
+    scaling_events: Vec<((String, String, String), Vec<types::ScalingEvent>)>,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -140,6 +146,11 @@ impl From<StateSnapshot> for PersistedState {
                 .deployments
                 .values()
                 .map(|deployment| (**deployment).clone())
+                .collect(),
+            scaling_events: state
+                .scaling_events
+                .iter()
+                .map(|(key, events)| (key.clone(), (**events).clone()))
                 .collect(),
         }
     }
@@ -195,6 +206,9 @@ impl From<PersistedState> for StateSnapshot {
         }
         for deployment in persisted.deployments {
             state.put_deployment(deployment);
+        }
+        for (key, events) in persisted.scaling_events {
+            state.scaling_events.insert(key, Arc::new(events));
         }
         state
     }
@@ -800,6 +814,33 @@ impl StateSnapshot {
                     return result;
                 }
                 self.register_and_evaluate(index, None, eval, now, &mut result);
+            }
+            Command::JobScale {
+                namespace,
+                job_id,
+                group,
+                mut event,
+                job,
+                eval,
+                now,
+            } => {
+                if self.jobs.get(&key(&namespace, &job_id)).is_none() {
+                    result.error = Some(format!("job {job_id:?} not found"));
+                    return result;
+                }
+                event.create_index = index;
+                let events_key = (namespace, job_id, group);
+                let mut events = self
+                    .scaling_events
+                    .get(&events_key)
+                    .map(|events| (**events).clone())
+                    .unwrap_or_default();
+                events.push(event);
+                let excess = events.len().saturating_sub(SCALING_EVENTS_KEPT);
+                events.drain(..excess);
+                self.scaling_events.insert(events_key, Arc::new(events));
+                self.register_and_evaluate(index, job, eval, now, &mut result);
+                self.tables.jobs = index;
             }
             Command::GcDelete {
                 eval_ids,
