@@ -151,6 +151,15 @@ impl Client {
         Ok(Self::decode(path, response).await?.value)
     }
 
+    /// `PUT path` with a JSON body, the answer decoded.
+    pub async fn put_json_value<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.put_json(path, body).await
+    }
+
     /// `PUT path` with an empty body, the answer as JSON.
     pub async fn put_empty(&self, path: &str) -> Result<Value, ApiError> {
         let response = self.send(self.http.put(self.url(path))).await?;

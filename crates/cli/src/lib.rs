@@ -164,6 +164,17 @@ pub enum JobCommand {
         #[arg(num_args = 2..=3, required = true)]
         args: Vec<String>,
     },
+    /// List a job's versions, newest first (`-p`: with each one's diff).
+    History {
+        id: String,
+        /// Show each version's diff from the one before.
+        #[arg(short = 'p')]
+        diffs: bool,
+    },
+    /// Submit an earlier version of a job again, as its next version.
+    Revert { id: String, version: u64 },
+    /// Print a job as the servers hold it, as JSON.
+    Inspect { id: String },
     /// Dry-run the scheduler: what submitting the file would change.
     /// Exits 0 when no allocation changes, 1 when some do, 255 on error.
     Plan(JobFileArgs),
@@ -488,6 +499,51 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Plan(args) => job_plan(args, client).await,
+        JobCommand::History { id, diffs } => {
+            let answer: serde_json::Value = client
+                .get(&format!("/v1/job/{}/versions?diffs={diffs}", api_client::encode(&id)))
+                .await?
+                .value;
+            let versions = answer["Versions"].as_array().cloned().unwrap_or_default();
+            let diff_list: Vec<api_types::job_diff::JobDiff> =
+                serde_json::from_value(answer["Diffs"].clone()).unwrap_or_default();
+            for (position, version) in versions.iter().enumerate() {
+                if position > 0 {
+                    println!();
+                }
+                let submit = version["SubmitTime"].as_i64().unwrap_or(0);
+                print!(
+                    "{}",
+                    render::key_values(&[
+                        ("Version", version["Version"].to_string()),
+                        ("Stable", version["Stable"].to_string()),
+                        ("Submit Date", api_types::format_rfc3339(submit)),
+                    ])
+                );
+                if let Some(diff) = diff_list.get(position) {
+                    println!("Diff        =");
+                    print!("{}", render_plan::job_diff(diff));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Revert { id, version } => {
+            let body = serde_json::json!({ "JobID": id, "JobVersion": version });
+            let response: api_types::JobRegisterResponse = client
+                .put_json_value(&format!("/v1/job/{}/revert", api_client::encode(&id)), &body)
+                .await
+                .map_err(describe)?;
+            println!("Job {id:?} reverted to version {version}");
+            if !response.eval_id.is_empty() {
+                println!("Evaluation ID: {}", response.eval_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Inspect { id } => {
+            let job = client.job(&id).await?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "Job": job }))?);
+            Ok(ExitCode::SUCCESS)
+        }
         JobCommand::Scale { args } => {
             let (job_id, group, count) = match args.as_slice() {
                 [job_id, count] => {

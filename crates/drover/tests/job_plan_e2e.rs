@@ -212,3 +212,67 @@ async fn job_scale_stays_within_the_scaling_block() {
     }
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_diffs_revert_and_stable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(&dir.path().join("agent")).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+    let address = format!("http://{}", agent.http_addr);
+    for marker in ["v0", "v1"] {
+        let file = write(dir.path(), &format!("{marker}.nomad.hcl"), &job_file(marker));
+        let output = drover(&address, &["job", "run", "-detach", &file]).await;
+        assert!(output.status.success(), "{output:?}");
+    }
+    let output = drover(&address, &["job", "history", "-p", "planned"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(text.starts_with("Version     = 1\n"), "{text}");
+    assert!(text.contains("+/- Env[MARKER]: \"v0\" => \"v1\""), "{text}");
+    assert!(text.contains("Version     = 0\n"), "{text}");
+    let versions: serde_json::Value = client
+        .get("/v1/job/planned/versions?diffs=true")
+        .await
+        .expect("versions")
+        .value;
+    assert_eq!(versions["Diffs"].as_array().map(Vec::len), Some(1), "{versions}");
+    assert_eq!(versions["Diffs"][0]["Type"], "Edited");
+
+    // EnforcePriorVersion must name the current version.
+    let stale = serde_json::json!({ "JobID": "planned", "JobVersion": 0, "EnforcePriorVersion": 0 });
+    let refused = client
+        .put_json_value::<_, serde_json::Value>("/v1/job/planned/revert", &stale)
+        .await
+        .expect_err("stale prior version");
+    assert!(
+        refused
+            .to_string()
+            .contains("current job has version 1; enforcing version 0"),
+        "{refused}"
+    );
+    let output = drover(&address, &["job", "revert", "planned", "0"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let job = client.job("planned").await.expect("job");
+    assert_eq!(job["Version"], 2);
+    assert_eq!(job["TaskGroups"][0]["Tasks"][0]["Env"]["MARKER"], "v0");
+
+    // The stable flag, set and cleared by hand.
+    let stable = serde_json::json!({ "JobVersion": 2, "Stable": true });
+    client
+        .put_json_value::<_, serde_json::Value>("/v1/job/planned/stable", &stable)
+        .await
+        .expect("stable");
+    let output = drover(&address, &["job", "inspect", "planned"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let inspected: serde_json::Value = serde_json::from_slice(&output.stdout).expect("inspect prints JSON");
+    assert_eq!(inspected["Job"]["Stable"], true);
+    assert_eq!(inspected["Job"]["Version"], 2);
+    let missing = serde_json::json!({ "JobVersion": 9, "Stable": true });
+    assert!(
+        client
+            .put_json_value::<_, serde_json::Value>("/v1/job/planned/stable", &missing)
+            .await
+            .is_err()
+    );
+    agent.shutdown().await;
+}

@@ -268,11 +268,85 @@ pub async fn job_versions(
         .iter()
         .map(|version| jobspec::job_to_api(version))
         .collect();
+    // Newest first: diff i takes version i+1 to version i.
+    let diffs = if options.diffs()? {
+        json!(
+            versions
+                .windows(2)
+                .map(|pair| api_types::job_diff::job_diff(Some(&pair[1]), &pair[0]))
+                .collect::<Vec<_>>()
+        )
+    } else {
+        Value::Null
+    };
     reply(
         &state,
         job.modify_index,
-        &json!({ "Versions": versions, "Diffs": null }),
+        &json!({ "Versions": versions, "Diffs": diffs }),
     )
+}
+
+/// `POST /v1/job/:id/revert` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct RevertBody {
+    #[serde(rename = "JobVersion")]
+    job_version: Option<u64>,
+    #[serde(rename = "EnforcePriorVersion")]
+    enforce_prior_version: Option<u64>,
+}
+
+pub async fn revert_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+    body: Bytes,
+) -> Answer {
+    let request: RevertBody = parse_body(&body)?;
+    let version = request
+        .job_version
+        .ok_or_else(|| ApiError::BadRequest("revert needs \"JobVersion\"".to_string()))?;
+    let result = state
+        .server
+        .revert_job(options.single_namespace(), &id, version, request.enforce_prior_version)
+        .await?;
+    let body = api_types::JobRegisterResponse {
+        eval_id: result.eval_id.unwrap_or_default(),
+        eval_create_index: result.eval_create_index,
+        job_modify_index: result.job_modify_index,
+        warnings: result.warnings,
+        index: result.index,
+        last_contact: 0,
+        known_leader: true,
+    };
+    reply(&state, result.index, &body)
+}
+
+/// `POST /v1/job/:id/stable` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct StableBody {
+    #[serde(rename = "JobVersion")]
+    job_version: Option<u64>,
+    #[serde(rename = "Stable")]
+    stable: bool,
+}
+
+pub async fn job_stable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+    body: Bytes,
+) -> Answer {
+    let request: StableBody = parse_body(&body)?;
+    let version = request
+        .job_version
+        .ok_or_else(|| ApiError::BadRequest("stable needs \"JobVersion\"".to_string()))?;
+    let index = state
+        .server
+        .set_job_stability(options.single_namespace(), &id, version, request.stable)
+        .await?;
+    reply(&state, index, &json!({ "Index": index, "JobModifyIndex": index }))
 }
 
 pub async fn deregister_job(

@@ -86,6 +86,14 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         .route("/v1/job/{id}/versions", get(handlers::job_versions))
         .route("/v1/job/{id}/plan", post(handlers::plan_job).put(handlers::plan_job))
         .route(
+            "/v1/job/{id}/revert",
+            post(handlers::revert_job).put(handlers::revert_job),
+        )
+        .route(
+            "/v1/job/{id}/stable",
+            post(handlers::job_stable).put(handlers::job_stable),
+        )
+        .route(
             "/v1/job/{id}/scale",
             get(deployments::job_scale_status)
                 .post(deployments::scale_job)

@@ -291,3 +291,64 @@ impl Server {
         })
     }
 }
+
+impl Server {
+    /// Registers an earlier version's spec as the job's next version
+    /// (Nomad's revert); with `enforce_prior_version`, only while the
+    /// current version is that one.
+    pub async fn revert_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        version: u64,
+        enforce_prior_version: Option<u64>,
+    ) -> Result<crate::RegisterResult, ServerError> {
+        let snapshot = self.read_state(false).await?;
+        let current = snapshot
+            .job(namespace, job_id)
+            .ok_or_else(|| ServerError::NotFound(format!("job {job_id:?}")))?;
+        if let Some(prior) = enforce_prior_version
+            && prior != current.version
+        {
+            return Err(ServerError::BadRequest(format!(
+                "current job has version {}; enforcing version {prior}",
+                current.version
+            )));
+        }
+        if version == current.version {
+            return Err(ServerError::BadRequest(format!(
+                "can't revert to the current version {version}"
+            )));
+        }
+        let target = snapshot
+            .job_version(namespace, job_id, version)
+            .ok_or_else(|| ServerError::NotFound(format!("version {version} of job {job_id:?}")))?;
+        let mut job = (*target).clone();
+        job.stable = false;
+        // Only the current job's modify index may be in place when the
+        // revert is written, so a concurrent change makes it fail.
+        self.register_job_enforcing(job, Some(current.job_modify_index)).await
+    }
+
+    /// Sets or clears a job version's stable flag.
+    pub async fn set_job_stability(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        version: u64,
+        stable: bool,
+    ) -> Result<Index, ServerError> {
+        let result = self
+            .write(Command::JobStability {
+                namespace: namespace.to_string(),
+                job_id: job_id.to_string(),
+                version,
+                stable,
+            })
+            .await?;
+        match result.error {
+            Some(error) => Err(ServerError::NotFound(error)),
+            None => Ok(result.index),
+        }
+    }
+}

@@ -135,6 +135,13 @@ pub enum Command {
         eval: Option<Evaluation>,
         now: UnixNanos,
     },
+    /// Sets or clears the stable flag of one job version.
+    JobStability {
+        namespace: String,
+        job_id: String,
+        version: u64,
+        stable: bool,
+    },
 }
 
 impl Command {
@@ -157,6 +164,7 @@ impl Command {
             Command::DeploymentStatusSet { .. } => "deployment-status-set",
             Command::DeploymentPromote { .. } => "deployment-promote",
             Command::JobScale { .. } => "job-scale",
+            Command::JobStability { .. } => "job-stability",
         }
     }
 }

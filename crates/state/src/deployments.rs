@@ -137,23 +137,30 @@ impl StateSnapshot {
     /// Marks one job version stable (the current job too, when it is that
     /// version).
     pub(crate) fn mark_stable(&mut self, index: Index, namespace: &str, job_id: &str, version: u64) {
+        self.set_stable(index, namespace, job_id, version, true);
+    }
+
+    /// Sets one job version's stable flag (the current job too, when it is
+    /// that version).
+    pub(crate) fn set_stable(&mut self, index: Index, namespace: &str, job_id: &str, version: u64, flag: bool) {
         let version_key = (namespace.to_string(), job_id.to_string(), version);
         if let Some(job) = self.job_versions.get(&version_key).cloned()
-            && !job.stable
+            && job.stable != flag
         {
-            let mut stable = (*job).clone();
-            stable.stable = true;
-            self.job_versions.insert(version_key, Arc::new(stable));
+            let mut changed = (*job).clone();
+            changed.stable = flag;
+            self.job_versions.insert(version_key, Arc::new(changed));
+            self.tables.jobs = index;
         }
         let job_key = key(namespace, job_id);
         if let Some(job) = self.jobs.get(&job_key).cloned()
             && job.version == version
-            && !job.stable
+            && job.stable != flag
         {
-            let mut stable = (*job).clone();
-            stable.stable = true;
-            stable.modify_index = index;
-            self.jobs.insert(job_key, Arc::new(stable));
+            let mut changed = (*job).clone();
+            changed.stable = flag;
+            changed.modify_index = index;
+            self.jobs.insert(job_key, Arc::new(changed));
             self.tables.jobs = index;
         }
     }

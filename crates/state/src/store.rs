@@ -842,6 +842,18 @@ impl StateSnapshot {
                 self.register_and_evaluate(index, job, eval, now, &mut result);
                 self.tables.jobs = index;
             }
+            Command::JobStability {
+                namespace,
+                job_id,
+                version,
+                stable,
+            } => {
+                if self.job_version_ref(&namespace, &job_id, version).is_none() {
+                    result.error = Some(format!("job {job_id:?} has no version {version}"));
+                    return result;
+                }
+                self.set_stable(index, &namespace, &job_id, version, stable);
+            }
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
