@@ -238,6 +238,14 @@ pub enum AllocCommand {
 pub enum NodeCommand {
     /// Show a node, or list all nodes.
     Status { id: Option<String> },
+    /// Allow (`-enable`) or forbid (`-disable`) new placements on a node.
+    Eligibility {
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -874,6 +882,26 @@ async fn run_alloc(command: AllocCommand, client: &Client) -> anyhow::Result<Exi
 
 async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitCode> {
     match command {
+        NodeCommand::Eligibility { enable, id, .. } => {
+            let stub = resolve_prefix(client.nodes(&id).await?, &id, |node| node.id.as_str(), "node")?;
+            let body = serde_json::json!({
+                "NodeID": stub.id,
+                "Eligibility": if enable { "eligible" } else { "ineligible" },
+            });
+            let _: serde_json::Value = client
+                .put_json_value(&format!("/v1/node/{}/eligibility", api_client::encode(&stub.id)), &body)
+                .await?;
+            println!(
+                "Node {:?} scheduling eligibility set: {}",
+                types::short_id(&stub.id),
+                if enable {
+                    "eligible for scheduling"
+                } else {
+                    "ineligible for scheduling"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         NodeCommand::Status { id: None } => {
             print!("{}", render::node_list(&client.nodes("").await?));
             Ok(ExitCode::SUCCESS)

@@ -318,3 +318,34 @@ pub async fn job_scale_status(
     });
     reply(&state, job.modify_index, &body)
 }
+
+// ----- node eligibility ----------------------------------------------------
+
+/// `POST /v1/node/:id/eligibility` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct EligibilityBody {
+    #[serde(rename = "Eligibility")]
+    eligibility: String,
+}
+
+pub async fn node_eligibility(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let request: EligibilityBody = parse_body(&body)?;
+    let eligible = match request.eligibility.as_str() {
+        "eligible" => true,
+        "ineligible" => false,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Eligibility {other:?} must be \"eligible\" or \"ineligible\""
+            )));
+        }
+    };
+    let index = state.server.set_node_eligibility(&id, eligible).await?;
+    let body = serde_json::json!({
+        "EvalIDs": null,
+        "EvalCreateIndex": 0,
+        "NodeModifyIndex": index,
+        "Index": index,
+    });
+    reply(&state, index, &body)
+}

@@ -136,6 +136,10 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         .route("/v1/node/{id}", get(handlers::get_node))
         .route("/v1/node/{id}/allocations", get(handlers::node_allocations))
         .route(
+            "/v1/node/{id}/eligibility",
+            post(deployments::node_eligibility).put(deployments::node_eligibility),
+        )
+        .route(
             "/v1/operator/scheduler/configuration",
             get(handlers::get_scheduler_config)
                 .put(handlers::set_scheduler_config)

@@ -352,3 +352,31 @@ impl Server {
         }
     }
 }
+
+impl Server {
+    /// Marks a node eligible or ineligible for new placements (Nomad's
+    /// `/v1/node/:id/eligibility`). Allocations already there stay. Marking
+    /// it eligible re-evaluates blocked work, which may now fit.
+    pub async fn set_node_eligibility(&self, node_id: &str, eligible: bool) -> Result<Index, ServerError> {
+        let snapshot = self.read_state(false).await?;
+        let node = snapshot
+            .node_by_prefix(node_id)
+            .map_err(|error| ServerError::BadRequest(error.to_string()))?
+            .ok_or_else(|| ServerError::NotFound(format!("node {node_id:?}")))?;
+        let result = self
+            .write(Command::NodeEligibility {
+                node_id: node.id.clone(),
+                eligible,
+                evals: Vec::new(),
+                now: now_nanos(),
+            })
+            .await?;
+        if let Some(error) = result.error {
+            return Err(ServerError::NotFound(error));
+        }
+        if eligible && self.is_leader() {
+            self.unblock_evals().await;
+        }
+        Ok(result.index)
+    }
+}

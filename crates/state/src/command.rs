@@ -142,6 +142,14 @@ pub enum Command {
         version: u64,
         stable: bool,
     },
+    /// Marks a node eligible or ineligible for new placements.
+    NodeEligibility {
+        node_id: String,
+        eligible: bool,
+        /// Evaluations to write with it (re-evaluating blocked work).
+        evals: Vec<Evaluation>,
+        now: UnixNanos,
+    },
 }
 
 impl Command {
@@ -165,6 +173,7 @@ impl Command {
             Command::DeploymentPromote { .. } => "deployment-promote",
             Command::JobScale { .. } => "job-scale",
             Command::JobStability { .. } => "job-stability",
+            Command::NodeEligibility { .. } => "node-eligibility",
         }
     }
 }

@@ -854,6 +854,31 @@ impl StateSnapshot {
                 }
                 self.set_stable(index, &namespace, &job_id, version, stable);
             }
+            Command::NodeEligibility {
+                node_id,
+                eligible,
+                evals,
+                now,
+            } => {
+                let Some(existing) = self.nodes.get(&node_id).cloned() else {
+                    result.error = Some(format!("node {node_id:?} not found"));
+                    return result;
+                };
+                let mut node = (*existing).clone();
+                node.scheduling_eligibility = if eligible {
+                    types::SchedulingEligibility::Eligible
+                } else {
+                    types::SchedulingEligibility::Ineligible
+                };
+                node.status_updated_at = now;
+                node.modify_index = index;
+                self.nodes.insert(node_id, Arc::new(node));
+                self.tables.nodes = index;
+                for eval in evals {
+                    result.evals_to_enqueue.push(eval.id.clone());
+                    self.upsert_eval(index, eval);
+                }
+            }
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
