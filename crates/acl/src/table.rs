@@ -142,6 +142,18 @@ pub const HTTP_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/v1/client/stats", Node(Read)),
     // Deployments (issue 15): by ID, the handlers check the deployment's
     // namespace.
+    // Versions, plan and scale (issue 15).
+    ("POST", "/v1/job/{id}/plan", JobBody("submit-job")),
+    ("PUT", "/v1/job/{id}/plan", JobBody("submit-job")),
+    ("POST", "/v1/job/{id}/revert", Namespace("submit-job")),
+    ("PUT", "/v1/job/{id}/revert", Namespace("submit-job")),
+    ("POST", "/v1/job/{id}/stable", Namespace("submit-job")),
+    ("PUT", "/v1/job/{id}/stable", Namespace("submit-job")),
+    ("GET", "/v1/job/{id}/scale", Namespace("read-job-scaling")),
+    ("POST", "/v1/job/{id}/scale", Namespace("scale-job")),
+    ("PUT", "/v1/job/{id}/scale", Namespace("scale-job")),
+    ("POST", "/v1/node/{id}/eligibility", Node(Write)),
+    ("PUT", "/v1/node/{id}/eligibility", Node(Write)),
     ("GET", "/v1/job/{id}/deployments", Namespace("read-job")),
     ("GET", "/v1/job/{id}/deployment", Namespace("read-job")),
     ("GET", "/v1/deployments", Namespace("read-job")),

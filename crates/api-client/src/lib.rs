@@ -200,6 +200,15 @@ impl Client {
         Ok(Self::decode(path, response).await?.value)
     }
 
+    /// `PUT path` with a JSON body, the answer decoded.
+    pub async fn put_json_value<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.put_json(path, body).await
+    }
+
     /// `PUT path` with an empty body, the answer as JSON.
     pub async fn put_empty(&self, path: &str) -> Result<Value, ApiError> {
         let response = self.send(self.http.put(self.url(path))).await?;
@@ -287,11 +296,45 @@ impl Client {
 
     /// Registers a job given as Nomad API JSON (the bare job).
     pub async fn register_job(&self, job: Value) -> Result<JobRegisterResponse, ApiError> {
+        self.register_job_checked(job, None).await
+    }
+
+    /// Registers a job only if the stored job's `JobModifyIndex` is
+    /// `check_index` (Nomad's `EnforceIndex`; 0: the job must not exist).
+    pub async fn register_job_checked(
+        &self,
+        job: Value,
+        check_index: Option<u64>,
+    ) -> Result<JobRegisterResponse, ApiError> {
         let request = JobRegisterRequest {
             job,
+            enforce_index: check_index.is_some(),
+            job_modify_index: check_index.unwrap_or(0),
             ..JobRegisterRequest::default()
         };
         self.put_json("/v1/jobs", &request).await
+    }
+
+    /// `POST /v1/job/:id/scale`: sets a group's count.
+    pub async fn scale_job(
+        &self,
+        job_id: &str,
+        group: &str,
+        count: i64,
+        message: &str,
+    ) -> Result<JobRegisterResponse, ApiError> {
+        let body = serde_json::json!({
+            "Count": count,
+            "Target": { "Job": job_id, "Group": group },
+            "Message": message,
+        });
+        self.put_json(&format!("/v1/job/{}/scale", encode(job_id)), &body).await
+    }
+
+    /// `PUT /v1/job/:id/plan` with the diff: the scheduler's dry run.
+    pub async fn plan_job(&self, job_id: &str, job: Value) -> Result<Value, ApiError> {
+        let body = serde_json::json!({ "Job": job, "Diff": true });
+        self.put_json(&format!("/v1/job/{}/plan", encode(job_id)), &body).await
     }
 
     /// Parses HCL on the agent.

@@ -11,6 +11,7 @@
 pub mod acl;
 mod convert;
 mod deployment;
+pub mod job_diff;
 mod time;
 
 pub use convert::*;

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod fmt;
 pub mod render;
 pub mod render_deployment;
+pub mod render_plan;
 pub mod tls;
 
 use anyhow::{Context, anyhow, bail};
@@ -223,6 +224,26 @@ pub enum JobCommand {
     },
     /// Check a job file for errors without submitting it.
     Validate(JobFileArgs),
+    /// Change a task group's count: `job scale JOB [GROUP] COUNT` (the
+    /// group may be left out when the job has only one).
+    Scale {
+        #[arg(num_args = 2..=3, required = true)]
+        args: Vec<String>,
+    },
+    /// List a job's versions, newest first (`-p`: with each one's diff).
+    History {
+        id: String,
+        /// Show each version's diff from the one before.
+        #[arg(short = 'p')]
+        diffs: bool,
+    },
+    /// Submit an earlier version of a job again, as its next version.
+    Revert { id: String, version: u64 },
+    /// Print a job as the servers hold it, as JSON.
+    Inspect { id: String },
+    /// Dry-run the scheduler: what submitting the file would change.
+    /// Exits 0 when no allocation changes, 1 when some do, 255 on error.
+    Plan(JobFileArgs),
     /// Write an example job file.
     Init {
         /// Where to write it.
@@ -253,6 +274,10 @@ pub struct JobRunArgs {
     /// Print the job as JSON and submit nothing.
     #[arg(long)]
     pub output: bool,
+    /// Submit only if the job's modify index is still this one (from
+    /// `job plan`); 0 means the job must not exist yet.
+    #[arg(long = "check-index")]
+    pub check_index: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,6 +320,14 @@ pub enum AllocCommand {
 pub enum NodeCommand {
     /// Show a node, or list all nodes.
     Status { id: Option<String> },
+    /// Allow (`-enable`) or forbid (`-disable`) new placements on a node.
+    Eligibility {
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -560,6 +593,89 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             );
             Ok(ExitCode::SUCCESS)
         }
+        JobCommand::Plan(args) => job_plan(args, client).await,
+        JobCommand::History { id, diffs } => {
+            let answer: serde_json::Value = client
+                .get(&format!("/v1/job/{}/versions?diffs={diffs}", api_client::encode(&id)))
+                .await?
+                .value;
+            let versions = answer["Versions"].as_array().cloned().unwrap_or_default();
+            let diff_list: Vec<api_types::job_diff::JobDiff> =
+                serde_json::from_value(answer["Diffs"].clone()).unwrap_or_default();
+            for (position, version) in versions.iter().enumerate() {
+                if position > 0 {
+                    println!();
+                }
+                let submit = version["SubmitTime"].as_i64().unwrap_or(0);
+                print!(
+                    "{}",
+                    render::key_values(&[
+                        ("Version", version["Version"].to_string()),
+                        ("Stable", version["Stable"].to_string()),
+                        ("Submit Date", api_types::format_rfc3339(submit)),
+                    ])
+                );
+                if let Some(diff) = diff_list.get(position) {
+                    println!("Diff        =");
+                    print!("{}", render_plan::job_diff(diff));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Revert { id, version } => {
+            let body = serde_json::json!({ "JobID": id, "JobVersion": version });
+            let response: api_types::JobRegisterResponse = client
+                .put_json_value(&format!("/v1/job/{}/revert", api_client::encode(&id)), &body)
+                .await
+                .map_err(describe)?;
+            println!("Job {id:?} reverted to version {version}");
+            if !response.eval_id.is_empty() {
+                println!("Evaluation ID: {}", response.eval_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Inspect { id } => {
+            let job = client.job(&id).await?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "Job": job }))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Scale { args } => {
+            let (job_id, group, count) = match args.as_slice() {
+                [job_id, count] => {
+                    let job = client.job(job_id).await?;
+                    let groups: Vec<String> = job["TaskGroups"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|group| group["Name"].as_str().map(str::to_string))
+                        .collect();
+                    let [group] = groups.as_slice() else {
+                        bail!(
+                            "job {job_id:?} has {} task groups; name the group to scale",
+                            groups.len()
+                        );
+                    };
+                    (job_id.clone(), group.clone(), count.clone())
+                }
+                [job_id, group, count] => (job_id.clone(), group.clone(), count.clone()),
+                _ => bail!("usage: drover job scale JOB [GROUP] COUNT"),
+            };
+            let count: i64 = count
+                .parse()
+                .map_err(|_| anyhow!("count {count:?} is not a whole number"))?;
+            let response = client
+                .scale_job(&job_id, &group, count, "submitted using the Drover CLI")
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => anyhow!("Error scaling job ({status}): {message}"),
+                    other => anyhow!(other),
+                })?;
+            println!("Scaled task group {group:?} of job {job_id:?} to {count}");
+            if !response.eval_id.is_empty() {
+                println!("Evaluation ID: {}", response.eval_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         JobCommand::Validate(args) => match load_job(&args)? {
             Ok(_) => {
                 println!("Job validation successful");
@@ -596,6 +712,71 @@ async fn wait_eval(client: &Client, eval_id: &str) -> anyhow::Result<Evaluation>
     }
 }
 
+/// `job plan`: 0 when nothing changes, 1 when allocations change, 255 on
+/// any error (as Nomad's exit codes).
+async fn job_plan(args: JobFileArgs, client: &Client) -> anyhow::Result<ExitCode> {
+    let job = match load_job(&args) {
+        Ok(Ok(job)) => job,
+        Ok(Err(rendered)) => {
+            eprintln!("Error parsing job file {}:\n{rendered}", args.file.display());
+            return Ok(ExitCode::from(255));
+        }
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            return Ok(ExitCode::from(255));
+        }
+    };
+    let answer = match client.plan_job(&job.id, jobspec::job_to_api(&job)).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            eprintln!("Error during plan: {}", describe(error));
+            return Ok(ExitCode::from(255));
+        }
+    };
+    let diff: api_types::job_diff::JobDiff = match serde_json::from_value(answer["Diff"].clone()) {
+        Ok(diff) => diff,
+        Err(error) => {
+            eprintln!("Error reading the plan's diff: {error}");
+            return Ok(ExitCode::from(255));
+        }
+    };
+    print!("{}", render_plan::job_diff(&diff));
+    let mut failed = Vec::new();
+    if let Some(groups) = answer["FailedTGAllocs"].as_object() {
+        for (group, metric) in groups {
+            let exhausted = metric["NodesExhausted"].as_u64().unwrap_or(0);
+            let filtered = metric["NodesFiltered"].as_u64().unwrap_or(0);
+            failed.push((
+                group.clone(),
+                format!("{exhausted} nodes exhausted, {filtered} filtered"),
+            ));
+        }
+    }
+    let modify_index = answer["JobModifyIndex"].as_u64().unwrap_or(0);
+    print!(
+        "{}",
+        render_plan::plan_footer(&failed, modify_index, &args.file.display().to_string())
+    );
+    let changes = answer["Annotations"]["DesiredTGUpdates"]
+        .as_object()
+        .into_iter()
+        .flat_map(|groups| groups.values())
+        .any(|updates| {
+            [
+                "Place",
+                "Stop",
+                "Migrate",
+                "InPlaceUpdate",
+                "DestructiveUpdate",
+                "Canary",
+                "Preemptions",
+            ]
+            .iter()
+            .any(|key| updates[*key].as_u64().unwrap_or(0) > 0)
+        });
+    Ok(if changes { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> {
     let job = match load_job(&args.file)? {
         Ok(job) => job,
@@ -610,7 +791,10 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
     }
     let job_type = job.job_type;
     let job_id = job.id.clone();
-    let response = client.register_job(jobspec::job_to_api(&job)).await.map_err(describe)?;
+    let response = client
+        .register_job_checked(jobspec::job_to_api(&job), args.check_index)
+        .await
+        .map_err(describe)?;
     if args.detach || response.eval_id.is_empty() {
         println!("Job registration successful");
         if !response.eval_id.is_empty() {
@@ -827,6 +1011,26 @@ async fn run_alloc(command: AllocCommand, client: &Client) -> anyhow::Result<Exi
 
 async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitCode> {
     match command {
+        NodeCommand::Eligibility { enable, id, .. } => {
+            let stub = resolve_prefix(client.nodes(&id).await?, &id, |node| node.id.as_str(), "node")?;
+            let body = serde_json::json!({
+                "NodeID": stub.id,
+                "Eligibility": if enable { "eligible" } else { "ineligible" },
+            });
+            let _: serde_json::Value = client
+                .put_json_value(&format!("/v1/node/{}/eligibility", api_client::encode(&stub.id)), &body)
+                .await?;
+            println!(
+                "Node {:?} scheduling eligibility set: {}",
+                types::short_id(&stub.id),
+                if enable {
+                    "eligible for scheduling"
+                } else {
+                    "ineligible for scheduling"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         NodeCommand::Status { id: None } => {
             print!("{}", render::node_list(&client.nodes("").await?));
             Ok(ExitCode::SUCCESS)

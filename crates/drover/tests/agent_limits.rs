@@ -84,6 +84,7 @@ async fn a_billion_allocations_are_refused_and_a_stored_one_survives_restarts() 
             job: stored,
             eval: Some(eval),
             now,
+            enforce_index: None,
         })
         .await
         .expect("write the job through raft");

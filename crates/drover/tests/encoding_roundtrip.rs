@@ -35,6 +35,7 @@ fn every_corpus_job_round_trips() {
                 job,
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
             "command",
         );

@@ -214,3 +214,174 @@ pub async fn job_latest_deployment(
         .map(|deployment| api_types::Deployment::from(&*deployment));
     reply(&state, snapshot.table_indexes().deployments, &latest)
 }
+
+// ----- scaling -------------------------------------------------------------
+
+/// `POST /v1/job/:id/scale` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ScaleBody {
+    #[serde(rename = "Count")]
+    count: Option<i64>,
+    #[serde(rename = "Target")]
+    target: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "Message")]
+    message: String,
+    #[serde(rename = "Error")]
+    error: bool,
+    #[serde(rename = "Meta")]
+    meta: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+/// Longest scaling message kept.
+const MAX_SCALE_MESSAGE: usize = 4096;
+
+pub async fn scale_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    Query(options): Query<QueryOptions>,
+    body: Bytes,
+) -> Answer {
+    let request: ScaleBody = parse_body(&body)?;
+    let group = request
+        .target
+        .get("Group")
+        .cloned()
+        .ok_or_else(|| ApiError::BadRequest("scaling target needs a \"Group\"".to_string()))?;
+    if let Some(named) = request.target.get("Job")
+        && named != &job_id
+    {
+        return Err(ApiError::BadRequest(format!(
+            "scaling target job {named:?} does not match {job_id:?} in the URL"
+        )));
+    }
+    if request.message.len() > MAX_SCALE_MESSAGE {
+        return Err(ApiError::BadRequest(format!(
+            "scaling message is longer than {MAX_SCALE_MESSAGE} bytes"
+        )));
+    }
+    let result = state
+        .server
+        .scale_job(
+            options.single_namespace(),
+            &job_id,
+            server::ScaleRequest {
+                group,
+                count: request.count,
+                message: request.message,
+                error: request.error,
+                meta: request.meta.unwrap_or_default(),
+            },
+        )
+        .await?;
+    let body = api_types::JobRegisterResponse {
+        eval_id: result.eval_id.unwrap_or_default(),
+        eval_create_index: result.eval_create_index,
+        job_modify_index: result.job_modify_index,
+        warnings: result.warnings,
+        index: result.index,
+        last_contact: 0,
+        known_leader: true,
+    };
+    reply(&state, result.index, &body)
+}
+
+/// `GET /v1/job/:id/scale`: each group's counts and scaling events.
+pub async fn job_scale_status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
+    let snapshot = options.read(&state).await?;
+    let namespace = options.single_namespace();
+    let job = snapshot
+        .job(namespace, &job_id)
+        .ok_or_else(|| ApiError::NotFound(format!("job {job_id:?}")))?;
+    let allocs = snapshot.allocs_by_job(namespace, &job_id);
+    let mut groups = serde_json::Map::new();
+    for group in &job.task_groups {
+        let mine: Vec<_> = allocs
+            .iter()
+            .filter(|alloc| alloc.task_group == group.name && alloc.job_version == job.version)
+            .filter(|alloc| !alloc.is_terminal())
+            .collect();
+        let health = |wanted: bool| {
+            mine.iter()
+                .filter(|alloc| {
+                    alloc
+                        .deployment_status
+                        .as_ref()
+                        .is_some_and(|status| status.healthy == Some(wanted))
+                })
+                .count()
+        };
+        let events: Vec<serde_json::Value> = snapshot
+            .scaling_events(namespace, &job_id, &group.name)
+            .iter()
+            .rev()
+            .map(|event| {
+                serde_json::json!({
+                    "Time": event.time,
+                    "Count": event.count,
+                    "PreviousCount": event.previous_count,
+                    "Message": event.message,
+                    "Error": event.error,
+                    "Meta": event.meta,
+                    "EvalID": event.eval_id,
+                    "CreateIndex": event.create_index,
+                })
+            })
+            .collect();
+        groups.insert(
+            group.name.clone(),
+            serde_json::json!({
+                "Desired": group.count,
+                "Placed": mine.len(),
+                "Running": mine.iter().filter(|alloc| alloc.client_status == types::AllocClientStatus::Running).count(),
+                "Healthy": health(true),
+                "Unhealthy": health(false),
+                "Events": events,
+            }),
+        );
+    }
+    let body = serde_json::json!({
+        "JobID": job.id,
+        "Namespace": job.namespace,
+        "JobCreateIndex": job.create_index,
+        "JobModifyIndex": job.job_modify_index,
+        "JobStopped": job.stop,
+        "TaskGroups": groups,
+    });
+    reply(&state, job.modify_index, &body)
+}
+
+// ----- node eligibility ----------------------------------------------------
+
+/// `POST /v1/node/:id/eligibility` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct EligibilityBody {
+    #[serde(rename = "Eligibility")]
+    eligibility: String,
+}
+
+pub async fn node_eligibility(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let request: EligibilityBody = parse_body(&body)?;
+    let eligible = match request.eligibility.as_str() {
+        "eligible" => true,
+        "ineligible" => false,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Eligibility {other:?} must be \"eligible\" or \"ineligible\""
+            )));
+        }
+    };
+    let index = state.server.set_node_eligibility(&id, eligible).await?;
+    let body = serde_json::json!({
+        "EvalIDs": null,
+        "EvalCreateIndex": 0,
+        "NodeModifyIndex": index,
+        "Index": index,
+    });
+    reply(&state, index, &body)
+}

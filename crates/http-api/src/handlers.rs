@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use server::Caller;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use types::{Job, JobType};
 
@@ -103,8 +104,33 @@ pub async fn list_jobs(
     reply(&state, snapshot.table_indexes().jobs, &stubs)
 }
 
-async fn register(state: &AppState, job: Job) -> Answer {
-    let result = state.server.register_job(job).await?;
+/// `EnforceIndex` and `JobModifyIndex` of a register body: the index the
+/// stored job must have for the registration to go ahead.
+fn enforced_index(body: &Bytes) -> Result<Option<u64>, ApiError> {
+    let value: Value = parse_body(body)?;
+    let enforce = match value.get("EnforceIndex") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(enforce)) => *enforce,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "field \"EnforceIndex\" must be a boolean".to_string(),
+            ));
+        }
+    };
+    if !enforce {
+        return Ok(None);
+    }
+    match value.get("JobModifyIndex") {
+        None | Some(Value::Null) => Ok(Some(0)),
+        Some(index) => index
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("field \"JobModifyIndex\" must be an unsigned integer".to_string())),
+    }
+}
+
+async fn register(state: &AppState, job: Job, enforce_index: Option<u64>) -> Answer {
+    let result = state.server.register_job_enforcing(job, enforce_index).await?;
     let body = api_types::JobRegisterResponse {
         eval_id: result.eval_id.unwrap_or_default(),
         eval_create_index: result.eval_create_index,
@@ -122,8 +148,10 @@ pub async fn register_jobs(
     Extension(limits): Extension<Arc<Limits>>,
     body: Bytes,
 ) -> Answer {
-    let job = limits.parse(move || job_from_body(&body)).await?;
-    register(&state, job).await
+    let (job, enforce_index) = limits
+        .parse(move || Ok((job_from_body(&body)?, enforced_index(&body)?)))
+        .await?;
+    register(&state, job, enforce_index).await
 }
 
 pub async fn register_job_by_id(
@@ -132,14 +160,16 @@ pub async fn register_job_by_id(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let job = limits.parse(move || job_from_body(&body)).await?;
+    let (job, enforce_index) = limits
+        .parse(move || Ok((job_from_body(&body)?, enforced_index(&body)?)))
+        .await?;
     if job.id != id {
         return Err(ApiError::BadRequest(format!(
             "job ID {:?} in the body does not match {id:?} in the URL",
             job.id
         )));
     }
-    register(&state, job).await
+    register(&state, job, enforce_index).await
 }
 
 /// `POST /v1/jobs/parse`: HCL in, the API JSON job out, as Nomad answers it.
@@ -252,11 +282,85 @@ pub async fn job_versions(
         .iter()
         .map(|version| jobspec::job_to_api(version))
         .collect();
+    // Newest first: diff i takes version i+1 to version i.
+    let diffs = if options.diffs()? {
+        json!(
+            versions
+                .windows(2)
+                .map(|pair| api_types::job_diff::job_diff(Some(&pair[1]), &pair[0]))
+                .collect::<Vec<_>>()
+        )
+    } else {
+        Value::Null
+    };
     reply(
         &state,
         job.modify_index,
-        &json!({ "Versions": versions, "Diffs": null }),
+        &json!({ "Versions": versions, "Diffs": diffs }),
     )
+}
+
+/// `POST /v1/job/:id/revert` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct RevertBody {
+    #[serde(rename = "JobVersion")]
+    job_version: Option<u64>,
+    #[serde(rename = "EnforcePriorVersion")]
+    enforce_prior_version: Option<u64>,
+}
+
+pub async fn revert_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+    body: Bytes,
+) -> Answer {
+    let request: RevertBody = parse_body(&body)?;
+    let version = request
+        .job_version
+        .ok_or_else(|| ApiError::BadRequest("revert needs \"JobVersion\"".to_string()))?;
+    let result = state
+        .server
+        .revert_job(options.single_namespace(), &id, version, request.enforce_prior_version)
+        .await?;
+    let body = api_types::JobRegisterResponse {
+        eval_id: result.eval_id.unwrap_or_default(),
+        eval_create_index: result.eval_create_index,
+        job_modify_index: result.job_modify_index,
+        warnings: result.warnings,
+        index: result.index,
+        last_contact: 0,
+        known_leader: true,
+    };
+    reply(&state, result.index, &body)
+}
+
+/// `POST /v1/job/:id/stable` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct StableBody {
+    #[serde(rename = "JobVersion")]
+    job_version: Option<u64>,
+    #[serde(rename = "Stable")]
+    stable: bool,
+}
+
+pub async fn job_stable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+    body: Bytes,
+) -> Answer {
+    let request: StableBody = parse_body(&body)?;
+    let version = request
+        .job_version
+        .ok_or_else(|| ApiError::BadRequest("stable needs \"JobVersion\"".to_string()))?;
+    let index = state
+        .server
+        .set_job_stability(options.single_namespace(), &id, version, request.stable)
+        .await?;
+    reply(&state, index, &json!({ "Index": index, "JobModifyIndex": index }))
 }
 
 pub async fn deregister_job(
@@ -627,4 +731,105 @@ pub async fn agent_self(State(state): State<AppState>) -> Answer {
 
 pub async fn not_found(method: Method, uri: Uri, _headers: HeaderMap) -> ApiError {
     ApiError::NotFound(format!("{method} {}", uri.path()))
+}
+
+// ----- job plan ------------------------------------------------------------
+
+/// `PUT /v1/job/:id/plan`: the scheduler's dry run, with Nomad's
+/// `Annotations.DesiredTGUpdates`, `FailedTGAllocs`, the `JobModifyIndex`
+/// to pass to `job run -check-index`, and (with `"Diff": true`) the
+/// `JobDiff` from the stored job, each group carrying its counts.
+pub async fn plan_job(
+    State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let (job, want_diff) = limits
+        .parse(move || {
+            let value: Value = parse_body(&body)?;
+            let want_diff = match value.get("Diff") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(diff)) => *diff,
+                Some(_) => return Err(ApiError::BadRequest("field \"Diff\" must be a boolean".to_string())),
+            };
+            Ok((job_from_body(&body)?, want_diff))
+        })
+        .await?;
+    if job.id != id {
+        return Err(ApiError::BadRequest(format!(
+            "job ID {:?} in the body does not match {id:?} in the URL",
+            job.id
+        )));
+    }
+    let planned = state.server.plan_job(job).await?;
+    let mut desired = serde_json::Map::new();
+    for (group, updates) in &planned.updates {
+        desired.insert(
+            group.clone(),
+            json!({
+                "Ignore": updates.ignore,
+                "Place": updates.place,
+                "Migrate": updates.migrate,
+                "Stop": updates.stop,
+                "InPlaceUpdate": updates.in_place_update,
+                "DestructiveUpdate": updates.destructive_update,
+                "Canary": updates.canary,
+                "Preemptions": updates.preemptions,
+            }),
+        );
+    }
+    let diff = want_diff.then(|| {
+        let old = planned.old_job.as_ref().map(|job| jobspec::job_to_api(job));
+        let mut diff = api_types::job_diff::job_diff(old.as_ref(), &jobspec::job_to_api(&planned.new_job));
+        for group in &mut diff.task_groups {
+            let Some(updates) = planned.updates.get(&group.name) else {
+                continue;
+            };
+            for (name, count) in [
+                ("create", updates.place),
+                ("destroy", updates.stop),
+                ("migrate", updates.migrate),
+                ("in-place update", updates.in_place_update),
+                ("create/destroy update", updates.destructive_update),
+                ("canary", updates.canary),
+                ("ignore", updates.ignore),
+            ] {
+                if count > 0 {
+                    group.updates.insert(name.to_string(), count);
+                }
+            }
+            let annotation = if updates.destructive_update > 0 || updates.canary > 0 {
+                Some("forces create/destroy update")
+            } else if updates.in_place_update > 0 {
+                Some("forces in-place update")
+            } else {
+                None
+            };
+            for task in &mut group.tasks {
+                if task.diff_type == api_types::job_diff::EDITED
+                    && let Some(annotation) = annotation
+                {
+                    task.annotations.push(annotation.to_string());
+                }
+            }
+        }
+        diff
+    });
+    let failed: BTreeMap<String, api_types::AllocationMetric> = planned
+        .failed_tg_allocs
+        .iter()
+        .map(|(group, metric)| (group.clone(), api_types::AllocationMetric::from(metric)))
+        .collect();
+    let body = json!({
+        "Annotations": { "DesiredTGUpdates": desired, "PreemptedAllocs": null },
+        "FailedTGAllocs": if failed.is_empty() { Value::Null } else { json!(failed) },
+        "JobModifyIndex": planned.job_modify_index,
+        "CreatedEvals": null,
+        "Diff": diff,
+        "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
+        "Warnings": "",
+        "Index": planned.index,
+    });
+    reply(&state, planned.index, &body)
 }

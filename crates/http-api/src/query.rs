@@ -28,6 +28,8 @@ pub struct QueryOptions {
     /// Present (any value but `false`): any server answers from its own
     /// state, which may be behind the leader.
     pub stale: Option<String>,
+    /// `versions?diffs=true`: each version's diff from the one before.
+    pub diffs: Option<String>,
 }
 
 impl QueryOptions {
@@ -48,6 +50,11 @@ impl QueryOptions {
     /// Whether `purge` was asked for; an unreadable value is a 400.
     pub fn purge(&self) -> Result<bool, ApiError> {
         parse_bool("purge", self.purge.as_deref())
+    }
+
+    /// `diffs=true` on `/v1/job/:id/versions`.
+    pub fn diffs(&self) -> Result<bool, ApiError> {
+        parse_bool("diffs", self.diffs.as_deref())
     }
 
     /// The `cas` index, if given; an unreadable value is a 400.

@@ -38,6 +38,7 @@ async fn write(peer: &Peer, id: &str) -> u64 {
             job: job(id),
             eval: None,
             now: 1,
+            enforce_index: None,
         })
         .await
         .expect("write")
@@ -66,6 +67,7 @@ async fn three_servers_replicate_and_survive_the_loss_of_the_leader() {
             job: job("refused"),
             eval: None,
             now: 1,
+            enforce_index: None,
         })
         .await
         .expect_err("followers do not write");

@@ -25,6 +25,7 @@ async fn writes_survive_restart_with_rising_indexes() {
                 job: job(&format!("job-{n}")),
                 eval: None,
                 now: n,
+                enforce_index: None,
             })
             .await
             .expect("write");
@@ -54,6 +55,7 @@ async fn writes_survive_restart_with_rising_indexes() {
             job: job("after-restart"),
             eval: None,
             now: 99,
+            enforce_index: None,
         })
         .await
         .expect("write after restart");
@@ -83,6 +85,7 @@ async fn start_after(damage: impl FnOnce(&std::path::Path)) -> Outcome {
                 job: job(&format!("job-{n}")),
                 eval: None,
                 now: n,
+                enforce_index: None,
             })
             .await
             .expect("write")
@@ -164,6 +167,7 @@ async fn the_data_dir_and_its_files_are_private() {
             job: job("one"),
             eval: None,
             now: 1,
+            enforce_index: None,
         })
         .await
         .expect("write");

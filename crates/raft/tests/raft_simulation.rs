@@ -316,6 +316,7 @@ impl Sim {
             job: job(&id),
             eval: None,
             now: 1,
+            enforce_index: None,
         });
         if let Ok(Ok(result)) = tokio::time::timeout(Duration::from_secs(2), write).await {
             self.acknowledged.push((id, result.index));

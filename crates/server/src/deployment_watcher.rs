@@ -374,6 +374,7 @@ mod tests {
                 job,
                 eval: None,
                 now: 0,
+                enforce_index: None,
             },
         );
         let job = state.job("default", "web").expect("job");
@@ -525,6 +526,7 @@ mod tests {
                     job: job("bad", true, Duration::from_secs(30)),
                     eval: None,
                     now: 0,
+                    enforce_index: None,
                 },
             );
             let job = state.job("default", "web").expect("job");

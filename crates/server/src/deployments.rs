@@ -184,3 +184,199 @@ impl Server {
         .await
     }
 }
+
+/// A scaling request (`POST /v1/job/:id/scale`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScaleRequest {
+    pub group: String,
+    pub count: Option<i64>,
+    pub message: String,
+    pub error: bool,
+    pub meta: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Server {
+    /// Changes a group's count within its `scaling { min, max }` (or only
+    /// records the event when no count is given), as a new job version
+    /// with its evaluation.
+    pub async fn scale_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        request: ScaleRequest,
+    ) -> Result<crate::RegisterResult, ServerError> {
+        let snapshot = self.read_state(false).await?;
+        let job = snapshot
+            .job(namespace, job_id)
+            .ok_or_else(|| ServerError::NotFound(format!("job {job_id:?}")))?;
+        let group = job
+            .group(&request.group)
+            .ok_or_else(|| ServerError::BadRequest(format!("job {job_id:?} has no task group {:?}", request.group)))?;
+        let previous_count = i64::from(group.count);
+        if let Some(count) = request.count {
+            if count < 0 {
+                return Err(ServerError::BadRequest(format!(
+                    "scaling action count can't be negative: {count}"
+                )));
+            }
+            if let Some(scaling) = &group.scaling {
+                let max = i64::try_from(scaling.max).unwrap_or(i64::MAX);
+                if count > max {
+                    return Err(ServerError::BadRequest(format!(
+                        "group count was greater than scaling policy maximum: {count} > {max}"
+                    )));
+                }
+                if let Some(min) = scaling.min.map(|min| i64::try_from(min).unwrap_or(i64::MAX))
+                    && count < min
+                {
+                    return Err(ServerError::BadRequest(format!(
+                        "group count was less than scaling policy minimum: {count} < {min}"
+                    )));
+                }
+            }
+            if job.stop {
+                return Err(ServerError::BadRequest(format!(
+                    "job {job_id:?} is stopped; start it before scaling"
+                )));
+            }
+        }
+        let now = now_nanos();
+        let (scaled, eval) = match request.count {
+            Some(count) => {
+                let mut scaled = (*job).clone();
+                let count = u32::try_from(count)
+                    .map_err(|_| ServerError::BadRequest(format!("scaling action count {count} is too large")))?;
+                for candidate in &mut scaled.task_groups {
+                    if candidate.name == request.group {
+                        candidate.count = count;
+                    }
+                }
+                scaled.validate().map_err(ServerError::InvalidJob)?;
+                let eval = Self::new_eval(&scaled, types::trigger::JOB_SCALING, now);
+                (Some(scaled), Some(eval))
+            }
+            None => (None, None),
+        };
+        let eval_id = eval.as_ref().map(|eval| eval.id.clone());
+        let event = types::ScalingEvent {
+            time: now,
+            count: request.count,
+            previous_count,
+            message: request.message,
+            error: request.error,
+            meta: request.meta,
+            eval_id: eval_id.clone(),
+            create_index: 0,
+        };
+        let result = self
+            .write(Command::JobScale {
+                namespace: namespace.to_string(),
+                job_id: job_id.to_string(),
+                group: request.group,
+                event,
+                job: scaled,
+                eval,
+                now,
+            })
+            .await?;
+        if let Some(error) = result.error {
+            return Err(ServerError::BadRequest(error));
+        }
+        Ok(crate::RegisterResult {
+            eval_create_index: if eval_id.is_some() { result.index } else { 0 },
+            eval_id,
+            job_modify_index: result.index,
+            index: result.index,
+            warnings: String::new(),
+        })
+    }
+}
+
+impl Server {
+    /// Registers an earlier version's spec as the job's next version
+    /// (Nomad's revert); with `enforce_prior_version`, only while the
+    /// current version is that one.
+    pub async fn revert_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        version: u64,
+        enforce_prior_version: Option<u64>,
+    ) -> Result<crate::RegisterResult, ServerError> {
+        let snapshot = self.read_state(false).await?;
+        let current = snapshot
+            .job(namespace, job_id)
+            .ok_or_else(|| ServerError::NotFound(format!("job {job_id:?}")))?;
+        if let Some(prior) = enforce_prior_version
+            && prior != current.version
+        {
+            return Err(ServerError::BadRequest(format!(
+                "current job has version {}; enforcing version {prior}",
+                current.version
+            )));
+        }
+        if version == current.version {
+            return Err(ServerError::BadRequest(format!(
+                "can't revert to the current version {version}"
+            )));
+        }
+        let target = snapshot
+            .job_version(namespace, job_id, version)
+            .ok_or_else(|| ServerError::NotFound(format!("version {version} of job {job_id:?}")))?;
+        let mut job = (*target).clone();
+        job.stable = false;
+        // Only the current job's modify index may be in place when the
+        // revert is written, so a concurrent change makes it fail.
+        self.register_job_enforcing(job, Some(current.job_modify_index)).await
+    }
+
+    /// Sets or clears a job version's stable flag.
+    pub async fn set_job_stability(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        version: u64,
+        stable: bool,
+    ) -> Result<Index, ServerError> {
+        let result = self
+            .write(Command::JobStability {
+                namespace: namespace.to_string(),
+                job_id: job_id.to_string(),
+                version,
+                stable,
+            })
+            .await?;
+        match result.error {
+            Some(error) => Err(ServerError::NotFound(error)),
+            None => Ok(result.index),
+        }
+    }
+}
+
+impl Server {
+    /// Marks a node eligible or ineligible for new placements (Nomad's
+    /// `/v1/node/:id/eligibility`). Allocations already there stay. Marking
+    /// it eligible re-evaluates blocked work, which may now fit.
+    pub async fn set_node_eligibility(&self, node_id: &str, eligible: bool) -> Result<Index, ServerError> {
+        let snapshot = self.read_state(false).await?;
+        let node = snapshot
+            .node_by_prefix(node_id)
+            .map_err(|error| ServerError::BadRequest(error.to_string()))?
+            .ok_or_else(|| ServerError::NotFound(format!("node {node_id:?}")))?;
+        let result = self
+            .write(Command::NodeEligibility {
+                node_id: node.id.clone(),
+                eligible,
+                evals: Vec::new(),
+                now: now_nanos(),
+            })
+            .await?;
+        if let Some(error) = result.error {
+            return Err(ServerError::NotFound(error));
+        }
+        if eligible && self.is_leader() {
+            self.unblock_evals().await;
+        }
+        Ok(result.index)
+    }
+}

@@ -315,6 +315,7 @@ mod tests {
                     job,
                     eval: None,
                     now: 1,
+                    enforce_index: None,
                 },
             );
         }

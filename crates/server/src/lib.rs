@@ -24,6 +24,7 @@ pub mod gc;
 mod heartbeat;
 mod leader;
 pub mod peer;
+mod plan_job;
 mod planner;
 mod rpc_handler;
 pub mod snapshot;
@@ -33,7 +34,8 @@ mod worker;
 pub use access::{AclConfig, BOOTSTRAP_RESET_FILE, Caller};
 pub use broker::{BrokerCore, BrokerError, EvalBroker};
 pub use cluster::{Member, MemberStatus};
-pub use deployments::DeploymentUpdateResult;
+pub use deployments::{DeploymentUpdateResult, ScaleRequest};
+pub use plan_job::{DesiredUpdates, JobPlan};
 pub use planner::{PendingUsage, VerifiedPlan, plan_command, plan_command_with, verify_plan, verify_plan_with};
 pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
@@ -557,7 +559,19 @@ impl Server {
 
     /// Validates and registers a job, creating its evaluation. The job's
     /// namespace must exist.
-    pub async fn register_job(&self, mut job: Job) -> Result<RegisterResult, ServerError> {
+    pub async fn register_job(&self, job: Job) -> Result<RegisterResult, ServerError> {
+        self.register_job_enforcing(job, None).await
+    }
+
+    /// [`Server::register_job`] with Nomad's `EnforceIndex`: only when the
+    /// stored job's `JobModifyIndex` is `enforce_index` (0: the job must
+    /// not exist). The check runs in the state machine, so no other
+    /// registration can slip between check and write.
+    pub async fn register_job_enforcing(
+        &self,
+        mut job: Job,
+        enforce_index: Option<Index>,
+    ) -> Result<RegisterResult, ServerError> {
         job.canonicalize();
         job.validate().map_err(ServerError::InvalidJob)?;
         job.check_supported().map_err(ServerError::InvalidJob)?;
@@ -581,7 +595,14 @@ impl Server {
             Some(Self::new_eval(&job, trigger::JOB_REGISTER, now))
         };
         let eval_id = eval.as_ref().map(|eval| eval.id.clone());
-        let result = self.write(Command::JobRegister { job, eval, now }).await?;
+        let result = self
+            .write(Command::JobRegister {
+                job,
+                eval,
+                now,
+                enforce_index,
+            })
+            .await?;
         if let Some(error) = result.error {
             return Err(ServerError::BadRequest(error));
         }

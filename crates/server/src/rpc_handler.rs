@@ -374,6 +374,7 @@ mod tests {
                 job,
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         let plan = |allocs| Command::PlanApply {

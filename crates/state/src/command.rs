@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use types::{
     AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index,
-    Job, Namespace, Node, NodeStatus, SchedulerConfiguration, UnixNanos,
+    Job, Namespace, Node, NodeStatus, ScalingEvent, SchedulerConfiguration, UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -19,6 +19,10 @@ pub enum Command {
         job: Job,
         eval: Option<Evaluation>,
         now: UnixNanos,
+        /// Nomad's `EnforceIndex`: register only if the stored job's
+        /// `JobModifyIndex` is this (0: only if no such job exists).
+        #[serde(default)]
+        enforce_index: Option<Index>,
     },
     /// Stop (or purge) a job, with the evaluation that stops its allocations.
     JobDeregister {
@@ -141,6 +145,32 @@ pub enum Command {
     AclRoleUpsert { roles: Vec<AclRole> },
     /// Deletes ACL roles by ID; refused if one does not exist.
     AclRoleDelete { ids: Vec<String> },
+    /// Records a scaling event of a task group, with the job version that
+    /// carries the new count (if the event changes it) and its evaluation.
+    JobScale {
+        namespace: String,
+        job_id: String,
+        group: String,
+        event: ScalingEvent,
+        job: Option<Job>,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
+    /// Sets or clears the stable flag of one job version.
+    JobStability {
+        namespace: String,
+        job_id: String,
+        version: u64,
+        stable: bool,
+    },
+    /// Marks a node eligible or ineligible for new placements.
+    NodeEligibility {
+        node_id: String,
+        eligible: bool,
+        /// Evaluations to write with it (re-evaluating blocked work).
+        evals: Vec<Evaluation>,
+        now: UnixNanos,
+    },
 }
 
 impl Command {
@@ -169,6 +199,9 @@ impl Command {
             Command::AclTokenDelete { .. } => "acl-token-delete",
             Command::AclRoleUpsert { .. } => "acl-role-upsert",
             Command::AclRoleDelete { .. } => "acl-role-delete",
+            Command::JobScale { .. } => "job-scale",
+            Command::JobStability { .. } => "job-stability",
+            Command::NodeEligibility { .. } => "node-eligibility",
         }
     }
 }

@@ -58,6 +58,14 @@ impl StateSnapshot {
         crate::store::by_prefix(&self.deployments, prefix)
     }
 
+    /// A task group's scaling events, oldest first.
+    pub fn scaling_events(&self, namespace: &str, job_id: &str, group: &str) -> Vec<types::ScalingEvent> {
+        self.scaling_events
+            .get(&(namespace.to_string(), job_id.to_string(), group.to_string()))
+            .map(|events| (**events).clone())
+            .unwrap_or_default()
+    }
+
     /// The allocations of a deployment.
     pub fn deployment_allocs(&self, deployment: &Deployment) -> Vec<Arc<Allocation>> {
         self.allocs_by_job(&deployment.namespace, &deployment.job_id)
@@ -129,23 +137,30 @@ impl StateSnapshot {
     /// Marks one job version stable (the current job too, when it is that
     /// version).
     pub(crate) fn mark_stable(&mut self, index: Index, namespace: &str, job_id: &str, version: u64) {
+        self.set_stable(index, namespace, job_id, version, true);
+    }
+
+    /// Sets one job version's stable flag (the current job too, when it is
+    /// that version).
+    pub(crate) fn set_stable(&mut self, index: Index, namespace: &str, job_id: &str, version: u64, flag: bool) {
         let version_key = (namespace.to_string(), job_id.to_string(), version);
         if let Some(job) = self.job_versions.get(&version_key).cloned()
-            && !job.stable
+            && job.stable != flag
         {
-            let mut stable = (*job).clone();
-            stable.stable = true;
-            self.job_versions.insert(version_key, Arc::new(stable));
+            let mut changed = (*job).clone();
+            changed.stable = flag;
+            self.job_versions.insert(version_key, Arc::new(changed));
+            self.tables.jobs = index;
         }
         let job_key = key(namespace, job_id);
         if let Some(job) = self.jobs.get(&job_key).cloned()
             && job.version == version
-            && !job.stable
+            && job.stable != flag
         {
-            let mut stable = (*job).clone();
-            stable.stable = true;
-            stable.modify_index = index;
-            self.jobs.insert(job_key, Arc::new(stable));
+            let mut changed = (*job).clone();
+            changed.stable = flag;
+            changed.modify_index = index;
+            self.jobs.insert(job_key, Arc::new(changed));
             self.tables.jobs = index;
         }
     }
@@ -392,6 +407,7 @@ mod tests {
                 },
                 eval: None,
                 now: 0,
+                enforce_index: None,
             },
         );
         state.apply(2, plan(vec![alloc("c1", true)], Some(deployment()), 10));

@@ -13,6 +13,8 @@ use types::{
 
 /// How many versions of a job are kept (Nomad's `JobTrackedVersions`).
 pub const JOB_TRACKED_VERSIONS: u64 = 6;
+/// How many scaling events are kept per task group (Nomad keeps twenty).
+pub const SCALING_EVENTS_KEPT: usize = 20;
 /// How many events are kept per task (Nomad keeps ten).
 pub const TASK_EVENTS_KEPT: usize = 10;
 
@@ -108,6 +110,8 @@ pub struct StateSnapshot {
     columns: NodeColumns,
     /// ACL objects (see `acl.rs`).
     pub(crate) acl: crate::acl::AclTables,
+    /// Scaling events per (namespace, job, group), newest last.
+    pub(crate) scaling_events: OrdMap<(String, String, String), Arc<Vec<types::ScalingEvent>>>,
 }
 
 /// Every node as the scheduler's per-evaluation pass reads it: the nodes,
@@ -237,6 +241,8 @@ struct PersistedState {
     #[serde(default)]
     deployments: Vec<Deployment>,
     acl: crate::acl::PersistedAcl,
+    #[serde(default)]
+    scaling_events: Vec<((String, String, String), Vec<types::ScalingEvent>)>,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -262,6 +268,11 @@ impl From<StateSnapshot> for PersistedState {
                 .map(|deployment| (**deployment).clone())
                 .collect(),
             acl: state.acl.persisted(),
+            scaling_events: state
+                .scaling_events
+                .iter()
+                .map(|(key, events)| (key.clone(), (**events).clone()))
+                .collect(),
         }
     }
 }
@@ -317,6 +328,9 @@ impl From<PersistedState> for StateSnapshot {
         }
         for deployment in persisted.deployments {
             state.put_deployment(deployment);
+        }
+        for (key, events) in persisted.scaling_events {
+            state.scaling_events.insert(key, Arc::new(events));
         }
         state
     }
@@ -625,7 +639,37 @@ impl StateSnapshot {
             ..CommandResult::default()
         };
         match command {
-            Command::JobRegister { job, eval, now } => {
+            Command::JobRegister {
+                job,
+                eval,
+                now,
+                enforce_index,
+            } => {
+                if let Some(expected) = enforce_index {
+                    let current = self
+                        .jobs
+                        .get(&key(&job.namespace, &job.id))
+                        .map(|existing| existing.job_modify_index);
+                    let refusal = match (expected, current) {
+                        (0, Some(found)) => Some(format!(
+                            "Enforcing job modify index 0: job {:?} exists with job modify index {found}",
+                            job.id
+                        )),
+                        (expected, None) if expected != 0 => Some(format!(
+                            "Enforcing job modify index {expected}: job {:?} does not exist",
+                            job.id
+                        )),
+                        (expected, Some(found)) if expected != found => Some(format!(
+                            "Enforcing job modify index {expected}: job {:?} exists with conflicting job modify index: {found}",
+                            job.id
+                        )),
+                        _ => None,
+                    };
+                    if refusal.is_some() {
+                        result.error = refusal;
+                        return result;
+                    }
+                }
                 result.job_version = Some(self.upsert_job(index, job, now));
                 if let Some(eval) = eval {
                     result.evals_to_enqueue.push(eval.id.clone());
@@ -908,6 +952,70 @@ impl StateSnapshot {
             | Command::AclTokenDelete { .. }
             | Command::AclRoleUpsert { .. }
             | Command::AclRoleDelete { .. } => self.apply_acl(index, command, &mut result),
+            Command::JobScale {
+                namespace,
+                job_id,
+                group,
+                mut event,
+                job,
+                eval,
+                now,
+            } => {
+                if self.jobs.get(&key(&namespace, &job_id)).is_none() {
+                    result.error = Some(format!("job {job_id:?} not found"));
+                    return result;
+                }
+                event.create_index = index;
+                let events_key = (namespace, job_id, group);
+                let mut events = self
+                    .scaling_events
+                    .get(&events_key)
+                    .map(|events| (**events).clone())
+                    .unwrap_or_default();
+                events.push(event);
+                let excess = events.len().saturating_sub(SCALING_EVENTS_KEPT);
+                events.drain(..excess);
+                self.scaling_events.insert(events_key, Arc::new(events));
+                self.register_and_evaluate(index, job, eval, now, &mut result);
+                self.tables.jobs = index;
+            }
+            Command::JobStability {
+                namespace,
+                job_id,
+                version,
+                stable,
+            } => {
+                if self.job_version_ref(&namespace, &job_id, version).is_none() {
+                    result.error = Some(format!("job {job_id:?} has no version {version}"));
+                    return result;
+                }
+                self.set_stable(index, &namespace, &job_id, version, stable);
+            }
+            Command::NodeEligibility {
+                node_id,
+                eligible,
+                evals,
+                now,
+            } => {
+                let Some(existing) = self.nodes.get(&node_id).cloned() else {
+                    result.error = Some(format!("node {node_id:?} not found"));
+                    return result;
+                };
+                let mut node = (*existing).clone();
+                node.scheduling_eligibility = if eligible {
+                    types::SchedulingEligibility::Eligible
+                } else {
+                    types::SchedulingEligibility::Ineligible
+                };
+                node.status_updated_at = now;
+                node.modify_index = index;
+                self.nodes.insert(node_id, Arc::new(node));
+                self.tables.nodes = index;
+                for eval in evals {
+                    result.evals_to_enqueue.push(eval.id.clone());
+                    self.upsert_eval(index, eval);
+                }
+            }
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -1374,6 +1482,7 @@ mod tests {
                 job: job("a"),
                 eval: Some(eval("e1", "a")),
                 now: 10,
+                enforce_index: None,
             },
         );
         assert_eq!(result.job_version, Some(0));
@@ -1384,6 +1493,7 @@ mod tests {
                 job: job("a"),
                 eval: None,
                 now: 20,
+                enforce_index: None,
             },
         );
         assert_eq!(result.job_version, Some(0));
@@ -1395,6 +1505,7 @@ mod tests {
                 job: changed,
                 eval: None,
                 now: 30,
+                enforce_index: None,
             },
         );
         assert_eq!(result.job_version, Some(1));
@@ -1417,6 +1528,7 @@ mod tests {
                 job: job("a"),
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         let snapshot = state.clone();
@@ -1426,6 +1538,7 @@ mod tests {
                 job: job("b"),
                 eval: None,
                 now: 2,
+                enforce_index: None,
             },
         );
         assert_eq!(snapshot.jobs(None).len(), 1);
@@ -1442,6 +1555,7 @@ mod tests {
                 job: job("a"),
                 eval: Some(eval("e1", "a")),
                 now: 1,
+                enforce_index: None,
             },
         );
         assert_eq!(
@@ -1540,6 +1654,7 @@ mod tests {
                 job: job("ab"),
                 eval: None,
                 now: 0,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1548,6 +1663,7 @@ mod tests {
                 job: job("a"),
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1632,6 +1748,7 @@ mod tests {
                 job: system.clone(),
                 eval: Some(blocked("e1", "sys")),
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1640,6 +1757,7 @@ mod tests {
                 job: job("batch"),
                 eval: Some(blocked("e2", "batch")),
                 now: 2,
+                enforce_index: None,
             },
         );
         check_indexes(&state);
@@ -1676,6 +1794,7 @@ mod tests {
                 job: now_batch,
                 eval: None,
                 now: 5,
+                enforce_index: None,
             },
         );
         check_indexes(&state);
@@ -1686,6 +1805,7 @@ mod tests {
                 job: system,
                 eval: None,
                 now: 6,
+                enforce_index: None,
             },
         );
         check_indexes(&state);
@@ -1767,6 +1887,7 @@ mod tests {
                 job: job("a"),
                 eval: Some(eval("e1", "a")),
                 now: 1,
+                enforce_index: None,
             },
         );
         let bytes = serde_json::to_vec(&state).expect("encode");
@@ -1790,6 +1911,7 @@ mod tests {
                     job: changed,
                     eval: None,
                     now: 1,
+                    enforce_index: None,
                 },
             );
         }
@@ -1813,6 +1935,7 @@ mod tests {
                 job: job("j"),
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1872,6 +1995,7 @@ mod tests {
                 job: job("j"),
                 eval: Some(eval("e1", "j")),
                 now: 1,
+                enforce_index: None,
             },
         );
         state.apply(
@@ -1975,6 +2099,7 @@ mod tests {
                 job: in_prod,
                 eval: None,
                 now: 7,
+                enforce_index: None,
             },
         );
         for (names, error) in [

@@ -215,3 +215,19 @@ pub struct AllocDeploymentStatus {
     pub canary: bool,
     pub modify_index: Index,
 }
+
+/// One scaling action on a task group (Nomad's `ScalingEvent`), recorded
+/// by `/v1/job/:id/scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ScalingEvent {
+    pub time: UnixNanos,
+    /// The count asked for, when the event changed it.
+    pub count: Option<i64>,
+    pub previous_count: i64,
+    pub message: String,
+    pub error: bool,
+    pub meta: BTreeMap<String, serde_json::Value>,
+    pub eval_id: Option<String>,
+    pub create_index: Index,
+}

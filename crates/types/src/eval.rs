@@ -50,6 +50,7 @@ pub mod trigger {
     pub const FAILED_FOLLOW_UP: &str = "failed-follow-up";
     pub const PREEMPTION: &str = "preemption";
     pub const SCHEDULED: &str = "scheduled";
+    pub const JOB_SCALING: &str = "job-scaling";
 }
 
 /// A request to (re)consider a job's placements.

@@ -225,6 +225,7 @@ fn sample_commands(allocs: usize) -> Vec<(&'static str, state::Command)> {
                 job,
                 eval: None,
                 now: 1,
+                enforce_index: None,
             },
         ),
         (

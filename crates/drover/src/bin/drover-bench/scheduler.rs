@@ -60,6 +60,7 @@ pub fn run(nodes: usize, jobs: usize, count: u32, seed: u64) -> Report {
                 job,
                 eval: Some(eval.clone()),
                 now,
+                enforce_index: None,
             },
         );
         let phase = Instant::now();
@@ -164,6 +165,7 @@ pub fn run_concurrent(nodes: usize, jobs: usize, count: u32, seed: u64, workers:
                                 job: job.clone(),
                                 eval: Some(eval.clone()),
                                 now,
+                                enforce_index: None,
                             },
                         );
                         store.state.clone()
