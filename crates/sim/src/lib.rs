@@ -194,11 +194,14 @@ enum Local {
     Stopped,
 }
 
+/// Allocations to report running, with their task names.
+type Starting = Vec<(String, Vec<String>)>;
+
 /// A status report on its way to the servers.
 #[derive(Debug)]
 enum Report {
     /// Report these running once the instant passes (still starting then).
-    RunAt(Instant, Vec<(String, Vec<String>)>),
+    RunAt(Instant, Starting),
     /// Report this now.
     Now(AllocClientUpdate),
 }
@@ -635,18 +638,16 @@ fn absorb(node: &SimNode, counters: &Counters, timings: &Timings, answer: NodeGe
                 allocs.insert(alloc.id.clone(), (Local::Starting, tasks.clone()));
                 starting.push((alloc.id, tasks));
             }
-            None => {}
-            Some((local, tasks)) => {
-                if !should_run && matches!(local, Local::Starting | Local::Running) {
-                    *local = Local::Stopped;
-                    let _ = node.reports.send(Report::Now(update(
-                        &alloc.id,
-                        AllocClientStatus::Complete,
-                        tasks,
-                        "stopped by the servers",
-                    )));
-                }
+            Some((local, tasks)) if !should_run && matches!(local, Local::Starting | Local::Running) => {
+                *local = Local::Stopped;
+                let _ = node.reports.send(Report::Now(update(
+                    &alloc.id,
+                    AllocClientStatus::Complete,
+                    tasks,
+                    "stopped by the servers",
+                )));
             }
+            _ => {}
         }
     }
     drop(allocs);
@@ -666,7 +667,7 @@ async fn report_loop(
     timings: &Timings,
     mut reports: mpsc::UnboundedReceiver<Report>,
 ) {
-    let mut scheduled: VecDeque<(Instant, Vec<(String, Vec<String>)>)> = VecDeque::new();
+    let mut scheduled: VecDeque<(Instant, Starting)> = VecDeque::new();
     let mut pending: BTreeMap<String, AllocClientUpdate> = BTreeMap::new();
     let mut flush_at: Option<Instant> = None;
     let mut backoff = MIN_BACKOFF;
