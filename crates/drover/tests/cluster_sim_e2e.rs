@@ -190,5 +190,103 @@ job "simfault" {
         simulator.running_allocs(victim)
     );
     assert!(simulator.stats().failed >= 1);
+    // The simulator's count of live allocations matches the servers'.
+    eventually(Duration::from_secs(30), "live allocations agree", async || {
+        let running = job_allocs(&api, "simfault")
+            .await
+            .iter()
+            .filter(|alloc| alloc.client_status == "running")
+            .count() as u64;
+        (simulator.stats().live == running).then_some(())
+    })
+    .await;
     simulator.shutdown().await;
+}
+
+/// The server PIDs `drover-bench e2e` printed.
+fn server_pids(stdout: &str) -> Vec<u32> {
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("server_pids="))
+        .unwrap_or_else(|| panic!("no server_pids line in {stdout}"));
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|pid| pid.parse().expect("a pid"))
+        .collect();
+    assert_eq!(pids.len(), 3, "{line}");
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn e2e_command(timeout_secs: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_drover-bench"));
+    command.args([
+        "e2e",
+        "--servers",
+        "3",
+        "--nodes",
+        "50",
+        "--jobs",
+        "2000",
+        "--count",
+        "1000",
+        "--timeout-secs",
+        timeout_secs,
+        "--drover",
+        env!("CARGO_BIN_EXE_drover"),
+    ]);
+    command
+}
+
+#[test]
+fn e2e_kills_its_servers_when_it_times_out() {
+    let output = e2e_command("2").output().expect("run drover-bench e2e");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("no result within"), "{stderr}");
+    for pid in server_pids(&stdout) {
+        assert!(!alive(pid), "server {pid} outlived drover-bench\n{stdout}");
+    }
+}
+
+#[test]
+fn e2e_kills_its_servers_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let mut child = e2e_command("120")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start drover-bench e2e");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a first line").expect("read");
+    let pids = server_pids(&first);
+    assert!(pids.iter().all(|pid| alive(*pid)), "{first}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drover-bench did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!exit.success());
+    for pid in pids {
+        assert!(!alive(pid), "server {pid} outlived drover-bench");
+    }
 }

@@ -125,6 +125,7 @@ struct Counters {
     heartbeats: AtomicU64,
     placed: AtomicU64,
     running: AtomicU64,
+    live: AtomicU64,
     failed: AtomicU64,
     completed: AtomicU64,
     lost: AtomicU64,
@@ -145,6 +146,9 @@ pub struct SimStats {
     pub placed: u64,
     /// Allocations whose `running` report the servers accepted.
     pub running: u64,
+    /// Of those, the ones still running now (not failed, stopped or lost
+    /// since).
+    pub live: u64,
     /// Allocations reported `failed` (on demand) and accepted.
     pub failed: u64,
     /// Allocations reported `complete` after the servers stopped them.
@@ -168,6 +172,7 @@ impl Counters {
             heartbeats: get(&self.heartbeats),
             placed: get(&self.placed),
             running: get(&self.running),
+            live: get(&self.live),
             failed: get(&self.failed),
             completed: get(&self.completed),
             lost: get(&self.lost),
@@ -182,12 +187,21 @@ fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 
+/// Moves an allocation out of its state, keeping the live gauge right.
+fn leave(local: &mut Local, to: Local, counters: &Counters) {
+    if *local == (Local::Running { acked: true }) {
+        counters.live.fetch_sub(1, Ordering::Relaxed);
+    }
+    *local = to;
+}
+
 /// Where a simulated allocation is, as its node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Local {
     /// Seen, waiting out the run delay.
     Starting,
-    Running,
+    /// Reported running; `acked` once the servers accepted the report.
+    Running { acked: bool },
     /// Reported failed on demand.
     Failed,
     /// Stopped by the servers (or lost).
@@ -372,7 +386,7 @@ impl Simulator {
         };
         let mut ids: Vec<String> = lock(&node.allocs)
             .iter()
-            .filter(|(_, (local, _))| *local == Local::Running)
+            .filter(|(_, (local, _))| matches!(local, Local::Running { .. }))
             .map(|(id, _)| id.clone())
             .collect();
         ids.sort();
@@ -414,13 +428,17 @@ impl Simulator {
     /// The task(s) of allocation `alloc_id` fail: its node reports it
     /// failed. Returns whether a node ran it.
     pub fn fail_alloc(&self, alloc_id: &str) -> bool {
-        self.nodes.iter().any(|node| fail_on(node, Some(alloc_id)) > 0)
+        self.nodes
+            .iter()
+            .any(|node| fail_on(node, &self.counters, Some(alloc_id)) > 0)
     }
 
     /// Every running or starting allocation of node `index` fails; returns
     /// how many.
     pub fn fail_node_tasks(&self, index: usize) -> usize {
-        self.nodes.get(index).map_or(0, |node| fail_on(node, None))
+        self.nodes
+            .get(index)
+            .map_or(0, |node| fail_on(node, &self.counters, None))
     }
 
     /// Stops every node at once.
@@ -432,14 +450,14 @@ impl Simulator {
 
 /// Marks `only` (or every live allocation) of `node` failed and queues the
 /// reports.
-fn fail_on(node: &SimNode, only: Option<&str>) -> usize {
+fn fail_on(node: &SimNode, counters: &Counters, only: Option<&str>) -> usize {
     let mut allocs = lock(&node.allocs);
     let mut failed = 0;
     for (id, (local, tasks)) in allocs.iter_mut() {
-        if only.is_some_and(|only| only != id) || !matches!(local, Local::Starting | Local::Running) {
+        if only.is_some_and(|only| only != id) || !matches!(local, Local::Starting | Local::Running { .. }) {
             continue;
         }
-        *local = Local::Failed;
+        leave(local, Local::Failed, counters);
         failed += 1;
         let _ = node.reports.send(Report::Now(update(
             id,
@@ -626,7 +644,7 @@ fn absorb(node: &SimNode, counters: &Counters, timings: &Timings, answer: NodeGe
             if let Some((local, _)) = entry
                 && *local != Local::Stopped
             {
-                *local = Local::Stopped;
+                leave(local, Local::Stopped, counters);
                 bump(&counters.lost, 1);
             }
             continue;
@@ -638,8 +656,8 @@ fn absorb(node: &SimNode, counters: &Counters, timings: &Timings, answer: NodeGe
                 allocs.insert(alloc.id.clone(), (Local::Starting, tasks.clone()));
                 starting.push((alloc.id, tasks));
             }
-            Some((local, tasks)) if !should_run && matches!(local, Local::Starting | Local::Running) => {
-                *local = Local::Stopped;
+            Some((local, tasks)) if !should_run && matches!(local, Local::Starting | Local::Running { .. }) => {
+                leave(local, Local::Stopped, counters);
                 let _ = node.reports.send(Report::Now(update(
                     &alloc.id,
                     AllocClientStatus::Complete,
@@ -697,7 +715,7 @@ async fn report_loop(
                 if let Some((state, _)) = local.get_mut(&id)
                     && *state == Local::Starting
                 {
-                    *state = Local::Running;
+                    *state = Local::Running { acked: false };
                     pending.insert(id.clone(), update(&id, AllocClientStatus::Running, &tasks, ""));
                 }
             }
@@ -725,7 +743,15 @@ async fn report_loop(
                 backoff = MIN_BACKOFF;
                 flush_at = None;
                 bump(&counters.update_calls, 1);
+                let mut local = lock(&node.allocs);
                 for sent in batch {
+                    if sent.client_status == AllocClientStatus::Running
+                        && let Some((state, _)) = local.get_mut(&sent.alloc_id)
+                        && *state == (Local::Running { acked: false })
+                    {
+                        *state = Local::Running { acked: true };
+                        bump(&counters.live, 1);
+                    }
                     match sent.client_status {
                         AllocClientStatus::Running => bump(&counters.running, 1),
                         AllocClientStatus::Failed => bump(&counters.failed, 1),

@@ -163,6 +163,31 @@ async fn wait_leader(servers: &[ServerProc], within: Duration) -> anyhow::Result
     }
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM, caught from before the first server
+/// starts so neither can end the process with its servers still running.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn catch() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on the first of them, with its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
 fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path)
         .map(|meta| meta.len() as f64 / (1024.0 * 1024.0))
@@ -192,18 +217,18 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             .context("bench binary has a directory")?
             .join("drover"),
     };
+    let mut signals = Signals::catch()?;
     let root = tempfile::tempdir()?;
     let servers = start_servers(&binary, root.path(), args.servers)?;
+    let pids: Vec<String> = servers.iter().map(|server| server.child.id().to_string()).collect();
+    println!("server_pids={} data_dir={}", pids.join(","), root.path().display());
     let timeout = Duration::from_secs(args.timeout_secs);
     let outcome = tokio::select! {
         outcome = tokio::time::timeout(timeout, drive(&args, &servers, expected)) => match outcome {
             Ok(outcome) => outcome,
             Err(_) => Err(anyhow::anyhow!("no result within --timeout-secs {}", args.timeout_secs)),
         },
-        signal = tokio::signal::ctrl_c() => {
-            signal?;
-            Err(anyhow::anyhow!("interrupted"))
-        }
+        signal = signals.recv() => Err(anyhow::anyhow!("interrupted by {signal}")),
     };
     if outcome.is_err() {
         for server in &servers {
@@ -309,11 +334,11 @@ async fn drive(args: &E2eArgs, servers: &[ServerProc], expected: u64) -> anyhow:
         if all_placed_at.is_none() && stats.placed >= expected {
             all_placed_at = Some(started.elapsed().as_secs_f64());
         }
-        if stats.running >= expected {
+        if stats.live >= expected {
             break false;
         }
-        if (stats.placed, stats.running) != (last_progress.0, last_progress.1) {
-            last_progress = (stats.placed, stats.running, Instant::now());
+        if (stats.placed, stats.live) != (last_progress.0, last_progress.1) {
+            last_progress = (stats.placed, stats.live, Instant::now());
         } else if last_progress.2.elapsed() > Duration::from_secs(args.stall_secs) {
             break true;
         }
@@ -363,6 +388,11 @@ async fn drive(args: &E2eArgs, servers: &[ServerProc], expected: u64) -> anyhow:
     };
     let leader_pid = servers[leader].child.id();
     let leader_rss = drover::rss::rss_mib(leader_pid).unwrap_or(0.0);
+    let follower_rss: Vec<String> = servers
+        .iter()
+        .filter(|server| server.child.id() != leader_pid)
+        .map(|server| format!("{:.0}", drover::rss::rss_mib(server.child.id()).unwrap_or(0.0)))
+        .collect();
     peak_rss = peak_rss.max(leader_rss);
     let raft_log = file_mib(&servers[leader].dir.join("server").join("raft.redb"));
     let raft_snapshot = file_mib(&servers[leader].dir.join("server").join("snapshot.bin"));
@@ -378,16 +408,18 @@ async fn drive(args: &E2eArgs, servers: &[ServerProc], expected: u64) -> anyhow:
     );
     simulator.shutdown().await;
     println!(
-        "RESULT placements={placements} seconds={seconds:.3} placements_per_sec={:.0} failed_evals={failed_evals} unplaced={unplaced} leader_rss_mib={leader_rss:.0} raft_log_mib={raft_log:.1} leader_peak_rss_mib={peak_rss:.0} raft_snapshot_mib={raft_snapshot:.1} running={} expected={expected} http_running={http_running} submit_seconds={submit_seconds:.2} nodes={} servers={}",
+        "RESULT placements={placements} seconds={seconds:.3} placements_per_sec={:.0} failed_evals={failed_evals} unplaced={unplaced} leader_rss_mib={leader_rss:.0} raft_log_mib={raft_log:.1} leader_peak_rss_mib={peak_rss:.0} raft_snapshot_mib={raft_snapshot:.1} follower_rss_mib={} running={} running_reports={} expected={expected} http_running={http_running} submit_seconds={submit_seconds:.2} nodes={} servers={}",
         placements as f64 / seconds.max(1e-9),
+        follower_rss.join(","),
+        stats.live,
         stats.running,
         args.sim.nodes,
         servers.len()
     );
-    if failed_evals > 0 || unplaced > 0 || stats.running < expected || (verify && http_running != expected as i64) {
+    if failed_evals > 0 || unplaced > 0 || stats.live != expected || (verify && http_running != expected as i64) {
         bail!(
-            "incomplete: failed_evals={failed_evals} unplaced={unplaced} running={} http_running={http_running} expected={expected}",
-            stats.running
+            "incomplete or over-placed: failed_evals={failed_evals} unplaced={unplaced} running={} http_running={http_running} expected={expected}",
+            stats.live
         );
     }
     Ok(())

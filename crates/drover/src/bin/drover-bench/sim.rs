@@ -35,11 +35,12 @@ impl SimArgs {
 
 pub fn line(stats: &sim::SimStats) -> String {
     format!(
-        "registered={} heartbeats={} placed={} running={} failed={} completed={} lost={} update_calls={} queries={} errors={}",
+        "registered={} heartbeats={} placed={} running={} live={} failed={} completed={} lost={} update_calls={} queries={} errors={}",
         stats.registered,
         stats.heartbeats,
         stats.placed,
         stats.running,
+        stats.live,
         stats.failed,
         stats.completed,
         stats.lost,
