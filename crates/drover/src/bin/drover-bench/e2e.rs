@@ -188,6 +188,27 @@ impl Signals {
     }
 }
 
+/// CPU seconds (user + system) `pid` has used, from `/proc/<pid>/stat`
+/// (in clock ticks of USER_HZ, 100 on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which sits in parentheses: the state
+    // is field 3, utime field 14, stime field 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path)
         .map(|meta| meta.len() as f64 / (1024.0 * 1024.0))
@@ -396,6 +417,18 @@ async fn drive(args: &E2eArgs, servers: &[ServerProc], expected: u64) -> anyhow:
     peak_rss = peak_rss.max(leader_rss);
     let raft_log = file_mib(&servers[leader].dir.join("server").join("raft.redb"));
     let raft_snapshot = file_mib(&servers[leader].dir.join("server").join("snapshot.bin"));
+    // Where the CPU went: each server (leader first) and this process
+    // (the simulator, the submitters and the HTTP checks).
+    let mut cpu: Vec<String> = vec![format!(
+        "{}(leader)={:.1}",
+        servers[leader].name,
+        cpu_seconds(leader_pid)
+    )];
+    for server in servers.iter().filter(|server| server.child.id() != leader_pid) {
+        cpu.push(format!("{}={:.1}", server.name, cpu_seconds(server.child.id())));
+    }
+    cpu.push(format!("bench={:.1}", cpu_seconds(std::process::id())));
+    println!("cpu_seconds {}", cpu.join(" "));
     let mut statuses: Vec<_> = by_status.into_iter().collect();
     statuses.sort();
     println!(
@@ -423,4 +456,22 @@ async fn drive(args: &E2eArgs, servers: &[ServerProc], expected: u64) -> anyhow:
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_seconds;
+
+    #[test]
+    fn reads_own_cpu_time() {
+        let before = cpu_seconds(std::process::id());
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = cpu_seconds(std::process::id());
+        assert!(after >= before + 0.1, "{before} -> {after}");
+        assert_eq!(cpu_seconds(u32::MAX), 0.0);
+    }
 }
