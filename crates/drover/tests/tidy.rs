@@ -73,6 +73,9 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("api-client", &["api-types"][..]),
         ("cli", &["types", "api-types", "api-client", "jobspec"][..]),
         ("workload", &["types"][..]),
+        // The node simulator: no other crate lists it, so only `drover`
+        // (for drover-bench) may depend on it.
+        ("sim", &["types", "rpc", "workload"][..]),
     ])
 }
 
@@ -163,6 +166,25 @@ fn every_source_file_opens_with_a_module_doc() {
     );
 }
 
+/// Whether `line` names the path `needle` (not as the tail of a longer
+/// identifier, so `sim::` does not match `xsim::`).
+fn names_path(line: &str, needle: &str) -> bool {
+    line.match_indices(needle).any(|(at, _)| {
+        line[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|before| !(before.is_alphanumeric() || before == '_'))
+    })
+}
+
+#[test]
+fn names_path_matches_whole_path_segments() {
+    assert!(names_path("use sim::Simulator;", "sim::"));
+    assert!(names_path("let x = ::sim::SimConfig::new(a, 1, 2);", "sim::"));
+    assert!(!names_path("let x = nsim::y;", "sim::"));
+    assert!(!names_path("my_sim::y", "sim::"));
+}
+
 /// Test support and benchmark code stays out of what servers and clients
 /// run: the scheduler's in-memory cluster, fixture DSL and benchmark
 /// harness compile only for tests or under its `testing` feature, no normal
@@ -196,7 +218,7 @@ fn test_support_stays_out_of_production_builds() {
                     "{name} enables {dep_name}'s `testing` feature in a normal dependency"
                 ));
             }
-            if dep_name == "workload" && name != "drover" && dep["optional"].as_bool() != Some(true) {
+            if dep_name == "workload" && name != "drover" && name != "sim" && dep["optional"].as_bool() != Some(true) {
                 problems.push(format!(
                     "{name} depends on the benchmark workload outside a `testing` feature"
                 ));
@@ -234,7 +256,7 @@ fn test_support_stays_out_of_production_builds() {
         .flatten()
     {
         let crate_name = entry.file_name().to_string_lossy().to_string();
-        if crate_name == "workload" {
+        if crate_name == "workload" || crate_name == "sim" {
             continue;
         }
         rust_files(&entry.path(), &mut files);
@@ -253,10 +275,16 @@ fn test_support_stays_out_of_production_builds() {
         }
         let text = std::fs::read_to_string(&file).expect("read source");
         let production = text.split("#[cfg(test)]").next().unwrap_or("");
-        for needle in ["MemCluster", "workload::", "scheduler::bench", "scheduler::testing"] {
+        for needle in [
+            "MemCluster",
+            "workload::",
+            "scheduler::bench",
+            "scheduler::testing",
+            "sim::",
+        ] {
             if production
                 .lines()
-                .any(|line| line.contains(needle) && !line.trim_start().starts_with("//"))
+                .any(|line| names_path(line, needle) && !line.trim_start().starts_with("//"))
             {
                 problems.push(format!("{relative} uses {needle} outside its tests"));
             }

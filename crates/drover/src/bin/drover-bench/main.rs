@@ -15,9 +15,16 @@
 //! * `encoding --allocs N --rounds R`: Raft entries (a job registration, a
 //!   plan of N placements, N client updates) in the wire encoding
 //!   (MessagePack) against JSON: bytes, encode and decode time.
+//! * `sim --servers ADDR,… --nodes N`: simulated client nodes against any
+//!   cluster until Ctrl-C (see `sim.rs`).
+//! * `e2e --servers 3 --nodes N --jobs J --count C`: real server processes,
+//!   the simulated nodes and jobs over HTTP, until every allocation runs
+//!   (see `e2e.rs`).
 
 mod docker;
+mod e2e;
 mod scheduler;
+mod sim;
 
 use anyhow::{Context, bail};
 use api_client::Client;
@@ -72,6 +79,17 @@ enum Bench {
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
+    /// Simulated client nodes against a running cluster, until Ctrl-C.
+    Sim {
+        /// The servers' RPC addresses, comma-separated.
+        #[arg(long, value_name = "ADDR,...")]
+        servers: String,
+        #[command(flatten)]
+        sim: sim::SimArgs,
+    },
+    /// Real servers, simulated nodes, jobs over HTTP: placements end to
+    /// end (issue 9, P2).
+    E2e(e2e::E2eArgs),
     /// Raft entries in the wire encoding against JSON (issue 8).
     Encoding {
         #[arg(long, default_value_t = 1_000)]
@@ -126,11 +144,31 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Bench::Sim { servers, sim } => {
+            init_logging();
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(sim::run(&servers, &sim))
+        }
+        Bench::E2e(args) => {
+            init_logging();
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(e2e::run(args))
+        }
         Bench::Encoding { allocs, rounds } => {
             encoding(allocs, rounds);
             Ok(())
         }
     }
+}
+
+/// Warnings (or `DROVER_LOG`) to stderr.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Representative Raft commands: a job registration, a plan placing
