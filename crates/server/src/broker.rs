@@ -234,6 +234,23 @@ impl BrokerCore {
         }
     }
 
+    /// Checks that `token` is the outstanding delivery of `eval_id` and
+    /// restarts its nack timer (a worker still making plans is alive).
+    pub fn outstanding_reset(&mut self, eval_id: &str, token: &str, now: UnixNanos) -> Result<(), BrokerError> {
+        if !self.enabled {
+            return Err(BrokerError::Disabled);
+        }
+        let nack_timeout = nanos(self.nack_timeout);
+        match self.unacked.get_mut(eval_id) {
+            None => Err(BrokerError::NotOutstanding(eval_id.to_string())),
+            Some(unacked) if unacked.token != token => Err(BrokerError::TokenMismatch(eval_id.to_string())),
+            Some(unacked) => {
+                unacked.nack_deadline = now.saturating_add(nack_timeout);
+                Ok(())
+            }
+        }
+    }
+
     fn take_outstanding(&mut self, eval_id: &str, token: &str) -> Result<Unacked, BrokerError> {
         if !self.enabled {
             return Err(BrokerError::Disabled);
@@ -364,6 +381,11 @@ impl EvalBroker {
         let result = self.with(|core| core.nack(eval_id, token, now));
         self.wake();
         result
+    }
+
+    /// See [`BrokerCore::outstanding_reset`].
+    pub fn outstanding_reset(&self, eval_id: &str, token: &str, now: UnixNanos) -> Result<(), BrokerError> {
+        self.with(|core| core.outstanding_reset(eval_id, token, now))
     }
 
     /// Evaluations past the delivery limit (the leader fails them).
@@ -521,6 +543,35 @@ mod tests {
         assert_ne!(again, token);
         assert_eq!(core.ack("x", &token), Err(BrokerError::TokenMismatch("x".into())));
         core.ack("x", &again).expect("the new token acks");
+    }
+
+    /// The plan applier's check: only the outstanding delivery may
+    /// commit, and a worker still planning keeps its delivery alive.
+    #[test]
+    fn only_the_outstanding_delivery_passes_and_it_resets_the_nack_timer() {
+        let mut core = BrokerCore::new(3, Duration::from_secs(60));
+        core.set_enabled(true);
+        core.enqueue(eval("x", "a", 50, 1), 0);
+        let (_, token) = core.dequeue(0).expect("delivered");
+        core.outstanding_reset("x", &token, 50_000_000_000)
+            .expect("outstanding");
+        core.tick(60_000_000_000);
+        assert_eq!(core.unacked(), 1, "the reset moved the deadline to 110 s");
+        core.tick(110_000_000_000);
+        assert_eq!(core.unacked(), 0, "timed out after all");
+        let (_, again) = core.dequeue(110_000_000_000).expect("redelivered");
+        assert_eq!(
+            core.outstanding_reset("x", &token, 110_000_000_000),
+            Err(BrokerError::TokenMismatch("x".into())),
+            "the first delivery's plans are refused"
+        );
+        core.outstanding_reset("x", &again, 110_000_000_000)
+            .expect("the new delivery commits");
+        core.ack("x", &again).expect("ack");
+        assert_eq!(
+            core.outstanding_reset("x", &again, 110_000_000_000),
+            Err(BrokerError::NotOutstanding("x".into()))
+        );
     }
 
     #[tokio::test(start_paused = true)]

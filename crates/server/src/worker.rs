@@ -54,6 +54,20 @@ pub(crate) async fn run_plan_applier(server: Server, mut plans: mpsc::Receiver<P
             }));
             continue;
         }
+        // Only the outstanding delivery of the evaluation may commit: one
+        // whose nack timer ran out was handed to another worker, whose
+        // plan would place the same allocations again.
+        if let Err(error) = server
+            .inner()
+            .broker
+            .outstanding_reset(&plan.eval_id, &plan.eval_token, now_nanos())
+        {
+            let _ = reply.send(Err(ServerError::BadRequest(format!(
+                "plan for evaluation {} refused: {error}",
+                plan.eval_id
+            ))));
+            continue;
+        }
         let state = server.state();
         let pending = match &in_flight {
             // Counted unless the state already holds it.
@@ -180,7 +194,7 @@ pub(crate) async fn run_worker(server: Server, worker_idx: u64) {
             }
         };
         let eval_id = eval.id.clone();
-        let outcome = process_eval(&server, eval, &mut rng).await;
+        let outcome = process_eval(&server, eval, &token, &mut rng).await;
         if let Err(error) = &outcome {
             tracing::warn!(eval_id = %eval_id, %error, "evaluation not finished; giving it back");
         }
@@ -211,8 +225,19 @@ async fn schedule(
     }
 }
 
-async fn process_eval(server: &Server, eval: Evaluation, rng: &mut SmallRng) -> Result<(), ServerError> {
-    let mut snapshot = snapshot_at_least(server, eval.modify_index).await;
+async fn process_eval(server: &Server, eval: Evaluation, token: &str, rng: &mut SmallRng) -> Result<(), ServerError> {
+    let mut snapshot = if server.is_leader() {
+        snapshot_at_least(server, eval.modify_index).await
+    } else {
+        // A follower may lag the leader: an earlier delivery of this
+        // evaluation may have committed a plan this server has not
+        // applied yet, and planning without it would place twice. Plan on
+        // a state at least as new as the leader's commit index.
+        match server.read_state(false).await {
+            Ok(snapshot) if snapshot.index() >= eval.modify_index => snapshot,
+            _ => snapshot_at_least(server, eval.modify_index).await,
+        }
+    };
     let mut fruitless = 0;
     let mut backoff = rpc::Backoff::random(Duration::from_millis(5), Duration::from_millis(200));
     for attempt in 0..MAX_PLANS {
@@ -231,6 +256,8 @@ async fn process_eval(server: &Server, eval: Evaluation, rng: &mut SmallRng) -> 
                 return Ok(());
             }
         };
+        let mut plan = plan;
+        plan.eval_token = token.to_string();
         let result = server.submit_plan(plan).await?;
         if result.rejected_nodes.is_empty() {
             return Ok(());

@@ -13,6 +13,12 @@ use std::collections::BTreeMap;
 #[serde(default)]
 pub struct Plan {
     pub eval_id: String,
+    /// The broker's token of the delivery that planned this. The plan
+    /// applier commits only while that delivery is still outstanding: a
+    /// worker whose evaluation timed out and went to another worker must
+    /// not place its allocations a second time.
+    #[serde(default)]
+    pub eval_token: String,
     pub priority: i32,
     /// All or nothing: if one node fails verification, commit nothing.
     pub all_at_once: bool,
