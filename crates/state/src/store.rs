@@ -1009,7 +1009,7 @@ impl StateSnapshot {
                 };
                 node.status_updated_at = now;
                 node.modify_index = index;
-                self.nodes.insert(node_id, Arc::new(node));
+                self.put_node(Arc::new(node));
                 self.tables.nodes = index;
                 for eval in evals {
                     result.evals_to_enqueue.push(eval.id.clone());
@@ -1447,10 +1447,24 @@ mod tests {
             !state.node_columns().entries()[1].schedulable,
             "a down node is not schedulable"
         );
+        state.apply(
+            7,
+            Command::NodeEligibility {
+                node_id: "n3".into(),
+                eligible: false,
+                evals: Vec::new(),
+                now: 4,
+            },
+        );
+        assert_columns_match(&state);
+        assert!(
+            !state.node_columns().entries()[2].schedulable,
+            "an ineligible node is not schedulable"
+        );
         // n1 holds no allocation once x is collected: removing it moves the
         // last row into its place.
         state.apply(
-            7,
+            8,
             Command::GcDelete {
                 eval_ids: Vec::new(),
                 alloc_ids: vec!["x".into()],
