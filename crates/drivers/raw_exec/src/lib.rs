@@ -50,6 +50,9 @@ const RECOVERED_POLL_INTERVAL: Duration = Duration::from_millis(250);
 const CGROUP_PARENT: &str = "drover";
 /// How long the members of a killed group may take to disappear.
 const CGROUP_DRAIN: Duration = Duration::from_secs(5);
+/// How many more times `exec` reads a task's environment that came back
+/// empty (5 ms apart) before using it as it is.
+const ENVIRON_REREADS: usize = 40;
 
 /// The task `config` block raw_exec understands. Unknown keys are errors.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -790,7 +793,17 @@ impl ProcessTasks {
             .ok_or_else(|| exec_error("empty command".to_string()))?;
         // The task's own environment and working directory, read back from
         // the kernel, so exec works the same after a reattach.
-        let env = proc_fs::environ(entry.pid).map_err(|error| exec_error(format!("read environment: {error}")))?;
+        let mut env = proc_fs::environ(entry.pid).map_err(|error| exec_error(format!("read environment: {error}")))?;
+        // A task always has an environment (the driver sets Nomad's
+        // variables); an empty read means the kernel caught the task in the
+        // middle of an execve (a shell `exec`ing its program), so read again.
+        for _ in 0..ENVIRON_REREADS {
+            if !env.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            env = proc_fs::environ(entry.pid).map_err(|error| exec_error(format!("read environment: {error}")))?;
+        }
         let cwd = std::fs::read_link(format!("/proc/{}/cwd", entry.pid))
             .map_err(|error| exec_error(format!("read working directory: {error}")))?;
         let child = tokio::process::Command::new(resolve_command(program, &cwd))
