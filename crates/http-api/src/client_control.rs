@@ -104,6 +104,21 @@ fn target(state: &AppState, alloc_id: &str, caller: &server::Caller, capability:
     Ok(Target::Remote(node.http_addr.clone(), alloc.id.clone()))
 }
 
+/// Passes a request on to the client agent of the node that holds the
+/// allocation (named by its full ID), with the caller's token.
+async fn pass_on(
+    method: Method,
+    addr: &str,
+    uri: &axum::http::Uri,
+    given: &str,
+    full: &str,
+    body: Bytes,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = crate::authz::request_token(headers);
+    crate::client_fs::forward_with(method, &remote_url(addr, uri, given, full), body, token.as_deref()).await
+}
+
 fn remote_url(addr: &str, uri: &axum::http::Uri, given: &str, full: &str) -> String {
     let path = uri.path().replacen(&format!("/{given}/"), &format!("/{full}/"), 1);
     format!(
@@ -144,18 +159,9 @@ pub async fn signal(
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let token = crate::authz::request_token(&headers);
     match target(&state, &alloc_id, &caller, "alloc-lifecycle")? {
         Target::Local(handle, full) => signal_local(&handle, &full, &body).await,
-        Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(
-                Method::PUT,
-                &remote_url(&addr, &uri, &alloc_id, &full),
-                body,
-                token.as_deref(),
-            )
-            .await
-        }
+        Target::Remote(addr, full) => pass_on(Method::PUT, &addr, &uri, &alloc_id, &full, body, &headers).await,
     }
 }
 
@@ -167,18 +173,9 @@ pub async fn restart(
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let token = crate::authz::request_token(&headers);
     match target(&state, &alloc_id, &caller, "alloc-lifecycle")? {
         Target::Local(handle, full) => restart_local(&handle, &full, &body).await,
-        Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(
-                Method::PUT,
-                &remote_url(&addr, &uri, &alloc_id, &full),
-                body,
-                token.as_deref(),
-            )
-            .await
-        }
+        Target::Remote(addr, full) => pass_on(Method::PUT, &addr, &uri, &alloc_id, &full, body, &headers).await,
     }
 }
 
@@ -189,18 +186,9 @@ pub async fn stats(
     Path(alloc_id): Path<String>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let token = crate::authz::request_token(&headers);
     match target(&state, &alloc_id, &caller, "read-job")? {
         Target::Local(handle, full) => stats_local(&handle, &full).await,
-        Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(
-                Method::GET,
-                &remote_url(&addr, &uri, &alloc_id, &full),
-                Bytes::new(),
-                token.as_deref(),
-            )
-            .await
-        }
+        Target::Remote(addr, full) => pass_on(Method::GET, &addr, &uri, &alloc_id, &full, Bytes::new(), &headers).await,
     }
 }
 
@@ -211,21 +199,12 @@ pub async fn alloc_gc(
     Path(alloc_id): Path<String>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let token = crate::authz::request_token(&headers);
     match target(&state, &alloc_id, &caller, "alloc-lifecycle")? {
         Target::Local(handle, full) => {
             handle.gc(Some(&full)).await?;
             Ok(axum::Json(json!({})).into_response())
         }
-        Target::Remote(addr, full) => {
-            crate::client_fs::forward_with(
-                Method::PUT,
-                &remote_url(&addr, &uri, &alloc_id, &full),
-                Bytes::new(),
-                token.as_deref(),
-            )
-            .await
-        }
+        Target::Remote(addr, full) => pass_on(Method::PUT, &addr, &uri, &alloc_id, &full, Bytes::new(), &headers).await,
     }
 }
 
