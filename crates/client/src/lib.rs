@@ -560,6 +560,11 @@ pub struct ReconcileSteps {
     /// Allocations the servers no longer list (garbage-collected): stop
     /// them and remove their directory and local state.
     pub collect: Vec<String>,
+    /// Allocations stopped before this client ever started them: nothing
+    /// runs, but the servers still hold them as `pending`, so the client
+    /// reports them `complete` (as a Nomad client does); otherwise they
+    /// stay pending forever.
+    pub never_started: Vec<String>,
 }
 
 /// Compares the servers' allocations with the allocations that have a
@@ -577,6 +582,8 @@ pub fn plan_reconcile(known: &HashSet<String>, allocs: Vec<AllocWithJob>) -> Rec
             }
         } else if !should_stop && !alloc.client_status.is_terminal() {
             steps.start.push(entry);
+        } else if alloc.desired_status != AllocDesiredStatus::Run && alloc.client_status == AllocClientStatus::Pending {
+            steps.never_started.push(alloc.id.clone());
         }
     }
     let mut collect: Vec<String> = known.iter().filter(|id| !listed.contains(*id)).cloned().collect();
@@ -599,6 +606,16 @@ fn reconcile(
         if let Some(runner) = runners.get(alloc_id) {
             runner.stop();
         }
+    }
+    for alloc_id in steps.never_started {
+        tracing::debug!(%alloc_id, "allocation stopped before it started");
+        let _ = context.updates.send(types::AllocClientUpdate {
+            alloc_id,
+            client_status: AllocClientStatus::Complete,
+            client_description: "stopped before it started".to_string(),
+            task_states: BTreeMap::new(),
+            modify_time: clock::unix_nanos(),
+        });
     }
     for AllocWithJob { alloc, job } in steps.start {
         tracing::debug!(alloc_id = %alloc.id, name = %alloc.name, "starting allocation");
@@ -658,5 +675,6 @@ mod tests {
         assert_eq!(started, vec!["new"]);
         assert_eq!(steps.stop, vec!["stopping".to_string(), "lost".to_string()]);
         assert_eq!(steps.collect, vec!["forgotten".to_string()]);
+        assert_eq!(steps.never_started, vec!["new-but-stopped".to_string()]);
     }
 }

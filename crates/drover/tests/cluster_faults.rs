@@ -10,6 +10,8 @@
 //! - R6: a client stops heartbeating (SIGSTOP): its node is marked down
 //!   after TTL plus grace, and its allocation is replaced on the other
 //!   client.
+//! - A client that falls behind: allocations stopped before the client
+//!   ever saw them end `complete`, not `pending` forever.
 //! - Client failover: the server a client talks to is killed; the client
 //!   carries on with another server within its TTL and its task keeps
 //!   running.
@@ -198,6 +200,54 @@ async fn r4_the_state_is_identical_after_every_server_restarts() {
     assert_eq!(jobs_after.value, jobs_before.value);
     assert_eq!(before.len(), after.len(), "the state's size changed");
     assert!(before == after, "the state changed across the restart");
+    cluster.kill_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocations_stopped_before_their_client_saw_them_end_complete() {
+    let mut cluster = Cluster::start(&Shape {
+        servers: 1,
+        clients: 1,
+        ..Shape::default()
+    });
+    let leader = cluster.leader(Duration::from_secs(30)).await;
+    cluster.wait_nodes(leader, 1, Duration::from_secs(30)).await;
+    let api = cluster.servers[leader].api();
+    // The client is frozen, so it cannot fetch what is placed on it. Its
+    // allocation query already waiting on the server is answered by the
+    // first job's placement, so the client's next look, after it thaws,
+    // shows the second job's allocations only as stopped.
+    cluster.clients[0].pause();
+    api.register_job(sleep_job("first", 1, 32))
+        .await
+        .expect("register first");
+    eventually(Duration::from_secs(30), "the first job placed", async || {
+        let allocs = api.job_allocations("first").await.ok()?;
+        (allocs.len() == 1).then_some(())
+    })
+    .await;
+    api.register_job(sleep_job("unseen", 2, 32)).await.expect("register");
+    eventually(Duration::from_secs(30), "both allocations placed", async || {
+        let allocs = api.job_allocations("unseen").await.ok()?;
+        (allocs.len() == 2).then_some(())
+    })
+    .await;
+    api.stop_job("unseen", false).await.expect("stop");
+    eventually(Duration::from_secs(30), "both allocations told to stop", async || {
+        let allocs = api.job_allocations("unseen").await.ok()?;
+        let stopped = allocs
+            .iter()
+            .all(|alloc| alloc.desired_status == "stop" && alloc.client_status == "pending");
+        (allocs.len() == 2 && stopped).then_some(())
+    })
+    .await;
+    cluster.clients[0].resume();
+    eventually(Duration::from_secs(30), "both allocations complete", async || {
+        let allocs = api.job_allocations("unseen").await.ok()?;
+        let complete = allocs.iter().all(|alloc| alloc.client_status == "complete");
+        (allocs.len() == 2 && complete).then_some(())
+    })
+    .await;
     cluster.kill_all();
 }
 
