@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::cluster::{Cluster, Shape, eventually, sleep_job};
+use common::cluster::{Cluster, Shape, eventually, eventually_explained, sleep_job};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -168,16 +168,30 @@ async fn r4_the_state_is_identical_after_every_server_restarts() {
             .expect("register");
     }
     api.stop_job("r4-4", false).await.expect("stop one");
-    eventually(Duration::from_secs(60), "every allocation settled", async || {
-        let allocs = api.allocations("").await.ok()?;
-        let settled = allocs.len() == 10
-            && allocs.iter().all(|alloc| {
-                (alloc.desired_status == "run" && alloc.client_status == "running")
-                    || (alloc.desired_status == "stop" && alloc.client_status == "complete")
-            });
-        let evals = api.evaluations("").await.ok()?;
-        let evals_done = evals.iter().all(|eval| eval.status == "complete");
-        (settled && evals_done).then_some(())
+    eventually_explained(Duration::from_secs(60), "every allocation settled", async || {
+        let allocs = api.allocations("").await.map_err(|error| error.to_string())?;
+        let unsettled: Vec<String> = allocs
+            .iter()
+            .filter(|alloc| {
+                !((alloc.desired_status == "run" && alloc.client_status == "running")
+                    || (alloc.desired_status == "stop" && alloc.client_status == "complete"))
+            })
+            .map(|alloc| format!("{} {}/{}", alloc.name, alloc.desired_status, alloc.client_status))
+            .collect();
+        let evals = api.evaluations("").await.map_err(|error| error.to_string())?;
+        let open_evals: Vec<String> = evals
+            .iter()
+            .filter(|eval| eval.status != "complete")
+            .map(|eval| format!("{} {} {}", eval.job_id, eval.triggered_by, eval.status))
+            .collect();
+        if allocs.len() == 10 && unsettled.is_empty() && open_evals.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} allocations, unsettled {unsettled:?}, open evaluations {open_evals:?}",
+                allocs.len()
+            ))
+        }
     })
     .await;
     let before = api.snapshot_save().await.expect("snapshot before");

@@ -452,3 +452,24 @@ pub async fn eventually<T>(within: Duration, what: &str, mut check: impl AsyncFn
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Polls until `check` passes or `within` runs out; on timeout the panic
+/// message carries `check`'s last explanation of what it still waits for.
+pub async fn eventually_explained<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let why = match check().await {
+            Ok(value) => return value,
+            Err(why) => why,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}; last seen: {why}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
