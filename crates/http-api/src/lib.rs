@@ -15,11 +15,15 @@ mod client_fs;
 mod cluster;
 mod deployments;
 mod error;
+mod events;
 mod exposure;
 mod handlers;
 mod limits;
 mod logs;
+mod metrics;
+mod node_pools;
 mod query;
+mod search;
 mod tls_listener;
 mod ui;
 
@@ -288,6 +292,17 @@ fn server_routes() -> Routes {
         .on(M::POST, "/v1/acl/role/{id}", acl_handlers::update_role)
         .on(M::DELETE, "/v1/acl/role/{id}", acl_handlers::delete_role)
         .on(M::GET, "/v1/acl/role/name/{name}", acl_handlers::get_role_by_name)
+        .on(M::GET, "/v1/event/stream", events::stream)
+        .on(M::GET, "/v1/metrics", metrics::metrics)
+        .on(M::POST, "/v1/search", search::prefix)
+        .on(M::PUT, "/v1/search", search::prefix)
+        .on(M::POST, "/v1/search/fuzzy", search::fuzzy)
+        .on(M::PUT, "/v1/search/fuzzy", search::fuzzy)
+        .on(M::GET, "/v1/node/pools", node_pools::list)
+        .on(M::GET, "/v1/node/pool/{name}", node_pools::get)
+        .on(M::GET, "/v1/node/pool/{name}/jobs", node_pools::jobs)
+        .on(M::GET, "/v1/node/pool/{name}/nodes", node_pools::nodes)
+        .on(M::GET, "/v1/evaluations/count", node_pools::eval_count)
 }
 
 /// Builds the router with the given limits. Every route is behind the

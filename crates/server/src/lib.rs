@@ -38,9 +38,9 @@ pub use cluster::{Member, MemberStatus};
 pub use deployments::{DeploymentUpdateResult, ScaleRequest};
 pub use plan_job::{DesiredUpdates, JobPlan};
 pub use planner::{PendingUsage, VerifiedPlan, plan_command, plan_command_with, verify_plan, verify_plan_with};
-pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
+pub use raft::{EventBroker, EventBufferConfig, EventFrame, RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
-pub use state::{JobSummary, StateError, StateSnapshot, TaskGroupSummary};
+pub use state::{Event, EventPayload, JobSummary, StateError, StateSnapshot, TaskGroupSummary, Topic};
 
 use heartbeat::Heartbeats;
 use peer::{PeerCall, PeerReply};

@@ -30,7 +30,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn add(&mut self, value: f64) {
+    /// Adds one observation.
+    pub fn add(&mut self, value: f64) {
         if self.count == 0 || value < self.min {
             self.min = value;
         }
@@ -62,10 +63,26 @@ impl Summary {
 }
 
 /// Counters and samples recorded by the server.
-#[derive(Debug, Default)]
+///
+/// Counters keep a summary of their increments too (go-metrics reports a
+/// counter's count, sum, min, max and mean); their value is the sum.
+/// Everything is cumulative since the server started, where go-metrics'
+/// in-memory sink shows the last 10 s interval.
+#[derive(Debug)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, Labels), f64>>,
+    counters: Mutex<BTreeMap<(String, Labels), Summary>>,
     samples: Mutex<BTreeMap<(String, Labels), Summary>>,
+    started: std::time::Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            counters: Mutex::default(),
+            samples: Mutex::default(),
+            started: std::time::Instant::now(),
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,9 +104,10 @@ fn owned(labels: &[(&str, &str)]) -> Labels {
 impl Metrics {
     /// Adds `by` to a counter.
     pub fn incr(&self, name: &str, labels: &[(&str, &str)], by: f64) {
-        *lock(&self.counters)
+        lock(&self.counters)
             .entry((name.to_string(), owned(labels)))
-            .or_default() += by;
+            .or_default()
+            .add(by);
     }
 
     /// Records one sample.
@@ -105,12 +123,17 @@ impl Metrics {
         self.sample(name, labels, took.as_secs_f64() * 1000.0);
     }
 
-    /// Every counter, as (name, labels, value).
-    pub fn counters(&self) -> Vec<(String, Labels, f64)> {
+    /// Every counter, as (name, labels, summary of its increments).
+    pub fn counters(&self) -> Vec<(String, Labels, Summary)> {
         lock(&self.counters)
             .iter()
-            .map(|((name, labels), value)| (name.clone(), labels.clone(), *value))
+            .map(|((name, labels), summary)| (name.clone(), labels.clone(), *summary))
             .collect()
+    }
+
+    /// How long the registry has been recording.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Every sample series.
@@ -132,11 +155,16 @@ mod tests {
         metrics.incr("a.b", &[("x", "1")], 2.0);
         metrics.incr("a.b", &[("x", "1")], 3.0);
         metrics.incr("a.b", &[("x", "2")], 1.0);
+        let counters: Vec<(String, Labels, f64, u64)> = metrics
+            .counters()
+            .into_iter()
+            .map(|(name, labels, summary)| (name, labels, summary.sum, summary.count))
+            .collect();
         assert_eq!(
-            metrics.counters(),
+            counters,
             vec![
-                ("a.b".to_string(), owned(&[("x", "1")]), 5.0),
-                ("a.b".to_string(), owned(&[("x", "2")]), 1.0)
+                ("a.b".to_string(), owned(&[("x", "1")]), 5.0, 2),
+                ("a.b".to_string(), owned(&[("x", "2")]), 1.0, 1)
             ]
         );
         for value in [2.0, 4.0, 6.0] {
