@@ -220,6 +220,8 @@ pub const HTTP_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/v1/node/pool/{name}/jobs", Node(Read)),
     ("GET", "/v1/node/pool/{name}/nodes", Node(Read)),
     ("GET", "/v1/evaluations/count", Namespace("read-job")),
+    ("GET", "/v1/agent/monitor", Agent(Read)),
+    ("GET", "/v1/agent/host", Agent(Read)),
 ];
 
 /// What an HTTP route needs; `None` for a route missing from the table

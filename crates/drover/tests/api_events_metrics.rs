@@ -222,13 +222,26 @@ async fn event_stream_follows_a_job_from_registration_to_running_and_resumes() {
     assert_eq!(bad.status(), 400);
 
     // Metrics: the Prometheus text parses, carries Nomad's names and
-    // Drover's own, and placements moved.
-    let text = reqwest::get(format!("{address}/v1/metrics?format=prometheus"))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    // Drover's own, and placements moved (both jobs placed one
+    // allocation; polled, as the counter moves once each commit returns).
+    let started = Instant::now();
+    let text = loop {
+        let text = reqwest::get(format!("{address}/v1/metrics?format=prometheus"))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
+        let placements = value_of(&prometheus(&text), "drover_scheduler_placements").unwrap_or(0.0);
+        if placements >= placements_before + 2.0 {
+            break text;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "placements {placements_before} → {placements}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let scrape = prometheus(&text);
     for name in [
         "nomad_nomad_broker_total_ready",
@@ -251,7 +264,10 @@ async fn event_stream_follows_a_job_from_registration_to_running_and_resumes() {
     ] {
         // Summaries come as `_sum` and `_count` series.
         let count = value_of(&scrape, &format!("{summary}_count"));
-        assert!(count.is_some_and(|count| count >= 1.0), "{summary} missing from:\n{text}");
+        assert!(
+            count.is_some_and(|count| count >= 1.0),
+            "{summary} missing from:\n{text}"
+        );
         assert!(value_of(&scrape, &format!("{summary}_sum")).is_some());
     }
     let placements = value_of(&scrape, "drover_scheduler_placements").expect("placements");
@@ -364,5 +380,81 @@ async fn event_stream_follows_a_job_from_registration_to_running_and_resumes() {
 
     common::stop_job_and_wait(&client, "ev").await;
     common::stop_job_and_wait(&client, "other-job").await;
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_streams_log_lines_and_host_reports_the_machine() {
+    let logs = http_api::LogBroadcast::default();
+    assert!(
+        drover::log_monitor::init(tracing_subscriber::EnvFilter::new("warn"), logs.clone()),
+        "this test binary's tests run one per process"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = drover::agent::Agent::start(drover::agent::AgentConfig {
+        http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        rpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: Some(dir.path().to_path_buf()),
+        drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
+        docker: common::no_image_gc(),
+        logs,
+        ..drover::agent::AgentConfig::default()
+    })
+    .await
+    .expect("agent starts");
+    let address = format!("http://{}", agent.http_addr);
+
+    // Plain text at info: the monitor's own attach line arrives first.
+    let response = reqwest::get(format!("{address}/v1/agent/monitor?log_level=info&plain=true"))
+        .await
+        .expect("monitor");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let started = Instant::now();
+    while !text.contains("agent monitor attached") {
+        assert!(started.elapsed() < DEADLINE, "no line: {text:?}");
+        let chunk = tokio::time::timeout(DEADLINE, body.next())
+            .await
+            .expect("a line in time")
+            .expect("stream open")
+            .expect("read");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("[WARN]"), "{text}");
+
+    // Framed (Nomad's default): JSON objects with base64 data.
+    let framed = reqwest::get(format!("{address}/v1/agent/monitor?log_level=debug"))
+        .await
+        .expect("framed monitor");
+    let mut framed_body = framed.bytes_stream();
+    let chunk = tokio::time::timeout(DEADLINE, framed_body.next())
+        .await
+        .expect("a frame in time")
+        .expect("stream open")
+        .expect("read");
+    let frame: Value =
+        serde_json::from_slice(chunk.split(|b| *b == b'\n').next().expect("line")).expect("frame is JSON");
+    assert!(frame["Data"].as_str().is_some_and(|data| !data.is_empty()), "{frame}");
+
+    for bad in ["log_level=loud", "log_json=true", "node_id=someone-else"] {
+        let refused = reqwest::get(format!("{address}/v1/agent/monitor?{bad}"))
+            .await
+            .expect("request");
+        assert_eq!(refused.status(), 400, "{bad}");
+    }
+
+    let host: Value = reqwest::get(format!("{address}/v1/agent/host"))
+        .await
+        .expect("host")
+        .json()
+        .await
+        .expect("host body");
+    assert_eq!(host["HostData"]["OS"]["Type"], "Linux");
+    assert!(
+        host["HostData"]["Network"]
+            .as_array()
+            .is_some_and(|nets| !nets.is_empty())
+    );
     agent.shutdown().await;
 }

@@ -8,6 +8,7 @@
 //! internal failures a logged 500. Only this crate knows HTTP.
 
 mod acl_handlers;
+mod agent_monitor;
 mod authz;
 mod client_agent;
 mod client_control;
@@ -27,6 +28,7 @@ mod search;
 mod tls_listener;
 mod ui;
 
+pub use agent_monitor::{LogBroadcast, LogLevel};
 pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
 pub use exposure::exposure_warning;
@@ -53,6 +55,9 @@ pub struct AgentInfo {
     pub version: String,
     pub dev_mode: bool,
     pub client_node_id: Option<String>,
+    /// The agent's log lines, for `/v1/agent/monitor` (the binary's
+    /// tracing layer publishes into it).
+    pub logs: LogBroadcast,
 }
 
 /// What the handlers share.
@@ -303,6 +308,8 @@ fn server_routes() -> Routes {
         .on(M::GET, "/v1/node/pool/{name}/jobs", node_pools::jobs)
         .on(M::GET, "/v1/node/pool/{name}/nodes", node_pools::nodes)
         .on(M::GET, "/v1/evaluations/count", node_pools::eval_count)
+        .on(M::GET, "/v1/agent/monitor", agent_monitor::monitor)
+        .on(M::GET, "/v1/agent/host", agent_monitor::host)
 }
 
 /// Builds the router with the given limits. Every route is behind the
