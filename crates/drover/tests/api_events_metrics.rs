@@ -203,6 +203,27 @@ async fn event_stream_follows_a_job_from_registration_to_running_and_resumes() {
     let later_events = later.collect_until(|seen| seen.iter().any(alloc_running)).await;
     assert!(later_events.iter().all(|e| e.1 != "JobRegistered"), "{later_events:#?}");
 
+    // The CLI follows the same stream, with Nomad's single-dash flags.
+    let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args([
+            "event", "stream", "-topic", "Job:ev", "-index", "1", "-address", &address,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start drover event stream");
+    let stdout = cli.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(DEADLINE, lines.next_line())
+        .await
+        .expect("a line in time")
+        .expect("read")
+        .expect("a line");
+    let frame: Value = serde_json::from_str(&first).expect("the CLI prints frames as JSON");
+    assert_eq!(frame["Events"][0]["Type"], "JobRegistered", "{frame}");
+    cli.kill().await.expect("stop the CLI");
+
     // A topic filter with another key: deregistering `ev` sends it
     // nothing, and registering `other-job` does.
     client
