@@ -39,6 +39,15 @@ job "{id}" {{
     jobspec::job_to_api(&job)
 }
 
+/// A batch job that exits at once (nothing outlives the test).
+fn batch_value(id: &str) -> Value {
+    let mut job = job_value(id);
+    job["Type"] = json!("batch");
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["command"] = json!("/bin/true");
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = json!([]);
+    job
+}
+
 /// Reads NDJSON frames from an event stream until `done` says so (or the
 /// deadline passes, which fails the test). Heartbeats are counted apart.
 struct Frames {
@@ -477,5 +486,144 @@ async fn agent_monitor_streams_log_lines_and_host_reports_the_machine() {
             .as_array()
             .is_some_and(|nets| !nets.is_empty())
     );
+    agent.shutdown().await;
+}
+
+async fn call(address: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = http.request(method, format!("{address}{path}"));
+    if let Some(token) = token {
+        request = request.header("X-Nomad-Token", token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_and_search_show_only_what_the_token_may_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent_with_acls(dir.path()).await;
+    let address = format!("http://{}", agent.http_addr);
+    let (status, boot) = call(&address, "PUT", "/v1/acl/bootstrap", None, None).await;
+    assert_eq!(status, 200, "{boot}");
+    let root = boot["SecretID"].as_str().expect("root secret").to_string();
+    let root = Some(root.as_str());
+    let rules = r#"namespace "default" { policy = "read" }"#;
+    let policy = json!({ "Name": "default-read", "Rules": rules });
+    assert_eq!(
+        call(&address, "PUT", "/v1/acl/policy/default-read", root, Some(policy))
+            .await
+            .0,
+        200
+    );
+    let token = json!({ "Name": "reader", "Type": "client", "Policies": ["default-read"] });
+    let (_, reader) = call(&address, "PUT", "/v1/acl/token", root, Some(token)).await;
+    let reader = reader["SecretID"].as_str().expect("reader secret").to_string();
+    assert_eq!(
+        call(
+            &address,
+            "PUT",
+            "/v1/namespace",
+            root,
+            Some(json!({ "Name": "team-a" }))
+        )
+        .await
+        .0,
+        200
+    );
+
+    // The hidden job first, so a stream that reached the public one has
+    // passed the hidden one's events.
+    let mut hidden = batch_value("hid");
+    hidden["Namespace"] = json!("team-a");
+    assert_eq!(
+        call(&address, "PUT", "/v1/jobs", root, Some(json!({ "Job": hidden })))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &address,
+            "PUT",
+            "/v1/jobs",
+            root,
+            Some(json!({ "Job": batch_value("pub") }))
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Topics the reader may not follow are refused.
+    for query in [
+        "",
+        "topic=*",
+        "topic=Node",
+        "topic=ACLToken",
+        "topic=Job&namespace=team-a",
+    ] {
+        let (status, _) = call(
+            &address,
+            "GET",
+            &format!("/v1/event/stream?{query}"),
+            Some(&reader),
+            None,
+        )
+        .await;
+        assert_eq!(status, 403, "{query:?}");
+    }
+    // Every namespace asked: only default's events arrive.
+    let response = reqwest::Client::new()
+        .get(format!("{address}/v1/event/stream?topic=Job&namespace=*&index=1"))
+        .header("X-Nomad-Token", &reader)
+        .send()
+        .await
+        .expect("reader stream");
+    assert_eq!(response.status(), 200);
+    let mut frames = Frames {
+        body: response.bytes_stream().boxed(),
+        buffer: Vec::new(),
+    };
+    let seen = frames
+        .collect_until(|seen| seen.iter().any(|e| e.2["Key"] == "pub"))
+        .await;
+    assert!(seen.iter().all(|e| e.2["Namespace"] == "default"), "{seen:#?}");
+    // The management token sees both.
+    let response = reqwest::Client::new()
+        .get(format!("{address}/v1/event/stream?namespace=*&index=1"))
+        .header("X-Nomad-Token", root.expect("root"))
+        .send()
+        .await
+        .expect("root stream");
+    let mut frames = Frames {
+        body: response.bytes_stream().boxed(),
+        buffer: Vec::new(),
+    };
+    let seen = frames
+        .collect_until(|seen| seen.iter().any(|e| e.2["Key"] == "pub"))
+        .await;
+    assert!(seen.iter().any(|e| e.2["Key"] == "hid"), "{seen:#?}");
+
+    // Search: the reader finds default's job only, anonymous nothing.
+    let search = json!({ "Prefix": "", "Context": "jobs" });
+    let (_, found) = call(
+        &address,
+        "POST",
+        "/v1/search?namespace=*",
+        Some(&reader),
+        Some(search.clone()),
+    )
+    .await;
+    assert_eq!(found["Matches"]["jobs"], json!(["pub"]));
+    let (_, anonymous) = call(&address, "POST", "/v1/search?namespace=*", None, Some(search)).await;
+    assert_eq!(anonymous["Matches"]["jobs"], json!([]));
+
     agent.shutdown().await;
 }
