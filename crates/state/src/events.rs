@@ -377,3 +377,153 @@ impl StateSnapshot {
         named
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use types::{AllocClientStatus, AllocClientUpdate, EvalStatus, JobType, Task, TaskGroup};
+
+    fn job(id: &str) -> Job {
+        let mut job = Job {
+            id: id.to_string(),
+            job_type: JobType::Batch,
+            task_groups: vec![TaskGroup {
+                name: "g".into(),
+                tasks: vec![Task {
+                    name: "t".into(),
+                    driver: "raw_exec".into(),
+                    ..Task::default()
+                }],
+                ..TaskGroup::default()
+            }],
+            ..Job::default()
+        };
+        job.canonicalize();
+        job
+    }
+
+    fn eval(id: &str, job_id: &str) -> Evaluation {
+        Evaluation {
+            id: id.to_string(),
+            namespace: "default".into(),
+            job_id: job_id.to_string(),
+            status: EvalStatus::Pending,
+            ..Evaluation::default()
+        }
+    }
+
+    fn summary(events: &[Event]) -> Vec<(&'static str, &'static str, String, Vec<String>)> {
+        events
+            .iter()
+            .map(|event| {
+                (
+                    event.topic().as_str(),
+                    event.event_type,
+                    event.key().to_string(),
+                    event.filter_keys().iter().map(|key| key.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_job_s_life_produces_nomad_s_events_and_refusals_produce_none() {
+        let mut state = StateSnapshot::new();
+        let (_, events) = state.apply_with_events(
+            5,
+            Command::JobRegister {
+                job: job("web"),
+                eval: Some(eval("e1", "web")),
+                now: 1,
+                enforce_index: None,
+            },
+        );
+        assert_eq!(
+            summary(&events),
+            vec![
+                ("Job", "JobRegistered", "web".to_string(), vec![]),
+                (
+                    "Evaluation",
+                    "EvaluationUpdated",
+                    "e1".to_string(),
+                    vec!["web".to_string()]
+                ),
+            ]
+        );
+        assert!(
+            events
+                .iter()
+                .all(|event| event.index == 5 && event.namespace() == "default")
+        );
+
+        let alloc = Allocation {
+            id: "a1".into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            node_id: "n1".into(),
+            task_group: "g".into(),
+            ..Allocation::default()
+        };
+        let (_, events) = state.apply_with_events(
+            6,
+            Command::PlanApply {
+                allocs: vec![alloc],
+                eval_update: None,
+                created_evals: Vec::new(),
+                now: 2,
+                deployment: None,
+                deployment_updates: Vec::new(),
+            },
+        );
+        assert_eq!(
+            summary(&events),
+            vec![("Allocation", "PlanResult", "a1".to_string(), vec!["web".to_string()])]
+        );
+        assert!(events[0].matches_key("web") && events[0].matches_key("a1") && !events[0].matches_key("db"));
+
+        let running = AllocClientUpdate {
+            alloc_id: "a1".into(),
+            client_status: AllocClientStatus::Running,
+            client_description: String::new(),
+            task_states: Default::default(),
+            modify_time: 3,
+        };
+        let update = Command::AllocClientUpdate {
+            updates: vec![running],
+            evals: Vec::new(),
+            now: 3,
+        };
+        let (_, events) = state.apply_with_events(7, update.clone());
+        assert_eq!(summary(&events)[0].1, "AllocationUpdated");
+        // The same report again changes nothing, so no event.
+        let (_, events) = state.apply_with_events(8, update);
+        assert!(events.is_empty());
+
+        // A refused command (no such job) produces nothing.
+        let (result, events) = state.apply_with_events(
+            9,
+            Command::JobDeregister {
+                namespace: "default".into(),
+                job_id: "nope".into(),
+                purge: true,
+                eval: None,
+                now: 4,
+            },
+        );
+        assert!(result.error.is_some() && events.is_empty());
+
+        // A purge reports the job as it was.
+        let (_, events) = state.apply_with_events(
+            10,
+            Command::JobDeregister {
+                namespace: "default".into(),
+                job_id: "web".into(),
+                purge: true,
+                eval: None,
+                now: 5,
+            },
+        );
+        assert_eq!(summary(&events)[0].1, "JobDeregistered");
+        assert!(state.job("default", "web").is_none());
+    }
+}
