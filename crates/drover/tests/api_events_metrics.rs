@@ -512,8 +512,8 @@ async fn event_stream_and_search_show_only_what_the_token_may_read() {
     let address = format!("http://{}", agent.http_addr);
     let (status, boot) = call(&address, "PUT", "/v1/acl/bootstrap", None, None).await;
     assert_eq!(status, 200, "{boot}");
-    let root = boot["SecretID"].as_str().expect("root secret").to_string();
-    let root = Some(root.as_str());
+    let root_secret = boot["SecretID"].as_str().expect("root secret").to_string();
+    let root = Some(root_secret.as_str());
     let rules = r#"namespace "default" { policy = "read" }"#;
     let policy = json!({ "Name": "default-read", "Rules": rules });
     assert_eq!(
@@ -598,7 +598,7 @@ async fn event_stream_and_search_show_only_what_the_token_may_read() {
     // The management token sees both.
     let response = reqwest::Client::new()
         .get(format!("{address}/v1/event/stream?namespace=*&index=1"))
-        .header("X-Nomad-Token", root.expect("root"))
+        .header("X-Nomad-Token", &root_secret)
         .send()
         .await
         .expect("root stream");

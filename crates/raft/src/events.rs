@@ -38,7 +38,7 @@ impl Default for EventBufferConfig {
     fn default() -> EventBufferConfig {
         EventBufferConfig {
             max_frames: 100,
-            max_events: 50_000,
+            max_events: 10_000,
             subscriber_lag: 1024,
         }
     }
