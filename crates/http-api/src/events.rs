@@ -218,15 +218,15 @@ struct StreamState {
     done: bool,
 }
 
-/// `GET /v1/event/stream`.
-pub async fn stream(
-    State(state): State<AppState>,
-    axum::extract::Extension(caller): axum::extract::Extension<Caller>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let subscription = parse_subscription(query.as_deref())?;
-    authorize(&caller, &subscription)?;
-    let (backlog, live) = state.server.events().subscribe(subscription.index);
+/// The NDJSON body: the backlog's selected frames, then live ones, a `{}`
+/// heartbeat after [`HEARTBEAT`] of silence, and an error line (then the
+/// end) when the subscriber lagged.
+fn ndjson_frames(
+    subscription: Subscription,
+    caller: Caller,
+    backlog: Vec<Arc<EventFrame>>,
+    live: broadcast::Receiver<Arc<EventFrame>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let start = StreamState {
         subscription,
         caller,
@@ -235,7 +235,7 @@ pub async fn stream(
         sent_up_to: 0,
         done: false,
     };
-    let frames = futures::stream::unfold(start, |mut stream| async move {
+    futures::stream::unfold(start, |mut stream| async move {
         if stream.done {
             return None;
         }
@@ -268,7 +268,19 @@ pub async fn stream(
                 Ok(Err(broadcast::error::RecvError::Closed)) => return None,
             }
         }
-    });
+    })
+}
+
+/// `GET /v1/event/stream`.
+pub async fn stream(
+    State(state): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let subscription = parse_subscription(query.as_deref())?;
+    authorize(&caller, &subscription)?;
+    let (backlog, live) = state.server.events().subscribe(subscription.index);
+    let frames = ndjson_frames(subscription, caller, backlog, live);
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         Body::from_stream(frames.boxed()),
@@ -279,6 +291,48 @@ pub async fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node_frame(index: u64) -> EventFrame {
+        EventFrame {
+            index,
+            events: vec![Event {
+                event_type: "NodeRegistration",
+                index,
+                payload: EventPayload::Node(Arc::new(types::Node::default())),
+            }],
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_stream_heartbeats_and_a_lagging_one_ends_with_an_error() {
+        let broker = server::EventBroker::new(server::EventBufferConfig {
+            max_frames: 10,
+            max_events: 100,
+            subscriber_lag: 2,
+        });
+        broker.publish(vec![node_frame(3)]);
+        let subscription = parse_subscription(Some("topic=Node")).expect("parses");
+        let (backlog, live) = broker.subscribe(0);
+        let mut lines = Box::pin(ndjson_frames(subscription, Caller::unrestricted(), backlog, live));
+        let first = lines.next().await.expect("backlog frame").expect("ok");
+        let frame: Value = serde_json::from_slice(&first).expect("json");
+        assert_eq!(
+            (frame["Index"].as_u64(), frame["Events"][0]["Type"].as_str()),
+            (Some(3), Some("NodeRegistration"))
+        );
+        // Nothing happens: a heartbeat after ten (paused) seconds.
+        let started = tokio::time::Instant::now();
+        assert_eq!(&lines.next().await.expect("heartbeat").expect("ok")[..], b"{}\n");
+        assert!(started.elapsed() >= HEARTBEAT);
+        // Five frames while the reader is away: it lagged, and is told.
+        broker.publish((4..=8).map(node_frame).collect());
+        let error: Value = serde_json::from_slice(&lines.next().await.expect("error line").expect("ok")).expect("json");
+        assert!(
+            error["Error"].as_str().is_some_and(|text| text.contains("behind")),
+            "{error}"
+        );
+        assert!(lines.next().await.is_none(), "the stream ends");
+    }
 
     #[test]
     fn subscriptions_parse_topics_keys_namespace_and_index() {
