@@ -65,9 +65,8 @@ impl<S: Subscriber> Layer<S> for MonitorLayer {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let text = format!(
-            "{}.{:03} [{}] {}: {}{}",
-            now.as_secs(),
-            now.subsec_millis(),
+            "{} [{}] {}: {}{}",
+            http_api::log_timestamp(now),
             metadata.level(),
             metadata.target(),
             line.message,

@@ -51,6 +51,16 @@ impl LogLevel {
     }
 }
 
+/// A log line's time as Nomad's agent prints it
+/// (`2006-01-02T15:04:05.000Z`).
+pub fn log_timestamp(since_epoch: std::time::Duration) -> String {
+    let (year, month, day, hour, minute, second) = crate::metrics::civil_time(since_epoch.as_secs());
+    format!(
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z",
+        since_epoch.subsec_millis()
+    )
+}
+
 /// Fans the agent's log lines out to monitors. Cheap to clone.
 #[derive(Clone)]
 pub struct LogBroadcast {
@@ -301,6 +311,10 @@ mod tests {
         assert!(!logs.wants(LogLevel::Error));
         assert_eq!(LogLevel::parse("WARN"), Some(LogLevel::Warn));
         assert_eq!(LogLevel::parse("loud"), None);
+        assert_eq!(
+            log_timestamp(std::time::Duration::from_millis(1_709_251_199_007)),
+            "2024-02-29T23:59:59.007Z"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod search;
 mod tls_listener;
 mod ui;
 
-pub use agent_monitor::{LogBroadcast, LogLevel};
+pub use agent_monitor::{LogBroadcast, LogLevel, log_timestamp};
 pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
 pub use exposure::exposure_warning;

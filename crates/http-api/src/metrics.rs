@@ -201,6 +201,12 @@ pub(crate) fn collect(state: &AppState) -> Snapshot {
 
 /// go-metrics' timestamp format (`2006-01-02 15:04:05 +0000 UTC`).
 fn timestamp(unix_secs: u64) -> String {
+    let (year, month, day, hour, minute, second) = civil_time(unix_secs);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} +0000 UTC")
+}
+
+/// (year, month, day, hour, minute, second) in UTC of a Unix time.
+pub(crate) fn civil_time(unix_secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = (unix_secs / 86_400) as i64;
     let secs = unix_secs % 86_400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -213,12 +219,7 @@ fn timestamp(unix_secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} +0000 UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    (year, month, day, secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 fn labels_json(labels: &Labels) -> Value {
