@@ -375,6 +375,23 @@ async fn event_stream_follows_a_job_from_registration_to_running_and_resumes() {
         fuzzy["Matches"]["jobs"],
         json!([{ "ID": "other-job", "Scope": ["default", "other-job"] }])
     );
+    let parts: Value = http
+        .post(format!("{address}/v1/search/fuzzy"))
+        .json(&json!({ "Text": "slee", "Context": "all" }))
+        .send()
+        .await
+        .expect("fuzzy tasks")
+        .json()
+        .await
+        .expect("fuzzy tasks body");
+    assert_eq!(
+        parts["Matches"]["tasks"],
+        json!([
+            { "ID": "sleep", "Scope": ["default", "ev", "web"] },
+            { "ID": "sleep", "Scope": ["default", "other-job", "web"] }
+        ])
+    );
+    assert_eq!(parts["Matches"]["groups"], json!([]));
     let refused = http
         .post(format!("{address}/v1/search"))
         .json(&json!({ "Prefix": "e", "Context": "volumes" }))

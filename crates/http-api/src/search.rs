@@ -5,7 +5,8 @@
 //!
 //! Contexts Drover has: `jobs`, `evals`, `allocs`, `nodes`,
 //! `deployment`, `namespaces`, `node_pools`, and `all` for every one of
-//! them. Contexts naming objects Drover does not keep (`plugins`,
+//! them; fuzzy search's `jobs` also reports matching `groups` and
+//! `tasks`. Contexts naming objects Drover does not keep (`plugins`,
 //! `volumes`, `quotas`, `scaling_policy`, `variables`, `host_volumes`…)
 //! are refused with a 400, never answered empty. Results are filtered by
 //! the token: namespaced objects need `read-job` in their namespace,
@@ -49,8 +50,6 @@ const UNSUPPORTED: &[&str] = &[
     "variables",
     "host_volumes",
     "services",
-    "groups",
-    "tasks",
     "images",
     "commands",
     "classes",
@@ -252,12 +251,51 @@ pub async fn fuzzy(
             .collect();
         truncations.insert(context, found.len() > LIMIT_PER_CONTEXT);
         matches.insert(context, found.into_iter().take(LIMIT_PER_CONTEXT).collect::<Vec<_>>());
+        if context == "jobs" {
+            // As Nomad: the jobs context also matches task group and task
+            // names inside the readable jobs.
+            let (groups, tasks) = job_parts(&snapshot, &caller, namespace, &needle);
+            for (name, found) in [("groups", groups), ("tasks", tasks)] {
+                truncations.insert(name, found.len() > LIMIT_PER_CONTEXT);
+                matches.insert(name, found.into_iter().take(LIMIT_PER_CONTEXT).collect());
+            }
+        }
     }
     reply(
         &state,
         snapshot.index(),
         &json!({ "Matches": matches, "Truncations": truncations }),
     )
+}
+
+/// Groups and tasks of readable jobs whose names contain `needle`, with
+/// Nomad's scopes (`[namespace, job]`, `[namespace, job, group]`); at
+/// most one past the limit of each.
+fn job_parts(
+    snapshot: &StateSnapshot,
+    caller: &Caller,
+    namespace: Option<&str>,
+    needle: &str,
+) -> (Vec<Value>, Vec<Value>) {
+    let (mut groups, mut tasks) = (Vec::new(), Vec::new());
+    let mut jobs = snapshot.jobs(None);
+    jobs.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+    for job in jobs.iter().filter(|job| readable(caller, namespace, &job.namespace)) {
+        for group in &job.task_groups {
+            if groups.len() <= LIMIT_PER_CONTEXT && group.name.to_lowercase().contains(needle) {
+                groups.push(json!({ "ID": group.name, "Scope": [job.namespace, job.id] }));
+            }
+            for task in &group.tasks {
+                if tasks.len() <= LIMIT_PER_CONTEXT && task.name.to_lowercase().contains(needle) {
+                    tasks.push(json!({ "ID": task.name, "Scope": [job.namespace, job.id, group.name] }));
+                }
+            }
+        }
+        if groups.len() > LIMIT_PER_CONTEXT && tasks.len() > LIMIT_PER_CONTEXT {
+            break;
+        }
+    }
+    (groups, tasks)
 }
 
 #[cfg(test)]
