@@ -203,6 +203,25 @@ pub const HTTP_ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/v1/acl/role/{id}", Management),
     ("DELETE", "/v1/acl/role/{id}", Management),
     ("GET", "/v1/acl/role/name/{name}", Management),
+    // Issue 13. The event stream checks each requested topic (management
+    // for `*` and ACL topics, read-job in the namespace, node:read) and
+    // filters every namespaced event by the token.
+    ("GET", "/v1/event/stream", Anyone),
+    // Nomad: metrics need no token (Prometheus scrapes without one).
+    ("GET", "/v1/metrics", Anyone),
+    // Search answers only what the token may read, per context.
+    ("POST", "/v1/search", Anyone),
+    ("PUT", "/v1/search", Anyone),
+    ("POST", "/v1/search/fuzzy", Anyone),
+    ("PUT", "/v1/search/fuzzy", Anyone),
+    // Node pools: Drover's policies have no node_pool rule; node:read.
+    ("GET", "/v1/node/pools", Node(Read)),
+    ("GET", "/v1/node/pool/{name}", Node(Read)),
+    ("GET", "/v1/node/pool/{name}/jobs", Node(Read)),
+    ("GET", "/v1/node/pool/{name}/nodes", Node(Read)),
+    ("GET", "/v1/evaluations/count", Namespace("read-job")),
+    ("GET", "/v1/agent/monitor", Agent(Read)),
+    ("GET", "/v1/agent/host", Agent(Read)),
 ];
 
 /// What an HTTP route needs; `None` for a route missing from the table

@@ -531,6 +531,23 @@ impl Client {
             })
         }))
     }
+
+    /// `GET path` as a stream of body chunks (the event stream, the
+    /// agent monitor): the request's answer arrives as it is written.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+    ) -> Result<impl Stream<Item = Result<bytes::Bytes, ApiError>> + use<>, ApiError> {
+        let response = self.send(self.http.get(self.url(path))).await?;
+        let path = path.to_string();
+        use futures::StreamExt;
+        Ok(response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|error| ApiError::Decode {
+                path: path.clone(),
+                message: error.to_string(),
+            })
+        }))
+    }
 }
 
 /// Percent-encodes a path segment or query value.

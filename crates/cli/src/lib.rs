@@ -121,6 +121,35 @@ pub enum Command {
     /// Make a CA and agent certificates for mutual TLS.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// Follow the cluster's event stream.
+    #[command(subcommand)]
+    Event(EventCommand),
+    /// Stream the agent's own log lines (Nomad's `monitor`).
+    Monitor {
+        /// trace, debug, info, warn or error.
+        #[arg(long = "log-level", default_value = "info")]
+        log_level: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Print the event stream's frames (one JSON object a line) as they
+    /// come; heartbeats are left out.
+    Stream {
+        /// `Topic` or `Topic:key` (Job, Evaluation, Allocation,
+        /// Deployment, Node, ACLToken, ACLPolicy, ACLRole, or *); repeat
+        /// for several. Every topic when none is given.
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+        /// Start from this Raft index (the server's oldest buffered one
+        /// when it is older).
+        #[arg(long, default_value_t = 0)]
+        index: u64,
+        /// The namespace to follow, or `*` for all.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,6 +400,34 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let client = global.client()?;
     match command {
         Command::Fmt(_) => Ok(ExitCode::SUCCESS),
+        Command::Event(EventCommand::Stream {
+            topics,
+            index,
+            namespace,
+        }) => {
+            let mut query = vec![
+                format!("index={index}"),
+                format!("namespace={}", api_client::encode(&namespace)),
+            ];
+            query.extend(
+                topics
+                    .iter()
+                    .map(|topic| format!("topic={}", api_client::encode(topic))),
+            );
+            let stream = client
+                .get_stream(&format!("/v1/event/stream?{}", query.join("&")))
+                .await?;
+            copy_lines(stream, |line| line.trim() != "{}").await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Monitor { log_level } => {
+            let path = format!(
+                "/v1/agent/monitor?log_level={}&plain=true",
+                api_client::encode(&log_level)
+            );
+            copy_lines(client.get_stream(&path).await?, |_| true).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Job(job) => run_job(job, &client).await,
         Command::Alloc(alloc) => run_alloc(alloc, &client).await,
         Command::Node(node) => run_node(node, &client).await,
@@ -1007,6 +1064,34 @@ async fn run_alloc(command: AllocCommand, client: &Client) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Copies a streamed body to stdout line by line, keeping the lines
+/// `keep` accepts, until the stream ends. A line longer than 16 MiB is an
+/// error rather than unbounded memory.
+async fn copy_lines<B: AsRef<[u8]>>(
+    stream: impl futures::Stream<Item = Result<B, ApiError>>,
+    keep: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    const MAX_LINE: usize = 16 << 20;
+    let mut stream = Box::pin(stream);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut stdout = std::io::stdout();
+    while let Some(chunk) = stream.next().await {
+        pending.extend_from_slice(chunk?.as_ref());
+        while let Some(at) = pending.iter().position(|byte| *byte == b'\n') {
+            let line: Vec<u8> = pending.drain(..=at).collect();
+            let text = String::from_utf8_lossy(&line);
+            if keep(&text) {
+                stdout.write_all(text.as_bytes())?;
+                stdout.flush()?;
+            }
+        }
+        if pending.len() > MAX_LINE {
+            bail!("a streamed line is longer than {MAX_LINE} bytes");
+        }
+    }
+    Ok(())
 }
 
 async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitCode> {

@@ -96,6 +96,9 @@ pub struct AgentConfig {
     pub acl: server::AclConfig,
     /// TLS (`tls { }`).
     pub tls: TlsSettings,
+    /// Where the agent's log lines go for `/v1/agent/monitor` (the
+    /// process's tracing layer publishes into it; see `log_monitor`).
+    pub logs: http_api::LogBroadcast,
 }
 
 /// The `tls { }` block: which listeners use TLS and the PEM files.
@@ -157,6 +160,7 @@ impl Default for AgentConfig {
             network_ip: None,
             acl: server::AclConfig::default(),
             tls: TlsSettings::default(),
+            logs: http_api::LogBroadcast::default(),
         }
     }
 }
@@ -373,6 +377,7 @@ impl Agent {
             version: env!("CARGO_PKG_VERSION").to_string(),
             dev_mode: config.dev,
             client_node_id: node_id.clone(),
+            logs: config.logs.clone(),
         });
         let router = match &server {
             Some(server) => http_api::app(http_api::AppState {

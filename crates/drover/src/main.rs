@@ -348,6 +348,7 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
         drover_binary: std::env::current_exe().ok(),
         docker: docker::config::DockerPluginConfig::default(),
         network_ip: None,
+        logs: http_api::LogBroadcast::default(),
         acl: {
             let mut acl = server::AclConfig {
                 enabled: args.acl_enabled || file.acl.enabled == Some(true),
@@ -376,11 +377,14 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
 async fn run_agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let file = load_files(&args.config)?;
     let level = args.log_level.clone().or_else(|| file.log_level.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter(level.as_deref()))
-        .with_writer(std::io::stderr)
-        .init();
-    let config = agent_config(&args, &file)?;
+    let logs = http_api::LogBroadcast::default();
+    if !drover::log_monitor::init(log_filter(level.as_deref()), logs.clone()) {
+        anyhow::bail!("logging was already set up");
+    }
+    let config = AgentConfig {
+        logs,
+        ..agent_config(&args, &file)?
+    };
     if !config.dev && config.server.is_none() && config.client.is_none() {
         anyhow::bail!("choose what the agent runs: --server, --client, both, or --dev");
     }

@@ -21,7 +21,13 @@ use std::sync::Arc;
 /// Routes whose `?namespace=*` means "every namespace the token may see"
 /// (the handler filters); elsewhere `*` reads as `default`, as the
 /// handlers do.
-const ALL_NAMESPACE_ROUTES: &[&str] = &["/v1/jobs", "/v1/allocations", "/v1/evaluations", "/v1/deployments"];
+const ALL_NAMESPACE_ROUTES: &[&str] = &[
+    "/v1/jobs",
+    "/v1/allocations",
+    "/v1/evaluations",
+    "/v1/deployments",
+    "/v1/evaluations/count",
+];
 
 /// The secret a request presents, if any.
 pub(crate) fn request_token(headers: &HeaderMap) -> Option<String> {
@@ -46,7 +52,7 @@ fn query_namespace(request: &Request) -> Option<String> {
     })
 }
 
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;

@@ -43,7 +43,11 @@ fn job_from_body(body: &Bytes) -> Result<Job, ApiError> {
     jobspec::parse_json(text).map_err(|diagnostics| ApiError::BadRequest(diagnostics.to_string()))
 }
 
-fn summary_of(state: &server::StateSnapshot, namespace: &str, job_id: &str) -> Option<api_types::JobSummary> {
+pub(crate) fn summary_of(
+    state: &server::StateSnapshot,
+    namespace: &str,
+    job_id: &str,
+) -> Option<api_types::JobSummary> {
     let summary = state.job_summary(namespace, job_id)?;
     Some(api_types::job_summary(&JobSummaryView {
         job_id: summary.job_id,

@@ -8,6 +8,7 @@
 //! internal failures a logged 500. Only this crate knows HTTP.
 
 mod acl_handlers;
+mod agent_monitor;
 mod authz;
 mod client_agent;
 mod client_control;
@@ -15,14 +16,19 @@ mod client_fs;
 mod cluster;
 mod deployments;
 mod error;
+mod events;
 mod exposure;
 mod handlers;
 mod limits;
 mod logs;
+mod metrics;
+mod node_pools;
 mod query;
+mod search;
 mod tls_listener;
 mod ui;
 
+pub use agent_monitor::{LogBroadcast, LogLevel, log_timestamp};
 pub use client_agent::{ClientAppState, ServerDirectory, client_app};
 pub use error::ApiError;
 pub use exposure::exposure_warning;
@@ -49,6 +55,9 @@ pub struct AgentInfo {
     pub version: String,
     pub dev_mode: bool,
     pub client_node_id: Option<String>,
+    /// The agent's log lines, for `/v1/agent/monitor` (the binary's
+    /// tracing layer publishes into it).
+    pub logs: LogBroadcast,
 }
 
 /// What the handlers share.
@@ -288,6 +297,19 @@ fn server_routes() -> Routes {
         .on(M::POST, "/v1/acl/role/{id}", acl_handlers::update_role)
         .on(M::DELETE, "/v1/acl/role/{id}", acl_handlers::delete_role)
         .on(M::GET, "/v1/acl/role/name/{name}", acl_handlers::get_role_by_name)
+        .on(M::GET, "/v1/event/stream", events::stream)
+        .on(M::GET, "/v1/metrics", metrics::metrics)
+        .on(M::POST, "/v1/search", search::prefix)
+        .on(M::PUT, "/v1/search", search::prefix)
+        .on(M::POST, "/v1/search/fuzzy", search::fuzzy)
+        .on(M::PUT, "/v1/search/fuzzy", search::fuzzy)
+        .on(M::GET, "/v1/node/pools", node_pools::list)
+        .on(M::GET, "/v1/node/pool/{name}", node_pools::get)
+        .on(M::GET, "/v1/node/pool/{name}/jobs", node_pools::jobs)
+        .on(M::GET, "/v1/node/pool/{name}/nodes", node_pools::nodes)
+        .on(M::GET, "/v1/evaluations/count", node_pools::eval_count)
+        .on(M::GET, "/v1/agent/monitor", agent_monitor::monitor)
+        .on(M::GET, "/v1/agent/host", agent_monitor::host)
 }
 
 /// Builds the router with the given limits. Every route is behind the

@@ -157,7 +157,7 @@ fn frame(data: &[u8], file: &str, offset: u64, plain: bool) -> bytes::Bytes {
     bytes::Bytes::from(frame.to_string())
 }
 
-fn base64_encode(data: &[u8]) -> String {
+pub(crate) fn base64_encode(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

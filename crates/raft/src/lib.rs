@@ -17,7 +17,9 @@ mod network;
 mod state_machine;
 
 pub use datadir::{DataDirError, Marker};
-pub use state_machine::SharedState;
+pub mod events;
+pub use events::{EventBroker, EventBufferConfig, EventFrame};
+pub use state_machine::{ApplyStats, SharedState};
 
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
@@ -73,6 +75,8 @@ pub struct RaftNodeConfig {
     pub snapshot_bytes: u64,
     /// Leader heartbeat interval; elections time out after 3–6 of these.
     pub heartbeat_interval: Duration,
+    /// What the event buffer keeps.
+    pub event_buffer: EventBufferConfig,
 }
 
 impl RaftNodeConfig {
@@ -83,6 +87,7 @@ impl RaftNodeConfig {
             snapshot_every: 50_000,
             snapshot_bytes: 256 << 20,
             heartbeat_interval: Duration::from_millis(100),
+            event_buffer: EventBufferConfig::default(),
         }
     }
 }
@@ -238,12 +243,14 @@ impl RaftNode {
         let appended_bytes = Arc::new(AtomicU64::new(0));
         let log_store = log_store::LogStore::new(Arc::clone(&db), Arc::clone(&appended_bytes));
         let state_machine =
-            state_machine::StateMachine::open(data_dir, Arc::clone(&appended_bytes)).map_err(|error| {
-                RaftNodeError::DataDir(DataDirError::Damaged {
-                    path: data_dir.join(state_machine::SNAPSHOT_FILE),
-                    reason: error.to_string(),
-                })
-            })?;
+            state_machine::StateMachine::open(data_dir, Arc::clone(&appended_bytes), config.event_buffer).map_err(
+                |error| {
+                    RaftNodeError::DataDir(DataDirError::Damaged {
+                        path: data_dir.join(state_machine::SNAPSHOT_FILE),
+                        reason: error.to_string(),
+                    })
+                },
+            )?;
         let shared = state_machine.shared();
         let raft = Raft::new(marker.server_id, raft_config, transport, log_store, state_machine)
             .await
@@ -337,6 +344,16 @@ impl RaftNode {
     /// Watches the last applied index.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.subscribe()
+    }
+
+    /// The events this server's applies produced.
+    pub fn events(&self) -> &EventBroker {
+        self.shared.events()
+    }
+
+    /// Cumulative state-machine apply times.
+    pub fn apply_stats(&self) -> &ApplyStats {
+        self.shared.apply_stats()
     }
 
     /// Waits until some leader is known, up to `timeout`.

@@ -24,6 +24,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
+use crate::events::{EventBroker, EventBufferConfig, EventFrame};
+
+impl ApplyStats {
+    fn record(&self, took: std::time::Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.max_nanos.fetch_max(nanos, Ordering::Relaxed);
+    }
+}
+
 type NodeId = u64;
 
 /// The snapshot file in the server directory.
@@ -63,6 +74,19 @@ fn snap_write_err(error: impl std::error::Error + 'static) -> StorageError<NodeI
 pub struct SharedState {
     state: Arc<RwLock<StateSnapshot>>,
     applied_tx: Arc<watch::Sender<u64>>,
+    events: EventBroker,
+    apply_stats: Arc<ApplyStats>,
+}
+
+/// How long the state machine's applies took, cumulative (for metrics).
+#[derive(Debug, Default)]
+pub struct ApplyStats {
+    /// Commands applied.
+    pub count: AtomicU64,
+    /// Their total apply time, in nanoseconds.
+    pub total_nanos: AtomicU64,
+    /// The longest one, in nanoseconds.
+    pub max_nanos: AtomicU64,
 }
 
 impl SharedState {
@@ -77,6 +101,16 @@ impl SharedState {
     /// Fires with the last applied index whenever the state changes.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.applied_tx.subscribe()
+    }
+
+    /// The events applies produced (ring buffer and live channel).
+    pub fn events(&self) -> &EventBroker {
+        &self.events
+    }
+
+    /// Cumulative apply times.
+    pub fn apply_stats(&self) -> &ApplyStats {
+        &self.apply_stats
     }
 
     fn replace(&self, new_state: StateSnapshot, applied: u64) {
@@ -102,13 +136,19 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// Opens the state machine, loading the last snapshot from `dir`.
-    pub(crate) fn open(dir: &Path, appended_bytes: Arc<AtomicU64>) -> Result<StateMachine, StorageError<NodeId>> {
+    pub(crate) fn open(
+        dir: &Path,
+        appended_bytes: Arc<AtomicU64>,
+        events: EventBufferConfig,
+    ) -> Result<StateMachine, StorageError<NodeId>> {
         let (applied_tx, _) = watch::channel(0);
         let mut machine = StateMachine {
             dir: dir.to_path_buf(),
             shared: SharedState {
                 state: Arc::new(RwLock::new(StateSnapshot::new())),
                 applied_tx: Arc::new(applied_tx),
+                events: EventBroker::new(events),
+                apply_stats: Arc::new(ApplyStats::default()),
             },
             last_applied: None,
             membership: StoredMembership::default(),
@@ -225,6 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut next = self.shared.snapshot();
         let mut results = Vec::new();
+        let mut frames = Vec::new();
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             match entry.payload {
@@ -232,7 +273,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     index: entry.log_id.index,
                     ..CommandResult::default()
                 }),
-                EntryPayload::Normal(command) => results.push(next.apply(entry.log_id.index, command)),
+                EntryPayload::Normal(command) => {
+                    let started = std::time::Instant::now();
+                    let (result, events) = next.apply_with_events(entry.log_id.index, command);
+                    self.shared.apply_stats.record(started.elapsed());
+                    if !events.is_empty() {
+                        frames.push(EventFrame {
+                            index: entry.log_id.index,
+                            events,
+                        });
+                    }
+                    results.push(result);
+                }
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     results.push(CommandResult {
@@ -244,6 +296,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let applied = self.last_applied.map(|log_id| log_id.index).unwrap_or(0);
         self.shared.replace(next, applied);
+        // After the state is visible: a subscriber that reads the state on
+        // an event finds at least that event's change.
+        self.shared.events.publish(frames);
         Ok(results)
     }
 

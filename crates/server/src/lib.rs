@@ -23,6 +23,7 @@ mod deployments;
 pub mod gc;
 mod heartbeat;
 mod leader;
+pub mod metrics;
 pub mod peer;
 mod plan_job;
 mod planner;
@@ -37,9 +38,9 @@ pub use cluster::{Member, MemberStatus};
 pub use deployments::{DeploymentUpdateResult, ScaleRequest};
 pub use plan_job::{DesiredUpdates, JobPlan};
 pub use planner::{PendingUsage, VerifiedPlan, plan_command, plan_command_with, verify_plan, verify_plan_with};
-pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
+pub use raft::{EventBroker, EventBufferConfig, EventFrame, RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
-pub use state::{JobSummary, StateError, StateSnapshot, TaskGroupSummary};
+pub use state::{Event, EventPayload, JobSummary, StateError, StateSnapshot, TaskGroupSummary, Topic};
 
 use heartbeat::Heartbeats;
 use peer::{PeerCall, PeerReply};
@@ -257,6 +258,8 @@ pub(crate) struct Inner {
     /// after the worker's snapshot).
     plans_applied: std::sync::atomic::AtomicU64,
     plans_rejected: std::sync::atomic::AtomicU64,
+    /// Counters and timings the loops record (`/v1/metrics`).
+    metrics: metrics::Metrics,
 }
 
 /// Counters of a server's plan applier (`Server::plan_stats`).
@@ -320,6 +323,7 @@ impl Server {
                 namespace_lock: tokio::sync::RwLock::new(()),
                 plans_applied: std::sync::atomic::AtomicU64::new(0),
                 plans_rejected: std::sync::atomic::AtomicU64::new(0),
+                metrics: metrics::Metrics::default(),
             }),
         };
         if server.inner.config.bootstrap_expect == 1 && !server.inner.raft.is_initialized().await {
@@ -417,6 +421,21 @@ impl Server {
             applied: self.inner.plans_applied.load(Relaxed),
             rejected: self.inner.plans_rejected.load(Relaxed),
         }
+    }
+
+    /// The counters and timings this server recorded.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Nodes whose heartbeat timer this server (as leader) runs.
+    pub fn heartbeats_active(&self) -> usize {
+        self.inner.heartbeats.count()
+    }
+
+    /// The events this server's applies produced (`/v1/event/stream`).
+    pub fn events(&self) -> &raft::EventBroker {
+        self.inner.raft.events()
     }
 
     /// Whether this server leads.
@@ -527,7 +546,12 @@ impl Server {
     /// Commits a command on this server, which must lead, and enqueues the
     /// evaluations it created.
     pub(crate) async fn write_local(&self, command: Command) -> Result<CommandResult, ServerError> {
+        let started = std::time::Instant::now();
         let result = self.inner.raft.write(command).await?;
+        self.inner.metrics.incr("nomad.raft.apply", &[], 1.0);
+        self.inner
+            .metrics
+            .time("drover.raft.commit_time", &[], started.elapsed());
         if !result.evals_to_enqueue.is_empty() {
             let snapshot = self.state();
             let now = now_nanos();

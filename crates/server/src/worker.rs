@@ -74,8 +74,12 @@ pub(crate) async fn run_plan_applier(server: Server, mut plans: mpsc::Receiver<P
             Some((_, pending)) => pending.unapplied(&state),
             None => planner::PendingUsage::default(),
         };
+        let verify_started = std::time::Instant::now();
         let (command, mut result) = planner::plan_command_with(&state, plan, now_nanos(), &pending);
         let inner = server.inner();
+        inner
+            .metrics
+            .time("nomad.nomad.plan.evaluate", &[], verify_started.elapsed());
         inner.plans_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !result.rejected_nodes.is_empty() {
             inner.plans_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -96,10 +100,17 @@ pub(crate) async fn run_plan_applier(server: Server, mut plans: mpsc::Receiver<P
         holds.add(&state, &command);
         let writer = server.clone();
         let commit = tokio::spawn(async move {
+            let apply_started = std::time::Instant::now();
             let written = writer.write_local(command).await.map(|written| {
                 result.alloc_index = written.index;
                 result
             });
+            let metrics = writer.metrics();
+            metrics.time("nomad.nomad.plan.apply", &[], apply_started.elapsed());
+            if let Ok(result) = &written {
+                let placed: usize = result.node_allocation.values().map(Vec::len).sum();
+                metrics.incr("drover.scheduler.placements", &[], placed as f64);
+            }
             let _ = reply.send(written);
         });
         in_flight = Some((commit, holds));
@@ -194,7 +205,12 @@ pub(crate) async fn run_worker(server: Server, worker_idx: u64) {
             }
         };
         let eval_id = eval.id.clone();
+        let eval_type = eval.job_type.map(|job_type| job_type.as_str()).unwrap_or("unknown");
+        let started = std::time::Instant::now();
         let outcome = process_eval(&server, eval, &token, &mut rng).await;
+        server
+            .metrics()
+            .time("drover.scheduler.eval_time", &[("type", eval_type)], started.elapsed());
         if let Err(error) = &outcome {
             tracing::warn!(eval_id = %eval_id, %error, "evaluation not finished; giving it back");
         }
@@ -242,7 +258,14 @@ async fn process_eval(server: &Server, eval: Evaluation, token: &str, rng: &mut 
     let mut backoff = rpc::Backoff::random(Duration::from_millis(5), Duration::from_millis(200));
     for attempt in 0..MAX_PLANS {
         let taken = std::mem::replace(rng, SmallRng::seed_from_u64(0));
+        let started = std::time::Instant::now();
         let (plan, returned) = schedule(snapshot.clone(), eval.clone(), taken).await;
+        let eval_type = eval.job_type.map(|job_type| job_type.as_str()).unwrap_or("unknown");
+        server.metrics().time(
+            &format!("nomad.nomad.worker.invoke_scheduler.{eval_type}"),
+            &[],
+            started.elapsed(),
+        );
         *rng = returned;
         let plan = match plan? {
             Ok(plan) => plan,

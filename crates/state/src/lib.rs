@@ -9,9 +9,11 @@
 mod acl;
 mod command;
 mod deployments;
+pub mod events;
 mod store;
 
 pub use command::{Command, CommandResult};
+pub use events::{Event, EventPayload, Topic};
 pub use store::{
     JOB_TRACKED_VERSIONS, JobSummary, NodeColumns, StateError, StateSnapshot, TASK_EVENTS_KEPT, TableIndexes,
     TaskGroupSummary,
