@@ -10,9 +10,11 @@ mod acl;
 mod command;
 mod deployments;
 mod store;
+mod vars;
 
-pub use command::{Command, CommandResult};
+pub use command::{Command, CommandResult, VarOp};
 pub use store::{
     JOB_TRACKED_VERSIONS, JobSummary, NodeColumns, StateError, StateSnapshot, TASK_EVENTS_KEPT, TableIndexes,
     TaskGroupSummary,
 };
+pub use vars::MAX_VARIABLES;
