@@ -22,12 +22,14 @@ mod deployment_watcher;
 mod deployments;
 pub mod gc;
 mod heartbeat;
+mod keyring;
 mod leader;
 pub mod peer;
 mod plan_job;
 mod planner;
 mod rpc_handler;
 pub mod snapshot;
+mod vars;
 mod view;
 mod worker;
 
@@ -40,6 +42,7 @@ pub use planner::{PendingUsage, VerifiedPlan, plan_command, plan_command_with, v
 pub use raft::{RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
 pub use state::{JobSummary, StateError, StateSnapshot, TaskGroupSummary};
+pub use vars::{DecryptedVariable, LockRequest, VarWriteOutcome};
 
 use heartbeat::Heartbeats;
 use peer::{PeerCall, PeerReply};
@@ -257,6 +260,8 @@ pub(crate) struct Inner {
     /// after the worker's snapshot).
     plans_applied: std::sync::atomic::AtomicU64,
     plans_rejected: std::sync::atomic::AtomicU64,
+    /// This server's root keys (see `keyring.rs`).
+    keystore: keyring::Keystore,
 }
 
 /// Counters of a server's plan applier (`Server::plan_stats`).
@@ -301,6 +306,7 @@ impl Server {
         raft_config.snapshot_bytes = config.snapshot_bytes;
         raft_config.heartbeat_interval = config.raft_heartbeat_interval;
         let raft = RaftNode::open(&raft_dir, raft_config, Arc::clone(&peers)).await?;
+        let keystore = keyring::Keystore::open(&raft_dir)?;
         let (plan_tx, plan_rx) = tokio::sync::mpsc::channel(64);
         let (shutdown, _) = watch::channel(false);
         let members = cluster::Members::default();
@@ -320,6 +326,7 @@ impl Server {
                 namespace_lock: tokio::sync::RwLock::new(()),
                 plans_applied: std::sync::atomic::AtomicU64::new(0),
                 plans_rejected: std::sync::atomic::AtomicU64::new(0),
+                keystore,
             }),
         };
         if server.inner.config.bootstrap_expect == 1 && !server.inner.raft.is_initialized().await {
@@ -336,6 +343,7 @@ impl Server {
         }
         tokio::spawn(leader::run_leadership(server.clone()));
         tokio::spawn(server.clone().run_membership());
+        tokio::spawn(keyring::run_replicator(server.clone()));
         if server.inner.config.bootstrap_expect == 1 {
             server.inner.raft.wait_for_leader(Duration::from_secs(10)).await?;
             // Wait until this server's leader duties are running, so the
@@ -526,7 +534,11 @@ impl Server {
 
     /// Commits a command on this server, which must lead, and enqueues the
     /// evaluations it created.
-    pub(crate) async fn write_local(&self, command: Command) -> Result<CommandResult, ServerError> {
+    pub(crate) async fn write_local(&self, mut command: Command) -> Result<CommandResult, ServerError> {
+        // Variable locks are timed on one clock, the leader's.
+        if let Command::VarApply { now, .. } = &mut command {
+            *now = now_nanos();
+        }
         let result = self.inner.raft.write(command).await?;
         if !result.evals_to_enqueue.is_empty() {
             let snapshot = self.state();
