@@ -8,6 +8,7 @@ pub mod render;
 pub mod render_deployment;
 pub mod render_plan;
 pub mod tls;
+pub mod var;
 
 use anyhow::{Context, anyhow, bail};
 use api_client::{ApiError, Client, LogsRequest};
@@ -121,6 +122,9 @@ pub enum Command {
     /// Make a CA and agent certificates for mutual TLS.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// Variables (encrypted at rest) and their locks.
+    #[command(subcommand)]
+    Var(var::VarCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +394,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         Command::Namespace(namespace) => run_namespace(namespace, &client).await,
         Command::Deployment(command) => run_deployment(command, &client).await,
         Command::Acl(command) => acl::run_acl(command, &client).await,
+        Command::Var(command) => var::run_var(command, &client).await,
         Command::Tls(_) => Ok(ExitCode::SUCCESS),
     }
 }
