@@ -285,7 +285,7 @@ mod tests {
         assert!(text.contains("Path        = app/db"), "{text}");
         assert!(text.contains("Check Index = 7"), "{text}");
         assert!(text.contains("password = s3cret"), "{text}");
-        let list = render_list(&[var.meta.clone()]);
+        let list = render_list(std::slice::from_ref(&var.meta));
         assert!(list.starts_with("Namespace"), "{list}");
         assert!(list.contains("app/db"), "{list}");
         assert_eq!(render_list(&[]), "No matching variables found\n");
