@@ -416,3 +416,84 @@ async fn acl_variables_path_rules_are_enforced() {
     assert_eq!(admin.keyring_keys().await.expect("keys").len(), 1);
     agent.shutdown().await;
 }
+
+fn drover(address: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(args)
+        .env("DROVER_ADDR", address)
+        .env_remove("NOMAD_TOKEN")
+        .env_remove("DROVER_TOKEN")
+        .output()
+        .expect("run drover")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_var_commands_put_get_list_purge_and_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start(dir.path(), false).await;
+    let address = format!("http://{}", agent.http_addr);
+    let api = Client::new(address.clone());
+    let put = drover(
+        &address,
+        &["var", "put", "--check-index", "0", "app/cli", "user=me", "pass=x=y"],
+    );
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let get = drover(&address, &["var", "get", "--item", "pass", "app/cli"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "x=y");
+    let stale = drover(&address, &["var", "put", "--check-index", "0", "app/cli", "user=other"]);
+    assert!(!stale.status.success(), "a stale check-index fails");
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("Check-index"),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    let list = drover(&address, &["var", "list", "app/"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("app/cli"));
+    let bad = drover(&address, &["var", "put", "app/cli", "novalue"]);
+    assert!(!bad.status.success());
+
+    // `var lock` holds the lock while its command runs, then releases it.
+    let locker = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args([
+            "var",
+            "lock",
+            "--ttl",
+            "1s",
+            "--delay",
+            "0s",
+            "locks/cli",
+            "sh",
+            "-c",
+            "sleep 2; exit 3",
+        ])
+        .env("DROVER_ADDR", &address)
+        .spawn()
+        .expect("spawn var lock");
+    common::cluster::eventually(Duration::from_secs(5), "the CLI to hold the lock", async || {
+        let var = api.var_get("default", "locks/cli").await.ok().flatten()?;
+        var.meta.lock.is_some().then_some(())
+    })
+    .await;
+    // Held past its TTL: the CLI renews it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(matches!(
+        api.var_lock_acquire("default", "locks/cli", Duration::from_secs(1), Duration::ZERO, None)
+            .await
+            .expect("acquire"),
+        VarWrite::Conflict(_)
+    ));
+    let status = tokio::task::spawn_blocking(move || {
+        let mut locker = locker;
+        locker.wait()
+    })
+    .await
+    .expect("join")
+    .expect("wait");
+    assert_eq!(status.code(), Some(3), "the command's exit code passes through");
+    let var = api.var_get("default", "locks/cli").await.expect("get").expect("exists");
+    assert!(var.meta.lock.is_none(), "released on exit");
+    let purge = drover(&address, &["var", "purge", "app/cli"]);
+    assert!(purge.status.success());
+    assert_eq!(api.var_get("default", "app/cli").await.expect("get"), None);
+    agent.shutdown().await;
+}
