@@ -162,6 +162,17 @@ pub enum OperatorCommand {
     /// Save or restore the whole cluster state.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// The root keyring that encrypts variables.
+    #[command(subcommand)]
+    Keyring(KeyringCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyringCommand {
+    /// List the root keys (metadata only).
+    List,
+    /// Make a new active root key.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -503,6 +514,14 @@ async fn run_operator(command: OperatorCommand, client: &Client) -> anyhow::Resu
             let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
             client.snapshot_restore(bytes).await?;
             println!("Snapshot restored");
+        }
+        OperatorCommand::Keyring(KeyringCommand::List) => {
+            let keys = client.keyring_keys().await?;
+            print!("{}", var::render_keys(&keys));
+        }
+        OperatorCommand::Keyring(KeyringCommand::Rotate) => {
+            let key = client.keyring_rotate().await?;
+            print!("{}", var::render_keys(std::slice::from_ref(&key)));
         }
     }
     Ok(ExitCode::SUCCESS)

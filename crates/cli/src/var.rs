@@ -103,6 +103,19 @@ pub fn render_list(vars: &[VariableMetadata]) -> String {
     columns(&rows)
 }
 
+/// `operator keyring list`'s table.
+pub fn render_keys(keys: &[api_types::RootKeyMeta]) -> String {
+    let mut rows = vec![vec!["Key".to_string(), "State".to_string(), "Create Time".to_string()]];
+    for key in keys {
+        rows.push(vec![
+            key.key_id.clone(),
+            key.state.clone(),
+            api_types::format_rfc3339(key.create_time),
+        ]);
+    }
+    columns(&rows)
+}
+
 /// `var get`'s and `var put`'s view of a variable.
 pub fn render_variable(var: &Variable) -> String {
     let mut out = key_values(&[
@@ -289,5 +302,12 @@ mod tests {
         assert!(list.starts_with("Namespace"), "{list}");
         assert!(list.contains("app/db"), "{list}");
         assert_eq!(render_list(&[]), "No matching variables found\n");
+        let keys = render_keys(&[api_types::RootKeyMeta {
+            key_id: "k1".to_string(),
+            state: "active".to_string(),
+            ..api_types::RootKeyMeta::default()
+        }]);
+        assert!(keys.starts_with("Key"), "{keys}");
+        assert!(keys.contains("k1") && keys.contains("active"), "{keys}");
     }
 }

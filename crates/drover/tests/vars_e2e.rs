@@ -451,6 +451,11 @@ async fn the_var_commands_put_get_list_purge_and_lock() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("app/cli"));
     let bad = drover(&address, &["var", "put", "app/cli", "novalue"]);
     assert!(!bad.status.success());
+    let keys = drover(&address, &["operator", "keyring", "rotate"]);
+    assert!(keys.status.success(), "{}", String::from_utf8_lossy(&keys.stderr));
+    let keys = String::from_utf8_lossy(&drover(&address, &["operator", "keyring", "list"]).stdout).to_string();
+    assert_eq!(keys.matches("inactive").count(), 1, "{keys}");
+    assert_eq!(keys.lines().count(), 3, "{keys}");
 
     // `var lock` holds the lock while its command runs, then releases it.
     let locker = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
