@@ -71,7 +71,11 @@ async fn the_keyring_replicates_and_variables_survive_server_loss() {
             .then_some(())
     })
     .await;
-    let keys = via_follower.keyring_keys().await.expect("keys");
+    // The material reaches the keystores before the metadata commits.
+    let keys = eventually(Duration::from_secs(10), "the first key's metadata", async || {
+        via_follower.keyring_keys().await.ok().filter(|keys| !keys.is_empty())
+    })
+    .await;
     assert_eq!(keys.len(), 1);
 
     // Written through a follower, read through every server.
