@@ -39,6 +39,11 @@ pub enum Need {
     /// An ACL policy: management, or a policy attached to the token (the
     /// handler checks which).
     AclPolicyRead,
+    /// A variables capability (`read`, `list`, `write`, `destroy`) on the
+    /// variable path in the request's namespace: the handler checks it
+    /// with `Acl::allow_variable` once it knows the path (a list filters
+    /// its answer to the paths the token may list).
+    Variable(&'static str),
 }
 
 use Level::{Read, Write};
@@ -82,6 +87,14 @@ pub const HTTP_ROUTES: &[(&str, &str, Need)] = &[
     ("DELETE", "/v1/operator/raft/peer", Operator(Write)),
     ("PUT", "/v1/operator/raft/transfer-leadership", Operator(Write)),
     ("POST", "/v1/operator/raft/transfer-leadership", Operator(Write)),
+    ("GET", "/v1/operator/keyring/keys", Operator(Read)),
+    ("PUT", "/v1/operator/keyring/rotate", Operator(Write)),
+    ("POST", "/v1/operator/keyring/rotate", Operator(Write)),
+    ("GET", "/v1/vars", Variable("list")),
+    ("GET", "/v1/var/{*path}", Variable("read")),
+    ("PUT", "/v1/var/{*path}", Variable("write")),
+    ("POST", "/v1/var/{*path}", Variable("write")),
+    ("DELETE", "/v1/var/{*path}", Variable("destroy")),
     ("GET", "/v1/operator/snapshot", Management),
     ("PUT", "/v1/operator/snapshot", Management),
     ("PUT", "/v1/system/gc", Management),

@@ -6,6 +6,10 @@ use api_types::{
     JobRegisterRequest, JobRegisterResponse, JobSummary, JobValidateResponse, JobsParseRequest, Namespace, Node,
     NodeListStub,
 };
+mod vars;
+
+pub use vars::VarWrite;
+
 use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

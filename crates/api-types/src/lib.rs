@@ -13,10 +13,12 @@ mod convert;
 mod deployment;
 pub mod job_diff;
 mod time;
+pub mod vars;
 
 pub use convert::*;
 pub use deployment::*;
 pub use time::{format_rfc3339, parse_rfc3339};
+pub use vars::{RootKeyMeta, Variable, VariableLock, VariableMetadata};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

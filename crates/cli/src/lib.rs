@@ -8,6 +8,7 @@ pub mod render;
 pub mod render_deployment;
 pub mod render_plan;
 pub mod tls;
+pub mod var;
 
 use anyhow::{Context, anyhow, bail};
 use api_client::{ApiError, Client, LogsRequest};
@@ -121,6 +122,9 @@ pub enum Command {
     /// Make a CA and agent certificates for mutual TLS.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// Variables (encrypted at rest) and their locks.
+    #[command(subcommand)]
+    Var(var::VarCommand),
     /// Follow the cluster's event stream.
     #[command(subcommand)]
     Event(EventCommand),
@@ -187,6 +191,17 @@ pub enum OperatorCommand {
     /// Save or restore the whole cluster state.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// The root keyring that encrypts variables.
+    #[command(subcommand)]
+    Keyring(KeyringCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyringCommand {
+    /// List the root keys (metadata only).
+    List,
+    /// Make a new active root key.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -447,6 +462,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         Command::Namespace(namespace) => run_namespace(namespace, &client).await,
         Command::Deployment(command) => run_deployment(command, &client).await,
         Command::Acl(command) => acl::run_acl(command, &client).await,
+        Command::Var(command) => var::run_var(command, &client).await,
         Command::Tls(_) => Ok(ExitCode::SUCCESS),
     }
 }
@@ -555,6 +571,14 @@ async fn run_operator(command: OperatorCommand, client: &Client) -> anyhow::Resu
             let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
             client.snapshot_restore(bytes).await?;
             println!("Snapshot restored");
+        }
+        OperatorCommand::Keyring(KeyringCommand::List) => {
+            let keys = client.keyring_keys().await?;
+            print!("{}", var::render_keys(&keys));
+        }
+        OperatorCommand::Keyring(KeyringCommand::Rotate) => {
+            let key = client.keyring_rotate().await?;
+            print!("{}", var::render_keys(std::slice::from_ref(&key)));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -28,6 +28,9 @@ pub struct ServerSettings {
     pub heartbeat_grace: Option<Duration>,
     pub max_heartbeats_per_second: Option<f64>,
     pub failover_heartbeat_ttl: Option<Duration>,
+    /// Raft log entries between snapshots (Nomad's
+    /// `raft_snapshot_threshold`; 50,000 by default).
+    pub raft_snapshot_threshold: Option<u64>,
 }
 
 impl Default for ServerSettings {
@@ -40,6 +43,7 @@ impl Default for ServerSettings {
             heartbeat_grace: None,
             max_heartbeats_per_second: None,
             failover_heartbeat_ttl: None,
+            raft_snapshot_threshold: None,
         }
     }
 }
@@ -284,6 +288,9 @@ impl Agent {
             }
             if let Some(ttl) = settings.failover_heartbeat_ttl {
                 server_config.failover_heartbeat_ttl = ttl;
+            }
+            if let Some(threshold) = settings.raft_snapshot_threshold {
+                server_config.snapshot_every = threshold.max(1);
             }
             let started = server::Server::start(server_config)
                 .await

@@ -256,6 +256,7 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
             heartbeat_grace: file.server.heartbeat_grace,
             max_heartbeats_per_second: file.server.max_heartbeats_per_second,
             failover_heartbeat_ttl: file.server.failover_heartbeat_ttl,
+            raft_snapshot_threshold: None,
         }
     });
     let client = if client_enabled {

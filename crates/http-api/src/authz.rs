@@ -172,7 +172,8 @@ async fn check(state: &AppState, mut request: Request) -> Result<Request, ApiErr
         Need::Node(level) => acl.allow_node(level),
         Need::Agent(level) => acl.allow_agent(level),
         Need::Operator(level) => acl.allow_operator(level),
-        Need::NamespaceVisible | Need::AclPolicyRead => true,
+        // The handler checks the variable's path (`require_variable`).
+        Need::NamespaceVisible | Need::AclPolicyRead | Need::Variable(_) => true,
     };
     if !allowed {
         return Err(denied());
@@ -185,6 +186,16 @@ async fn check(state: &AppState, mut request: Request) -> Result<Request, ApiErr
 /// handlers that learn the namespace from the object they found).
 pub(crate) fn require_namespace_op(caller: &Caller, namespace: &str, capability: &str) -> Result<(), ApiError> {
     if caller.acl.allow_namespace_op(namespace, capability) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
+
+/// Refuses unless the caller holds `capability` on the variable at `path`
+/// in `namespace`.
+pub(crate) fn require_variable(caller: &Caller, namespace: &str, path: &str, capability: &str) -> Result<(), ApiError> {
+    if caller.acl.allow_variable(namespace, path, capability) {
         Ok(())
     } else {
         Err(denied())

@@ -27,6 +27,7 @@ mod query;
 mod search;
 mod tls_listener;
 mod ui;
+mod vars;
 
 pub use agent_monitor::{LogBroadcast, LogLevel, log_timestamp};
 pub use client_agent::{ClientAppState, ServerDirectory, client_app};
@@ -224,6 +225,14 @@ fn server_routes() -> Routes {
             "/v1/operator/raft/transfer-leadership",
             cluster::raft_transfer_leadership,
         )
+        .on(M::GET, "/v1/operator/keyring/keys", vars::list_keys)
+        .on(M::PUT, "/v1/operator/keyring/rotate", vars::rotate_key)
+        .on(M::POST, "/v1/operator/keyring/rotate", vars::rotate_key)
+        .on(M::GET, "/v1/vars", vars::list_vars)
+        .on(M::GET, "/v1/var/{*path}", vars::get_var)
+        .on(M::PUT, "/v1/var/{*path}", vars::put_var)
+        .on(M::POST, "/v1/var/{*path}", vars::put_var)
+        .on(M::DELETE, "/v1/var/{*path}", vars::delete_var)
         .with(
             &[M::GET, M::PUT],
             "/v1/operator/snapshot",

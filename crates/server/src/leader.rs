@@ -72,6 +72,9 @@ async fn lead(server: Server) {
     }
     server.reset_all_heartbeats();
     tracing::info!(pending_evals = restored, "leadership established");
+    // Before the server reports ready, so a new cluster's first variable
+    // write finds a key.
+    server.ensure_root_key().await;
     server.inner().leader_ready.send_replace(true);
     server.unblock_evals().await;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
@@ -84,6 +87,8 @@ async fn lead(server: Server) {
             _ = ticker.tick() => {
                 reap_failed_evals(&server).await;
                 crate::deployment_watcher::run_once(&server).await;
+                server.ensure_root_key().await;
+                crate::vars::expire_locks(&server).await;
             }
             _ = gc.tick() => {
                 if let Err(error) = server.collect_garbage(false).await {

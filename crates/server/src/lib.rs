@@ -22,6 +22,7 @@ mod deployment_watcher;
 mod deployments;
 pub mod gc;
 mod heartbeat;
+mod keyring;
 mod leader;
 pub mod metrics;
 pub mod peer;
@@ -29,6 +30,7 @@ mod plan_job;
 mod planner;
 mod rpc_handler;
 pub mod snapshot;
+mod vars;
 mod view;
 mod worker;
 
@@ -41,6 +43,7 @@ pub use planner::{PendingUsage, VerifiedPlan, plan_command, plan_command_with, v
 pub use raft::{EventBroker, EventBufferConfig, EventFrame, RaftNode, RaftNodeConfig, RaftPeer, RaftStats};
 pub use rpc_handler::RpcService;
 pub use state::{Event, EventPayload, JobSummary, StateError, StateSnapshot, TaskGroupSummary, Topic};
+pub use vars::{DecryptedVariable, LockRequest, VarWriteOutcome};
 
 use heartbeat::Heartbeats;
 use peer::{PeerCall, PeerReply};
@@ -260,6 +263,8 @@ pub(crate) struct Inner {
     plans_rejected: std::sync::atomic::AtomicU64,
     /// Counters and timings the loops record (`/v1/metrics`).
     metrics: metrics::Metrics,
+    /// This server's root keys (see `keyring.rs`).
+    keystore: keyring::Keystore,
 }
 
 /// Counters of a server's plan applier (`Server::plan_stats`).
@@ -304,6 +309,7 @@ impl Server {
         raft_config.snapshot_bytes = config.snapshot_bytes;
         raft_config.heartbeat_interval = config.raft_heartbeat_interval;
         let raft = RaftNode::open(&raft_dir, raft_config, Arc::clone(&peers)).await?;
+        let keystore = keyring::Keystore::open(&raft_dir)?;
         let (plan_tx, plan_rx) = tokio::sync::mpsc::channel(64);
         let (shutdown, _) = watch::channel(false);
         let members = cluster::Members::default();
@@ -324,6 +330,7 @@ impl Server {
                 plans_applied: std::sync::atomic::AtomicU64::new(0),
                 plans_rejected: std::sync::atomic::AtomicU64::new(0),
                 metrics: metrics::Metrics::default(),
+                keystore,
             }),
         };
         if server.inner.config.bootstrap_expect == 1 && !server.inner.raft.is_initialized().await {
@@ -340,6 +347,7 @@ impl Server {
         }
         tokio::spawn(leader::run_leadership(server.clone()));
         tokio::spawn(server.clone().run_membership());
+        tokio::spawn(keyring::run_replicator(server.clone()));
         if server.inner.config.bootstrap_expect == 1 {
             server.inner.raft.wait_for_leader(Duration::from_secs(10)).await?;
             // Wait until this server's leader duties are running, so the
@@ -545,7 +553,11 @@ impl Server {
 
     /// Commits a command on this server, which must lead, and enqueues the
     /// evaluations it created.
-    pub(crate) async fn write_local(&self, command: Command) -> Result<CommandResult, ServerError> {
+    pub(crate) async fn write_local(&self, mut command: Command) -> Result<CommandResult, ServerError> {
+        // Variable locks are timed on one clock, the leader's.
+        if let Command::VarApply { now, .. } = &mut command {
+            *now = now_nanos();
+        }
         let started = std::time::Instant::now();
         let result = self.inner.raft.write(command).await?;
         self.inner.metrics.incr("nomad.raft.apply", &[], 1.0);

@@ -52,6 +52,17 @@ pub enum PeerCall {
     /// A client agent's request that only the leader serves, forwarded
     /// once: the leader handles it, anyone else answers `NotLeader`.
     Forwarded(rpc::Request),
+    /// A root key's material, from any server that holds it (servers
+    /// only; see `keyring.rs`).
+    KeyringGet {
+        key_id: String,
+    },
+    /// Store a new root key before its metadata is committed (servers
+    /// only).
+    KeyringPut {
+        key_id: String,
+        material: Vec<u8>,
+    },
 }
 
 /// The answer to a [`PeerCall`].
@@ -71,6 +82,7 @@ pub enum PeerReply {
         leader: u64,
     },
     Forwarded(rpc::Response),
+    RootKey(Option<Vec<u8>>),
 }
 
 /// Encodes a call into the opaque `rpc` message.

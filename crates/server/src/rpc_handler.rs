@@ -73,7 +73,7 @@ impl Handler for RpcService {
         }
         match request {
             Request::Raft(request) => self.server.raft().handle_rpc(request, peer).await.map(Response::Raft),
-            Request::Server(message) => self.peer_call(message).await.map(Response::Server),
+            Request::Server(message) => self.peer_call(message, peer).await.map(Response::Server),
             Request::NodeGetAllocs(request) => self.node_get_allocs(request).await.map(Response::NodeGetAllocs),
             request if !self.server.is_leader() => Ok(self.server.forward_to_leader(request).await?),
             request => self.leader_only(request).await,
@@ -126,7 +126,7 @@ impl RpcService {
     }
 
     /// Answers another server.
-    async fn peer_call(&self, message: ServerMessage) -> Result<ServerMessage, RpcError> {
+    async fn peer_call(&self, message: ServerMessage, peer: &PeerInfo) -> Result<ServerMessage, RpcError> {
         let call: PeerCall =
             rpc::decode(&message.payload).map_err(|error| RpcError::BadRequest(format!("peer call: {error}")))?;
         let server = &self.server;
@@ -136,6 +136,17 @@ impl RpcService {
         let reply = match call {
             PeerCall::Ping { from, known } => server.answer_ping(from, known).await,
             PeerCall::ReadIndex => PeerReply::ReadIndex(server.raft().read_index().await.map_err(ServerError::from)?),
+            PeerCall::KeyringGet { .. } | PeerCall::KeyringPut { .. } if !server.may_receive_keys(peer) => {
+                return Err(RpcError::PermissionDenied(format!(
+                    "root keys are handed only to servers ({} is not one)",
+                    peer.addr
+                )));
+            }
+            PeerCall::KeyringGet { key_id } => PeerReply::RootKey(server.root_key_material(&key_id)),
+            PeerCall::KeyringPut { key_id, material } => {
+                server.store_root_key(&key_id, &material)?;
+                PeerReply::Done
+            }
             _ if !server.is_leader() => return Err(not_leader()),
             PeerCall::Apply(command) => PeerReply::Applied(server.write_local(command).await?),
             PeerCall::EvalDequeue { wait_ms } => {

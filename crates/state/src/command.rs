@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use types::{
-    AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index,
-    Job, Namespace, Node, NodeStatus, ScalingEvent, SchedulerConfiguration, UnixNanos,
+    AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, EncryptedItems,
+    Evaluation, Index, Job, Namespace, Node, NodeStatus, RootKeyMeta, ScalingEvent, SchedulerConfiguration, UnixNanos,
+    Variable, VariableLock,
 };
 
 /// One state change, as written to the Raft log.
@@ -171,6 +172,85 @@ pub enum Command {
         evals: Vec<Evaluation>,
         now: UnixNanos,
     },
+    /// Adds a root key and makes it the active one (the previous active key
+    /// turns inactive). Only metadata: the key's material was written to
+    /// the servers' keystores before this entered the log.
+    RootKeyUpsert { key: RootKeyMeta },
+    /// One operation on a variable, judged at `now` (lock expiry included).
+    VarApply { op: VarOp, now: UnixNanos },
+}
+
+/// An operation on one variable. Items arrive encrypted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum VarOp {
+    /// Create or replace the items; with `cas`, only if the stored modify
+    /// index is `cas` (0: only if absent). A locked variable takes writes
+    /// only with its lock's ID.
+    Set {
+        namespace: String,
+        path: String,
+        items: EncryptedItems,
+        cas: Option<Index>,
+        lock_id: Option<String>,
+    },
+    /// Delete, with the same checks as `Set`.
+    Delete {
+        namespace: String,
+        path: String,
+        cas: Option<Index>,
+        lock_id: Option<String>,
+    },
+    /// Take the lock (ID made before the log), creating the variable if
+    /// needed and replacing its items if given. Refused while another lock
+    /// is live or a lapsed lock's delay runs.
+    LockAcquire {
+        namespace: String,
+        path: String,
+        items: Option<EncryptedItems>,
+        lock: VariableLock,
+    },
+    /// Extend a live lock by its TTL.
+    LockRenew {
+        namespace: String,
+        path: String,
+        lock_id: String,
+    },
+    /// Give a live lock up.
+    LockRelease {
+        namespace: String,
+        path: String,
+        lock_id: String,
+    },
+    /// The leader saw this lock lapse: drop it and start its lock-delay.
+    LockExpire {
+        namespace: String,
+        path: String,
+        lock_id: String,
+    },
+}
+
+impl VarOp {
+    pub fn namespace(&self) -> &str {
+        match self {
+            VarOp::Set { namespace, .. }
+            | VarOp::Delete { namespace, .. }
+            | VarOp::LockAcquire { namespace, .. }
+            | VarOp::LockRenew { namespace, .. }
+            | VarOp::LockRelease { namespace, .. }
+            | VarOp::LockExpire { namespace, .. } => namespace,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        match self {
+            VarOp::Set { path, .. }
+            | VarOp::Delete { path, .. }
+            | VarOp::LockAcquire { path, .. }
+            | VarOp::LockRenew { path, .. }
+            | VarOp::LockRelease { path, .. }
+            | VarOp::LockExpire { path, .. } => path,
+        }
+    }
 }
 
 impl Command {
@@ -202,6 +282,8 @@ impl Command {
             Command::JobScale { .. } => "job-scale",
             Command::JobStability { .. } => "job-stability",
             Command::NodeEligibility { .. } => "node-eligibility",
+            Command::RootKeyUpsert { .. } => "root-key-upsert",
+            Command::VarApply { .. } => "var-apply",
         }
     }
 }
@@ -221,4 +303,11 @@ pub struct CommandResult {
     /// when its check-and-set index no longer matched).
     #[serde(default)]
     pub updated: bool,
+    /// `VarApply`: the variable as written, or, on a conflict, as it is.
+    #[serde(default)]
+    pub variable: Option<Variable>,
+    /// `VarApply`: refused because of a check-and-set index or a lock
+    /// (Nomad's 409); `error` says why.
+    #[serde(default)]
+    pub conflict: bool,
 }

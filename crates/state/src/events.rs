@@ -372,7 +372,11 @@ impl StateSnapshot {
             Command::SchedulerConfigSet { .. }
             | Command::StateRestore { .. }
             | Command::NamespaceUpsert { .. }
-            | Command::NamespaceDelete { .. } => {}
+            | Command::NamespaceDelete { .. }
+            // Variables and root keys are not streamed: a variable's
+            // event would need its own ACL path check per subscriber.
+            | Command::VarApply { .. }
+            | Command::RootKeyUpsert { .. } => {}
         }
         named
     }

@@ -11,10 +11,12 @@ mod command;
 mod deployments;
 pub mod events;
 mod store;
+mod vars;
 
-pub use command::{Command, CommandResult};
+pub use command::{Command, CommandResult, VarOp};
 pub use events::{Event, EventPayload, Topic};
 pub use store::{
     JOB_TRACKED_VERSIONS, JobSummary, NodeColumns, StateError, StateSnapshot, TASK_EVENTS_KEPT, TableIndexes,
     TaskGroupSummary,
 };
+pub use vars::MAX_VARIABLES;

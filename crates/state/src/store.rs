@@ -45,6 +45,10 @@ pub struct TableIndexes {
     pub acl_tokens: Index,
     #[serde(default)]
     pub acl_roles: Index,
+    #[serde(default)]
+    pub variables: Index,
+    #[serde(default)]
+    pub root_keys: Index,
 }
 
 /// Counts of allocations per client status for one task group.
@@ -112,6 +116,8 @@ pub struct StateSnapshot {
     pub(crate) acl: crate::acl::AclTables,
     /// Scaling events per (namespace, job, group), newest last.
     pub(crate) scaling_events: OrdMap<(String, String, String), Arc<Vec<types::ScalingEvent>>>,
+    /// Variables and root keys (see `vars.rs`).
+    pub(crate) vars: crate::vars::VarTables,
 }
 
 /// Every node as the scheduler's per-evaluation pass reads it: the nodes,
@@ -243,6 +249,8 @@ struct PersistedState {
     acl: crate::acl::PersistedAcl,
     #[serde(default)]
     scaling_events: Vec<((String, String, String), Vec<types::ScalingEvent>)>,
+    #[serde(default)]
+    vars: crate::vars::PersistedVars,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -273,6 +281,7 @@ impl From<StateSnapshot> for PersistedState {
                 .iter()
                 .map(|(key, events)| (key.clone(), (**events).clone()))
                 .collect(),
+            vars: state.vars.persisted(),
         }
     }
 }
@@ -290,6 +299,7 @@ impl From<PersistedState> for StateSnapshot {
                 .map(|namespace| (namespace.name.clone(), Arc::new(namespace)))
                 .collect(),
             acl: crate::acl::AclTables::from_persisted(persisted.acl),
+            vars: crate::vars::VarTables::from_persisted(persisted.vars),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -859,6 +869,8 @@ impl StateSnapshot {
                     acl_policies: index,
                     acl_tokens: index,
                     acl_roles: index,
+                    variables: index,
+                    root_keys: index,
                 };
                 for node_id in watched {
                     self.node_alloc_index.insert(node_id, index);
@@ -952,6 +964,7 @@ impl StateSnapshot {
             | Command::AclTokenDelete { .. }
             | Command::AclRoleUpsert { .. }
             | Command::AclRoleDelete { .. } => self.apply_acl(index, command, &mut result),
+            Command::RootKeyUpsert { .. } | Command::VarApply { .. } => self.apply_vars(index, command, &mut result),
             Command::JobScale {
                 namespace,
                 job_id,

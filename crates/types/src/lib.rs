@@ -21,6 +21,7 @@ pub mod plan;
 pub mod resources;
 pub mod runtime_support;
 pub mod validate;
+pub mod variables;
 
 pub use acl::*;
 pub use alloc::*;
@@ -34,6 +35,7 @@ pub use operator::*;
 pub use plan::*;
 pub use resources::*;
 pub use validate::{ValidationError, ValidationErrors};
+pub use variables::*;
 
 /// Nanoseconds since the Unix epoch. Every timestamp in the model uses it, as
 /// Nomad does, and it is always passed in rather than read from a clock.
