@@ -9,11 +9,13 @@
 
 mod acl_handlers;
 mod authz;
+pub mod bexpr;
 mod client_agent;
 mod client_control;
 mod client_fs;
 mod cluster;
 mod deployments;
+mod encoding;
 mod error;
 mod exposure;
 mod handlers;
@@ -302,5 +304,6 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
         // Every body is read through an extractor that honours this limit
         // (`Bytes`), answering 413 once the body passes it.
         .layer(DefaultBodyLimit::max(api_limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(encoding::encode))
         .with_state(state)
 }
