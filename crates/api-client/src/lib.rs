@@ -72,6 +72,8 @@ pub struct Client {
     http: reqwest::Client,
     /// The ACL token sent as `X-Nomad-Token` with every request.
     token: Option<String>,
+    /// The namespace sent as `?namespace=` with every request, when set.
+    namespace: Option<String>,
 }
 
 impl Client {
@@ -86,6 +88,7 @@ impl Client {
             address,
             http,
             token: None,
+            namespace: None,
         }
     }
 
@@ -123,13 +126,27 @@ impl Client {
         self
     }
 
+    /// The same client, asking for `namespace` (`*` for all) on every
+    /// request whose path does not name one itself; empty sends none.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Client {
+        let namespace = namespace.into();
+        self.namespace = (!namespace.trim().is_empty()).then(|| namespace.trim().to_string());
+        self
+    }
+
     /// The agent address.
     pub fn address(&self) -> &str {
         &self.address
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
+        match &self.namespace {
+            Some(namespace) if !path.contains("namespace=") => {
+                let separator = if path.contains('?') { '&' } else { '?' };
+                format!("{}{path}{separator}namespace={}", self.address, encode(namespace))
+            }
+            _ => format!("{}{path}", self.address),
+        }
     }
 
     fn connect_error(&self, error: reqwest::Error) -> ApiError {

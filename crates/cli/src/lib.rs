@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod fmt;
+pub mod output;
 pub mod render;
 pub mod render_deployment;
 pub mod render_plan;
@@ -20,15 +21,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The agent address, from `--address`, `DROVER_ADDR` or `NOMAD_ADDR`.
+/// Where and as whom the CLI talks: each setting comes from its flag
+/// (one dash or two, as Nomad users type them), else the `DROVER_*`
+/// variable, else Nomad's `NOMAD_*` one.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Address of the Drover agent.
-    #[arg(long, global = true, env = "DROVER_ADDR", default_value = "http://127.0.0.1:4646")]
-    pub address: String,
+    /// Address of the agent; `DROVER_ADDR`, else `NOMAD_ADDR`, else
+    /// http://127.0.0.1:4646.
+    #[arg(long, global = true)]
+    pub address: Option<String>,
     /// The ACL token's secret; `DROVER_TOKEN`, else `NOMAD_TOKEN`.
     #[arg(long, global = true, env = "DROVER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The namespace to work in (`*` for every one in lists);
+    /// `DROVER_NAMESPACE`, else `NOMAD_NAMESPACE`, else `default`.
+    #[arg(long, global = true)]
+    pub namespace: Option<String>,
+    /// The region; Drover serves one region per cluster, so another one is
+    /// refused. `DROVER_REGION`, else `NOMAD_REGION`.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Print the answer as JSON (read commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Render the answer with a Go template (read commands).
+    #[arg(short = 't', global = true, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+    /// Show full IDs and more detail.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     /// The CA certificate that signed the agent's HTTPS certificate;
     /// `DROVER_CACERT`, else `NOMAD_CACERT`.
     #[arg(long = "ca-cert", global = true, env = "DROVER_CACERT")]
@@ -43,7 +64,31 @@ pub struct GlobalArgs {
     pub client_key: Option<PathBuf>,
 }
 
+/// The first of `flag`, `$drover_var`, `$nomad_var` that is set and not
+/// empty.
+fn setting(flag: &Option<String>, drover_var: &str, nomad_var: &str) -> Option<String> {
+    flag.clone()
+        .filter(|value| !value.is_empty())
+        .or_else(|| std::env::var(drover_var).ok().filter(|value| !value.is_empty()))
+        .or_else(|| std::env::var(nomad_var).ok().filter(|value| !value.is_empty()))
+}
+
 impl GlobalArgs {
+    /// The agent's address.
+    pub fn address(&self) -> String {
+        setting(&self.address, "DROVER_ADDR", "NOMAD_ADDR").unwrap_or_else(|| "http://127.0.0.1:4646".to_string())
+    }
+
+    /// The namespace asked for, if any.
+    pub fn namespace(&self) -> Option<String> {
+        setting(&self.namespace, "DROVER_NAMESPACE", "NOMAD_NAMESPACE")
+    }
+
+    /// The region asked for, if any.
+    pub fn region(&self) -> Option<String> {
+        setting(&self.region, "DROVER_REGION", "NOMAD_REGION")
+    }
+
     fn path_or_env(value: &Option<PathBuf>, nomad_var: &str) -> Option<PathBuf> {
         value.clone().or_else(|| {
             std::env::var_os(nomad_var)
@@ -54,7 +99,9 @@ impl GlobalArgs {
 
     /// The API client these arguments describe: address, token and TLS.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let mut client = Client::new(self.address.clone()).with_token(self.token().unwrap_or_default());
+        let mut client = Client::new(self.address())
+            .with_token(self.token().unwrap_or_default())
+            .with_namespace(self.namespace().unwrap_or_default());
         let ca = GlobalArgs::path_or_env(&self.ca_cert, "NOMAD_CACERT");
         let cert = GlobalArgs::path_or_env(&self.client_cert, "NOMAD_CLIENT_CERT");
         let key = GlobalArgs::path_or_env(&self.client_key, "NOMAD_CLIENT_KEY");
@@ -121,6 +168,16 @@ pub enum Command {
     /// Make a CA and agent certificates for mutual TLS.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// Work with evaluations.
+    #[command(subcommand)]
+    Eval(output::EvalCommand),
+    /// List jobs, or show the one object (job, allocation, evaluation,
+    /// node, deployment, namespace) whose ID starts with PREFIX.
+    Status { prefix: Option<String> },
+    /// Print the version.
+    Version,
+    /// Print the address of the web UI.
+    Ui,
 }
 
 #[derive(Debug, Subcommand)]
@@ -359,6 +416,17 @@ fn now_nanos() -> i64 {
 
 /// Runs a command and returns the process exit code.
 pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if global.verbose {
+        render::show_full_ids();
+    }
+    if let Command::Version = command {
+        println!("Drover v{}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Ui = command {
+        println!("{}", output::ui_address(&global.address()));
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Tls(command) = command {
         return tls::run_tls(command);
     }
@@ -369,8 +437,44 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         return Ok(fmt::run_fmt(args, &mut stdin, &mut stdout, &mut stderr)?);
     }
     let client = global.client()?;
+    if let Some(region) = global.region() {
+        let regions: Vec<String> = client.get("/v1/regions").await?.value;
+        if !regions.contains(&region) {
+            bail!(
+                "region {region:?} is not served here (this cluster serves {}); Drover does not forward between regions",
+                regions.join(", ")
+            );
+        }
+    }
+    let mut command = command;
+    if let Command::Status { prefix: Some(prefix) } = &command {
+        let matches = output::find_prefix(&client, prefix).await?;
+        command = output::choose(prefix, &matches).map_err(|message| anyhow!(message))?;
+    }
+    if global.json || global.template.is_some() {
+        let Some(path) = output::read_path(&command) else {
+            bail!("-json and -t apply to read commands (status, list, inspect, info, history)");
+        };
+        let value: serde_json::Value = client.get(&path).await?.value;
+        print!(
+            "{}",
+            output::format_output(global.json, global.template.as_deref(), &value)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     match command {
-        Command::Fmt(_) => Ok(ExitCode::SUCCESS),
+        Command::Fmt(_) | Command::Version | Command::Ui => Ok(ExitCode::SUCCESS),
+        Command::Status { .. } => run_job(JobCommand::Status { id: None }, &client).await,
+        Command::Eval(output::EvalCommand::List) => {
+            let evals = client.evaluations("").await?;
+            print!("{}", output::eval_list(&evals));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(output::EvalCommand::Status { id }) => {
+            let eval = client.evaluation(&id).await?;
+            print!("{}", output::eval_status(&eval));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Job(job) => run_job(job, &client).await,
         Command::Alloc(alloc) => run_alloc(alloc, &client).await,
         Command::Node(node) => run_node(node, &client).await,
@@ -418,7 +522,7 @@ async fn run_deployment(command: DeploymentCommand, client: &Client) -> anyhow::
         "pause" => client.pause_deployment(&deployment.id, true).await?,
         _ => client.pause_deployment(&deployment.id, false).await?,
     };
-    let short = types::short_id(&deployment.id);
+    let short = render::short_id(&deployment.id);
     match action {
         "promote" => println!("Deployment {short:?} promoted"),
         "fail" => match answer.reverted_job_version {
@@ -429,7 +533,7 @@ async fn run_deployment(command: DeploymentCommand, client: &Client) -> anyhow::
         _ => println!("Deployment {short:?} resumed"),
     }
     if !answer.eval_id.is_empty() {
-        println!("==> Evaluation {:?} created", types::short_id(&answer.eval_id));
+        println!("==> Evaluation {:?} created", render::short_id(&answer.eval_id));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -583,12 +687,12 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
                 println!("{}", response.eval_id);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("==> Monitoring evaluation {:?}", types::short_id(&response.eval_id));
+            println!("==> Monitoring evaluation {:?}", render::short_id(&response.eval_id));
             let eval = wait_eval(client, &response.eval_id).await?;
             println!("    {}", render::eval_line(&eval));
             println!(
                 "==> Evaluation {:?} finished with status {:?}",
-                types::short_id(&eval.id),
+                render::short_id(&eval.id),
                 eval.status
             );
             Ok(ExitCode::SUCCESS)
@@ -802,14 +906,14 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("==> Monitoring evaluation {:?}", types::short_id(&response.eval_id));
+    println!("==> Monitoring evaluation {:?}", render::short_id(&response.eval_id));
     let eval = wait_eval(client, &response.eval_id).await?;
     println!("    {}", render::eval_line(&eval));
     let failures = render::placement_failures(&eval);
     if !failures.is_empty() {
         println!(
             "==> Evaluation {:?} finished with placement failures:",
-            types::short_id(&eval.id)
+            render::short_id(&eval.id)
         );
         print!("{failures}");
         return Ok(ExitCode::from(2));
@@ -817,7 +921,7 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
     if eval.status != "complete" {
         println!(
             "==> Evaluation {:?} finished with status {:?}",
-            types::short_id(&eval.id),
+            render::short_id(&eval.id),
             eval.status
         );
         return Ok(ExitCode::from(2));
@@ -842,8 +946,8 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
             if reported.get(&alloc.id) != Some(&alloc.client_status) {
                 println!(
                     "    Allocation {:?} on node {:?}: {}",
-                    types::short_id(&alloc.id),
-                    types::short_id(&alloc.node_id),
+                    render::short_id(&alloc.id),
+                    render::short_id(&alloc.node_id),
                     alloc.client_status
                 );
                 reported.insert(alloc.id.clone(), alloc.client_status.clone());
@@ -1022,7 +1126,7 @@ async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitC
                 .await?;
             println!(
                 "Node {:?} scheduling eligibility set: {}",
-                types::short_id(&stub.id),
+                render::short_id(&stub.id),
                 if enable {
                     "eligible for scheduling"
                 } else {

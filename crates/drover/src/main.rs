@@ -148,9 +148,24 @@ fn normalize_args(args: Vec<OsString>, command: &clap::Command) -> Vec<OsString>
     out
 }
 
+/// Whether the binary was started under the name `nomad` (a symlink, as
+/// existing scripts call it): then it names itself `nomad` in help and
+/// errors, and otherwise behaves the same, since the commands and flags
+/// are Nomad's.
+fn invoked_as_nomad(argv0: Option<&OsString>) -> bool {
+    argv0
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|name| name == "nomad")
+}
+
 fn main() -> ExitCode {
-    let command = Cli::command();
-    let args = normalize_args(std::env::args_os().collect(), &command);
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if invoked_as_nomad(args.first()) {
+        command = command.name("nomad").bin_name("nomad");
+    }
+    let args = normalize_args(args, &command);
     let cli = match command
         .try_get_matches_from(args)
         .and_then(|matches| Cli::from_arg_matches(&matches))
@@ -478,6 +493,48 @@ mod tests {
             normalized(&["drover", "alloc", "logs", "-f", "-x", "--", "-server"]),
             vec!["drover", "alloc", "logs", "-f", "-x", "--", "-server"]
         );
+        // The CLI's global flags, as a Nomad script passes them.
+        assert_eq!(
+            normalized(&[
+                "nomad",
+                "job",
+                "status",
+                "-json",
+                "-namespace=*",
+                "-address",
+                "http://h:4646",
+                "-verbose",
+                "-region=global",
+                "-token=x",
+                "-t",
+                "{{ .ID }}",
+                "web"
+            ]),
+            vec![
+                "nomad",
+                "job",
+                "status",
+                "--json",
+                "--namespace=*",
+                "--address",
+                "http://h:4646",
+                "--verbose",
+                "--region=global",
+                "--token=x",
+                "-t",
+                "{{ .ID }}",
+                "web"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_name_nomad_is_read_from_argv0() {
+        assert!(invoked_as_nomad(Some(&OsString::from("/usr/local/bin/nomad"))));
+        assert!(invoked_as_nomad(Some(&OsString::from("nomad"))));
+        assert!(!invoked_as_nomad(Some(&OsString::from("/usr/bin/drover"))));
+        assert!(!invoked_as_nomad(Some(&OsString::from("nomad-wrapper"))));
+        assert!(!invoked_as_nomad(None));
     }
 
     #[test]
