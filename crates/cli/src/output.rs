@@ -14,6 +14,34 @@ use std::collections::HashMap;
 
 /// Longest template accepted with `-t`.
 const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Longest a template may take to render.
+const TEMPLATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Every `{{` must be closed by a `}}` before the next `{{`: gtmpl's lexer
+/// does not stop on an unclosed action.
+fn check_delimiters(template: &str) -> anyhow::Result<()> {
+    let mut rest = template;
+    let mut offset = 0;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after.find("}}");
+        let next_open = after.find("{{");
+        match (close, next_open) {
+            (Some(close), Some(next)) if next < close => {
+                bail!(
+                    "template: action opened at byte {} is not closed before the next one",
+                    offset + open
+                )
+            }
+            (Some(close), _) => {
+                offset += open + 2 + close + 2;
+                rest = &after[close + 2..];
+            }
+            (None, _) => bail!("template: action opened at byte {} is never closed", offset + open),
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
@@ -57,7 +85,21 @@ pub fn format_output(json: bool, template: Option<&str>, value: &Value) -> anyho
             if template.len() > MAX_TEMPLATE_BYTES {
                 bail!("template is {} bytes, more than {MAX_TEMPLATE_BYTES}", template.len());
             }
-            gtmpl::template(template, to_template_value(value)).map_err(|error| anyhow!("template: {error}"))
+            check_delimiters(template)?;
+            // gtmpl is not hardened against every malformed template, so it
+            // renders on its own thread under a deadline: a template that
+            // never finishes is an error, not a hung CLI.
+            let template = template.to_string();
+            let data = to_template_value(value);
+            let (sender, receiver) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = sender.send(gtmpl::template(&template, data).map_err(|error| error.to_string()));
+            });
+            match receiver.recv_timeout(TEMPLATE_DEADLINE) {
+                Ok(Ok(text)) => Ok(text),
+                Ok(Err(error)) => Err(anyhow!("template: {error}")),
+                Err(_) => bail!("template did not finish rendering within {TEMPLATE_DEADLINE:?}"),
+            }
         }
         None => Ok(format!("{}\n", serde_json::to_string_pretty(value)?)),
     }
@@ -258,6 +300,8 @@ mod tests {
         let pretty = format_output(true, None, &jobs[0]).expect("renders");
         assert!(pretty.starts_with("{\n  \""), "{pretty}");
         assert!(format_output(false, Some("{{ .ID "), &jobs).is_err());
+        assert!(format_output(false, Some("{{ .ID {{ .Status }}"), &jobs).is_err());
+        assert!(format_output(false, Some("{{ range . }}{{ .ID }}"), &jobs).is_err());
         assert!(format_output(true, Some("{{ .ID }}"), &jobs).is_err());
         let huge = "x".repeat(MAX_TEMPLATE_BYTES + 1);
         assert!(format_output(false, Some(&huge), &jobs).is_err());
