@@ -31,6 +31,8 @@ enum TopCommand {
         /// The collector's configuration as JSON.
         config: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion { shell: clap_complete::Shell },
     #[command(flatten)]
     Api(cli::Command),
 }
@@ -173,6 +175,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
+    if let TopCommand::Completion { shell } = cli.command {
+        let mut command = Cli::command();
+        let name = if invoked_as_nomad(std::env::args_os().next().as_ref()) {
+            "nomad"
+        } else {
+            "drover"
+        };
+        clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     if let TopCommand::Logmon { config } = &cli.command {
         // Threads only, no runtime: the collector must stay small.
         let code = logmon::run_process(config);
@@ -189,7 +201,7 @@ fn main() -> ExitCode {
         match cli.command {
             TopCommand::Agent(args) => run_agent(*args).await,
             TopCommand::Api(command) => cli::run(command, &cli.global).await,
-            TopCommand::Logmon { .. } => Ok(ExitCode::FAILURE),
+            TopCommand::Logmon { .. } | TopCommand::Completion { .. } => Ok(ExitCode::FAILURE),
         }
     });
     match result {

@@ -1,8 +1,8 @@
 //! Nomad's query semantics on every list endpoint, against a real dev
 //! agent (ACLs on, so the ACL lists answer too): one table walks jobs,
 //! allocations, evaluations, deployments, nodes, namespaces, ACL
-//! policies, tokens and roles, and a job's allocations and evaluations,
-//! and on each checks the index headers, `filter` (and its 400),
+//! policies, tokens and roles, a job's allocations, evaluations and
+//! deployments and a node's allocations, and on each checks the index headers, `filter` (and its 400),
 //! pagination by `per_page` / `next_token` / `reverse`, `namespace=*`, and
 //! a blocking query that a write of that table wakes. Also `pretty` and
 //! gzip, and the plain-text 4xx bodies.
@@ -337,6 +337,20 @@ async fn every_list_endpoint_blocks_filters_pages_and_spans_namespaces() {
             path: "/v1/job/web-a/allocations".into(),
             id_field: "ID",
             default_count: 2,
+            other_count: 0,
+            trigger: Trigger::RegisterJob,
+        },
+        Endpoint {
+            path: "/v1/job/web-a/evaluations".into(),
+            id_field: "ID",
+            default_count: 1,
+            other_count: 0,
+            trigger: Trigger::RegisterJob,
+        },
+        Endpoint {
+            path: "/v1/job/web-a/deployments".into(),
+            id_field: "ID",
+            default_count: 1,
             other_count: 0,
             trigger: Trigger::RegisterJob,
         },

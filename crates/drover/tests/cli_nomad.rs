@@ -1,8 +1,8 @@
 //! The binary as Nomad users and scripts call it: through a `nomad`
 //! symlink (`nomad agent -dev`, `nomad job status`), with single-dash
 //! flags, the agent found through `NOMAD_ADDR`, and `-json` / `-t` output;
-//! `status PREFIX`, `eval list|status`, `version`, `ui`, and a region the
-//! cluster does not serve refused.
+//! `status PREFIX`, `eval list|status`, `version`, `ui`, shell completions,
+//! and a region the cluster does not serve refused.
 
 mod common;
 
@@ -127,6 +127,11 @@ async fn nomad_symlink_runs_the_agent_and_the_cli_as_nomad_does() {
     assert!(by_eval_prefix.contains("TriggeredBy"), "{by_eval_prefix}");
 
     assert!(stdout(&run(&nomad, &address, &["version"])).starts_with("Drover v"));
+    let completion = stdout(&run(&nomad, &address, &["completion", "bash"]));
+    assert!(
+        completion.contains("_nomad()") && completion.contains("status"),
+        "{completion}"
+    );
     assert_eq!(stdout(&run(&nomad, &address, &["ui"])).trim(), format!("{address}/ui/"));
 
     // A region this cluster does not serve is refused, not ignored.
