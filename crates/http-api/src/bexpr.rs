@@ -533,8 +533,7 @@ impl Parser {
             _ => return self.fail(format!("expected a selector, found {}", self.found())),
         };
         self.position += 1;
-        loop {
-            let Some(token) = self.peek() else { break };
+        while let Some(token) = self.peek() {
             if token.spaced {
                 break;
             }
@@ -726,8 +725,8 @@ mod tests {
         let steps = format!("Meta{} == 1", ".a".repeat(MAX_DEPTH + 1));
         assert!(error(&steps).message.contains("steps"));
 
-        let huge_regex = format!("Name matches \"(a{{1000}}){{1000}}\"");
-        assert!(error(&huge_regex).message.contains("invalid regular expression"));
+        let huge_regex = "Name matches \"(a{1000}){1000}\"";
+        assert!(error(huge_regex).message.contains("invalid regular expression"));
 
         for junk in [
             "\u{0}", "((((", "))))", "\"", "`", "[", "]", ".", "!", "not", "Name[", "Name[0", "-", "1e",
