@@ -134,6 +134,11 @@ impl Client {
         self
     }
 
+    /// The namespace this client asks for, if one was set.
+    pub fn namespace_asked(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
     /// The agent address.
     pub fn address(&self) -> &str {
         &self.address

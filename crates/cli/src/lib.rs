@@ -645,6 +645,31 @@ pub fn load_job(args: &JobFileArgs) -> anyhow::Result<Result<types::Job, String>
     Ok(jobspec::parse(&source, &filename, &options).map_err(|diagnostics| diagnostics.render(&source, &filename)))
 }
 
+/// Puts a job that names no namespace of its own into the `-namespace`
+/// one, as Nomad's CLI does; a job file naming another namespace than the
+/// flag is an error rather than a silent choice between them.
+fn in_namespace(
+    loaded: Result<types::Job, String>,
+    namespace: Option<&str>,
+) -> anyhow::Result<Result<types::Job, String>> {
+    let (Ok(mut job), Some(namespace)) = (loaded.clone(), namespace) else {
+        return Ok(loaded);
+    };
+    if namespace == "*" {
+        bail!("-namespace=* names every namespace; a job goes into one");
+    }
+    if job.namespace.is_empty() || job.namespace == types::DEFAULT_NAMESPACE {
+        job.namespace = namespace.to_string();
+    } else if job.namespace != namespace {
+        bail!(
+            "the job file puts job {:?} in namespace {:?}, but -namespace asks for {namespace:?}",
+            job.id,
+            job.namespace
+        );
+    }
+    Ok(Ok(job))
+}
+
 /// Resolves an ID or unique prefix through a prefix list.
 fn resolve_prefix<T>(items: Vec<T>, prefix: &str, id_of: impl Fn(&T) -> &str, kind: &str) -> anyhow::Result<T> {
     let mut matches: Vec<T> = items
@@ -819,7 +844,7 @@ async fn wait_eval(client: &Client, eval_id: &str) -> anyhow::Result<Evaluation>
 /// `job plan`: 0 when nothing changes, 1 when allocations change, 255 on
 /// any error (as Nomad's exit codes).
 async fn job_plan(args: JobFileArgs, client: &Client) -> anyhow::Result<ExitCode> {
-    let job = match load_job(&args) {
+    let job = match load_job(&args).and_then(|loaded| in_namespace(loaded, client.namespace_asked())) {
         Ok(Ok(job)) => job,
         Ok(Err(rendered)) => {
             eprintln!("Error parsing job file {}:\n{rendered}", args.file.display());
@@ -882,7 +907,7 @@ async fn job_plan(args: JobFileArgs, client: &Client) -> anyhow::Result<ExitCode
 }
 
 async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> {
-    let job = match load_job(&args.file)? {
+    let job = match in_namespace(load_job(&args.file)?, client.namespace_asked())? {
         Ok(job) => job,
         Err(rendered) => {
             eprintln!("Error parsing job file {}:\n{rendered}", args.file.file.display());
@@ -1268,5 +1293,41 @@ mod tests {
         let job = jobspec::parse(EXAMPLE_JOB, "example.nomad.hcl", &options).expect("example job is valid");
         assert_eq!(job.id, "example");
         assert_eq!(job.task_groups[0].tasks[0].driver, "raw_exec");
+    }
+}
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::in_namespace;
+
+    fn job(namespace: &str) -> types::Job {
+        let mut job = types::Job {
+            id: "web".to_string(),
+            ..types::Job::default()
+        };
+        job.namespace = namespace.to_string();
+        job
+    }
+
+    #[test]
+    fn the_namespace_flag_fills_in_a_job_without_one_and_never_overrides_one() {
+        let moved = in_namespace(Ok(job("default")), Some("prod"))
+            .expect("fills in")
+            .expect("a job");
+        assert_eq!(moved.namespace, "prod");
+        let kept = in_namespace(Ok(job("prod")), Some("prod"))
+            .expect("same")
+            .expect("a job");
+        assert_eq!(kept.namespace, "prod");
+        let untouched = in_namespace(Ok(job("team")), None).expect("no flag").expect("a job");
+        assert_eq!(untouched.namespace, "team");
+        let clash = in_namespace(Ok(job("team")), Some("prod")).expect_err("two namespaces");
+        assert!(clash.to_string().contains("\"team\""), "{clash}");
+        assert!(in_namespace(Ok(job("default")), Some("*")).is_err());
+        assert!(
+            in_namespace(Err("parse error".to_string()), Some("prod"))
+                .expect("passes")
+                .is_err()
+        );
     }
 }

@@ -185,6 +185,19 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
+    if let TopCommand::Agent(_) = &cli.command {
+        let global = &cli.global;
+        let cli_only = [
+            ("-json", global.json),
+            ("-t", global.template.is_some()),
+            ("-verbose", global.verbose),
+            ("-namespace", global.namespace.is_some()),
+        ];
+        if let Some((flag, _)) = cli_only.iter().find(|(_, given)| *given) {
+            eprintln!("Error: {flag} applies to the API commands, not to the agent");
+            return ExitCode::FAILURE;
+        }
+    }
     if let TopCommand::Logmon { config } = &cli.command {
         // Threads only, no runtime: the collector must stay small.
         let code = logmon::run_process(config);

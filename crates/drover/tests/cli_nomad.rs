@@ -134,6 +134,60 @@ async fn nomad_symlink_runs_the_agent_and_the_cli_as_nomad_does() {
     );
     assert_eq!(stdout(&run(&nomad, &address, &["ui"])).trim(), format!("{address}/ui/"));
 
+    // `-namespace` puts a job file without a namespace into that one;
+    // NOMAD_NAMESPACE reads it back.
+    api.apply_namespace(&api_types::Namespace {
+        name: "prod".to_string(),
+        ..Default::default()
+    })
+    .await
+    .expect("namespace prod");
+    let file = dir.path().join("prod.nomad.hcl");
+    std::fs::write(
+        &file,
+        r#"job "prod-batch" {
+  type = "batch"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#,
+    )
+    .expect("job file");
+    let file = file.to_str().expect("UTF-8 path");
+    stdout(&run(
+        &nomad,
+        &address,
+        &["job", "run", "-detach", "-namespace=prod", file],
+    ));
+    let in_prod = Command::new(&nomad)
+        .args([
+            "job",
+            "status",
+            "-t",
+            "{{ range . }}{{ .ID }}@{{ .Namespace }}{{ end }}",
+        ])
+        .env_remove("DROVER_ADDR")
+        .env_remove("DROVER_NAMESPACE")
+        .env("NOMAD_ADDR", &address)
+        .env("NOMAD_NAMESPACE", "prod")
+        .output()
+        .expect("the CLI runs");
+    assert_eq!(stdout(&in_prod), "prod-batch@prod");
+    assert!(!stdout(&run(&nomad, &address, &["job", "status"])).contains("prod-batch"));
+    let agent_json = run(&nomad, &address, &["agent", "-dev", "-json"]);
+    assert!(!agent_json.status.success());
+    assert!(String::from_utf8_lossy(&agent_json.stderr).contains("-json applies to the API commands"));
+
     // A region this cluster does not serve is refused, not ignored.
     let elsewhere = run(&nomad, &address, &["job", "status", "-region=mars"]);
     assert!(!elsewhere.status.success());
