@@ -460,6 +460,54 @@ async fn every_list_endpoint_blocks_filters_pages_and_spans_namespaces() {
             "{path}: the write did not wake the query"
         );
     }
+
+    // Reads of one object block on that object's index.
+    let rules = "namespace \"default\" { policy = \"write\" }";
+    read_blocks_until_written(
+        &api,
+        "/v1/acl/policy/p2",
+        ("PUT", "/v1/acl/policy/p2", json!({"Name": "p2", "Rules": rules})),
+    )
+    .await;
+    read_blocks_until_written(
+        &api,
+        "/v1/namespace/other",
+        (
+            "PUT",
+            "/v1/namespace/other",
+            json!({"Name": "other", "Description": "changed"}),
+        ),
+    )
+    .await;
+    let mut web_a = service_job("web-a", "default");
+    web_a["Job"]["Meta"] = json!({"changed": "yes"});
+    read_blocks_until_written(&api, "/v1/job/web-a", ("PUT", "/v1/jobs", web_a)).await;
+}
+
+/// A read of one object at `path` blocks past its index until `write`
+/// changes it.
+async fn read_blocks_until_written(api: &Http, path: &str, write: (&str, &str, Value)) {
+    let index = api.get(path).await.index();
+    let started = std::time::Instant::now();
+    let idle = api.get(&with(path, &format!("index={index}&wait=100ms"))).await;
+    assert!(started.elapsed() >= Duration::from_millis(100), "{path} did not block");
+    assert_eq!(idle.index(), index, "{path}");
+    let blocked = {
+        let http = Http {
+            base: api.base.clone(),
+            token: api.token.clone(),
+            http: api.http.clone(),
+        };
+        let path = with(path, &format!("index={index}&wait=20s"));
+        tokio::spawn(async move { http.get(&path).await })
+    };
+    let (method, write_path, body) = write;
+    api.write(method, write_path, body).await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), blocked)
+        .await
+        .expect("the write wakes the read")
+        .expect("blocking read");
+    assert!(answer.index() > index, "{path}: index did not move");
 }
 
 fn urlencode(text: &str) -> String {

@@ -63,9 +63,14 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
+    Query(options): Query<QueryOptions>,
 ) -> Answer {
     enabled(&state)?;
-    let snapshot = state.server.state();
+    block_until(&state, &options, |snapshot| {
+        snapshot.acl_policy(&name).map_or(0, |policy| policy.modify_index)
+    })
+    .await?;
+    let snapshot = options.read(&state).await?;
     if !caller.may_read_policy(&snapshot, &name) {
         return Err(ApiError::PermissionDenied(format!("policy {name}")));
     }
@@ -136,11 +141,19 @@ pub async fn token_self(State(state): State<AppState>, Extension(caller): Extens
 }
 
 /// `GET /v1/acl/token/:accessor_id`.
-pub async fn get_token(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn get_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     enabled(&state)?;
-    let token = state
-        .server
-        .state()
+    block_until(&state, &options, |snapshot| {
+        snapshot.acl_token(&id).map_or(0, |token| token.modify_index)
+    })
+    .await?;
+    let token = options
+        .read(&state)
+        .await?
         .acl_token(&id)
         .ok_or_else(|| ApiError::NotFound(format!("ACL token {id:?}")))?;
     reply(&state, token.modify_index, &AclToken::from_domain(&token, true))
@@ -198,11 +211,19 @@ pub async fn create_role(State(state): State<AppState>, body: Bytes) -> Answer {
 }
 
 /// `GET /v1/acl/role/:id`.
-pub async fn get_role(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn get_role(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     enabled(&state)?;
-    let role = state
-        .server
-        .state()
+    block_until(&state, &options, |snapshot| {
+        snapshot.acl_role(&id).map_or(0, |role| role.modify_index)
+    })
+    .await?;
+    let role = options
+        .read(&state)
+        .await?
         .acl_role(&id)
         .ok_or_else(|| ApiError::NotFound(format!("ACL role {id:?}")))?;
     reply(&state, role.modify_index, &AclRole::from(&*role))
