@@ -386,6 +386,12 @@ async fn every_list_endpoint_blocks_filters_pages_and_spans_namespaces() {
         let mut backwards = all.clone();
         backwards.reverse();
         assert_eq!(reversed, backwards, "{path}");
+        let reverse_path = with(path, "reverse=true");
+        assert_eq!(
+            all_pages(&api, &reverse_path, endpoint.id_field, 1).await,
+            backwards,
+            "{path} paged in reverse"
+        );
         assert_eq!(
             api.call("GET", &with(path, "per_page=x"), None).await.status,
             StatusCode::BAD_REQUEST,
