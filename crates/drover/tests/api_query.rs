@@ -590,6 +590,26 @@ async fn answers_are_pretty_and_gzipped_on_request_and_errors_are_plain_text() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let text = bad.text().await.expect("text");
     assert!(text.starts_with("failed to read filter expression: column 4"), "{text}");
+    // One region per cluster: another one is refused, not answered here.
+    let elsewhere = http
+        .get(format!("{base}/v1/jobs?region=mars"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        elsewhere
+            .text()
+            .await
+            .expect("text")
+            .contains("no path to region \"mars\"")
+    );
+    let here = http
+        .get(format!("{base}/v1/jobs?region=global"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(here.status(), StatusCode::OK);
     let long = format!("{base}/v1/jobs?filter={}", "a".repeat(5000));
     let refused = http.get(long).send().await.expect("answer");
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);

@@ -3,6 +3,8 @@
 //! HTTP server does. Only answers whose whole body is already in memory
 //! (an exact size, as every JSON answer has) are touched; streams (logs,
 //! file reads) pass through as they are, so following output stays live.
+//! Also the region guard: a `?region=` this cluster does not serve is a
+//! 400, never answered from the wrong region.
 
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
@@ -83,4 +85,30 @@ pub async fn encode(request: Request, next: Next) -> Response {
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Refuses a `?region=` other than this agent's: Drover serves one region
+/// per cluster and does not forward between regions, so answering from
+/// this one would silently ignore the parameter.
+pub async fn region_guard(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let asked = request.uri().query().and_then(|query| {
+        query.split('&').find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name == "region" && !value.is_empty()).then(|| value.to_string())
+        })
+    });
+    if let Some(region) = asked
+        && region != state.agent.region
+    {
+        return crate::ApiError::BadRequest(format!(
+            "no path to region {region:?}: this cluster serves region {:?} only",
+            state.agent.region
+        ))
+        .into_response();
+    }
+    next.run(request).await
 }

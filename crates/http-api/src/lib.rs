@@ -299,6 +299,10 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
     server_routes()
         .router
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authz::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            encoding::region_guard,
+        ))
         .fallback(handlers::not_found)
         .layer(Extension(Arc::new(limits::Limits::new(api_limits))))
         // Every body is read through an extractor that honours this limit
