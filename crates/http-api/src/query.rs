@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::time::Duration;
 
 /// Longest a blocking query may wait, as in Nomad.
@@ -186,19 +185,19 @@ fn parse_token(order: Order, token: &str) -> Result<(u64, String), ApiError> {
     }
 }
 
-/// One page of a list: its objects as JSON and the token of the next page.
+/// One page of a list and the token of the next page.
 #[derive(Debug)]
-pub struct Page {
-    pub items: Vec<Value>,
+pub struct Page<T> {
+    pub items: Vec<T>,
     pub next_token: Option<String>,
 }
 
 /// Filters, orders and pages `rows` as the query asks: the filter runs on
-/// each object's JSON (the shape the endpoint answers with), then the
-/// objects are sorted by `order` (reversed with `reverse`), the page starts
-/// at `next_token` and holds at most `per_page`; the next page's token is
-/// set when objects remain.
-pub fn paginate<T: Serialize>(options: &QueryOptions, order: Order, rows: Vec<Row<T>>) -> Result<Page, ApiError> {
+/// each object's JSON (the shape the endpoint answers with; only built
+/// when there is a filter), then the objects are sorted by `order`
+/// (reversed with `reverse`), the page starts at `next_token` and holds at
+/// most `per_page`; the next page's token is set when objects remain.
+pub fn paginate<T: Serialize>(options: &QueryOptions, order: Order, rows: Vec<Row<T>>) -> Result<Page<T>, ApiError> {
     let filter = options.filter()?;
     let per_page = options.per_page()?;
     let reverse = options.reverse()?;
@@ -208,11 +207,14 @@ pub fn paginate<T: Serialize>(options: &QueryOptions, order: Order, rows: Vec<Ro
     };
     let mut kept = Vec::with_capacity(rows.len());
     for row in rows {
-        let value = serde_json::to_value(&row.item)
-            .map_err(|error| ApiError::Internal(format!("encoding a list entry: {error}")))?;
-        if filter.as_ref().is_none_or(|filter| filter.matches(&value)) {
-            kept.push(((row.create_index, row.key), value));
+        if let Some(filter) = &filter {
+            let value = serde_json::to_value(&row.item)
+                .map_err(|error| ApiError::Internal(format!("encoding a list entry: {error}")))?;
+            if !filter.matches(&value) {
+                continue;
+            }
         }
+        kept.push(((row.create_index, row.key), row.item));
     }
     kept.sort_by(|left, right| left.0.cmp(&right.0));
     if reverse {
@@ -220,10 +222,11 @@ pub fn paginate<T: Serialize>(options: &QueryOptions, order: Order, rows: Vec<Ro
     }
     let mut page = Vec::new();
     let mut next_token = None;
-    for ((create_index, key), value) in kept {
-        if let Some(start) = &start {
-            let position = (create_index, key.clone());
-            let before = if reverse { &position > start } else { &position < start };
+    for ((create_index, key), item) in kept {
+        if let Some((start_index, start_key)) = &start {
+            let position = (create_index, key.as_str());
+            let start = (*start_index, start_key.as_str());
+            let before = if reverse { position > start } else { position < start };
             if before {
                 continue;
             }
@@ -232,7 +235,7 @@ pub fn paginate<T: Serialize>(options: &QueryOptions, order: Order, rows: Vec<Ro
             next_token = Some(token_of(order, create_index, &key));
             break;
         }
-        page.push(value);
+        page.push(item);
     }
     Ok(Page {
         items: page,
@@ -318,5 +321,86 @@ pub fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
         Some(other) => Err(ApiError::BadRequest(format!(
             "invalid value {other:?} for {name}: want true or false"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> Vec<Row<serde_json::Value>> {
+        [(30, "c"), (10, "a"), (20, "b"), (20, "a2")]
+            .into_iter()
+            .map(|(index, id)| Row::by_index(index, id, serde_json::json!({ "ID": id, "Index": index })))
+            .collect()
+    }
+
+    fn ids(page: &Page<serde_json::Value>) -> Vec<&str> {
+        page.items.iter().map(|item| item["ID"].as_str().expect("ID")).collect()
+    }
+
+    fn options(query: &[(&str, &str)]) -> QueryOptions {
+        let mut options = QueryOptions::default();
+        for (name, value) in query {
+            let value = Some(value.to_string());
+            match *name {
+                "per_page" => options.per_page = value,
+                "next_token" => options.next_token = value,
+                "reverse" => options.reverse = value,
+                "filter" => options.filter = value,
+                other => panic!("unknown option {other}"),
+            }
+        }
+        options
+    }
+
+    #[test]
+    fn pages_follow_their_tokens_forwards_and_backwards() {
+        let first = paginate(&options(&[("per_page", "2")]), Order::ByCreateIndex, rows()).expect("page");
+        assert_eq!(ids(&first), ["a", "a2"]);
+        assert_eq!(first.next_token.as_deref(), Some("20.b"));
+        let second = paginate(
+            &options(&[("per_page", "2"), ("next_token", "20.b")]),
+            Order::ByCreateIndex,
+            rows(),
+        )
+        .expect("page");
+        assert_eq!(ids(&second), ["b", "c"]);
+        assert_eq!(second.next_token, None);
+
+        let back = paginate(
+            &options(&[("per_page", "3"), ("reverse", "true")]),
+            Order::ByCreateIndex,
+            rows(),
+        )
+        .expect("page");
+        assert_eq!(ids(&back), ["c", "b", "a2"]);
+        assert_eq!(back.next_token.as_deref(), Some("10.a"));
+        let rest = paginate(
+            &options(&[("per_page", "3"), ("reverse", "true"), ("next_token", "10.a")]),
+            Order::ByCreateIndex,
+            rows(),
+        )
+        .expect("page");
+        assert_eq!(ids(&rest), ["a"]);
+
+        let filtered = paginate(&options(&[("filter", "Index == 20")]), Order::ByCreateIndex, rows()).expect("page");
+        assert_eq!(ids(&filtered), ["a2", "b"]);
+        let by_id = paginate(&options(&[("per_page", "1")]), Order::ById, rows()).expect("page");
+        assert_eq!(by_id.next_token.as_deref(), Some("a2"));
+    }
+
+    #[test]
+    fn bad_paging_options_are_400s() {
+        for query in [
+            [("per_page", "-1")],
+            [("per_page", "many")],
+            [("next_token", "no-index")],
+            [("reverse", "perhaps")],
+            [("filter", "ID ==")],
+        ] {
+            let error = paginate(&options(&query), Order::ByCreateIndex, rows()).expect_err("refused");
+            assert!(matches!(error, ApiError::BadRequest(_)), "{query:?}: {error}");
+        }
     }
 }
