@@ -76,6 +76,8 @@ pub struct Client {
     http: reqwest::Client,
     /// The ACL token sent as `X-Nomad-Token` with every request.
     token: Option<String>,
+    /// The namespace sent as `?namespace=` with every request, when set.
+    namespace: Option<String>,
 }
 
 impl Client {
@@ -90,6 +92,7 @@ impl Client {
             address,
             http,
             token: None,
+            namespace: None,
         }
     }
 
@@ -127,13 +130,32 @@ impl Client {
         self
     }
 
+    /// The same client, asking for `namespace` (`*` for all) on every
+    /// request whose path does not name one itself; empty sends none.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Client {
+        let namespace = namespace.into();
+        self.namespace = (!namespace.trim().is_empty()).then(|| namespace.trim().to_string());
+        self
+    }
+
+    /// The namespace this client asks for, if one was set.
+    pub fn namespace_asked(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
     /// The agent address.
     pub fn address(&self) -> &str {
         &self.address
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
+        match &self.namespace {
+            Some(namespace) if !path.contains("namespace=") => {
+                let separator = if path.contains('?') { '&' } else { '?' };
+                format!("{}{path}{separator}namespace={}", self.address, encode(namespace))
+            }
+            _ => format!("{}{path}", self.address),
+        }
     }
 
     fn connect_error(&self, error: reqwest::Error) -> ApiError {

@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod fmt;
+pub mod output;
 pub mod render;
 pub mod render_deployment;
 pub mod render_plan;
@@ -21,15 +22,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The agent address, from `--address`, `DROVER_ADDR` or `NOMAD_ADDR`.
+/// Where and as whom the CLI talks: each setting comes from its flag
+/// (one dash or two, as Nomad users type them), else the `DROVER_*`
+/// variable, else Nomad's `NOMAD_*` one.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Address of the Drover agent.
-    #[arg(long, global = true, env = "DROVER_ADDR", default_value = "http://127.0.0.1:4646")]
-    pub address: String,
+    /// Address of the agent; `DROVER_ADDR`, else `NOMAD_ADDR`, else
+    /// http://127.0.0.1:4646.
+    #[arg(long, global = true)]
+    pub address: Option<String>,
     /// The ACL token's secret; `DROVER_TOKEN`, else `NOMAD_TOKEN`.
     #[arg(long, global = true, env = "DROVER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The namespace to work in (`*` for every one in lists);
+    /// `DROVER_NAMESPACE`, else `NOMAD_NAMESPACE`, else `default`.
+    #[arg(long, global = true)]
+    pub namespace: Option<String>,
+    /// The region; Drover serves one region per cluster, so another one is
+    /// refused. `DROVER_REGION`, else `NOMAD_REGION`.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Print the answer as JSON (read commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Render the answer with a Go template (read commands).
+    #[arg(short = 't', global = true, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+    /// Show full IDs and more detail.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     /// The CA certificate that signed the agent's HTTPS certificate;
     /// `DROVER_CACERT`, else `NOMAD_CACERT`.
     #[arg(long = "ca-cert", global = true, env = "DROVER_CACERT")]
@@ -44,7 +65,31 @@ pub struct GlobalArgs {
     pub client_key: Option<PathBuf>,
 }
 
+/// The first of `flag`, `$drover_var`, `$nomad_var` that is set and not
+/// empty.
+fn setting(flag: &Option<String>, drover_var: &str, nomad_var: &str) -> Option<String> {
+    flag.clone()
+        .filter(|value| !value.is_empty())
+        .or_else(|| std::env::var(drover_var).ok().filter(|value| !value.is_empty()))
+        .or_else(|| std::env::var(nomad_var).ok().filter(|value| !value.is_empty()))
+}
+
 impl GlobalArgs {
+    /// The agent's address.
+    pub fn address(&self) -> String {
+        setting(&self.address, "DROVER_ADDR", "NOMAD_ADDR").unwrap_or_else(|| "http://127.0.0.1:4646".to_string())
+    }
+
+    /// The namespace asked for, if any.
+    pub fn namespace(&self) -> Option<String> {
+        setting(&self.namespace, "DROVER_NAMESPACE", "NOMAD_NAMESPACE")
+    }
+
+    /// The region asked for, if any.
+    pub fn region(&self) -> Option<String> {
+        setting(&self.region, "DROVER_REGION", "NOMAD_REGION")
+    }
+
     fn path_or_env(value: &Option<PathBuf>, nomad_var: &str) -> Option<PathBuf> {
         value.clone().or_else(|| {
             std::env::var_os(nomad_var)
@@ -55,7 +100,9 @@ impl GlobalArgs {
 
     /// The API client these arguments describe: address, token and TLS.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let mut client = Client::new(self.address.clone()).with_token(self.token().unwrap_or_default());
+        let mut client = Client::new(self.address())
+            .with_token(self.token().unwrap_or_default())
+            .with_namespace(self.namespace().unwrap_or_default());
         let ca = GlobalArgs::path_or_env(&self.ca_cert, "NOMAD_CACERT");
         let cert = GlobalArgs::path_or_env(&self.client_cert, "NOMAD_CLIENT_CERT");
         let key = GlobalArgs::path_or_env(&self.client_key, "NOMAD_CLIENT_KEY");
@@ -122,6 +169,16 @@ pub enum Command {
     /// Make a CA and agent certificates for mutual TLS.
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// Work with evaluations.
+    #[command(subcommand)]
+    Eval(output::EvalCommand),
+    /// List jobs, or show the one object (job, allocation, evaluation,
+    /// node, deployment, namespace) whose ID starts with PREFIX.
+    Status { prefix: Option<String> },
+    /// Print the version.
+    Version,
+    /// Print the address of the web UI.
+    Ui,
     /// Variables (encrypted at rest) and their locks.
     #[command(subcommand)]
     Var(var::VarCommand),
@@ -403,6 +460,17 @@ fn now_nanos() -> i64 {
 
 /// Runs a command and returns the process exit code.
 pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if global.verbose {
+        render::show_full_ids();
+    }
+    if let Command::Version = command {
+        println!("Drover v{}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Ui = command {
+        println!("{}", output::ui_address(&global.address()));
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Tls(command) = command {
         return tls::run_tls(command);
     }
@@ -413,8 +481,44 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         return Ok(fmt::run_fmt(args, &mut stdin, &mut stdout, &mut stderr)?);
     }
     let client = global.client()?;
+    if let Some(region) = global.region() {
+        let regions: Vec<String> = client.get("/v1/regions").await?.value;
+        if !regions.contains(&region) {
+            bail!(
+                "region {region:?} is not served here (this cluster serves {}); Drover does not forward between regions",
+                regions.join(", ")
+            );
+        }
+    }
+    let mut command = command;
+    if let Command::Status { prefix: Some(prefix) } = &command {
+        let matches = output::find_prefix(&client, prefix).await?;
+        command = output::choose(prefix, &matches).map_err(|message| anyhow!(message))?;
+    }
+    if global.json || global.template.is_some() {
+        let Some(path) = output::read_path(&command) else {
+            bail!("-json and -t apply to read commands (status, list, inspect, info, history)");
+        };
+        let value: serde_json::Value = client.get(&path).await?.value;
+        print!(
+            "{}",
+            output::format_output(global.json, global.template.as_deref(), &value)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     match command {
-        Command::Fmt(_) => Ok(ExitCode::SUCCESS),
+        Command::Fmt(_) | Command::Version | Command::Ui => Ok(ExitCode::SUCCESS),
+        Command::Status { .. } => run_job(JobCommand::Status { id: None }, &client).await,
+        Command::Eval(output::EvalCommand::List) => {
+            let evals = client.evaluations("").await?;
+            print!("{}", output::eval_list(&evals));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(output::EvalCommand::Status { id }) => {
+            let eval = client.evaluation(&id).await?;
+            print!("{}", output::eval_status(&eval));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Event(EventCommand::Stream {
             topics,
             index,
@@ -491,7 +595,7 @@ async fn run_deployment(command: DeploymentCommand, client: &Client) -> anyhow::
         "pause" => client.pause_deployment(&deployment.id, true).await?,
         _ => client.pause_deployment(&deployment.id, false).await?,
     };
-    let short = types::short_id(&deployment.id);
+    let short = render::short_id(&deployment.id);
     match action {
         "promote" => println!("Deployment {short:?} promoted"),
         "fail" => match answer.reverted_job_version {
@@ -502,7 +606,7 @@ async fn run_deployment(command: DeploymentCommand, client: &Client) -> anyhow::
         _ => println!("Deployment {short:?} resumed"),
     }
     if !answer.eval_id.is_empty() {
-        println!("==> Evaluation {:?} created", types::short_id(&answer.eval_id));
+        println!("==> Evaluation {:?} created", render::short_id(&answer.eval_id));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -622,6 +726,31 @@ pub fn load_job(args: &JobFileArgs) -> anyhow::Result<Result<types::Job, String>
     Ok(jobspec::parse(&source, &filename, &options).map_err(|diagnostics| diagnostics.render(&source, &filename)))
 }
 
+/// Puts a job that names no namespace of its own into the `-namespace`
+/// one, as Nomad's CLI does; a job file naming another namespace than the
+/// flag is an error rather than a silent choice between them.
+fn in_namespace(
+    loaded: Result<types::Job, String>,
+    namespace: Option<&str>,
+) -> anyhow::Result<Result<types::Job, String>> {
+    let (Ok(mut job), Some(namespace)) = (loaded.clone(), namespace) else {
+        return Ok(loaded);
+    };
+    if namespace == "*" {
+        bail!("-namespace=* names every namespace; a job goes into one");
+    }
+    if job.namespace.is_empty() || job.namespace == types::DEFAULT_NAMESPACE {
+        job.namespace = namespace.to_string();
+    } else if job.namespace != namespace {
+        bail!(
+            "the job file puts job {:?} in namespace {:?}, but -namespace asks for {namespace:?}",
+            job.id,
+            job.namespace
+        );
+    }
+    Ok(Ok(job))
+}
+
 /// Resolves an ID or unique prefix through a prefix list.
 fn resolve_prefix<T>(items: Vec<T>, prefix: &str, id_of: impl Fn(&T) -> &str, kind: &str) -> anyhow::Result<T> {
     let mut matches: Vec<T> = items
@@ -664,12 +793,12 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
                 println!("{}", response.eval_id);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("==> Monitoring evaluation {:?}", types::short_id(&response.eval_id));
+            println!("==> Monitoring evaluation {:?}", render::short_id(&response.eval_id));
             let eval = wait_eval(client, &response.eval_id).await?;
             println!("    {}", render::eval_line(&eval));
             println!(
                 "==> Evaluation {:?} finished with status {:?}",
-                types::short_id(&eval.id),
+                render::short_id(&eval.id),
                 eval.status
             );
             Ok(ExitCode::SUCCESS)
@@ -796,7 +925,7 @@ async fn wait_eval(client: &Client, eval_id: &str) -> anyhow::Result<Evaluation>
 /// `job plan`: 0 when nothing changes, 1 when allocations change, 255 on
 /// any error (as Nomad's exit codes).
 async fn job_plan(args: JobFileArgs, client: &Client) -> anyhow::Result<ExitCode> {
-    let job = match load_job(&args) {
+    let job = match load_job(&args).and_then(|loaded| in_namespace(loaded, client.namespace_asked())) {
         Ok(Ok(job)) => job,
         Ok(Err(rendered)) => {
             eprintln!("Error parsing job file {}:\n{rendered}", args.file.display());
@@ -859,7 +988,7 @@ async fn job_plan(args: JobFileArgs, client: &Client) -> anyhow::Result<ExitCode
 }
 
 async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> {
-    let job = match load_job(&args.file)? {
+    let job = match in_namespace(load_job(&args.file)?, client.namespace_asked())? {
         Ok(job) => job,
         Err(rendered) => {
             eprintln!("Error parsing job file {}:\n{rendered}", args.file.file.display());
@@ -883,14 +1012,14 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("==> Monitoring evaluation {:?}", types::short_id(&response.eval_id));
+    println!("==> Monitoring evaluation {:?}", render::short_id(&response.eval_id));
     let eval = wait_eval(client, &response.eval_id).await?;
     println!("    {}", render::eval_line(&eval));
     let failures = render::placement_failures(&eval);
     if !failures.is_empty() {
         println!(
             "==> Evaluation {:?} finished with placement failures:",
-            types::short_id(&eval.id)
+            render::short_id(&eval.id)
         );
         print!("{failures}");
         return Ok(ExitCode::from(2));
@@ -898,7 +1027,7 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
     if eval.status != "complete" {
         println!(
             "==> Evaluation {:?} finished with status {:?}",
-            types::short_id(&eval.id),
+            render::short_id(&eval.id),
             eval.status
         );
         return Ok(ExitCode::from(2));
@@ -923,8 +1052,8 @@ async fn job_run(args: JobRunArgs, client: &Client) -> anyhow::Result<ExitCode> 
             if reported.get(&alloc.id) != Some(&alloc.client_status) {
                 println!(
                     "    Allocation {:?} on node {:?}: {}",
-                    types::short_id(&alloc.id),
-                    types::short_id(&alloc.node_id),
+                    render::short_id(&alloc.id),
+                    render::short_id(&alloc.node_id),
                     alloc.client_status
                 );
                 reported.insert(alloc.id.clone(), alloc.client_status.clone());
@@ -1131,7 +1260,7 @@ async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitC
                 .await?;
             println!(
                 "Node {:?} scheduling eligibility set: {}",
-                types::short_id(&stub.id),
+                render::short_id(&stub.id),
                 if enable {
                     "eligible for scheduling"
                 } else {
@@ -1273,5 +1402,41 @@ mod tests {
         let job = jobspec::parse(EXAMPLE_JOB, "example.nomad.hcl", &options).expect("example job is valid");
         assert_eq!(job.id, "example");
         assert_eq!(job.task_groups[0].tasks[0].driver, "raw_exec");
+    }
+}
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::in_namespace;
+
+    fn job(namespace: &str) -> types::Job {
+        let mut job = types::Job {
+            id: "web".to_string(),
+            ..types::Job::default()
+        };
+        job.namespace = namespace.to_string();
+        job
+    }
+
+    #[test]
+    fn the_namespace_flag_fills_in_a_job_without_one_and_never_overrides_one() {
+        let moved = in_namespace(Ok(job("default")), Some("prod"))
+            .expect("fills in")
+            .expect("a job");
+        assert_eq!(moved.namespace, "prod");
+        let kept = in_namespace(Ok(job("prod")), Some("prod"))
+            .expect("same")
+            .expect("a job");
+        assert_eq!(kept.namespace, "prod");
+        let untouched = in_namespace(Ok(job("team")), None).expect("no flag").expect("a job");
+        assert_eq!(untouched.namespace, "team");
+        let clash = in_namespace(Ok(job("team")), Some("prod")).expect_err("two namespaces");
+        assert!(clash.to_string().contains("\"team\""), "{clash}");
+        assert!(in_namespace(Ok(job("default")), Some("*")).is_err());
+        assert!(
+            in_namespace(Err("parse error".to_string()), Some("prod"))
+                .expect("passes")
+                .is_err()
+        );
     }
 }

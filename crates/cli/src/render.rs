@@ -44,8 +44,26 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
     out
 }
 
+/// Whether IDs print in full (`-verbose`); set once, before any output.
+static FULL_IDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints IDs in full from now on (the CLI's `-verbose`).
+pub fn show_full_ids() {
+    FULL_IDS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// An ID as the CLI shows it: its first eight characters, or all of it
+/// with `-verbose`.
+pub fn short_id(id: &str) -> String {
+    if FULL_IDS.load(std::sync::atomic::Ordering::Relaxed) {
+        id.to_string()
+    } else {
+        types::short_id(id).to_string()
+    }
+}
+
 fn short(id: &str) -> String {
-    types::short_id(id).to_string()
+    short_id(id)
 }
 
 /// "3m2s ago"-style age of a Unix-nanosecond time relative to `now`.

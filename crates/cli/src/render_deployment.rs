@@ -5,7 +5,7 @@ use crate::render::{columns, key_values};
 use api_types::Deployment;
 
 fn short(id: &str) -> String {
-    types::short_id(id).to_string()
+    crate::render::short_id(id)
 }
 
 /// `deployment list`.

@@ -31,6 +31,8 @@ enum TopCommand {
         /// The collector's configuration as JSON.
         config: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion { shell: clap_complete::Shell },
     #[command(flatten)]
     Api(cli::Command),
 }
@@ -148,9 +150,24 @@ fn normalize_args(args: Vec<OsString>, command: &clap::Command) -> Vec<OsString>
     out
 }
 
+/// Whether the binary was started under the name `nomad` (a symlink, as
+/// existing scripts call it): then it names itself `nomad` in help and
+/// errors, and otherwise behaves the same, since the commands and flags
+/// are Nomad's.
+fn invoked_as_nomad(argv0: Option<&OsString>) -> bool {
+    argv0
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|name| name == "nomad")
+}
+
 fn main() -> ExitCode {
-    let command = Cli::command();
-    let args = normalize_args(std::env::args_os().collect(), &command);
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if invoked_as_nomad(args.first()) {
+        command = command.name("nomad").bin_name("nomad");
+    }
+    let args = normalize_args(args, &command);
     let cli = match command
         .try_get_matches_from(args)
         .and_then(|matches| Cli::from_arg_matches(&matches))
@@ -158,6 +175,29 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
+    if let TopCommand::Completion { shell } = cli.command {
+        let mut command = Cli::command();
+        let name = if invoked_as_nomad(std::env::args_os().next().as_ref()) {
+            "nomad"
+        } else {
+            "drover"
+        };
+        clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if let TopCommand::Agent(_) = &cli.command {
+        let global = &cli.global;
+        let cli_only = [
+            ("-json", global.json),
+            ("-t", global.template.is_some()),
+            ("-verbose", global.verbose),
+            ("-namespace", global.namespace.is_some()),
+        ];
+        if let Some((flag, _)) = cli_only.iter().find(|(_, given)| *given) {
+            eprintln!("Error: {flag} applies to the API commands, not to the agent");
+            return ExitCode::FAILURE;
+        }
+    }
     if let TopCommand::Logmon { config } = &cli.command {
         // Threads only, no runtime: the collector must stay small.
         let code = logmon::run_process(config);
@@ -174,7 +214,7 @@ fn main() -> ExitCode {
         match cli.command {
             TopCommand::Agent(args) => run_agent(*args).await,
             TopCommand::Api(command) => cli::run(command, &cli.global).await,
-            TopCommand::Logmon { .. } => Ok(ExitCode::FAILURE),
+            TopCommand::Logmon { .. } | TopCommand::Completion { .. } => Ok(ExitCode::FAILURE),
         }
     });
     match result {
@@ -483,6 +523,48 @@ mod tests {
             normalized(&["drover", "alloc", "logs", "-f", "-x", "--", "-server"]),
             vec!["drover", "alloc", "logs", "-f", "-x", "--", "-server"]
         );
+        // The CLI's global flags, as a Nomad script passes them.
+        assert_eq!(
+            normalized(&[
+                "nomad",
+                "job",
+                "status",
+                "-json",
+                "-namespace=*",
+                "-address",
+                "http://h:4646",
+                "-verbose",
+                "-region=global",
+                "-token=x",
+                "-t",
+                "{{ .ID }}",
+                "web"
+            ]),
+            vec![
+                "nomad",
+                "job",
+                "status",
+                "--json",
+                "--namespace=*",
+                "--address",
+                "http://h:4646",
+                "--verbose",
+                "--region=global",
+                "--token=x",
+                "-t",
+                "{{ .ID }}",
+                "web"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_name_nomad_is_read_from_argv0() {
+        assert!(invoked_as_nomad(Some(&OsString::from("/usr/local/bin/nomad"))));
+        assert!(invoked_as_nomad(Some(&OsString::from("nomad"))));
+        assert!(!invoked_as_nomad(Some(&OsString::from("/usr/bin/drover"))));
+        assert!(!invoked_as_nomad(Some(&OsString::from("nomad-wrapper"))));
+        assert!(!invoked_as_nomad(None));
     }
 
     #[test]

@@ -6,9 +6,10 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::handlers::{Answer, parse_body, reply};
+use crate::query::{Order, QueryOptions, Row, block_until, list_reply};
 use api_types::acl::{AclBootstrapRequest, AclPolicy, AclPolicyListStub, AclRole, AclToken};
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, Path, Query, State};
 use server::Caller;
 
 fn enabled(state: &AppState) -> Result<(), ApiError> {
@@ -33,16 +34,28 @@ pub async fn bootstrap(State(state): State<AppState>, body: Bytes) -> Answer {
 
 /// `GET /v1/acl/policies`: every policy for a management token, a client
 /// token's own otherwise.
-pub async fn list_policies(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Answer {
+pub async fn list_policies(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     enabled(&state)?;
-    let snapshot = state.server.state();
-    let stubs: Vec<AclPolicyListStub> = snapshot
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().acl_policies).await?;
+    let snapshot = options.read(&state).await?;
+    let rows: Vec<Row<AclPolicyListStub>> = snapshot
         .acl_policies()
         .iter()
+        .filter(|policy| policy.name.starts_with(options.prefix()))
         .filter(|policy| caller.may_read_policy(&snapshot, &policy.name))
-        .map(|policy| AclPolicyListStub::from(&**policy))
+        .map(|policy| Row::by_id(policy.name.clone(), AclPolicyListStub::from(&**policy)))
         .collect();
-    reply(&state, snapshot.table_indexes().acl_policies, &stubs)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().acl_policies,
+        Order::ById,
+        rows,
+    )
 }
 
 /// `GET /v1/acl/policy/:name`.
@@ -50,9 +63,14 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
+    Query(options): Query<QueryOptions>,
 ) -> Answer {
     enabled(&state)?;
-    let snapshot = state.server.state();
+    block_until(&state, &options, |snapshot| {
+        snapshot.acl_policy(&name).map_or(0, |policy| policy.modify_index)
+    })
+    .await?;
+    let snapshot = options.read(&state).await?;
     if !caller.may_read_policy(&snapshot, &name) {
         return Err(ApiError::PermissionDenied(format!("policy {name}")));
     }
@@ -86,15 +104,17 @@ pub async fn delete_policy(State(state): State<AppState>, Path(name): Path<Strin
 }
 
 /// `GET /v1/acl/tokens`: every token, without secrets.
-pub async fn list_tokens(State(state): State<AppState>) -> Answer {
+pub async fn list_tokens(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
     enabled(&state)?;
-    let snapshot = state.server.state();
-    let stubs: Vec<AclToken> = snapshot
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().acl_tokens).await?;
+    let snapshot = options.read(&state).await?;
+    let rows: Vec<Row<AclToken>> = snapshot
         .acl_tokens()
         .iter()
-        .map(|token| AclToken::from_domain(token, false))
+        .filter(|token| token.accessor_id.starts_with(options.prefix()))
+        .map(|token| Row::by_id(token.accessor_id.clone(), AclToken::from_domain(token, false)))
         .collect();
-    reply(&state, snapshot.table_indexes().acl_tokens, &stubs)
+    list_reply(&state, &options, snapshot.table_indexes().acl_tokens, Order::ById, rows)
 }
 
 /// `PUT/POST /v1/acl/token`: creates a token; the answer holds its secret.
@@ -121,11 +141,19 @@ pub async fn token_self(State(state): State<AppState>, Extension(caller): Extens
 }
 
 /// `GET /v1/acl/token/:accessor_id`.
-pub async fn get_token(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn get_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     enabled(&state)?;
-    let token = state
-        .server
-        .state()
+    block_until(&state, &options, |snapshot| {
+        snapshot.acl_token(&id).map_or(0, |token| token.modify_index)
+    })
+    .await?;
+    let token = options
+        .read(&state)
+        .await?
         .acl_token(&id)
         .ok_or_else(|| ApiError::NotFound(format!("ACL token {id:?}")))?;
     reply(&state, token.modify_index, &AclToken::from_domain(&token, true))
@@ -156,11 +184,17 @@ pub async fn delete_token(State(state): State<AppState>, Path(id): Path<String>)
 }
 
 /// `GET /v1/acl/roles`.
-pub async fn list_roles(State(state): State<AppState>) -> Answer {
+pub async fn list_roles(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
     enabled(&state)?;
-    let snapshot = state.server.state();
-    let roles: Vec<AclRole> = snapshot.acl_roles().iter().map(|role| AclRole::from(&**role)).collect();
-    reply(&state, snapshot.table_indexes().acl_roles, &roles)
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().acl_roles).await?;
+    let snapshot = options.read(&state).await?;
+    let rows: Vec<Row<AclRole>> = snapshot
+        .acl_roles()
+        .iter()
+        .filter(|role| role.name.starts_with(options.prefix()))
+        .map(|role| Row::by_id(role.id.clone(), AclRole::from(&**role)))
+        .collect();
+    list_reply(&state, &options, snapshot.table_indexes().acl_roles, Order::ById, rows)
 }
 
 /// `PUT/POST /v1/acl/role`: creates a role.
@@ -177,11 +211,19 @@ pub async fn create_role(State(state): State<AppState>, body: Bytes) -> Answer {
 }
 
 /// `GET /v1/acl/role/:id`.
-pub async fn get_role(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn get_role(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(options): Query<QueryOptions>,
+) -> Answer {
     enabled(&state)?;
-    let role = state
-        .server
-        .state()
+    block_until(&state, &options, |snapshot| {
+        snapshot.acl_role(&id).map_or(0, |role| role.modify_index)
+    })
+    .await?;
+    let role = options
+        .read(&state)
+        .await?
         .acl_role(&id)
         .ok_or_else(|| ApiError::NotFound(format!("ACL role {id:?}")))?;
     reply(&state, role.modify_index, &AclRole::from(&*role))

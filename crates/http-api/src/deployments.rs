@@ -5,7 +5,7 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::handlers::{Answer, found, parse_body, reply};
-use crate::query::{QueryOptions, block_until};
+use crate::query::{Order, QueryOptions, Row, block_until, list_reply};
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use server::DeploymentUpdateResult;
@@ -47,15 +47,27 @@ pub async fn list_deployments(
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().deployments).await?;
     let snapshot = options.read(&state).await?;
-    let body: Vec<api_types::Deployment> = snapshot
+    let rows: Vec<Row<api_types::Deployment>> = snapshot
         .deployments(options.namespace())
         .iter()
         .filter(|deployment| deployment.id.starts_with(options.prefix()))
         // With `namespace=*`, only the namespaces the token may read.
         .filter(|deployment| caller.acl.allow_namespace_op(&deployment.namespace, "read-job"))
-        .map(|deployment| api_types::Deployment::from(&**deployment))
+        .map(|deployment| {
+            Row::by_index(
+                deployment.create_index,
+                deployment.id.clone(),
+                api_types::Deployment::from(&**deployment),
+            )
+        })
         .collect();
-    reply(&state, snapshot.table_indexes().deployments, &body)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().deployments,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 pub async fn get_deployment(
@@ -88,12 +100,18 @@ pub async fn deployment_allocations(
     let job_type = snapshot
         .job(&deployment.namespace, &deployment.job_id)
         .map(|job| job.job_type);
-    let stubs: Vec<api_types::AllocListStub> = snapshot
+    let rows: Vec<Row<api_types::AllocListStub>> = snapshot
         .deployment_allocs(&deployment)
         .iter()
-        .map(|alloc| api_types::alloc_stub(alloc, job_type))
+        .map(|alloc| crate::handlers::alloc_row(alloc, job_type))
         .collect();
-    reply(&state, snapshot.table_indexes().allocs, &stubs)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().allocs,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 pub async fn promote(
@@ -189,12 +207,29 @@ pub async fn job_deployments(
     if snapshot.job(namespace, &job_id).is_none() {
         return Err(ApiError::NotFound(format!("job {job_id:?}")));
     }
-    let body: Vec<api_types::Deployment> = snapshot
+    let rows: Vec<Row<api_types::Deployment>> = snapshot
         .deployments_by_job(namespace, &job_id)
         .iter()
-        .map(|deployment| api_types::Deployment::from(&**deployment))
+        .map(|deployment| {
+            Row::by_index(
+                deployment.create_index,
+                deployment.id.clone(),
+                api_types::Deployment::from(&**deployment),
+            )
+        })
         .collect();
-    reply(&state, snapshot.table_indexes().deployments, &body)
+    // Newest first, as Nomad lists a job's deployments.
+    let newest_first = QueryOptions {
+        reverse: Some((!options.reverse()?).to_string()),
+        ..options
+    };
+    list_reply(
+        &state,
+        &newest_first,
+        snapshot.table_indexes().deployments,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 /// A job's newest deployment, or `null` when it has none (as Nomad answers).

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::limits::Limits;
-use crate::query::{QueryOptions, block_until, index_headers};
+use crate::query::{Order, QueryOptions, Row, block_until, index_headers, list_reply};
 use api_types::state_summary::JobSummaryView;
 use axum::Json;
 use axum::body::Bytes;
@@ -98,14 +98,19 @@ pub async fn list_jobs(
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().jobs).await?;
     let snapshot = options.read(&state).await?;
-    let stubs: Vec<api_types::JobListStub> = snapshot
+    let rows: Vec<Row<api_types::JobListStub>> = snapshot
         .jobs(options.namespace())
         .iter()
         .filter(|job| job.id.starts_with(options.prefix()))
         .filter(|job| caller.acl.allow_namespace_op(&job.namespace, "list-jobs"))
-        .map(|job| api_types::job_stub(job, summary_of(&snapshot, &job.namespace, &job.id)))
+        .map(|job| {
+            Row::by_id(
+                format!("{}.{}", job.namespace, job.id),
+                api_types::job_stub(job, summary_of(&snapshot, &job.namespace, &job.id)),
+            )
+        })
         .collect();
-    reply(&state, snapshot.table_indexes().jobs, &stubs)
+    list_reply(&state, &options, snapshot.table_indexes().jobs, Order::ById, rows)
 }
 
 /// `EnforceIndex` and `JobModifyIndex` of a register body: the index the
@@ -279,6 +284,7 @@ pub async fn job_versions(
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().jobs).await?;
     let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
     let versions: Vec<Value> = snapshot
@@ -393,12 +399,18 @@ pub async fn job_allocations(
     block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
     let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
-    let stubs: Vec<api_types::AllocListStub> = snapshot
+    let rows: Vec<Row<api_types::AllocListStub>> = snapshot
         .allocs_by_job(&job.namespace, &job.id)
         .iter()
-        .map(|alloc| api_types::alloc_stub(alloc, Some(job.job_type)))
+        .map(|alloc| alloc_row(alloc, Some(job.job_type)))
         .collect();
-    reply(&state, snapshot.table_indexes().allocs, &stubs)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().allocs,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 pub async fn job_evaluations(
@@ -409,10 +421,23 @@ pub async fn job_evaluations(
     block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
     let snapshot = options.read(&state).await?;
     let job = find_job(&snapshot, &options, &id)?;
-    let mut evals = snapshot.evals_by_job(&job.namespace, &job.id);
-    evals.sort_by_key(|eval| std::cmp::Reverse(eval.create_index));
-    let body: Vec<api_types::Evaluation> = evals.iter().map(|eval| api_types::Evaluation::from(&**eval)).collect();
-    reply(&state, snapshot.table_indexes().evals, &body)
+    let rows: Vec<Row<api_types::Evaluation>> = snapshot
+        .evals_by_job(&job.namespace, &job.id)
+        .iter()
+        .map(|eval| Row::by_index(eval.create_index, eval.id.clone(), api_types::Evaluation::from(&**eval)))
+        .collect();
+    // Newest first, as Nomad lists a job's evaluations.
+    let newest_first = QueryOptions {
+        reverse: Some((!options.reverse()?).to_string()),
+        ..options
+    };
+    list_reply(
+        &state,
+        &newest_first,
+        snapshot.table_indexes().evals,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 pub async fn job_summary(
@@ -434,6 +459,15 @@ fn job_type_of(snapshot: &server::StateSnapshot, alloc: &types::Allocation) -> O
     snapshot.job(&alloc.namespace, &alloc.job_id).map(|job| job.job_type)
 }
 
+/// An allocation's list stub, ordered by creation index.
+pub(crate) fn alloc_row(alloc: &types::Allocation, job_type: Option<JobType>) -> Row<api_types::AllocListStub> {
+    Row::by_index(
+        alloc.create_index,
+        alloc.id.clone(),
+        api_types::alloc_stub(alloc, job_type),
+    )
+}
+
 pub async fn list_allocations(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -442,14 +476,20 @@ pub async fn list_allocations(
     block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
     let snapshot = options.read(&state).await?;
     let namespace = options.namespace();
-    let stubs: Vec<api_types::AllocListStub> = snapshot
+    let rows: Vec<Row<api_types::AllocListStub>> = snapshot
         .allocs()
         .filter(|alloc| alloc.id.starts_with(options.prefix()))
         .filter(|alloc| namespace.is_none_or(|wanted| wanted == alloc.namespace))
         .filter(|alloc| caller.acl.allow_namespace_op(&alloc.namespace, "read-job"))
-        .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
+        .map(|alloc| alloc_row(alloc, job_type_of(&snapshot, alloc)))
         .collect();
-    reply(&state, snapshot.table_indexes().allocs, &stubs)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().allocs,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 pub async fn get_allocation(
@@ -482,14 +522,20 @@ pub async fn list_evaluations(
     block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
     let snapshot = options.read(&state).await?;
     let namespace = options.namespace();
-    let body: Vec<api_types::Evaluation> = snapshot
+    let rows: Vec<Row<api_types::Evaluation>> = snapshot
         .evals()
         .filter(|eval| eval.id.starts_with(options.prefix()))
         .filter(|eval| namespace.is_none_or(|wanted| wanted == eval.namespace))
         .filter(|eval| caller.acl.allow_namespace_op(&eval.namespace, "read-job"))
-        .map(|eval| api_types::Evaluation::from(&**eval))
+        .map(|eval| Row::by_index(eval.create_index, eval.id.clone(), api_types::Evaluation::from(&**eval)))
         .collect();
-    reply(&state, snapshot.table_indexes().evals, &body)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().evals,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 pub async fn get_evaluation(
@@ -498,6 +544,7 @@ pub async fn get_evaluation(
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().evals).await?;
     let snapshot = options.read(&state).await?;
     let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
     crate::authz::require_namespace_op(&caller, &eval.namespace, "read-job")?;
@@ -510,16 +557,23 @@ pub async fn evaluation_allocations(
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
     let snapshot = options.read(&state).await?;
     let eval = found(snapshot.eval_by_prefix(&id), "evaluation", &id)?;
     crate::authz::require_namespace_op(&caller, &eval.namespace, "read-job")?;
-    let stubs: Vec<api_types::AllocListStub> = snapshot
+    let rows: Vec<Row<api_types::AllocListStub>> = snapshot
         .allocs_by_job(&eval.namespace, &eval.job_id)
         .iter()
         .filter(|alloc| alloc.eval_id == eval.id)
-        .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
+        .map(|alloc| alloc_row(alloc, job_type_of(&snapshot, alloc)))
         .collect();
-    reply(&state, snapshot.table_indexes().allocs, &stubs)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().allocs,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 // ----- nodes -------------------------------------------------------------
@@ -527,12 +581,12 @@ pub async fn evaluation_allocations(
 pub async fn list_nodes(State(state): State<AppState>, Query(options): Query<QueryOptions>) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().nodes).await?;
     let snapshot = options.read(&state).await?;
-    let stubs: Vec<api_types::NodeListStub> = snapshot
+    let rows: Vec<Row<api_types::NodeListStub>> = snapshot
         .nodes()
         .filter(|node| node.id.starts_with(options.prefix()))
-        .map(|node| api_types::node_stub(node))
+        .map(|node| Row::by_id(node.id.clone(), api_types::node_stub(node)))
         .collect();
-    reply(&state, snapshot.table_indexes().nodes, &stubs)
+    list_reply(&state, &options, snapshot.table_indexes().nodes, Order::ById, rows)
 }
 
 pub async fn get_node(
@@ -540,6 +594,7 @@ pub async fn get_node(
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().nodes).await?;
     let snapshot = options.read(&state).await?;
     let node = found(snapshot.node_by_prefix(&id), "node", &id)?;
     reply(&state, node.modify_index, &api_types::node(&node))
@@ -551,15 +606,22 @@ pub async fn node_allocations(
     Path(id): Path<String>,
     Query(options): Query<QueryOptions>,
 ) -> Answer {
+    block_until(&state, &options, |snapshot| snapshot.table_indexes().allocs).await?;
     let snapshot = options.read(&state).await?;
     let node = found(snapshot.node_by_prefix(&id), "node", &id)?;
-    let stubs: Vec<api_types::AllocListStub> = snapshot
+    let rows: Vec<Row<api_types::AllocListStub>> = snapshot
         .allocs_by_node(&node.id)
         .iter()
         .filter(|alloc| caller.acl.allow_namespace_op(&alloc.namespace, "read-job"))
-        .map(|alloc| api_types::alloc_stub(alloc, job_type_of(&snapshot, alloc)))
+        .map(|alloc| alloc_row(alloc, job_type_of(&snapshot, alloc)))
         .collect();
-    reply(&state, snapshot.table_indexes().allocs, &stubs)
+    list_reply(
+        &state,
+        &options,
+        snapshot.table_indexes().allocs,
+        Order::ByCreateIndex,
+        rows,
+    )
 }
 
 // ----- namespaces --------------------------------------------------------
@@ -572,14 +634,14 @@ pub async fn list_namespaces(
 ) -> Answer {
     block_until(&state, &options, |snapshot| snapshot.table_indexes().namespaces).await?;
     let snapshot = options.read(&state).await?;
-    let body: Vec<api_types::Namespace> = snapshot
+    let rows: Vec<Row<api_types::Namespace>> = snapshot
         .namespaces()
         .iter()
         .filter(|namespace| namespace.name.starts_with(options.prefix()))
         .filter(|namespace| caller.acl.allow_namespace(&namespace.name))
-        .map(|namespace| api_types::namespace(namespace))
+        .map(|namespace| Row::by_id(namespace.name.clone(), api_types::namespace(namespace)))
         .collect();
-    reply(&state, snapshot.table_indexes().namespaces, &body)
+    list_reply(&state, &options, snapshot.table_indexes().namespaces, Order::ById, rows)
 }
 
 /// `GET /v1/namespace/:name`.

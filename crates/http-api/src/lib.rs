@@ -10,11 +10,13 @@
 mod acl_handlers;
 mod agent_monitor;
 mod authz;
+pub mod bexpr;
 mod client_agent;
 mod client_control;
 mod client_fs;
 mod cluster;
 mod deployments;
+mod encoding;
 mod error;
 mod events;
 mod exposure;
@@ -328,10 +330,15 @@ pub fn app_with_limits(state: AppState, api_limits: ApiLimits) -> Router {
     server_routes()
         .router
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authz::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            encoding::region_guard,
+        ))
         .fallback(handlers::not_found)
         .layer(Extension(Arc::new(limits::Limits::new(api_limits))))
         // Every body is read through an extractor that honours this limit
         // (`Bytes`), answering 413 once the body passes it.
         .layer(DefaultBodyLimit::max(api_limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(encoding::encode))
         .with_state(state)
 }
