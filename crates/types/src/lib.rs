@@ -20,6 +20,7 @@ pub mod operator;
 pub mod plan;
 pub mod resources;
 pub mod runtime_support;
+pub mod service;
 pub mod validate;
 
 pub use acl::*;
@@ -33,6 +34,7 @@ pub use node_index::{NodeEntry, VerdictCache};
 pub use operator::*;
 pub use plan::*;
 pub use resources::*;
+pub use service::{CheckResult, ServiceRegistration};
 pub use validate::{ValidationError, ValidationErrors};
 
 /// Nanoseconds since the Unix epoch. Every timestamp in the model uses it, as
