@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use types::{
     AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index,
-    Job, Namespace, Node, NodeStatus, ScalingEvent, SchedulerConfiguration, UnixNanos,
+    Job, Namespace, Node, NodeStatus, ScalingEvent, SchedulerConfiguration, ServiceRegistration, UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -171,6 +171,12 @@ pub enum Command {
         evals: Vec<Evaluation>,
         now: UnixNanos,
     },
+    /// Creates or updates native service registrations (a client's
+    /// running allocations, with their check results). Registrations of
+    /// allocations that are unknown, terminal or on a down node are dropped.
+    ServiceRegistrationUpsert { services: Vec<ServiceRegistration> },
+    /// Deletes service registrations by ID (unknown IDs are ignored).
+    ServiceRegistrationDelete { ids: Vec<String> },
 }
 
 impl Command {
@@ -202,6 +208,8 @@ impl Command {
             Command::JobScale { .. } => "job-scale",
             Command::JobStability { .. } => "job-stability",
             Command::NodeEligibility { .. } => "node-eligibility",
+            Command::ServiceRegistrationUpsert { .. } => "service-registration-upsert",
+            Command::ServiceRegistrationDelete { .. } => "service-registration-delete",
         }
     }
 }

@@ -9,6 +9,7 @@
 mod acl;
 mod command;
 mod deployments;
+mod services;
 mod store;
 
 pub use command::{Command, CommandResult};

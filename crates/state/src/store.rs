@@ -45,6 +45,8 @@ pub struct TableIndexes {
     pub acl_tokens: Index,
     #[serde(default)]
     pub acl_roles: Index,
+    #[serde(default)]
+    pub services: Index,
 }
 
 /// Counts of allocations per client status for one task group.
@@ -112,6 +114,8 @@ pub struct StateSnapshot {
     pub(crate) acl: crate::acl::AclTables,
     /// Scaling events per (namespace, job, group), newest last.
     pub(crate) scaling_events: OrdMap<(String, String, String), Arc<Vec<types::ScalingEvent>>>,
+    /// Native service registrations (see `services.rs`).
+    pub(crate) services: crate::services::ServiceTables,
 }
 
 /// Every node as the scheduler's per-evaluation pass reads it: the nodes,
@@ -243,6 +247,8 @@ struct PersistedState {
     acl: crate::acl::PersistedAcl,
     #[serde(default)]
     scaling_events: Vec<((String, String, String), Vec<types::ScalingEvent>)>,
+    #[serde(default)]
+    services: crate::services::PersistedServices,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -273,6 +279,7 @@ impl From<StateSnapshot> for PersistedState {
                 .iter()
                 .map(|(key, events)| (key.clone(), (**events).clone()))
                 .collect(),
+            services: state.services.persisted(),
         }
     }
 }
@@ -290,6 +297,7 @@ impl From<PersistedState> for StateSnapshot {
                 .map(|namespace| (namespace.name.clone(), Arc::new(namespace)))
                 .collect(),
             acl: crate::acl::AclTables::from_persisted(persisted.acl),
+            services: crate::services::ServiceTables::from_persisted(persisted.services),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -734,6 +742,9 @@ impl StateSnapshot {
                 node.status_updated_at = now;
                 node.modify_index = index;
                 self.put_node(Arc::new(node));
+                if status == NodeStatus::Down {
+                    self.drop_node_services(index, &node_id);
+                }
                 self.tables.nodes = index;
                 for eval in evals {
                     result.evals_to_enqueue.push(eval.id.clone());
@@ -816,6 +827,9 @@ impl StateSnapshot {
                     // The node's own reports do not wake its allocation watch:
                     // only server-side changes (`node_alloc_index`) do.
                     self.track_usage(Some(&existing), Some(&alloc));
+                    if alloc.client_status.is_terminal() {
+                        self.drop_alloc_services(index, &alloc.id);
+                    }
                     self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
                     self.tables.allocs = index;
                 }
@@ -859,6 +873,7 @@ impl StateSnapshot {
                     acl_policies: index,
                     acl_tokens: index,
                     acl_roles: index,
+                    services: index,
                 };
                 for node_id in watched {
                     self.node_alloc_index.insert(node_id, index);
@@ -1016,6 +1031,8 @@ impl StateSnapshot {
                     self.upsert_eval(index, eval);
                 }
             }
+            Command::ServiceRegistrationUpsert { services } => self.apply_service_upsert(index, services),
+            Command::ServiceRegistrationDelete { ids } => self.apply_service_delete(index, ids),
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -1033,6 +1050,7 @@ impl StateSnapshot {
                     }
                 }
                 for id in alloc_ids {
+                    self.drop_alloc_services(index, &id);
                     if let Some(alloc) = self.allocs.remove(&id) {
                         self.track_usage(Some(&alloc), None);
                         let job_key = key(&alloc.namespace, &alloc.job_id);
@@ -1220,6 +1238,10 @@ impl StateSnapshot {
         self.node_alloc_index.insert(alloc.node_id.clone(), index);
         let previous = self.allocs.get(&alloc.id).cloned();
         self.track_usage(previous.as_deref(), Some(&alloc));
+        if alloc.client_status.is_terminal() {
+            // A plan marking an allocation lost ends its instances.
+            self.drop_alloc_services(index, &alloc.id);
+        }
         self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
         self.tables.allocs = index;
     }
