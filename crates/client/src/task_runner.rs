@@ -78,6 +78,8 @@ pub enum TaskCommand {
         reply: oneshot::Sender<Result<(), String>>,
     },
     Restart {
+        /// Why, for the task's events ("Restart requested by an operator").
+        reason: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
     Stats {
@@ -509,8 +511,8 @@ async fn run_task_with_logs(
                             let stats = driver.stats(&running).await.map_err(|error| error.to_string());
                             let _ = reply.send(stats);
                         }
-                        TaskCommand::Restart { reply } => {
-                            runner.stop_for_restart(&running, "Restart requested by an operator").await;
+                        TaskCommand::Restart { reason, reply } => {
+                            runner.stop_for_restart(&running, &reason).await;
                             let _ = reply.send(Ok(()));
                             break None;
                         }
