@@ -12,10 +12,12 @@ pub mod acl;
 mod convert;
 mod deployment;
 pub mod job_diff;
+mod services;
 mod time;
 
 pub use convert::*;
 pub use deployment::*;
+pub use services::*;
 pub use time::{format_rfc3339, parse_rfc3339};
 
 use serde::{Deserialize, Serialize};
