@@ -76,6 +76,8 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         // The node simulator: no other crate lists it, so only `drover`
         // (for drover-bench) may depend on it.
         ("sim", &["types", "rpc", "workload"][..]),
+        // The agent's DNS server: registrations in, DNS messages out.
+        ("dns", &["types"][..]),
     ])
 }
 
