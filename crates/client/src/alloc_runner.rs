@@ -224,6 +224,8 @@ pub struct AllocContext {
     pub services: crate::services::ServiceSender,
     /// The latest check results, for the checks endpoint.
     pub alloc_checks: crate::services::AllocChecks,
+    /// The node's copy of every service registration (templates).
+    pub catalog: crate::services::ServiceCatalog,
 }
 
 /// The client's grip on one running alloc runner.
@@ -447,6 +449,7 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             })
             .collect(),
         artifact_fetcher: Some(Arc::clone(&context.artifacts)),
+        services: Some((context.catalog.clone(), alloc.namespace.clone())),
     })
 }
 

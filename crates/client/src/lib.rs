@@ -274,6 +274,7 @@ impl Client {
             controls,
             services: services_tx,
             alloc_checks,
+            catalog: catalog.clone(),
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();

@@ -52,6 +52,8 @@ pub struct TaskRunnerSpec {
     pub artifacts: Vec<types::Artifact>,
     /// The node's artifact fetcher and cache.
     pub artifact_fetcher: Option<Arc<crate::artifact::ArtifactFetcher>>,
+    /// The node's service catalog and the job's namespace, for templates.
+    pub services: Option<(crate::services::ServiceCatalog, String)>,
 }
 
 /// A task's new state, and its handle while it runs.
@@ -446,7 +448,10 @@ async fn run_task_with_logs(
             &runner.spec.driver_config.task_dir,
             base_env.clone(),
         ) {
-            Ok(templates) => Some(templates),
+            Ok(templates) => Some(match runner.spec.services.clone() {
+                Some((catalog, namespace)) => templates.with_services(catalog, namespace),
+                None => templates,
+            }),
             Err(error) => return runner.hook_failed(format!("template failed: {error}")),
         }
     };
