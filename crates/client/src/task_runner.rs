@@ -103,6 +103,24 @@ async fn next_command(commands: &mut Option<CommandReceiver>) -> TaskCommand {
     std::future::pending().await
 }
 
+/// Resolves when templates should render again: after `poll`, or as soon
+/// as the service catalog changes.
+async fn render_due(poll: Duration, catalog: &mut Option<watch::Receiver<Arc<Vec<types::ServiceRegistration>>>>) {
+    match catalog.as_mut() {
+        Some(changes) => {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        *catalog = None;
+                    }
+                }
+            }
+        }
+        None => tokio::time::sleep(poll).await,
+    }
+}
+
 /// Resolves once a kill is requested (never, if the sender is gone).
 async fn kill_requested(kill: &mut KillReceiver) -> String {
     let reason = match kill.wait_for(Option::is_some).await {
@@ -492,6 +510,14 @@ async fn run_task_with_logs(
         } else if let Some(running) = handle.take() {
             let watching = templates.is_some();
             let poll = runner.spec.template_poll;
+            // Templates render again on the poll, and at once when the
+            // service catalog changes (`nomadService`).
+            let mut catalog_changes = runner
+                .spec
+                .services
+                .as_ref()
+                .filter(|_| watching)
+                .map(|(catalog, _)| catalog.subscribe());
             let step = loop {
                 tokio::select! {
                     biased;
@@ -522,7 +548,7 @@ async fn run_task_with_logs(
                             break None;
                         }
                     },
-                    _ = tokio::time::sleep(poll), if watching => {
+                    _ = render_due(poll, &mut catalog_changes), if watching => {
                         let Some(templates) = templates.as_mut() else { continue };
                         let rendered = match templates.render() {
                             Ok(rendered) if !rendered.changed.is_empty() => rendered,
