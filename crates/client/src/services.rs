@@ -29,7 +29,7 @@ use types::{Allocation, CheckResult, Job, Service, ServiceRegistration, TaskStat
 /// A change to one of the node's registrations.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServiceChange {
-    Upsert(ServiceRegistration),
+    Upsert(Box<ServiceRegistration>),
     Delete(String),
 }
 
@@ -469,7 +469,7 @@ pub async fn run_alloc_services(services: AllocServices, mut states: watch::Rece
 fn send_upsert(services: &AllocServices, spec: &ServiceSpec, entry: &Live) {
     let mut registration = spec.registration.clone();
     registration.checks = entry.results.clone();
-    let _ = services.sender.send(ServiceChange::Upsert(registration));
+    let _ = services.sender.send(ServiceChange::Upsert(Box::new(registration)));
 }
 
 fn check_id(spec: &ServiceSpec, check_idx: usize) -> String {
@@ -577,7 +577,7 @@ pub async fn run_service_updater(
         };
         for (_, change) in &batch {
             match change {
-                ServiceChange::Upsert(registration) => request.upserts.push(registration.clone()),
+                ServiceChange::Upsert(registration) => request.upserts.push((**registration).clone()),
                 ServiceChange::Delete(id) => request.deletes.push(id.clone()),
             }
         }
