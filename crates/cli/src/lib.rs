@@ -346,8 +346,8 @@ pub enum ServiceCommand {
         namespace: String,
         name: String,
     },
-    /// Delete one registration (its client registers it again while the
-    /// instance runs, as in Nomad).
+    /// Delete one registration (its client registers it again when the
+    /// instance changes: a check status, a task restart).
     Delete {
         #[arg(long, default_value = "default")]
         namespace: String,

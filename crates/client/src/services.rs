@@ -664,7 +664,8 @@ pub async fn run_service_watch(
                 node_id: node_id.clone(),
                 secret_id: secret_id.clone(),
                 min_index: index,
-                max_wait_ms: 60_000,
+                // Short waits: a missed wake-up costs at most this long.
+                max_wait_ms: 5_000,
             })
             .await;
         match answer {

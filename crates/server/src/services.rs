@@ -155,9 +155,9 @@ impl RpcService {
 }
 
 impl Server {
-    /// Deletes one registration (`DELETE /v1/service/:name/:id`). The
-    /// client that runs the instance registers it again while it runs, as
-    /// in Nomad.
+    /// Deletes one registration (`DELETE /v1/service/:name/:id`). Its
+    /// client registers it again when the instance changes (a check status,
+    /// a task restart).
     pub async fn delete_service_registration(
         &self,
         namespace: &str,
