@@ -19,8 +19,9 @@ fi
 missing=""
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v iptables >/dev/null 2>&1 || missing="$missing iptables"
+command -v dig >/dev/null 2>&1 || missing="$missing dnsutils"
 if [ -n "$missing" ]; then
-    echo "==> installing$missing (group networking tests)"
+    echo "==> installing$missing (group networking and DNS tests)"
     apt-get update -qq && apt-get install -y -qq $missing >/dev/null
 fi
 

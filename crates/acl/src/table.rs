@@ -235,6 +235,14 @@ pub const HTTP_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/v1/evaluations/count", Namespace("read-job")),
     ("GET", "/v1/agent/monitor", Agent(Read)),
     ("GET", "/v1/agent/host", Agent(Read)),
+    // Native services (issue 14): reading is read-job, deleting
+    // submit-job, as in Nomad.
+    ("GET", "/v1/services", Namespace("read-job")),
+    ("GET", "/v1/service/{name}", Namespace("read-job")),
+    ("DELETE", "/v1/service/{name}/{id}", Namespace("submit-job")),
+    ("GET", "/v1/allocation/{id}/services", ObjectNamespace("read-job")),
+    ("GET", "/v1/job/{id}/services", Namespace("read-job")),
+    ("GET", "/v1/client/allocation/{id}/checks", ObjectNamespace("read-job")),
 ];
 
 /// What an HTTP route needs; `None` for a route missing from the table
@@ -265,6 +273,8 @@ pub const RPC_CALLS: &[(&str, RpcNeed)] = &[
     ("node-heartbeat", RpcNeed::NodeSecret),
     ("node-get-allocs", RpcNeed::NodeSecret),
     ("alloc-update", RpcNeed::NodeSecret),
+    ("service-update", RpcNeed::NodeSecret),
+    ("service-watch", RpcNeed::NodeSecret),
     ("raft", RpcNeed::Server),
     ("server", RpcNeed::Server),
 ];

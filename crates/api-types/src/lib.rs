@@ -12,11 +12,13 @@ pub mod acl;
 mod convert;
 mod deployment;
 pub mod job_diff;
+mod services;
 mod time;
 pub mod vars;
 
 pub use convert::*;
 pub use deployment::*;
+pub use services::*;
 pub use time::{format_rfc3339, parse_rfc3339};
 pub use vars::{RootKeyMeta, Variable, VariableLock, VariableMetadata};
 

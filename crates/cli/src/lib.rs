@@ -1,4 +1,4 @@
-//! The `drover` command line for jobs, allocations, nodes and namespaces. It talks only
+//! The `drover` command line for jobs, allocations, nodes, namespaces and services. It talks only
 //! HTTP (through `api-client`) and parses job files locally with `jobspec`.
 //! What it prints comes from the pure functions in [`render`].
 
@@ -152,6 +152,9 @@ pub enum Command {
     /// Work with deployments (rolling updates and canaries).
     #[command(subcommand)]
     Deployment(DeploymentCommand),
+    /// Native service discovery: list, inspect and delete registrations.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Rewrite HCL job files in the canonical layout, keeping comments.
     Fmt(fmt::FmtArgs),
     /// Work with the servers.
@@ -432,6 +435,29 @@ pub enum NodeCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// List the services of a namespace (`*` for every namespace).
+    List {
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
+    /// Show the instances of a service.
+    Info {
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        name: String,
+    },
+    /// Delete one registration (its client registers it again when the
+    /// instance changes: a check status, a task restart).
+    Delete {
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        name: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum NamespaceCommand {
     /// Create a namespace, or update one.
     Apply {
@@ -565,6 +591,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<ExitCo
         }
         Command::Namespace(namespace) => run_namespace(namespace, &client).await,
         Command::Deployment(command) => run_deployment(command, &client).await,
+        Command::Service(command) => run_service(command, &client).await,
         Command::Acl(command) => acl::run_acl(command, &client).await,
         Command::Var(command) => var::run_var(command, &client).await,
         Command::Tls(_) => Ok(ExitCode::SUCCESS),
@@ -1281,6 +1308,40 @@ async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn run_service(command: ServiceCommand, client: &Client) -> anyhow::Result<ExitCode> {
+    match command {
+        ServiceCommand::List { namespace } => {
+            let path = format!("/v1/services?namespace={}", api_client::encode(&namespace));
+            let list: Vec<api_types::ServiceListEntry> = client.get(&path).await?.value;
+            print!("{}", render::service_list(&list, namespace == "*"));
+        }
+        ServiceCommand::Info { namespace, name } => {
+            let path = format!(
+                "/v1/service/{}?namespace={}",
+                api_client::encode(&name),
+                api_client::encode(&namespace)
+            );
+            let instances: Vec<api_types::ServiceRegistration> = client.get(&path).await?.value;
+            if instances.is_empty() {
+                eprintln!("No service registrations found for {name:?} in namespace {namespace:?}");
+                return Ok(ExitCode::FAILURE);
+            }
+            print!("{}", render::service_info(&instances));
+        }
+        ServiceCommand::Delete { namespace, name, id } => {
+            let path = format!(
+                "/v1/service/{}/{}?namespace={}",
+                api_client::encode(&name),
+                api_client::encode(&id),
+                api_client::encode(&namespace)
+            );
+            client.delete(&path).await?;
+            println!("Successfully deleted service registration");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_namespace(command: NamespaceCommand, client: &Client) -> anyhow::Result<ExitCode> {

@@ -309,6 +309,63 @@ pub fn namespace_list(namespaces: &[Namespace]) -> String {
     columns(&rows)
 }
 
+/// `service list`: one row per service (and namespace with `*`).
+pub fn service_list(list: &[api_types::ServiceListEntry], with_namespace: bool) -> String {
+    let mut rows = Vec::new();
+    for entry in list {
+        for service in &entry.services {
+            let mut row = vec![service.service_name.clone(), format!("[{}]", service.tags.join(","))];
+            if with_namespace {
+                row.insert(1, entry.namespace.clone());
+            }
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return "No services found\n".to_string();
+    }
+    let mut header = vec!["Service Name".to_string(), "Tags".to_string()];
+    if with_namespace {
+        header.insert(1, "Namespace".to_string());
+    }
+    rows.insert(0, header);
+    columns(&rows)
+}
+
+/// `service info NAME`: one row per instance, with its health.
+pub fn service_info(instances: &[api_types::ServiceRegistration]) -> String {
+    let mut rows = vec![vec![
+        "Job ID".to_string(),
+        "Address".to_string(),
+        "Tags".to_string(),
+        "Health".to_string(),
+        "Node ID".to_string(),
+        "Alloc ID".to_string(),
+    ]];
+    for instance in instances {
+        let health = if instance.checks.is_empty() {
+            "no checks".to_string()
+        } else if instance
+            .checks
+            .iter()
+            .all(|check| matches!(check.status.as_str(), "passing" | "warning"))
+        {
+            "healthy".to_string()
+        } else {
+            "unhealthy".to_string()
+        };
+        rows.push(vec![
+            instance.job_id.clone(),
+            format!("{}:{}", instance.address, instance.port),
+            format!("[{}]", instance.tags.join(",")),
+            health,
+            short(&instance.node_id),
+            short(&instance.alloc_id),
+        ]);
+    }
+    columns(&rows)
+}
+
 /// `namespace status NAME`.
 pub fn namespace_status(namespace: &Namespace) -> String {
     let mut out = key_values(&[
@@ -730,6 +787,56 @@ mod tests {
             s2.global  9   127.0.0.1:5647  follower  true   3
         "#]]
         .assert_eq(&raft_peers(&configuration));
+    }
+
+    #[test]
+    fn services_render_with_tags_and_health() {
+        let list = vec![api_types::ServiceListEntry {
+            namespace: "default".into(),
+            services: vec![api_types::ServiceStub {
+                service_name: "web".into(),
+                tags: vec!["v1".into(), "v2".into()],
+            }],
+        }];
+        expect![[r#"
+            Service Name  Tags
+            web           [v1,v2]
+        "#]]
+        .assert_eq(&service_list(&list, false));
+        expect![[r#"
+            Service Name  Namespace  Tags
+            web           default    [v1,v2]
+        "#]]
+        .assert_eq(&service_list(&list, true));
+        assert_eq!(service_list(&[], false), "No services found\n");
+        let instance = |alloc: &str, port: u16, status: Option<&str>| api_types::ServiceRegistration {
+            job_id: "web".into(),
+            address: "127.0.0.1".into(),
+            port,
+            tags: vec!["v1".into()],
+            node_id: "0123456789abcdef".into(),
+            alloc_id: alloc.into(),
+            checks: status
+                .map(|status| {
+                    vec![api_types::ServiceCheckResult {
+                        status: status.into(),
+                        ..api_types::ServiceCheckResult::default()
+                    }]
+                })
+                .unwrap_or_default(),
+            ..api_types::ServiceRegistration::default()
+        };
+        expect![[r#"
+            Job ID  Address         Tags  Health     Node ID   Alloc ID
+            web     127.0.0.1:8001  [v1]  healthy    01234567  aaaaaaaa
+            web     127.0.0.1:8002  [v1]  unhealthy  01234567  bbbbbbbb
+            web     127.0.0.1:8003  [v1]  no checks  01234567  cccccccc
+        "#]]
+        .assert_eq(&service_info(&[
+            instance("aaaaaaaa-1111", 8001, Some("passing")),
+            instance("bbbbbbbb-2222", 8002, Some("critical")),
+            instance("cccccccc-3333", 8003, None),
+        ]));
     }
 
     #[test]

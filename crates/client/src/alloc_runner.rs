@@ -220,6 +220,12 @@ pub struct AllocContext {
     pub artifacts: Arc<crate::artifact::ArtifactFetcher>,
     /// Where running tasks take operators' commands.
     pub controls: crate::handle::TaskControls,
+    /// Where service registration changes go.
+    pub services: crate::services::ServiceSender,
+    /// The latest check results, for the checks endpoint.
+    pub alloc_checks: crate::services::AllocChecks,
+    /// The node's copy of every service registration (templates).
+    pub catalog: crate::services::ServiceCatalog,
 }
 
 /// The client's grip on one running alloc runner.
@@ -443,6 +449,7 @@ fn task_spec(setup: &TaskSetup<'_>, task: &Task) -> Result<TaskRunnerSpec, Strin
             })
             .collect(),
         artifact_fetcher: Some(Arc::clone(&context.artifacts)),
+        services: Some((context.catalog.clone(), alloc.namespace.clone())),
     })
 }
 
@@ -640,6 +647,51 @@ async fn run_alloc(
         }
     };
 
+    // Services: registered while their tasks run, checked here.
+    let (task_states_tx, task_states_rx) = watch::channel(state.local.task_states.clone());
+    let services_loop = {
+        // A namespaced group's ports are mapped on the host address too.
+        let network = crate::env::group_network(&context.node, &alloc);
+        let env_of = |task_name: Option<&str>| {
+            let task = task_name
+                .and_then(|name| group.task(name))
+                .or_else(|| group.tasks.first());
+            match task {
+                Some(task) => TaskEnv::build(EnvInputs {
+                    node: &context.node,
+                    region: &context.region,
+                    alloc: &alloc,
+                    job: &job,
+                    group: &group,
+                    task,
+                    alloc_dir: &alloc_dir,
+                    host_env: &BTreeMap::new(),
+                    isolated_fs: false,
+                }),
+                None => TaskEnv::from_vars(BTreeMap::new()),
+            }
+        };
+        match crate::services::service_specs(&alloc, &job, &network, &context.node.datacenter, &env_of) {
+            Ok(specs) if specs.is_empty() => None,
+            Ok(specs) => Some(tokio::spawn(crate::services::run_alloc_services(
+                crate::services::AllocServices {
+                    specs,
+                    alloc_id: alloc_id.clone(),
+                    group: group.name.clone(),
+                    sender: context.services.clone(),
+                    controls: Arc::clone(&context.controls),
+                    checks: Arc::clone(&context.alloc_checks),
+                },
+                task_states_rx,
+            ))),
+            Err(error) => {
+                tracing::warn!(%alloc_id, %error, "service setup failed");
+                state.fail_all(SETUP_FAILURE, &format!("failed to set up services: {error}"));
+                return;
+            }
+        }
+    };
+
     let slots: Vec<TaskSlot> = group
         .tasks
         .iter()
@@ -698,6 +750,13 @@ async fn run_alloc(
         if steps.done {
             break;
         }
+        task_states_tx.send_if_modified(|shown| {
+            let changed = *shown != state.local.task_states;
+            if changed {
+                shown.clone_from(&state.local.task_states);
+            }
+            changed
+        });
         state.report(false);
         if !steps.start.is_empty() {
             // A task may have failed to get a driver: plan again at once.
@@ -728,6 +787,11 @@ async fn run_alloc(
         }
     }
     state.local.handles.clear();
+    // The services loop deregisters everything once the states end.
+    drop(task_states_tx);
+    if let Some(services_loop) = services_loop {
+        let _ = services_loop.await;
+    }
     state.report(true);
     while tasks.runners.join_next().await.is_some() {}
     context.controls.lock().expect("task controls lock").remove(&alloc_id);

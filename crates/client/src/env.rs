@@ -204,6 +204,14 @@ impl TaskEnv {
         env
     }
 
+    /// An environment of just these variables (no node values).
+    pub fn from_vars(vars: BTreeMap<String, String>) -> TaskEnv {
+        TaskEnv {
+            vars,
+            node_values: BTreeMap::new(),
+        }
+    }
+
     /// The variables, ready for the driver.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars

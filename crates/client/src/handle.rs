@@ -88,9 +88,21 @@ pub struct ClientHandle {
     pub(crate) commands: mpsc::UnboundedSender<ClientCommand>,
     pub(crate) artifacts: Arc<ArtifactFetcher>,
     pub(crate) data_dir: PathBuf,
+    pub(crate) alloc_checks: crate::services::AllocChecks,
 }
 
 impl ClientHandle {
+    /// The latest results of an allocation's checks on this client, by
+    /// check ID (empty when it has none or does not run here).
+    pub fn alloc_checks(&self, alloc_id: &str) -> BTreeMap<String, crate::services::CheckReport> {
+        self.alloc_checks
+            .lock()
+            .expect("alloc checks lock")
+            .get(alloc_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The command senders of `alloc_id`'s tasks, `task` only when named.
     fn senders(
         &self,
@@ -150,7 +162,11 @@ impl ClientHandle {
     /// counted by the restart policy).
     pub async fn restart(&self, alloc_id: &str, task: Option<&str>) -> Result<(), ControlError> {
         for (name, sender) in self.senders(alloc_id, task)? {
-            Self::ask(&sender, &name, RESTART_WAIT, |reply| TaskCommand::Restart { reply }).await?;
+            Self::ask(&sender, &name, RESTART_WAIT, |reply| TaskCommand::Restart {
+                reason: "Restart requested by an operator".to_string(),
+                reply,
+            })
+            .await?;
         }
         Ok(())
     }

@@ -14,6 +14,8 @@
 //! - [`secure`]: owner-only modes for the data dir, the node secret and
 //!   every task's `secrets/`.
 //! - [`updater`]: batched status updates to the servers.
+//! - [`services`]: native service registrations, their checks and the
+//!   node's copy of the catalog.
 //!
 //! **Invariant:** the client talks to servers only through `rpc`; it never
 //! depends on `server`, `state` or `scheduler`.
@@ -35,6 +37,7 @@ pub mod local_state;
 pub mod restart;
 pub mod sandbox;
 pub mod secure;
+pub mod services;
 pub mod task_runner;
 pub mod template;
 pub mod updater;
@@ -76,6 +79,8 @@ pub struct Client {
     controls: handle::TaskControls,
     commands: tokio::sync::mpsc::UnboundedSender<handle::ClientCommand>,
     command_receiver: tokio::sync::mpsc::UnboundedReceiver<handle::ClientCommand>,
+    catalog: services::ServiceCatalog,
+    alloc_checks: services::AllocChecks,
 }
 
 impl std::fmt::Debug for Client {
@@ -166,7 +171,14 @@ impl Client {
             controls: handle::TaskControls::default(),
             commands,
             command_receiver,
+            catalog: services::ServiceCatalog::default(),
+            alloc_checks: services::AllocChecks::default(),
         })
+    }
+
+    /// The node's copy of every service registration (templates, DNS).
+    pub fn service_catalog(&self) -> services::ServiceCatalog {
+        self.catalog.clone()
     }
 
     /// The fingerprinted node, as it will be registered.
@@ -181,6 +193,7 @@ impl Client {
             commands: self.commands.clone(),
             artifacts: Arc::clone(&self.artifacts),
             data_dir: self.config.data_dir.clone(),
+            alloc_checks: Arc::clone(&self.alloc_checks),
         }
     }
 
@@ -213,6 +226,8 @@ impl Client {
             controls,
             commands: _,
             mut command_receiver,
+            catalog,
+            alloc_checks,
         } = self;
         node.status = NodeStatus::Ready;
         node.status_updated_at = clock::unix_nanos();
@@ -228,6 +243,15 @@ impl Client {
                 min_backoff: MIN_RETRY_BACKOFF,
                 max_backoff: config.max_retry_backoff,
             },
+        ));
+        let (services_tx, services_rx) = tokio::sync::mpsc::unbounded_channel();
+        let services_updater = tokio::spawn(services::run_service_updater(
+            services_rx,
+            Arc::clone(&rpc),
+            node.id.clone(),
+            node.secret_id.clone(),
+            config.update_batch_window,
+            config.max_retry_backoff,
         ));
         let denied: HashSet<&str> = config.env_denylist.iter().map(String::as_str).collect();
         let host_env = std::env::vars()
@@ -248,6 +272,9 @@ impl Client {
             template_poll: config.template_poll_interval,
             artifacts,
             controls,
+            services: services_tx,
+            alloc_checks,
+            catalog: catalog.clone(),
         });
 
         let mut runners: HashMap<String, AllocRunner> = HashMap::new();
@@ -269,6 +296,13 @@ impl Client {
             _ = &mut shutdown => None,
             ttl = register(&rpc, &node, config.max_retry_backoff) => Some(ttl),
         };
+        let catalog_watch = tokio::spawn(services::run_service_watch(
+            Arc::clone(&rpc),
+            node.id.clone(),
+            node.secret_id.clone(),
+            catalog,
+            config.max_retry_backoff,
+        ));
         if let Some(ttl) = registered {
             let heartbeat = tokio::spawn(heartbeat_loop(
                 Arc::clone(&rpc),
@@ -300,7 +334,11 @@ impl Client {
                 runner.detach();
             }
         }
+        catalog_watch.abort();
         drop(context);
+        if tokio::time::timeout(SHUTDOWN_FLUSH, services_updater).await.is_err() {
+            tracing::warn!("service registrations still pending at shutdown");
+        }
         if tokio::time::timeout(SHUTDOWN_FLUSH, updater).await.is_err() {
             tracing::warn!("status updates still pending at shutdown; they are kept in local state");
         }

@@ -52,6 +52,8 @@ pub struct TaskRunnerSpec {
     pub artifacts: Vec<types::Artifact>,
     /// The node's artifact fetcher and cache.
     pub artifact_fetcher: Option<Arc<crate::artifact::ArtifactFetcher>>,
+    /// The node's service catalog and the job's namespace, for templates.
+    pub services: Option<(crate::services::ServiceCatalog, String)>,
 }
 
 /// A task's new state, and its handle while it runs.
@@ -78,6 +80,8 @@ pub enum TaskCommand {
         reply: oneshot::Sender<Result<(), String>>,
     },
     Restart {
+        /// Why, for the task's events ("Restart requested by an operator").
+        reason: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
     Stats {
@@ -97,6 +101,24 @@ async fn next_command(commands: &mut Option<CommandReceiver>) -> TaskCommand {
         *commands = None;
     }
     std::future::pending().await
+}
+
+/// Resolves when templates should render again: after `poll`, or as soon
+/// as the service catalog changes.
+async fn render_due(poll: Duration, catalog: &mut Option<watch::Receiver<Arc<Vec<types::ServiceRegistration>>>>) {
+    match catalog.as_mut() {
+        Some(changes) => {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        *catalog = None;
+                    }
+                }
+            }
+        }
+        None => tokio::time::sleep(poll).await,
+    }
 }
 
 /// Resolves once a kill is requested (never, if the sender is gone).
@@ -444,7 +466,10 @@ async fn run_task_with_logs(
             &runner.spec.driver_config.task_dir,
             base_env.clone(),
         ) {
-            Ok(templates) => Some(templates),
+            Ok(templates) => Some(match runner.spec.services.clone() {
+                Some((catalog, namespace)) => templates.with_services(catalog, namespace),
+                None => templates,
+            }),
             Err(error) => return runner.hook_failed(format!("template failed: {error}")),
         }
     };
@@ -485,6 +510,14 @@ async fn run_task_with_logs(
         } else if let Some(running) = handle.take() {
             let watching = templates.is_some();
             let poll = runner.spec.template_poll;
+            // Templates render again on the poll, and at once when the
+            // service catalog changes (`nomadService`).
+            let mut catalog_changes = runner
+                .spec
+                .services
+                .as_ref()
+                .filter(|_| watching)
+                .map(|(catalog, _)| catalog.subscribe());
             let step = loop {
                 tokio::select! {
                     biased;
@@ -509,13 +542,13 @@ async fn run_task_with_logs(
                             let stats = driver.stats(&running).await.map_err(|error| error.to_string());
                             let _ = reply.send(stats);
                         }
-                        TaskCommand::Restart { reply } => {
-                            runner.stop_for_restart(&running, "Restart requested by an operator").await;
+                        TaskCommand::Restart { reason, reply } => {
+                            runner.stop_for_restart(&running, &reason).await;
                             let _ = reply.send(Ok(()));
                             break None;
                         }
                     },
-                    _ = tokio::time::sleep(poll), if watching => {
+                    _ = render_due(poll, &mut catalog_changes), if watching => {
                         let Some(templates) = templates.as_mut() else { continue };
                         let rendered = match templates.render() {
                             Ok(rendered) if !rendered.changed.is_empty() => rendered,

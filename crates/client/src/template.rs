@@ -19,6 +19,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use types::ServiceRegistration;
 
 /// Longest template text (inline `data` or a `source` file).
 pub const MAX_TEMPLATE_BYTES: usize = types::runtime_support::MAX_TEMPLATE_BYTES;
@@ -68,6 +70,9 @@ pub struct TaskTemplates {
     /// The task's environment, for the `env` function.
     env: BTreeMap<String, String>,
     last: Vec<Option<String>>,
+    /// The node's service catalog and the job's namespace, for
+    /// `nomadService` and `nomadServices`.
+    services: Option<(crate::services::ServiceCatalog, String)>,
 }
 
 /// Which templates changed in one render.
@@ -108,7 +113,15 @@ impl TaskTemplates {
             sandbox: sandbox.to_path_buf(),
             task_dir: task_dir.to_path_buf(),
             env,
+            services: None,
         })
+    }
+
+    /// Lets the templates read the node's service catalog (instances of
+    /// the job's `namespace` unless a name says `@other`).
+    pub fn with_services(mut self, catalog: crate::services::ServiceCatalog, namespace: String) -> TaskTemplates {
+        self.services = Some((catalog, namespace));
+        self
     }
 
     /// Whether the task has any templates.
@@ -136,10 +149,17 @@ impl TaskTemplates {
                     text.len()
                 )));
             }
-            let output = render_text(&text, &self.env, &self.sandbox, &self.task_dir).map_err(|error| match error {
-                RenderError::Missing(path) => RenderTemplateError::Missing(path),
-                RenderError::Failed(message) => failed(message),
-            })?;
+            let services = self
+                .services
+                .as_ref()
+                .map(|(catalog, namespace)| (catalog.all(), namespace.clone()));
+            let output =
+                render_text(&text, &self.env, &self.sandbox, &self.task_dir, services).map_err(
+                    |error| match error {
+                        RenderError::Missing(path) => RenderTemplateError::Missing(path),
+                        RenderError::Failed(message) => failed(message),
+                    },
+                )?;
             if template.spec.env {
                 parse_env(&output).map_err(failed)?;
             }
@@ -308,6 +328,8 @@ struct Scope {
     sandbox: PathBuf,
     task_dir: PathBuf,
     missing: Option<PathBuf>,
+    /// Every registration the node knows, and the job's namespace.
+    services: Option<(Arc<Vec<ServiceRegistration>>, String)>,
 }
 
 thread_local! {
@@ -340,6 +362,7 @@ fn render_text(
     env: &BTreeMap<String, String>,
     sandbox: &Path,
     task_dir: &Path,
+    services: Option<(Arc<Vec<ServiceRegistration>>, String)>,
 ) -> Result<String, RenderError> {
     let mut template = gtmpl::Template::default();
     template.add_funcs(FUNCTIONS);
@@ -352,6 +375,7 @@ fn render_text(
             sandbox: sandbox.to_path_buf(),
             task_dir: task_dir.to_path_buf(),
             missing: None,
+            services,
         })
     });
     let mut out = Bounded {
@@ -387,7 +411,140 @@ const FUNCTIONS: &[(&str, gtmpl::Func)] = &[
     ("trimSpace", trim_space),
     ("contains", contains),
     ("timestamp", timestamp),
+    ("nomadService", nomad_service),
+    ("nomadServices", nomad_services),
 ];
+
+/// The catalog and namespace of the render in progress.
+fn scope_services(name: &str) -> Result<(Arc<Vec<ServiceRegistration>>, String), FuncError> {
+    SCOPE.with(|scope| {
+        scope
+            .borrow()
+            .as_ref()
+            .and_then(|scope| scope.services.clone())
+            .ok_or_else(|| generic(format!("{name}: service discovery is not available here")))
+    })
+}
+
+fn registration_value(registration: &ServiceRegistration) -> Value {
+    let mut map = HashMap::new();
+    for (key, value) in [
+        ("ID", registration.id.as_str()),
+        ("ServiceName", registration.service_name.as_str()),
+        ("Namespace", registration.namespace.as_str()),
+        ("NodeID", registration.node_id.as_str()),
+        ("Datacenter", registration.datacenter.as_str()),
+        ("JobID", registration.job_id.as_str()),
+        ("AllocID", registration.alloc_id.as_str()),
+        ("Address", registration.address.as_str()),
+    ] {
+        map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+    map.insert("Port".to_string(), Value::from(u64::from(registration.port)));
+    map.insert(
+        "Tags".to_string(),
+        Value::Array(registration.tags.iter().cloned().map(Value::String).collect()),
+    );
+    map.insert(
+        "Meta".to_string(),
+        Value::Map(
+            registration
+                .meta
+                .iter()
+                .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+                .collect(),
+        ),
+    );
+    Value::Map(map)
+}
+
+/// Parses Nomad's `[<tag>.]<service>[@<namespace>]`.
+fn service_query(text: &str, default_namespace: &str) -> (Option<String>, String, String) {
+    let (name, namespace) = match text.rsplit_once('@') {
+        Some((name, namespace)) if !namespace.is_empty() => (name, namespace.to_string()),
+        _ => (text, default_namespace.to_string()),
+    };
+    match name.split_once('.') {
+        Some((tag, service)) => (Some(tag.to_string()), service.to_string(), namespace),
+        None => (None, name.to_string(), namespace),
+    }
+}
+
+/// `nomadService "[tag.]name[@namespace]"`, or `nomadService N "key"
+/// "name"` for the N instances rendezvous hashing gives `key`: the healthy
+/// instances (every check passing, or none), by ID.
+fn nomad_service(args: &[Value]) -> Result<Value, FuncError> {
+    let (choose, name) = match args.len() {
+        1 => (None, string_arg("nomadService", args, 0, 1)?),
+        3 => {
+            let count = match &args[0] {
+                Value::Number(number) => number.as_u64(),
+                Value::String(text) => text.parse().ok(),
+                _ => None,
+            }
+            .and_then(|count| usize::try_from(count).ok())
+            .filter(|count| *count > 0)
+            .ok_or_else(|| generic("nomadService: the count must be a positive number"))?;
+            let key = string_arg("nomadService", args, 1, 3)?;
+            (Some((count, key)), string_arg("nomadService", args, 2, 3)?)
+        }
+        _ => return Err(generic("nomadService takes a name, or a count, a key and a name")),
+    };
+    let (registrations, default_namespace) = scope_services("nomadService")?;
+    let (tag, service, namespace) = service_query(&name, &default_namespace);
+    let mut found: Vec<ServiceRegistration> = registrations
+        .iter()
+        .filter(|registration| {
+            registration.namespace == namespace
+                && registration.service_name == service
+                && registration.is_healthy()
+                && tag.as_ref().is_none_or(|tag| registration.tags.contains(tag))
+        })
+        .cloned()
+        .collect();
+    found.sort_by(|left, right| left.id.cmp(&right.id));
+    if let Some((count, key)) = choose {
+        found = types::service::rendezvous_choose(found, count, &key);
+    }
+    Ok(Value::Array(found.iter().map(registration_value).collect()))
+}
+
+/// `nomadServices`: every service of the job's namespace with the union of
+/// its tags, by name (`.Name`, `.Tags`).
+fn nomad_services(args: &[Value]) -> Result<Value, FuncError> {
+    let (registrations, default_namespace) = scope_services("nomadServices")?;
+    let namespace = match args.len() {
+        0 => default_namespace,
+        1 => string_arg("nomadServices", args, 0, 1)?
+            .trim_start_matches('@')
+            .to_string(),
+        _ => return Err(generic("nomadServices takes at most a namespace")),
+    };
+    let mut by_name: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for registration in registrations
+        .iter()
+        .filter(|registration| registration.namespace == namespace)
+    {
+        by_name
+            .entry(&registration.service_name)
+            .or_default()
+            .extend(registration.tags.iter().map(String::as_str));
+    }
+    Ok(Value::Array(
+        by_name
+            .into_iter()
+            .map(|(name, tags)| {
+                let mut map = HashMap::new();
+                map.insert("Name".to_string(), Value::String(name.to_string()));
+                map.insert(
+                    "Tags".to_string(),
+                    Value::Array(tags.into_iter().map(|tag| Value::String(tag.to_string())).collect()),
+                );
+                Value::Map(map)
+            })
+            .collect(),
+    ))
+}
 
 fn generic(message: impl Into<String>) -> FuncError {
     FuncError::Generic(message.into())
@@ -667,11 +824,69 @@ mod tests {
 {{ "hello" | base64Encode }} {{ "aGVsbG8=" | base64Decode }} {{ "A-b" | toLower }} {{ "a" | toUpper }}
 {{ "a.b.c" | replaceAll "." "/" }} {{ "  t  " | trimSpace }} {{ if "needle hay" | contains "needle" }}yes{{ end }}
 {{ "x" | toJSON }}"#;
-        let output = render_text(text, &env(), &sandbox, &task_dir).unwrap_or_else(|_| panic!("renders"));
+        let output = render_text(text, &env(), &sandbox, &task_dir, None).unwrap_or_else(|_| panic!("renders"));
         assert_eq!(
             output,
             "task=web missing=[]\nport=8080 names=a,b\n0x 1y \naGVsbG8= hello a-b A\na/b/c t yes\n\"x\""
         );
+    }
+
+    #[test]
+    fn service_functions_list_healthy_instances_and_follow_the_catalog() {
+        let (_dir, sandbox, task_dir) = task_dirs();
+        let instance = |id: &str, port: u16, tags: &[&str], status: &str, namespace: &str| ServiceRegistration {
+            id: id.into(),
+            service_name: "web".into(),
+            namespace: namespace.into(),
+            address: "127.0.0.1".into(),
+            port,
+            tags: tags.iter().map(|tag| (*tag).to_string()).collect(),
+            checks: vec![types::CheckResult {
+                name: "c".into(),
+                status: status.into(),
+                ..types::CheckResult::default()
+            }],
+            ..ServiceRegistration::default()
+        };
+        let catalog = crate::services::ServiceCatalog::default();
+        catalog.set(vec![
+            instance("a", 8001, &["v1"], "passing", "default"),
+            instance("b", 8002, &["v2"], "passing", "default"),
+            instance("c", 8003, &["v1"], "critical", "default"),
+            instance("d", 9000, &[], "passing", "prod"),
+        ]);
+        let spec = template(
+            "{{ range nomadService \"web\" }}{{ .Address }}:{{ .Port }} {{ end }}|\
+{{ range nomadService \"v1.web\" }}{{ .Port }}{{ end }}|\
+{{ range nomadService \"web@prod\" }}{{ .Port }}{{ end }}|\
+{{ range nomadService 1 \"key\" \"web\" }}one{{ end }}|\
+{{ range nomadServices }}{{ .Name }}={{ join \",\" .Tags }}{{ end }}",
+            "local/out",
+        );
+        let mut templates = TaskTemplates::new(&[spec], &sandbox, &task_dir, env())
+            .expect("prepares")
+            .with_services(catalog.clone(), "default".into());
+        templates.render().expect("renders");
+        let out = || std::fs::read_to_string(task_dir.join("local/out")).expect("output");
+        assert_eq!(out(), "127.0.0.1:8001 127.0.0.1:8002 |8001|9000|one|web=v1,v2");
+        // An instance failing its check leaves the output on the next render.
+        catalog.set(vec![
+            instance("a", 8001, &["v1"], "critical", "default"),
+            instance("b", 8002, &["v2"], "passing", "default"),
+        ]);
+        let rendered = templates.render().expect("renders");
+        assert_eq!(rendered.changed, [0]);
+        assert_eq!(out(), "127.0.0.1:8002 |||one|web=v1,v2");
+        // Bad arguments are render errors, not panics.
+        let mut bad = TaskTemplates::new(
+            &[template("{{ nomadService 0 \"k\" \"web\" }}", "local/bad")],
+            &sandbox,
+            &task_dir,
+            env(),
+        )
+        .expect("prepares")
+        .with_services(catalog, "default".into());
+        assert!(bad.render().is_err());
     }
 
     #[test]

@@ -187,6 +187,7 @@ fn spec(driver: Arc<ScriptedDriver>, job_type: JobType, policy: RestartPolicy) -
         template_poll: Duration::from_secs(1),
         artifacts: Vec::new(),
         artifact_fetcher: None,
+        services: None,
         log_launcher: logmon::Launcher::InProcess,
     }
 }

@@ -103,6 +103,30 @@ pub struct AgentConfig {
     /// Where the agent's log lines go for `/v1/agent/monitor` (the
     /// process's tracing layer publishes into it; see `log_monitor`).
     pub logs: http_api::LogBroadcast,
+    /// The DNS server for native services (`dns { }`, `--dns-addr`).
+    pub dns: DnsSettings,
+}
+
+/// The `dns { }` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// Whether the agent serves DNS at all.
+    pub enabled: bool,
+    /// Where to listen; `None`: 127.0.0.1:8600, given up with a warning
+    /// when taken (an address set by the operator must bind).
+    pub addr: Option<SocketAddr>,
+    /// The zone served.
+    pub domain: String,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings {
+            enabled: true,
+            addr: None,
+            domain: "nomad".to_string(),
+        }
+    }
 }
 
 /// The `tls { }` block: which listeners use TLS and the PEM files.
@@ -165,6 +189,7 @@ impl Default for AgentConfig {
             acl: server::AclConfig::default(),
             tls: TlsSettings::default(),
             logs: http_api::LogBroadcast::default(),
+            dns: DnsSettings::default(),
         }
     }
 }
@@ -177,10 +202,13 @@ pub struct Agent {
     pub data_dir: PathBuf,
     /// The client node's ID (clients only).
     pub node_id: Option<String>,
+    /// The DNS server's address, when it serves.
+    pub dns_addr: Option<SocketAddr>,
     pub server: Option<server::Server>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     client_task: Option<tokio::task::JoinHandle<()>>,
     rpc_task: Option<tokio::task::JoinHandle<()>>,
+    dns_task: Option<tokio::task::JoinHandle<()>>,
     _temp_dir: Option<tempfile::TempDir>,
 }
 
@@ -315,6 +343,7 @@ impl Agent {
         let mut node_name = name.clone();
         let mut client_rpc = None;
         let mut client_handle = None;
+        let mut client_catalog = None;
         if let Some(settings) = &config.client {
             let mut servers = settings.servers.clone();
             if servers.is_empty() {
@@ -367,11 +396,64 @@ impl Agent {
             node_id = Some(client.node().id.clone());
             node_name = client.node().name.clone();
             client_handle = Some(client.handle());
+            client_catalog = Some(client.service_catalog());
             let mut shutdown_rx = shutdown_rx.clone();
             client_task = Some(tokio::spawn(client.run(async move {
                 let _ = shutdown_rx.wait_for(|stop| *stop).await;
             })));
             client_rpc = Some(rpc_client);
+        }
+
+        let mut dns_addr = None;
+        let mut dns_task = None;
+        if config.dns.enabled {
+            let domain = dns::validate_domain(&config.dns.domain).map_err(|error| anyhow::anyhow!("{error}"))?;
+            let addr = config.dns.addr.unwrap_or_else(|| dns::DnsConfig::default().addr);
+            let catalog: Option<dns::Catalog> = match (&server, &client_catalog) {
+                (Some(server), _) => {
+                    let server = server.clone();
+                    Some(Arc::new(move |namespace: &str, name: &str| {
+                        server
+                            .state()
+                            .service_registrations_by_name(namespace, name)
+                            .iter()
+                            .map(|registration| (**registration).clone())
+                            .collect()
+                    }))
+                }
+                (None, Some(catalog)) => {
+                    let catalog = catalog.clone();
+                    Some(Arc::new(move |namespace: &str, name: &str| {
+                        catalog
+                            .all()
+                            .iter()
+                            .filter(|registration| {
+                                registration.namespace == namespace
+                                    && registration.service_name.eq_ignore_ascii_case(name)
+                            })
+                            .cloned()
+                            .collect()
+                    }))
+                }
+                (None, None) => None,
+            };
+            if let Some(catalog) = catalog {
+                match dns::bind(addr).await {
+                    Ok(socket) => {
+                        dns_addr = socket.local_addr().ok();
+                        let dns_config = dns::DnsConfig {
+                            addr,
+                            domain,
+                            ..dns::DnsConfig::default()
+                        };
+                        dns_task = Some(tokio::spawn(dns::serve(socket, dns_config, catalog)));
+                    }
+                    Err(error) if config.dns.addr.is_none() => {
+                        tracing::warn!(%error, "DNS for services is off: its default address is taken (set dns {{ addr }} or --dns-addr)");
+                    }
+                    Err(error) => return Err(anyhow::anyhow!("{error}")),
+                }
+            }
         }
 
         let agent_info = Arc::new(http_api::AgentInfo {
@@ -429,10 +511,12 @@ impl Agent {
             rpc_addr,
             data_dir,
             node_id,
+            dns_addr,
             server,
             shutdown_tx,
             client_task,
             rpc_task,
+            dns_task,
             _temp_dir: temp_dir,
         })
     }
@@ -445,6 +529,9 @@ impl Agent {
             let _ = task.await;
         }
         if let Some(task) = &self.rpc_task {
+            task.abort();
+        }
+        if let Some(task) = &self.dns_task {
             task.abort();
         }
         if let Some(server) = &self.server {

@@ -30,6 +30,15 @@ pub struct FileConfig {
     pub client: ClientBlock,
     pub acl: AclBlock,
     pub tls: TlsBlock,
+    pub dns: DnsBlock,
+}
+
+/// The `dns { }` block (Drover's own: the DNS server for services).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsBlock {
+    pub enabled: Option<bool>,
+    pub addr: Option<String>,
+    pub domain: Option<String>,
 }
 
 /// The `tls { }` block.
@@ -443,6 +452,22 @@ pub fn parse_into(source: &str, file: &str, into: &mut FileConfig) -> Result<(),
                 &mut |reader, name, _, span| reader.unknown(span, &join("advertise", name)),
             ),
             "server" => read_server(reader, body, &mut config.borrow_mut().server),
+            "dns" => reader.walk(
+                body,
+                "dns",
+                &mut |reader, key, value, span| {
+                    let path = join("dns", key);
+                    let mut config = config.borrow_mut();
+                    let dns = &mut config.dns;
+                    match key {
+                        "enabled" => dns.enabled = reader.bool(value, span, &path),
+                        "addr" => dns.addr = reader.string(value, span, &path),
+                        "domain" => dns.domain = reader.string(value, span, &path),
+                        _ => reader.unknown(span, &path),
+                    }
+                },
+                &mut |reader, name, _, span| reader.unknown(span, &join("dns", name)),
+            ),
             "tls" => reader.walk(
                 body,
                 "tls",
@@ -803,6 +828,17 @@ client {
                 "agent.hcl:9:1: telemetry is not a configuration key Drover supports",
             ]
         );
+    }
+
+    #[test]
+    fn dns_block() {
+        let config = parse("dns {\n  addr = \"127.0.0.1:8653\"\n  domain = \"cluster.local\"\n  enabled = true\n}\n")
+            .expect("valid dns block");
+        assert_eq!(config.dns.addr.as_deref(), Some("127.0.0.1:8653"));
+        assert_eq!(config.dns.domain.as_deref(), Some("cluster.local"));
+        assert_eq!(config.dns.enabled, Some(true));
+        let errors = parse("dns {\n  recursors = [\"8.8.8.8\"]\n}\n").expect_err("unknown key");
+        assert!(errors[0].to_string().contains("dns.recursors"), "{}", errors[0]);
     }
 
     #[test]

@@ -98,6 +98,10 @@ struct AgentArgs {
     /// (Nomad's -acl-enabled; also `acl { enabled = true }`).
     #[arg(long)]
     acl_enabled: bool,
+    /// Address of the DNS server for services (default 127.0.0.1:8600;
+    /// also `dns { addr }`).
+    #[arg(long, value_name = "IP:PORT")]
+    dns_addr: Option<SocketAddr>,
 }
 
 /// Nomad users type single-dash long flags (`-server`, `-config=FILE`):
@@ -412,6 +416,18 @@ fn agent_config(args: &AgentArgs, file: &FileConfig) -> anyhow::Result<AgentConf
             verify_server_hostname: file.tls.verify_server_hostname.unwrap_or(false),
             verify_https_client: file.tls.verify_https_client.unwrap_or(false),
         },
+        dns: drover::agent::DnsSettings {
+            enabled: file.dns.enabled.unwrap_or(true),
+            addr: match (args.dns_addr, file.dns.addr.as_deref()) {
+                (Some(addr), _) => Some(addr),
+                (None, Some(text)) => Some(
+                    text.parse()
+                        .map_err(|_| anyhow::anyhow!("dns.addr {text:?} is not IP:PORT"))?,
+                ),
+                (None, None) => None,
+            },
+            domain: file.dns.domain.clone().unwrap_or_else(|| "nomad".to_string()),
+        },
     })
 }
 
@@ -451,6 +467,9 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
     println!("       Data dir: {}", agent.data_dir.display());
     if let Some(node_id) = &agent.node_id {
         println!("        Node ID: {node_id}");
+    }
+    if let Some(dns_addr) = agent.dns_addr {
+        println!("            DNS: {dns_addr}");
     }
     wait_for_signal().await;
     println!("==> Caught signal; shutting down");

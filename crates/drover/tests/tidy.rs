@@ -78,6 +78,8 @@ fn allowed_internal_edges() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("sim", &["types", "rpc", "workload"][..]),
         // The application SDK speaks only the HTTP API.
         ("drover-sdk", &["api-types", "api-client"][..]),
+        // The agent's DNS server: registrations in, DNS messages out.
+        ("dns", &["types"][..]),
     ])
 }
 

@@ -64,6 +64,7 @@ pub fn client_app(state: ClientAppState) -> Router {
             axum::routing::put(control_restart).post(control_restart),
         )
         .route("/v1/client/allocation/{alloc}/stats", get(control_stats))
+        .route("/v1/client/allocation/{alloc}/checks", get(control_checks))
         .route(
             "/v1/client/allocation/{alloc}/gc",
             get(control_alloc_gc).put(control_alloc_gc),
@@ -227,6 +228,13 @@ async fn control_stats(
     axum::extract::Path(alloc): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     crate::client_control::stats_local(handle_of(&state)?, &alloc).await
+}
+
+async fn control_checks(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(alloc): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    crate::client_control::checks_local(handle_of(&state)?, &alloc)
 }
 
 async fn control_alloc_gc(

@@ -1,5 +1,5 @@
 //! The client's allocation controls and stats, as Nomad serves them:
-//! `/v1/client/allocation/:id/{signal,restart,stats,gc}`, `/v1/client/gc`
+//! `/v1/client/allocation/:id/{signal,restart,stats,gc,checks}`, `/v1/client/gc`
 //! and `/v1/client/stats`. The agent whose client holds the allocation
 //! answers; any other agent passes the request on to that node.
 
@@ -188,6 +188,24 @@ pub async fn stats(
 ) -> Result<Response, ApiError> {
     match target(&state, &alloc_id, &caller, "read-job")? {
         Target::Local(handle, full) => stats_local(&handle, &full).await,
+        Target::Remote(addr, full) => pass_on(Method::GET, &addr, &uri, &alloc_id, &full, Bytes::new(), &headers).await,
+    }
+}
+
+/// The latest results of a local allocation's checks, by check ID.
+pub fn checks_local(handle: &ClientHandle, alloc_id: &str) -> Result<Response, ApiError> {
+    Ok(axum::Json(handle.alloc_checks(alloc_id)).into_response())
+}
+
+pub async fn checks(
+    State(state): State<AppState>,
+    Extension(caller): Extension<server::Caller>,
+    headers: HeaderMap,
+    Path(alloc_id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    match target(&state, &alloc_id, &caller, "read-job")? {
+        Target::Local(handle, full) => checks_local(&handle, &full),
         Target::Remote(addr, full) => pass_on(Method::GET, &addr, &uri, &alloc_id, &full, Bytes::new(), &headers).await,
     }
 }

@@ -27,6 +27,7 @@ mod metrics;
 mod node_pools;
 mod query;
 mod search;
+mod services;
 mod tls_listener;
 mod ui;
 mod vars;
@@ -184,6 +185,11 @@ fn server_routes() -> Routes {
         .on(M::PUT, "/v1/deployment/unblock/{id}", deployments::unblock)
         .on(M::GET, "/v1/allocations", handlers::list_allocations)
         .on(M::GET, "/v1/allocation/{id}", handlers::get_allocation)
+        .on(M::GET, "/v1/allocation/{id}/services", services::alloc_services)
+        .on(M::GET, "/v1/job/{id}/services", services::job_services)
+        .on(M::GET, "/v1/services", services::list_services)
+        .on(M::GET, "/v1/service/{name}", services::get_service)
+        .on(M::DELETE, "/v1/service/{name}/{id}", services::delete_service)
         .on(M::GET, "/v1/evaluations", handlers::list_evaluations)
         .on(M::GET, "/v1/evaluation/{id}", handlers::get_evaluation)
         .on(
@@ -277,6 +283,7 @@ fn server_routes() -> Routes {
         .on(M::PUT, "/v1/client/allocation/{id}/restart", client_control::restart)
         .on(M::POST, "/v1/client/allocation/{id}/restart", client_control::restart)
         .on(M::GET, "/v1/client/allocation/{id}/stats", client_control::stats)
+        .on(M::GET, "/v1/client/allocation/{id}/checks", client_control::checks)
         .on(M::GET, "/v1/client/allocation/{id}/gc", client_control::alloc_gc)
         .on(M::PUT, "/v1/client/allocation/{id}/gc", client_control::alloc_gc)
         .on(M::GET, "/v1/client/gc", client_control::client_gc)

@@ -707,7 +707,7 @@ fn services(o: &Obj, p: &mut Vec<Problem>) -> Vec<Service> {
             port_label: s.string(p, "PortLabel", "port").unwrap_or_default(),
             provider: s
                 .string(p, "Provider", "provider")
-                .unwrap_or_else(|| "consul".to_string()),
+                .unwrap_or_else(|| "nomad".to_string()),
             tags: s.strings(p, "Tags", "tags").unwrap_or_default(),
             canary_tags: s.strings(p, "CanaryTags", "canary_tags").unwrap_or_default(),
             address_mode: s

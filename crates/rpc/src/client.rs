@@ -307,6 +307,28 @@ impl RpcClient {
             other => Err(unexpected(&other)),
         }
     }
+
+    /// Stores and removes a node's service registrations.
+    pub async fn service_update(
+        &self,
+        request: crate::ServiceUpdateRequest,
+    ) -> Result<crate::ServiceUpdateResponse, RpcError> {
+        match self.call(Request::ServiceUpdate(request)).await? {
+            Response::ServiceUpdate(answer) => Ok(answer),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A blocking query for every service registration.
+    pub async fn service_watch(
+        &self,
+        request: crate::ServiceWatchRequest,
+    ) -> Result<crate::ServiceWatchResponse, RpcError> {
+        match self.call(Request::ServiceWatch(request)).await? {
+            Response::ServiceWatch(answer) => Ok(answer),
+            other => Err(unexpected(&other)),
+        }
+    }
 }
 
 /// Removes a call's waiter when the call ends for any reason (answer,

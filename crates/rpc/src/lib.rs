@@ -23,7 +23,7 @@ pub use tls::{RpcTls, TlsError};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use types::{AllocClientUpdate, Allocation, Index, Job, Node, NodeStatus};
+use types::{AllocClientUpdate, Allocation, Index, Job, Node, NodeStatus, ServiceRegistration};
 
 /// Largest frame either side accepts (64 MiB): big enough for a node with
 /// thousands of allocations or a Raft snapshot chunk, small enough that a
@@ -55,6 +55,11 @@ pub enum Request {
     /// A call between servers whose payload types belong to the servers
     /// (forwarded writes, the remote eval broker, membership).
     Server(ServerMessage),
+    /// A node's service registrations (new, changed, removed).
+    ServiceUpdate(ServiceUpdateRequest),
+    /// A blocking query for every service registration (templates and a
+    /// client agent's DNS).
+    ServiceWatch(ServiceWatchRequest),
 }
 
 impl Request {
@@ -67,6 +72,8 @@ impl Request {
         "alloc-update",
         "raft",
         "server",
+        "service-update",
+        "service-watch",
     ];
 
     /// Whether only a server may send this request.
@@ -79,6 +86,7 @@ impl Request {
     pub fn default_deadline(&self) -> Duration {
         match self {
             Request::NodeGetAllocs(query) => Duration::from_millis(query.max_wait_ms) + BLOCKING_GRACE,
+            Request::ServiceWatch(query) => Duration::from_millis(query.max_wait_ms) + BLOCKING_GRACE,
             _ => DEFAULT_DEADLINE,
         }
     }
@@ -92,6 +100,8 @@ impl Request {
             Request::AllocUpdate(_) => "alloc-update",
             Request::Raft(_) => "raft",
             Request::Server(_) => "server",
+            Request::ServiceUpdate(_) => "service-update",
+            Request::ServiceWatch(_) => "service-watch",
         }
     }
 }
@@ -105,6 +115,8 @@ pub enum Response {
     AllocUpdate(AllocUpdateResponse),
     Raft(RaftResponse),
     Server(ServerMessage),
+    ServiceUpdate(ServiceUpdateResponse),
+    ServiceWatch(ServiceWatchResponse),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +241,36 @@ pub struct AllocUpdateResponse {
     pub index: Index,
 }
 
+/// A node's service registrations to store and IDs to remove.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceUpdateRequest {
+    pub node_id: String,
+    pub secret_id: String,
+    pub upserts: Vec<ServiceRegistration>,
+    pub deletes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceUpdateResponse {
+    pub index: Index,
+}
+
+/// Waits until the registrations change past `min_index` (or `max_wait_ms`
+/// passes), then answers every registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceWatchRequest {
+    pub node_id: String,
+    pub secret_id: String,
+    pub min_index: Index,
+    pub max_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceWatchResponse {
+    pub index: Index,
+    pub registrations: Vec<ServiceRegistration>,
+}
+
 /// One Raft message: which kind, and openraft's request encoded with
 /// [`codec::encode`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,6 +365,18 @@ mod tests {
                 payload: Vec::new(),
             }),
             Request::Server(ServerMessage { payload: Vec::new() }),
+            Request::ServiceUpdate(ServiceUpdateRequest {
+                node_id: String::new(),
+                secret_id: secret(),
+                upserts: Vec::new(),
+                deletes: Vec::new(),
+            }),
+            Request::ServiceWatch(ServiceWatchRequest {
+                node_id: String::new(),
+                secret_id: secret(),
+                min_index: 0,
+                max_wait_ms: 0,
+            }),
         ];
         let kinds: Vec<&str> = requests.iter().map(Request::kind).collect();
         assert_eq!(kinds, Request::KINDS);

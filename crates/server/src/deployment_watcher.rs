@@ -33,7 +33,13 @@ fn nanos(duration: std::time::Duration) -> i64 {
 }
 
 /// The verdict on one allocation's health now, if there is one yet.
-pub(crate) fn judge(alloc: &Allocation, job: &Job, update: &UpdateStrategy, now: UnixNanos) -> Option<bool> {
+pub(crate) fn judge(
+    alloc: &Allocation,
+    job: &Job,
+    update: &UpdateStrategy,
+    checks_passing: bool,
+    now: UnixNanos,
+) -> Option<bool> {
     if matches!(
         alloc.client_status,
         AllocClientStatus::Failed | AllocClientStatus::Lost | AllocClientStatus::Complete
@@ -50,7 +56,9 @@ pub(crate) fn judge(alloc: &Allocation, job: &Job, update: &UpdateStrategy, now:
             .is_none_or(|lifecycle| lifecycle.sidecar || lifecycle.hook == "poststart")
     });
     let min_healthy = nanos(update.min_healthy_time);
-    let mut all_healthy = alloc.client_status == AllocClientStatus::Running;
+    // `checks_passing`: with `health_check = "checks"`, every service
+    // check of the allocation passes (true when there are none).
+    let mut all_healthy = alloc.client_status == AllocClientStatus::Running && checks_passing;
     for task in watched {
         let healthy = alloc.task_states.get(&task.name).is_some_and(|state| {
             // A restart starts the clock again.
@@ -64,6 +72,35 @@ pub(crate) fn judge(alloc: &Allocation, job: &Job, update: &UpdateStrategy, now:
     }
     let deadline = alloc.create_time.saturating_add(nanos(update.healthy_deadline));
     (now >= deadline).then_some(false)
+}
+
+/// Whether every service of the allocation's group (and its tasks) that
+/// declares checks is registered with every check passing.
+fn checks_pass(snapshot: &StateSnapshot, job: &Job, alloc: &Allocation) -> bool {
+    let Some(group) = job.group(&alloc.task_group) else {
+        return true;
+    };
+    let expected = group
+        .services
+        .iter()
+        .chain(group.tasks.iter().flat_map(|task| task.services.iter()))
+        .filter(|service| !service.checks.is_empty())
+        .count();
+    if expected == 0 {
+        return true;
+    }
+    let registrations = snapshot.service_registrations_by_alloc(&alloc.id);
+    let checked: Vec<_> = registrations
+        .iter()
+        .filter(|registration| !registration.checks.is_empty())
+        .collect();
+    checked.len() >= expected
+        && checked.iter().all(|registration| {
+            registration
+                .checks
+                .iter()
+                .all(|check| check.status == types::service::check_status::PASSING)
+        })
 }
 
 fn watcher_eval(job: &Job, deployment: &Deployment, id: String, now: UnixNanos) -> Evaluation {
@@ -156,7 +193,8 @@ fn plan_one(
         if update.health_check == health_mode::MANUAL {
             continue;
         }
-        let Some(verdict) = judge(&alloc, &job, update, now) else {
+        let checks_passing = update.health_check != health_mode::CHECKS || checks_pass(snapshot, &job, &alloc);
+        let Some(verdict) = judge(&alloc, &job, update, checks_passing, now) else {
             continue;
         };
         let Some(group) = counted.task_groups.get_mut(&alloc.task_group) else {
@@ -292,8 +330,8 @@ pub(crate) async fn run_once(server: &Server) {
     }
 }
 
-/// Why a job's update settings cannot be carried out (Drover runs no
-/// service checks yet, so `checks` health with checks declared is refused).
+/// Why a job's update settings cannot be carried out. `checks` health
+/// uses the service checks the clients run (see `checks_pass`).
 pub(crate) fn unsupported_update(job: &Job) -> Option<String> {
     for group in &job.task_groups {
         let Some(update) = &group.update else {
@@ -303,22 +341,6 @@ pub(crate) fn unsupported_update(job: &Job) -> Option<String> {
         if ![health_mode::CHECKS, health_mode::TASK_STATES, health_mode::MANUAL].contains(&mode) {
             return Some(format!(
                 "group {:?}: update.health_check = {mode:?} is not one of \"checks\", \"task_states\" or \"manual\"",
-                group.name
-            ));
-        }
-        let has_checks = group
-            .services
-            .iter()
-            .chain(group.tasks.iter().flat_map(|task| task.services.iter()))
-            .any(|service| !service.checks.is_empty());
-        if mode == health_mode::CHECKS
-            && has_checks
-            && update.max_parallel > 0
-            && job.job_type == types::JobType::Service
-        {
-            return Some(format!(
-                "group {:?}: update.health_check = \"checks\" with service checks is not supported by Drover yet \
-                 (service checks do not run); use health_check = \"task_states\" or \"manual\"",
                 group.name
             ));
         }
@@ -588,9 +610,8 @@ mod tests {
     }
 
     #[test]
-    fn checks_health_with_service_checks_is_refused_until_checks_run() {
+    fn checks_health_waits_for_passing_service_checks() {
         let mut with_checks = job("a", false, Duration::ZERO);
-        assert_eq!(unsupported_update(&with_checks), None);
         with_checks.task_groups[0].services = vec![types::Service {
             name: "web".into(),
             checks: vec![types::ServiceCheck::default()],
@@ -599,11 +620,37 @@ mod tests {
         if let Some(update) = with_checks.task_groups[0].update.as_mut() {
             update.health_check = health_mode::CHECKS.into();
         }
-        let reason = unsupported_update(&with_checks).expect("refused");
-        assert!(reason.contains("not supported by Drover yet"), "{reason}");
-        if let Some(update) = with_checks.task_groups[0].update.as_mut() {
+        assert_eq!(unsupported_update(&with_checks), None);
+        let update = with_checks.task_groups[0].update.clone().expect("update");
+        let running = Allocation {
+            client_status: AllocClientStatus::Running,
+            task_group: with_checks.task_groups[0].name.clone(),
+            task_states: with_checks.task_groups[0]
+                .tasks
+                .iter()
+                .map(|task| {
+                    (
+                        task.name.clone(),
+                        types::TaskState {
+                            state: TaskStateKind::Running,
+                            started_at: 1,
+                            ..types::TaskState::default()
+                        },
+                    )
+                })
+                .collect(),
+            ..Allocation::default()
+        };
+        let later = 1_000 * SECOND;
+        assert_eq!(judge(&running, &with_checks, &update, true, later), Some(true));
+        // Failing checks hold the verdict until the healthy deadline.
+        let verdict = judge(&running, &with_checks, &update, false, running.create_time + 1);
+        assert_eq!(verdict, None);
+        assert_eq!(judge(&running, &with_checks, &update, false, later), Some(false));
+        let mut bogus = with_checks;
+        if let Some(update) = bogus.task_groups[0].update.as_mut() {
             update.health_check = "bogus".into();
         }
-        assert!(unsupported_update(&with_checks).is_some());
+        assert!(unsupported_update(&bogus).is_some());
     }
 }

@@ -29,6 +29,7 @@ pub mod peer;
 mod plan_job;
 mod planner;
 mod rpc_handler;
+mod services;
 pub mod snapshot;
 mod vars;
 mod view;

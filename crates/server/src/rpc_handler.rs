@@ -75,6 +75,7 @@ impl Handler for RpcService {
             Request::Raft(request) => self.server.raft().handle_rpc(request, peer).await.map(Response::Raft),
             Request::Server(message) => self.peer_call(message, peer).await.map(Response::Server),
             Request::NodeGetAllocs(request) => self.node_get_allocs(request).await.map(Response::NodeGetAllocs),
+            Request::ServiceWatch(request) => self.service_watch(request).await.map(Response::ServiceWatch),
             request if !self.server.is_leader() => Ok(self.server.forward_to_leader(request).await?),
             request => self.leader_only(request).await,
         }
@@ -118,6 +119,7 @@ impl RpcService {
             Request::NodeRegister(request) => self.node_register(request).await.map(Response::NodeRegister),
             Request::NodeHeartbeat(request) => self.node_heartbeat(request).await.map(Response::NodeHeartbeat),
             Request::AllocUpdate(request) => self.alloc_update(request).await.map(Response::AllocUpdate),
+            Request::ServiceUpdate(request) => self.service_update(request).await.map(Response::ServiceUpdate),
             other => Err(RpcError::BadRequest(format!(
                 "{} requests are not forwarded",
                 other.kind()
@@ -187,7 +189,16 @@ impl RpcService {
         u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn check_secret(&self, state: &state::StateSnapshot, node_id: &str, secret_id: &str) -> Result<(), RpcError> {
+    pub(crate) fn server(&self) -> &Server {
+        &self.server
+    }
+
+    pub(crate) fn check_secret(
+        &self,
+        state: &state::StateSnapshot,
+        node_id: &str,
+        secret_id: &str,
+    ) -> Result<(), RpcError> {
         let Some(node) = state.node(node_id) else {
             return Err(RpcError::NotFound(format!("node {node_id}")));
         };

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use types::{
     AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, EncryptedItems,
-    Evaluation, Index, Job, Namespace, Node, NodeStatus, RootKeyMeta, ScalingEvent, SchedulerConfiguration, UnixNanos,
-    Variable, VariableLock,
+    Evaluation, Index, Job, Namespace, Node, NodeStatus, RootKeyMeta, ScalingEvent, SchedulerConfiguration,
+    ServiceRegistration, UnixNanos, Variable, VariableLock,
 };
 
 /// One state change, as written to the Raft log.
@@ -178,6 +178,12 @@ pub enum Command {
     RootKeyUpsert { key: RootKeyMeta },
     /// One operation on a variable, judged at `now` (lock expiry included).
     VarApply { op: VarOp, now: UnixNanos },
+    /// Creates or updates native service registrations (a client's
+    /// running allocations, with their check results). Registrations of
+    /// allocations that are unknown, terminal or on a down node are dropped.
+    ServiceRegistrationUpsert { services: Vec<ServiceRegistration> },
+    /// Deletes service registrations by ID (unknown IDs are ignored).
+    ServiceRegistrationDelete { ids: Vec<String> },
 }
 
 /// An operation on one variable. Items arrive encrypted.
@@ -284,6 +290,8 @@ impl Command {
             Command::NodeEligibility { .. } => "node-eligibility",
             Command::RootKeyUpsert { .. } => "root-key-upsert",
             Command::VarApply { .. } => "var-apply",
+            Command::ServiceRegistrationUpsert { .. } => "service-registration-upsert",
+            Command::ServiceRegistrationDelete { .. } => "service-registration-delete",
         }
     }
 }

@@ -376,7 +376,10 @@ impl StateSnapshot {
             // Variables and root keys are not streamed: a variable's
             // event would need its own ACL path check per subscriber.
             | Command::VarApply { .. }
-            | Command::RootKeyUpsert { .. } => {}
+            | Command::RootKeyUpsert { .. }
+            // Nomad's Service topic is not built yet.
+            | Command::ServiceRegistrationUpsert { .. }
+            | Command::ServiceRegistrationDelete { .. } => {}
         }
         named
     }

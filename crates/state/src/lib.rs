@@ -10,6 +10,7 @@ mod acl;
 mod command;
 mod deployments;
 pub mod events;
+mod services;
 mod store;
 mod vars;
 

@@ -49,6 +49,8 @@ pub struct TableIndexes {
     pub variables: Index,
     #[serde(default)]
     pub root_keys: Index,
+    #[serde(default)]
+    pub services: Index,
 }
 
 /// Counts of allocations per client status for one task group.
@@ -118,6 +120,8 @@ pub struct StateSnapshot {
     pub(crate) scaling_events: OrdMap<(String, String, String), Arc<Vec<types::ScalingEvent>>>,
     /// Variables and root keys (see `vars.rs`).
     pub(crate) vars: crate::vars::VarTables,
+    /// Native service registrations (see `services.rs`).
+    pub(crate) services: crate::services::ServiceTables,
 }
 
 /// Every node as the scheduler's per-evaluation pass reads it: the nodes,
@@ -251,6 +255,8 @@ struct PersistedState {
     scaling_events: Vec<((String, String, String), Vec<types::ScalingEvent>)>,
     #[serde(default)]
     vars: crate::vars::PersistedVars,
+    #[serde(default)]
+    services: crate::services::PersistedServices,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -282,6 +288,7 @@ impl From<StateSnapshot> for PersistedState {
                 .map(|(key, events)| (key.clone(), (**events).clone()))
                 .collect(),
             vars: state.vars.persisted(),
+            services: state.services.persisted(),
         }
     }
 }
@@ -300,6 +307,7 @@ impl From<PersistedState> for StateSnapshot {
                 .collect(),
             acl: crate::acl::AclTables::from_persisted(persisted.acl),
             vars: crate::vars::VarTables::from_persisted(persisted.vars),
+            services: crate::services::ServiceTables::from_persisted(persisted.services),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -744,6 +752,9 @@ impl StateSnapshot {
                 node.status_updated_at = now;
                 node.modify_index = index;
                 self.put_node(Arc::new(node));
+                if status == NodeStatus::Down {
+                    self.drop_node_services(index, &node_id);
+                }
                 self.tables.nodes = index;
                 for eval in evals {
                     result.evals_to_enqueue.push(eval.id.clone());
@@ -826,6 +837,9 @@ impl StateSnapshot {
                     // The node's own reports do not wake its allocation watch:
                     // only server-side changes (`node_alloc_index`) do.
                     self.track_usage(Some(&existing), Some(&alloc));
+                    if alloc.client_status.is_terminal() {
+                        self.drop_alloc_services(index, &alloc.id);
+                    }
                     self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
                     self.tables.allocs = index;
                 }
@@ -871,6 +885,7 @@ impl StateSnapshot {
                     acl_roles: index,
                     variables: index,
                     root_keys: index,
+                    services: index,
                 };
                 for node_id in watched {
                     self.node_alloc_index.insert(node_id, index);
@@ -1029,6 +1044,8 @@ impl StateSnapshot {
                     self.upsert_eval(index, eval);
                 }
             }
+            Command::ServiceRegistrationUpsert { services } => self.apply_service_upsert(index, services),
+            Command::ServiceRegistrationDelete { ids } => self.apply_service_delete(index, ids),
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -1046,6 +1063,7 @@ impl StateSnapshot {
                     }
                 }
                 for id in alloc_ids {
+                    self.drop_alloc_services(index, &id);
                     if let Some(alloc) = self.allocs.remove(&id) {
                         self.track_usage(Some(&alloc), None);
                         let job_key = key(&alloc.namespace, &alloc.job_id);
@@ -1233,6 +1251,10 @@ impl StateSnapshot {
         self.node_alloc_index.insert(alloc.node_id.clone(), index);
         let previous = self.allocs.get(&alloc.id).cloned();
         self.track_usage(previous.as_deref(), Some(&alloc));
+        if alloc.client_status.is_terminal() {
+            // A plan marking an allocation lost ends its instances.
+            self.drop_alloc_services(index, &alloc.id);
+        }
         self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
         self.tables.allocs = index;
     }

@@ -20,6 +20,7 @@ pub mod operator;
 pub mod plan;
 pub mod resources;
 pub mod runtime_support;
+pub mod service;
 pub mod validate;
 pub mod variables;
 
@@ -34,6 +35,7 @@ pub use node_index::{NodeEntry, VerdictCache};
 pub use operator::*;
 pub use plan::*;
 pub use resources::*;
+pub use service::{CheckResult, ServiceRegistration};
 pub use validate::{ValidationError, ValidationErrors};
 pub use variables::*;
 

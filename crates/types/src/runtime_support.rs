@@ -114,6 +114,8 @@ fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup
         );
     }
     check_shutdown_delay(collector, &path, group.shutdown_delay);
+    let task_names: Vec<&str> = group.tasks.iter().map(|task| task.name.as_str()).collect();
+    check_services(collector, &path, &group.services, Some(&task_names));
     for (name, volume) in &group.volumes {
         let field = |part: &str| format!("volume {:?}.{part}", shorten(name));
         match volume.volume_type.as_str() {
@@ -161,6 +163,279 @@ fn check_group(collector: &mut Collector, job_path: &[String], group: &TaskGroup
     }
     for task in &group.tasks {
         check_task(collector, &path, task);
+    }
+}
+
+/// Most services one group or task may declare.
+pub const MAX_SERVICES: usize = 32;
+/// Most checks one service may declare.
+pub const MAX_CHECKS: usize = 16;
+/// Shortest check interval the client runs.
+pub const MIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Service options for Consul only (the `nomad` provider has none of them).
+const SERVICE_CONSUL_ONLY: &[(&str, &str)] = &[
+    ("Connect", "connect"),
+    ("Weights", "weights"),
+    ("TaggedAddresses", "tagged_addresses"),
+    ("EnableTagOverride", "enable_tag_override"),
+    ("Identity", "identity"),
+    ("Cluster", "cluster"),
+    ("Kind", "kind"),
+];
+/// Check options Drover's checks do not carry out.
+const CHECK_UNSUPPORTED: &[(&str, &str, &str)] = &[
+    (
+        "Expose",
+        "expose",
+        "expose is for Consul Connect, which Drover does not support",
+    ),
+    ("Body", "body", "http check bodies are not supported by Drover yet"),
+    (
+        "GRPCService",
+        "grpc_service",
+        "grpc checks are not supported by Drover yet",
+    ),
+    (
+        "GRPCUseTLS",
+        "grpc_use_tls",
+        "grpc checks are not supported by Drover yet",
+    ),
+    (
+        "TLSSkipVerify",
+        "tls_skip_verify",
+        "https checks are not supported by Drover yet",
+    ),
+    (
+        "TLSServerName",
+        "tls_server_name",
+        "https checks are not supported by Drover yet",
+    ),
+    (
+        "FailuresBeforeWarning",
+        "failures_before_warning",
+        "failures_before_warning is not supported by Drover yet",
+    ),
+];
+
+/// `service` blocks: Drover runs the `nomad` provider, with http and tcp
+/// checks on the host address. `tasks` is the group's task names for group
+/// services (a check's `task` must name one), `None` for task services.
+fn check_services(
+    collector: &mut Collector,
+    owner_path: &[String],
+    services: &[crate::Service],
+    tasks: Option<&[&str]>,
+) {
+    if services.len() > MAX_SERVICES {
+        collector.push(
+            owner_path,
+            "service",
+            format!("more than Drover's limit of {MAX_SERVICES} services"),
+        );
+    }
+    for (idx, service) in services.iter().enumerate() {
+        let field = |name: &str| format!("service[{idx}].{name}");
+        match service.provider.as_str() {
+            "" | "nomad" => {}
+            "consul" => collector.push(
+                owner_path,
+                &field("provider"),
+                "the consul service provider is not supported by Drover (Consul is not built in): use provider = \"nomad\"",
+            ),
+            other => collector.push(
+                owner_path,
+                &field("provider"),
+                format!("unknown service provider {other:?}: use nomad"),
+            ),
+        }
+        match service.address_mode.as_str() {
+            "" | "auto" | "host" => {}
+            "alloc" | "driver" => collector.push(
+                owner_path,
+                &field("address_mode"),
+                format!(
+                    "address_mode {:?} is not supported by Drover yet: use auto or host",
+                    service.address_mode
+                ),
+            ),
+            other => collector.push(
+                owner_path,
+                &field("address_mode"),
+                format!("unknown address_mode {other:?}: use auto or host"),
+            ),
+        }
+        if !service.address.is_empty() && !matches!(service.address_mode.as_str(), "" | "auto") {
+            collector.push(
+                owner_path,
+                &field("address"),
+                "address can only be set with address_mode = \"auto\"",
+            );
+        }
+        if tasks.is_none() && !service.task_name.is_empty() {
+            collector.push(owner_path, &field("task"), "task is only for group services");
+        }
+        if let Some(tasks) = tasks
+            && !service.task_name.is_empty()
+            && !tasks.contains(&service.task_name.as_str())
+        {
+            collector.push(
+                owner_path,
+                &field("task"),
+                format!("the group has no task {:?}", service.task_name),
+            );
+        }
+        for (api_name, hcl_name) in SERVICE_CONSUL_ONLY {
+            if service.extra.get(*api_name).is_some_and(|value| !is_empty(value)) {
+                collector.push(
+                    owner_path,
+                    &field(hcl_name),
+                    format!("{hcl_name} is for the consul provider, which Drover does not support"),
+                );
+            }
+        }
+        check_on_update(
+            collector,
+            owner_path,
+            &field("on_update"),
+            service.extra.get("OnUpdate"),
+        );
+        if let Some(meta) = service.extra.get("CanaryMeta").filter(|value| !is_empty(value))
+            && !meta
+                .as_object()
+                .is_some_and(|object| object.values().all(serde_json::Value::is_string))
+        {
+            collector.push(
+                owner_path,
+                &field("canary_meta"),
+                "canary_meta must map names to strings",
+            );
+        }
+        if let Some(value) = service.extra.get("CheckRestart").filter(|value| !is_empty(value))
+            && let Err(error) = crate::service::parse_check_restart(value)
+        {
+            collector.push(owner_path, &field("check_restart"), error);
+        }
+        if service.checks.len() > MAX_CHECKS {
+            collector.push(
+                owner_path,
+                &field("check"),
+                format!("more than Drover's limit of {MAX_CHECKS} checks"),
+            );
+        }
+        for (check_idx, check) in service.checks.iter().enumerate() {
+            let check_field = |name: &str| format!("service[{idx}].check[{check_idx}].{name}");
+            match check.check_type.as_str() {
+                "http" | "tcp" => {}
+                other => collector.push(
+                    owner_path,
+                    &check_field("type"),
+                    format!("{other} checks are not supported by Drover yet: use http or tcp"),
+                ),
+            }
+            if !matches!(check.protocol.as_str(), "" | "http") {
+                collector.push(
+                    owner_path,
+                    &check_field("protocol"),
+                    format!("protocol {:?} is not supported by Drover yet: use http", check.protocol),
+                );
+            }
+            if !check.interval.is_zero() && check.interval < MIN_CHECK_INTERVAL {
+                collector.push(
+                    owner_path,
+                    &check_field("interval"),
+                    format!(
+                        "interval is shorter than Drover's limit of {}ms",
+                        MIN_CHECK_INTERVAL.as_millis()
+                    ),
+                );
+            }
+            if !matches!(check.initial_status.as_str(), "" | "passing" | "warning" | "critical") {
+                collector.push(
+                    owner_path,
+                    &check_field("initial_status"),
+                    format!(
+                        "unknown initial_status {:?}: use passing, warning or critical",
+                        check.initial_status
+                    ),
+                );
+            }
+            if !check.method.is_empty() && !check.method.bytes().all(|byte| byte.is_ascii_uppercase()) {
+                collector.push(
+                    owner_path,
+                    &check_field("method"),
+                    format!("method {:?} is not an HTTP method", check.method),
+                );
+            }
+            for (api_name, hcl_name, reason) in CHECK_UNSUPPORTED {
+                if check.extra.get(*api_name).is_some_and(|value| !is_empty(value)) {
+                    collector.push(owner_path, &check_field(hcl_name), *reason);
+                }
+            }
+            match check.extra.get("AddressMode").and_then(serde_json::Value::as_str) {
+                None | Some("" | "host") => {}
+                Some(other) => collector.push(
+                    owner_path,
+                    &check_field("address_mode"),
+                    format!("check address_mode {other:?} is not supported by Drover yet: use host"),
+                ),
+            }
+            if let Some(task_name) = check.extra.get("TaskName").and_then(serde_json::Value::as_str)
+                && !task_name.is_empty()
+            {
+                match tasks {
+                    None => collector.push(owner_path, &check_field("task"), "task is only for group services"),
+                    Some(tasks) if !tasks.contains(&task_name) => collector.push(
+                        owner_path,
+                        &check_field("task"),
+                        format!("the group has no task {task_name:?}"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            check_on_update(
+                collector,
+                owner_path,
+                &check_field("on_update"),
+                check.extra.get("OnUpdate"),
+            );
+            if let Some(value) = check.extra.get("CheckRestart").filter(|value| !is_empty(value))
+                && let Err(error) = crate::service::parse_check_restart(value)
+            {
+                collector.push(owner_path, &check_field("check_restart"), error);
+            }
+            if let Err(error) = crate::service::check_headers(check) {
+                collector.push(owner_path, &check_field("header"), error);
+            }
+            for (api_name, hcl_name) in [
+                ("SuccessBeforePassing", "success_before_passing"),
+                ("FailuresBeforeCritical", "failures_before_critical"),
+            ] {
+                if let Err(error) = crate::service::check_count(check, api_name) {
+                    collector.push(owner_path, &check_field(hcl_name), error);
+                }
+            }
+        }
+    }
+}
+
+/// `on_update`: Drover judges deployment health from task states (a group
+/// with `health_check = "checks"` and checks is refused), so checks never
+/// gate an update and only the default, `require_healthy`, means what it
+/// says; the others would be accepted and ignored.
+fn check_on_update(collector: &mut Collector, path: &[String], field: &str, value: Option<&serde_json::Value>) {
+    match value.and_then(serde_json::Value::as_str) {
+        None | Some("" | "require_healthy") => {}
+        Some(other @ ("ignore" | "ignore_warnings")) => collector.push(
+            path,
+            field,
+            format!("on_update = {other:?} is not supported by Drover yet: checks do not gate deployments here"),
+        ),
+        Some(other) => collector.push(
+            path,
+            field,
+            format!("unknown on_update {other:?}: use require_healthy, ignore_warnings or ignore"),
+        ),
     }
 }
 
@@ -327,6 +602,7 @@ fn check_task(collector: &mut Collector, group_path: &[String], task: &Task) {
     path.push(format!("task {:?}", shorten(&task.name)));
     check_extra(collector, &path, &task.extra, TASK_FIELDS);
     check_shutdown_delay(collector, &path, task.shutdown_delay);
+    check_services(collector, &path, &task.services, None);
     if let Some(payload) = &task.dispatch_payload
         && (payload.file.starts_with('/') || payload.file.split('/').any(|part| part == ".."))
     {
@@ -415,6 +691,61 @@ mod tests {
             Ok(()) => Vec::new(),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn services_are_checked_for_what_drover_runs() {
+        use crate::{Service, ServiceCheck};
+        let mut job = job();
+        let check = |check_type: &str| ServiceCheck {
+            check_type: check_type.into(),
+            path: "/".into(),
+            interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+            ..ServiceCheck::default()
+        };
+        job.task_groups[0].services.push(Service {
+            name: "web".into(),
+            provider: "nomad".into(),
+            port_label: "http".into(),
+            checks: vec![check("http"), check("tcp")],
+            ..Service::default()
+        });
+        assert_eq!(messages(&job), Vec::<String>::new());
+        let mut consul = job.clone();
+        consul.task_groups[0].services[0].provider = "consul".into();
+        assert!(messages(&consul)[0].contains("service[0].provider: the consul service provider is not supported"));
+        let mut script = job.clone();
+        script.task_groups[0].services[0].checks.push(check("script"));
+        script.task_groups[0].services[0].checks.push(check("grpc"));
+        let found = messages(&script);
+        assert!(
+            found[0].contains("group \"g\" → service[0].check[2].type: script checks are not supported"),
+            "{found:?}"
+        );
+        assert!(found[1].contains("service[0].check[3].type: grpc checks"), "{found:?}");
+        let mut connect = job.clone();
+        connect.task_groups[0].services[0]
+            .extra
+            .insert("Connect".into(), serde_json::json!({"SidecarService": {}}));
+        connect.task_groups[0].services[0]
+            .extra
+            .insert("OnUpdate".into(), serde_json::json!("ignore"));
+        connect.task_groups[0].services[0].checks[0]
+            .extra
+            .insert("CheckRestart".into(), serde_json::json!({"Limit": "x"}));
+        let found = messages(&connect);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().any(|m| m.contains("service[0].connect")));
+        assert!(found.iter().any(|m| m.contains("service[0].on_update")));
+        assert!(found.iter().any(|m| m.contains("service[0].check[0].check_restart")));
+        let mut task_service = job;
+        let service = task_service.task_groups[0].services.remove(0);
+        task_service.task_groups[0].tasks[0].services.push(Service {
+            address_mode: "driver".into(),
+            ..service
+        });
+        assert!(messages(&task_service)[0].contains("task \"t\" → service[0].address_mode"));
     }
 
     #[test]

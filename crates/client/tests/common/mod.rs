@@ -178,7 +178,9 @@ impl Handler for FakeServer {
                 self.changes.send_modify(|n| *n += 1);
                 Ok(Response::AllocUpdate(AllocUpdateResponse { index }))
             }
-            Request::Raft(_) | Request::Server(_) => Err(RpcError::BadRequest("no server calls here".into())),
+            Request::Raft(_) | Request::Server(_) | Request::ServiceUpdate(_) | Request::ServiceWatch(_) => {
+                Err(RpcError::BadRequest("no server or service calls here".into()))
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub async fn start_agent(data_dir: &Path) -> Agent {
         drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
         // The test image is shared by every test: never collect it.
         docker: no_image_gc(),
+        dns: any_dns_port(),
         ..AgentConfig::default()
     })
     .await
@@ -38,6 +39,7 @@ pub async fn start_agent_with_acls(data_dir: &Path) -> Agent {
         data_dir: Some(data_dir.to_path_buf()),
         drover_binary: Some(env!("CARGO_BIN_EXE_drover").into()),
         docker: no_image_gc(),
+        dns: any_dns_port(),
         acl: server::AclConfig {
             enabled: true,
             token_min_expiration_ttl: Duration::from_secs(1),
@@ -47,6 +49,14 @@ pub async fn start_agent_with_acls(data_dir: &Path) -> Agent {
     })
     .await
     .expect("agent starts")
+}
+
+/// DNS on a port the OS picks, so tests never contend for 8600.
+pub fn any_dns_port() -> drover::agent::DnsSettings {
+    drover::agent::DnsSettings {
+        addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..drover::agent::DnsSettings::default()
+    }
 }
 
 /// The docker plugin's defaults, without image garbage collection, and
