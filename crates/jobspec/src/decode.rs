@@ -657,6 +657,7 @@ fn periodic(d: &mut Decoder, parent: &Reader, node: &Node) -> Value {
     put(&mut out, "ProhibitOverlap", r.bool(d, "prohibit_overlap"));
     put(&mut out, "TimeZone", r.string(d, "time_zone"));
     put(&mut out, "Enabled", r.bool(d, "enabled"));
+    put(&mut out, "MaxConcurrent", r.int(d, "max_concurrent"));
     r.finish(d);
     Value::Object(out)
 }
@@ -667,6 +668,7 @@ fn parameterized(d: &mut Decoder, parent: &Reader, node: &Node) -> Value {
     put(&mut out, "Payload", r.string(d, "payload"));
     put(&mut out, "MetaRequired", r.strings(d, "meta_required").map(string_list));
     put(&mut out, "MetaOptional", r.strings(d, "meta_optional").map(string_list));
+    put(&mut out, "MaxConcurrent", r.int(d, "max_concurrent"));
     r.finish(d);
     Value::Object(out)
 }

@@ -18,6 +18,7 @@
 pub mod access;
 mod broker;
 pub mod cluster;
+mod cron;
 mod deployment_watcher;
 mod deployments;
 pub mod gc;

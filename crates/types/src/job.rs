@@ -186,6 +186,15 @@ impl Job {
         self.periodic.as_ref().is_some_and(|periodic| periodic.enabled) || self.parameterized.is_some()
     }
 
+    /// The concurrency cap of this job's children (Drover's
+    /// `max_concurrent` extension); 0 means no cap.
+    pub fn child_cap(&self) -> u32 {
+        if let Some(parameterized) = &self.parameterized {
+            return parameterized.max_concurrent;
+        }
+        self.periodic.as_ref().map_or(0, |periodic| periodic.max_concurrent)
+    }
+
     /// The sum of `count` over all groups.
     pub fn total_count(&self) -> u64 {
         self.task_groups.iter().map(|group| group.count as u64).sum()
@@ -624,6 +633,9 @@ pub struct PeriodicConfig {
     pub spec_type: String,
     pub prohibit_overlap: bool,
     pub time_zone: String,
+    /// Drover extension: at most this many children run at once; later
+    /// launches wait in a queue and start in order as slots free. 0: no cap.
+    pub max_concurrent: u32,
 }
 
 impl Default for PeriodicConfig {
@@ -634,6 +646,7 @@ impl Default for PeriodicConfig {
             spec_type: "cron".to_string(),
             prohibit_overlap: false,
             time_zone: "UTC".to_string(),
+            max_concurrent: 0,
         }
     }
 }
@@ -646,6 +659,10 @@ pub struct ParameterizedConfig {
     pub payload: String,
     pub meta_required: Vec<String>,
     pub meta_optional: Vec<String>,
+    /// Drover extension: at most this many dispatched children run at
+    /// once; later dispatches wait in a queue and start in order as slots
+    /// free. 0: no cap.
+    pub max_concurrent: u32,
 }
 
 impl Default for ParameterizedConfig {
@@ -654,6 +671,7 @@ impl Default for ParameterizedConfig {
             payload: "optional".to_string(),
             meta_required: Vec::new(),
             meta_optional: Vec::new(),
+            max_concurrent: 0,
         }
     }
 }

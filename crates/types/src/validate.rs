@@ -191,6 +191,9 @@ impl Job {
             }
         }
         if let Some(parameterized) = &self.parameterized {
+            if self.periodic.as_ref().is_some_and(|periodic| periodic.enabled) {
+                collector.push(&job_path, "periodic", "a parameterized job cannot also be periodic");
+            }
             if !matches!(self.job_type, JobType::Batch | JobType::Sysbatch) {
                 collector.push(
                     &job_path,
