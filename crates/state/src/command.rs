@@ -171,6 +171,37 @@ pub enum Command {
         evals: Vec<Evaluation>,
         now: UnixNanos,
     },
+    /// A launch of a periodic job: its scheduled time (recorded as the
+    /// job's last launch; a scheduled launch not after the recorded one is
+    /// refused, so a new leader never repeats one) and the child to run.
+    /// Without a child, or when `prohibit_overlap` finds an earlier child
+    /// still running, only the launch is recorded. `force`
+    /// (`job periodic force`) launches whatever the schedule and overlap.
+    PeriodicLaunch {
+        namespace: String,
+        job_id: String,
+        launch: UnixNanos,
+        force: bool,
+        child: Option<Job>,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
+    /// A dispatch of a parameterized job (the child names its parent). A
+    /// child of the same parent with the same idempotency token answers
+    /// instead. Past the parent's `max_concurrent`, the child is stored and
+    /// queued without its evaluation.
+    JobDispatch {
+        child: Job,
+        eval: Evaluation,
+        now: UnixNanos,
+    },
+    /// Starts queued children of a parent, front first, with these
+    /// evaluations, while its `max_concurrent` has room.
+    ChildRelease {
+        namespace: String,
+        parent_id: String,
+        evals: Vec<Evaluation>,
+    },
 }
 
 impl Command {
@@ -202,6 +233,9 @@ impl Command {
             Command::JobScale { .. } => "job-scale",
             Command::JobStability { .. } => "job-stability",
             Command::NodeEligibility { .. } => "node-eligibility",
+            Command::PeriodicLaunch { .. } => "periodic-launch",
+            Command::JobDispatch { .. } => "job-dispatch",
+            Command::ChildRelease { .. } => "child-release",
         }
     }
 }
@@ -221,4 +255,8 @@ pub struct CommandResult {
     /// when its check-and-set index no longer matched).
     #[serde(default)]
     pub updated: bool,
+    /// The child job a launch or dispatch made (or found, for a repeated
+    /// idempotency token).
+    #[serde(default)]
+    pub job_id: Option<String>,
 }

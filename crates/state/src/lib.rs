@@ -9,6 +9,7 @@
 mod acl;
 mod command;
 mod deployments;
+mod launches;
 mod store;
 
 pub use command::{Command, CommandResult};

@@ -112,6 +112,10 @@ pub struct StateSnapshot {
     pub(crate) acl: crate::acl::AclTables,
     /// Scaling events per (namespace, job, group), newest last.
     pub(crate) scaling_events: OrdMap<(String, String, String), Arc<Vec<types::ScalingEvent>>>,
+    /// The last launch of each periodic job (see `launches.rs`).
+    pub(crate) periodic_launches: OrdMap<NsKey, UnixNanos>,
+    /// Children waiting for a slot under their parent's `max_concurrent`.
+    pub(crate) child_queues: OrdMap<NsKey, imbl::Vector<String>>,
 }
 
 /// Every node as the scheduler's per-evaluation pass reads it: the nodes,
@@ -243,6 +247,10 @@ struct PersistedState {
     acl: crate::acl::PersistedAcl,
     #[serde(default)]
     scaling_events: Vec<((String, String, String), Vec<types::ScalingEvent>)>,
+    #[serde(default)]
+    periodic_launches: Vec<(NsKey, UnixNanos)>,
+    #[serde(default)]
+    child_queues: Vec<(NsKey, Vec<String>)>,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -273,6 +281,12 @@ impl From<StateSnapshot> for PersistedState {
                 .iter()
                 .map(|(key, events)| (key.clone(), (**events).clone()))
                 .collect(),
+            periodic_launches: state.periodic_launches.into_iter().collect(),
+            child_queues: state
+                .child_queues
+                .into_iter()
+                .map(|(parent, queue)| (parent, queue.into_iter().collect()))
+                .collect(),
         }
     }
 }
@@ -290,6 +304,12 @@ impl From<PersistedState> for StateSnapshot {
                 .map(|namespace| (namespace.name.clone(), Arc::new(namespace)))
                 .collect(),
             acl: crate::acl::AclTables::from_persisted(persisted.acl),
+            periodic_launches: persisted.periodic_launches.into_iter().collect(),
+            child_queues: persisted
+                .child_queues
+                .into_iter()
+                .map(|(parent, queue)| (parent, queue.into_iter().collect::<imbl::Vector<String>>()))
+                .collect(),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -691,6 +711,7 @@ impl StateSnapshot {
                 if purge {
                     self.jobs.remove(&job_key);
                     self.system_jobs.remove(&job_key);
+                    self.forget_children_of(&job_key);
                     self.purge_versions(&namespace, &job_id, u64::MAX);
                     self.purge_deployments(index, &job_key);
                 } else {
@@ -1016,6 +1037,21 @@ impl StateSnapshot {
                     self.upsert_eval(index, eval);
                 }
             }
+            Command::PeriodicLaunch {
+                namespace,
+                job_id,
+                launch,
+                force,
+                child,
+                eval,
+                now,
+            } => self.apply_periodic_launch(index, &namespace, &job_id, launch, force, child, eval, now, &mut result),
+            Command::JobDispatch { child, eval, now } => self.apply_dispatch(index, child, eval, now, &mut result),
+            Command::ChildRelease {
+                namespace,
+                parent_id,
+                evals,
+            } => self.apply_child_release(index, &namespace, &parent_id, evals, &mut result),
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -1050,6 +1086,7 @@ impl StateSnapshot {
                     let job_key = key(&namespace, &job_id);
                     if self.jobs.remove(&job_key).is_some() {
                         self.system_jobs.remove(&job_key);
+                        self.forget_children_of(&job_key);
                         self.purge_versions(&namespace, &job_id, u64::MAX);
                         self.purge_deployments(index, &job_key);
                         self.tables.jobs = index;

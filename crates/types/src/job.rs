@@ -89,6 +89,8 @@ pub struct Job {
     pub parent_id: String,
     pub dispatched: bool,
     pub payload: Vec<u8>,
+    /// The `IdempotencyToken` of the dispatch that made this child.
+    pub dispatch_idempotency_token: String,
     /// Opaque blocks kept for later capabilities (vault, consul, …).
     pub extra: BTreeMap<String, serde_json::Value>,
 
@@ -127,6 +129,7 @@ impl Default for Job {
             parent_id: String::new(),
             dispatched: false,
             payload: Vec::new(),
+            dispatch_idempotency_token: String::new(),
             extra: BTreeMap::new(),
             stop: false,
             status: JobStatus::Pending,
