@@ -84,6 +84,7 @@ async fn lead(server: Server) {
             _ = ticker.tick() => {
                 reap_failed_evals(&server).await;
                 crate::deployment_watcher::run_once(&server).await;
+                crate::periodic::run_once(&server).await;
             }
             _ = gc.tick() => {
                 if let Err(error) = server.collect_garbage(false).await {

@@ -25,6 +25,7 @@ pub mod gc;
 mod heartbeat;
 mod leader;
 pub mod peer;
+pub mod periodic;
 mod plan_job;
 mod planner;
 mod rpc_handler;
@@ -579,6 +580,8 @@ impl Server {
         if let Some(reason) = deployment_watcher::unsupported_update(&job) {
             return Err(ServerError::BadRequest(reason));
         }
+        periodic::check_schedule(&job)
+            .map_err(|reason| ServerError::BadRequest(format!("job {:?}: periodic: {reason}", job.id)))?;
         let _namespaces = self.inner.namespace_lock.read().await;
         if self.state().namespace(&job.namespace).is_none() {
             return Err(ServerError::BadRequest(format!(

@@ -60,7 +60,7 @@ impl std::error::Error for ValidationErrors {}
 
 /// A name as it appears in an error's path: cut short when it is over the
 /// limit, so that a hostile name does not make every message huge.
-pub(crate) fn shorten(name: &str) -> &str {
+pub fn shorten(name: &str) -> &str {
     if name.len() <= limits::MAX_JOB_ID_LEN {
         return name;
     }
