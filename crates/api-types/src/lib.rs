@@ -58,6 +58,38 @@ pub struct JobRegisterResponse {
     pub known_leader: bool,
 }
 
+/// Answer to `job dispatch` (Nomad's `JobDispatchResponse`). `EvalID` is
+/// empty while the child waits under its parent's `max_concurrent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct JobDispatchResponse {
+    #[serde(rename = "DispatchedJobID")]
+    pub dispatched_job_id: String,
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    #[serde(rename = "EvalCreateIndex")]
+    pub eval_create_index: u64,
+    #[serde(rename = "JobCreateIndex")]
+    pub job_create_index: u64,
+    #[serde(rename = "Index")]
+    pub index: u64,
+}
+
+/// Answer to `job periodic force` (Nomad's `PeriodicForceResponse`), with
+/// the child's ID as a Drover addition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PeriodicForceResponse {
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    #[serde(rename = "EvalCreateIndex")]
+    pub eval_create_index: u64,
+    #[serde(rename = "Index")]
+    pub index: u64,
+    #[serde(rename = "DispatchedJobID")]
+    pub dispatched_job_id: String,
+}
+
 /// Answer to a job deregistration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]

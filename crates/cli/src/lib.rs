@@ -244,11 +244,42 @@ pub enum JobCommand {
     /// Dry-run the scheduler: what submitting the file would change.
     /// Exits 0 when no allocation changes, 1 when some do, 255 on error.
     Plan(JobFileArgs),
+    /// Dispatch a parameterized job: `job dispatch [-meta k=v] JOB
+    /// [PAYLOAD_FILE|-]` (`-` reads the payload from standard input).
+    Dispatch {
+        /// Meta for the dispatched job, `key=value`; repeatable.
+        #[arg(long = "meta")]
+        meta: Vec<String>,
+        /// A second dispatch with the same token makes no new job.
+        #[arg(long = "idempotency-token", default_value = "")]
+        idempotency_token: String,
+        /// Return once the job is dispatched.
+        #[arg(long)]
+        detach: bool,
+        id: String,
+        payload: Option<PathBuf>,
+    },
+    /// Periodic jobs: `job periodic force JOB` launches one now.
+    Periodic {
+        #[command(subcommand)]
+        command: PeriodicCommand,
+    },
     /// Write an example job file.
     Init {
         /// Where to write it.
         #[arg(default_value = "example.nomad.hcl")]
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeriodicCommand {
+    /// Launch a periodic job now, whatever its schedule.
+    Force {
+        id: String,
+        /// Return once the job is launched.
+        #[arg(long)]
+        detach: bool,
     },
 }
 
@@ -594,6 +625,53 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Plan(args) => job_plan(args, client).await,
+        JobCommand::Dispatch {
+            meta,
+            idempotency_token,
+            detach,
+            id,
+            payload,
+        } => {
+            let mut pairs = std::collections::BTreeMap::new();
+            for entry in &meta {
+                let Some((key, value)) = entry.split_once('=') else {
+                    bail!("meta {entry:?} is not key=value");
+                };
+                pairs.insert(key.to_string(), value.to_string());
+            }
+            let payload = match payload {
+                None => Vec::new(),
+                Some(path) => read_payload(&path)?,
+            };
+            let response = client
+                .dispatch_job(&id, &payload, &pairs, &idempotency_token)
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => anyhow!("Failed to dispatch job ({status}): {message}"),
+                    other => anyhow!(other),
+                })?;
+            println!("Dispatched Job ID = {}", response.dispatched_job_id);
+            if response.eval_id.is_empty() {
+                println!("Evaluation ID     = <none: waiting for a slot under max_concurrent>");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Evaluation ID     = {}", types::short_id(&response.eval_id));
+            monitor_launch(client, &response.eval_id, detach).await
+        }
+        JobCommand::Periodic {
+            command: PeriodicCommand::Force { id, detach },
+        } => {
+            let response = client.force_periodic(&id).await.map_err(|error| match error {
+                ApiError::Status { status, message } => anyhow!("Error forcing periodic job ({status}): {message}"),
+                other => anyhow!(other),
+            })?;
+            println!("Launched Job ID = {}", response.dispatched_job_id);
+            if response.eval_id.is_empty() {
+                println!("Evaluation ID   = <none: waiting for a slot under max_concurrent>");
+                return Ok(ExitCode::SUCCESS);
+            }
+            monitor_launch(client, &response.eval_id, detach).await
+        }
         JobCommand::History { id, diffs } => {
             let answer: serde_json::Value = client
                 .get(&format!("/v1/job/{}/versions?diffs={diffs}", api_client::encode(&id)))
@@ -695,6 +773,46 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads a dispatch payload from a file, or standard input for `-`, within
+/// the servers' limit.
+fn read_payload(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = types::limits::MAX_DISPATCH_PAYLOAD;
+    let mut payload = Vec::new();
+    let reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).with_context(|| format!("open payload file {}", path.display()))?)
+    };
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut payload)
+        .with_context(|| format!("read payload {}", path.display()))?;
+    if payload.len() > limit {
+        bail!(
+            "payload {} is larger than the {limit} bytes a dispatch may carry",
+            path.display()
+        );
+    }
+    Ok(payload)
+}
+
+/// Follows a launched child's evaluation, unless detached.
+async fn monitor_launch(client: &Client, eval_id: &str, detach: bool) -> anyhow::Result<ExitCode> {
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("==> Monitoring evaluation {:?}", types::short_id(eval_id));
+    let eval = wait_eval(client, eval_id).await?;
+    println!("    {}", render::eval_line(&eval));
+    println!(
+        "==> Evaluation {:?} finished with status {:?}",
+        types::short_id(&eval.id),
+        eval.status
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for an evaluation to reach a terminal status (blocking queries).

@@ -17,6 +17,7 @@ mod deployments;
 mod error;
 mod exposure;
 mod handlers;
+mod launches;
 mod limits;
 mod logs;
 mod query;
@@ -141,6 +142,10 @@ fn server_routes() -> Routes {
         .on(M::GET, "/v1/job/{id}/scale", deployments::job_scale_status)
         .on(M::POST, "/v1/job/{id}/scale", deployments::scale_job)
         .on(M::PUT, "/v1/job/{id}/scale", deployments::scale_job)
+        .on(M::POST, "/v1/job/{id}/periodic/force", launches::periodic_force)
+        .on(M::PUT, "/v1/job/{id}/periodic/force", launches::periodic_force)
+        .on(M::POST, "/v1/job/{id}/dispatch", launches::dispatch_job)
+        .on(M::PUT, "/v1/job/{id}/dispatch", launches::dispatch_job)
         .on(M::POST, "/v1/node/{id}/eligibility", deployments::node_eligibility)
         .on(M::PUT, "/v1/node/{id}/eligibility", deployments::node_eligibility)
         .on(M::GET, "/v1/job/{id}/deployments", deployments::job_deployments)
