@@ -268,6 +268,9 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
                         });
                         replacements.push((alloc, PlaceKind::Lost));
                     }
+                    // Only what the drainer marked moves, so a group
+                    // migrates in batches of its `migrate.max_parallel`.
+                    NodeHealth::Draining if !alloc.desired_transition.migrate => live.push(alloc),
                     NodeHealth::Draining => {
                         result.stops.push(Stop {
                             alloc,
