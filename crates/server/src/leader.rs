@@ -85,6 +85,7 @@ async fn lead(server: Server) {
                 reap_failed_evals(&server).await;
                 crate::deployment_watcher::run_once(&server).await;
                 crate::periodic::run_once(&server).await;
+                crate::drainer::run_once(&server).await;
             }
             _ = gc.tick() => {
                 if let Err(error) = server.collect_garbage(false).await {

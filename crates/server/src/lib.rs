@@ -21,6 +21,7 @@ pub mod cluster;
 mod cron;
 mod deployment_watcher;
 mod deployments;
+pub mod drainer;
 pub mod gc;
 mod heartbeat;
 mod leader;

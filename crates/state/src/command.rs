@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use types::{
-    AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, Index,
-    Job, Namespace, Node, NodeStatus, ScalingEvent, SchedulerConfiguration, UnixNanos,
+    AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, DrainStrategy,
+    Evaluation, Index, Job, Namespace, Node, NodeStatus, ScalingEvent, SchedulerConfiguration, UnixNanos,
 };
 
 /// One state change, as written to the Raft log.
@@ -202,6 +202,26 @@ pub enum Command {
         parent_id: String,
         evals: Vec<Evaluation>,
     },
+    /// Starts or changes a node's drain (the node turns ineligible), or
+    /// with `drain: None` cancels it (`mark_eligible` makes the node
+    /// eligible again), with evaluations of the jobs on the node.
+    NodeDrain {
+        node_id: String,
+        drain: Option<DrainStrategy>,
+        mark_eligible: bool,
+        evals: Vec<Evaluation>,
+        now: UnixNanos,
+    },
+    /// The drainer found a draining node done: its drain ends as complete
+    /// (the node stays ineligible, as in Nomad).
+    NodeDrainComplete { node_id: String, now: UnixNanos },
+    /// Marks allocations to migrate off their draining node (the drainer),
+    /// with evaluations of their jobs.
+    AllocDesiredTransition {
+        alloc_ids: Vec<String>,
+        evals: Vec<Evaluation>,
+        now: UnixNanos,
+    },
 }
 
 impl Command {
@@ -236,6 +256,9 @@ impl Command {
             Command::PeriodicLaunch { .. } => "periodic-launch",
             Command::JobDispatch { .. } => "job-dispatch",
             Command::ChildRelease { .. } => "child-release",
+            Command::NodeDrain { .. } => "node-drain",
+            Command::NodeDrainComplete { .. } => "node-drain-complete",
+            Command::AllocDesiredTransition { .. } => "alloc-desired-transition",
         }
     }
 }

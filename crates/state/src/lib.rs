@@ -9,6 +9,7 @@
 mod acl;
 mod command;
 mod deployments;
+mod drain;
 mod launches;
 mod store;
 

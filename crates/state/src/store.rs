@@ -1052,6 +1052,19 @@ impl StateSnapshot {
                 parent_id,
                 evals,
             } => self.apply_child_release(index, &namespace, &parent_id, evals, &mut result),
+            Command::NodeDrain {
+                node_id,
+                drain,
+                mark_eligible,
+                evals,
+                now,
+            } => self.apply_node_drain(index, &node_id, drain, mark_eligible, evals, now, &mut result),
+            Command::NodeDrainComplete { node_id, now } => {
+                self.apply_node_drain_complete(index, &node_id, now, &mut result)
+            }
+            Command::AllocDesiredTransition { alloc_ids, evals, now } => {
+                self.apply_alloc_migrate(index, alloc_ids, evals, now, &mut result)
+            }
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -1208,7 +1221,7 @@ impl StateSnapshot {
         self.refresh_job_status(index, &job_key.0, &job_key.1);
     }
 
-    fn upsert_alloc(&mut self, index: Index, mut alloc: Allocation, now: UnixNanos) {
+    pub(crate) fn upsert_alloc(&mut self, index: Index, mut alloc: Allocation, now: UnixNanos) {
         let existing = self.allocs.get(&alloc.id).cloned();
         self.count_placement(index, existing.as_deref(), &mut alloc, now);
         match self.allocs.get(&alloc.id) {
@@ -1222,6 +1235,8 @@ impl StateSnapshot {
                     alloc.client_description = existing.client_description.clone();
                 }
                 alloc.task_states = existing.task_states.clone();
+                // The drainer's mark survives a plan made before it.
+                alloc.desired_transition.migrate |= existing.desired_transition.migrate;
                 if alloc.desired_status != existing.desired_status || alloc.job_version != existing.job_version {
                     alloc.alloc_modify_index = index;
                 } else {
@@ -1279,7 +1294,7 @@ impl StateSnapshot {
     }
 
     /// Stores a node in the table and in the scheduler's node index.
-    fn put_node(&mut self, node: Arc<Node>) {
+    pub(crate) fn put_node(&mut self, node: Arc<Node>) {
         let used = self.node_usage(&node.id);
         self.columns.upsert(&node, used);
         self.nodes.insert(node.id.clone(), node);
