@@ -156,6 +156,8 @@ pub const HTTP_ROUTES: &[(&str, &str, Need)] = &[
     ("PUT", "/v1/job/{id}/periodic/force", Namespace("submit-job")),
     ("POST", "/v1/job/{id}/dispatch", Namespace("dispatch-job")),
     ("PUT", "/v1/job/{id}/dispatch", Namespace("dispatch-job")),
+    ("POST", "/v1/node/{id}/drain", Node(Write)),
+    ("PUT", "/v1/node/{id}/drain", Node(Write)),
     ("POST", "/v1/node/{id}/eligibility", Node(Write)),
     ("PUT", "/v1/node/{id}/eligibility", Node(Write)),
     ("GET", "/v1/job/{id}/deployments", Namespace("read-job")),

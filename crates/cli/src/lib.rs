@@ -351,6 +351,37 @@ pub enum AllocCommand {
 pub enum NodeCommand {
     /// Show a node, or list all nodes.
     Status { id: Option<String> },
+    /// Start (`-enable`) or end (`-disable`) a node's drain: its
+    /// allocations move elsewhere, by each group's `migrate` block.
+    Drain {
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        /// How long allocations may take to move before they are stopped
+        /// (a Go duration; 1h by default).
+        #[arg(long, conflicts_with_all = ["no_deadline", "force"])]
+        deadline: Option<String>,
+        /// Let allocations move for as long as they need.
+        #[arg(long = "no-deadline", conflicts_with = "force")]
+        no_deadline: bool,
+        /// Stop every allocation at once, ignoring `migrate`.
+        #[arg(long)]
+        force: bool,
+        /// Leave system jobs' allocations running.
+        #[arg(long = "ignore-system")]
+        ignore_system: bool,
+        /// With `-disable`: leave the node ineligible for new work.
+        #[arg(long = "keep-ineligible")]
+        keep_ineligible: bool,
+        /// Return at once instead of following the drain.
+        #[arg(long)]
+        detach: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        id: String,
+    },
     /// Allow (`-enable`) or forbid (`-disable`) new placements on a node.
     Eligibility {
         #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
@@ -1129,6 +1160,82 @@ async fn run_alloc(command: AllocCommand, client: &Client) -> anyhow::Result<Exi
 
 async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitCode> {
     match command {
+        NodeCommand::Drain {
+            enable,
+            deadline,
+            no_deadline,
+            force,
+            ignore_system,
+            keep_ineligible,
+            detach,
+            yes,
+            id,
+            ..
+        } => {
+            let stub = resolve_prefix(client.nodes(&id).await?, &id, |node| node.id.as_str(), "node")?;
+            let spec = if enable {
+                let nanos = if force {
+                    -1
+                } else if no_deadline {
+                    0
+                } else {
+                    let text = deadline.as_deref().unwrap_or("1h");
+                    let duration = types::duration::parse_duration(text)
+                        .map_err(|error| anyhow!("invalid -deadline {text:?}: {error}"))?;
+                    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX).max(1)
+                };
+                serde_json::json!({ "Deadline": nanos, "IgnoreSystemJobs": ignore_system })
+            } else {
+                serde_json::Value::Null
+            };
+            if enable && !yes && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!(
+                    "Are you sure you want to enable drain mode for node {:?}? [y/N] ",
+                    types::short_id(&stub.id)
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).context("read the answer")?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    println!("Canceling drain toggle");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let body = serde_json::json!({
+                "NodeID": stub.id,
+                "DrainSpec": spec,
+                "MarkEligible": !enable && !keep_ineligible,
+            });
+            let _: api_types::NodeDrainUpdateResponse = client
+                .put_json_value(&format!("/v1/node/{}/drain", api_client::encode(&stub.id)), &body)
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => {
+                        anyhow!("Error updating drain specification ({status}): {message}")
+                    }
+                    other => anyhow!(other),
+                })?;
+            if !enable {
+                println!("Node {:?} drain strategy unset", types::short_id(&stub.id));
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Node {:?} drain strategy set", types::short_id(&stub.id));
+            if detach {
+                return Ok(ExitCode::SUCCESS);
+            }
+            loop {
+                let node = client.node(&stub.id).await?;
+                if node.drain_strategy.is_none() {
+                    let status = node.last_drain.map(|last| last.status).unwrap_or_default();
+                    println!("Node {:?} drain {status}", types::short_id(&stub.id));
+                    return Ok(if status == "complete" {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
         NodeCommand::Eligibility { enable, id, .. } => {
             let stub = resolve_prefix(client.nodes(&id).await?, &id, |node| node.id.as_str(), "node")?;
             let body = serde_json::json!({

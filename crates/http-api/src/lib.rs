@@ -14,6 +14,7 @@ mod client_control;
 mod client_fs;
 mod cluster;
 mod deployments;
+mod drain;
 mod error;
 mod exposure;
 mod handlers;
@@ -146,6 +147,8 @@ fn server_routes() -> Routes {
         .on(M::PUT, "/v1/job/{id}/periodic/force", launches::periodic_force)
         .on(M::POST, "/v1/job/{id}/dispatch", launches::dispatch_job)
         .on(M::PUT, "/v1/job/{id}/dispatch", launches::dispatch_job)
+        .on(M::POST, "/v1/node/{id}/drain", drain::node_drain)
+        .on(M::PUT, "/v1/node/{id}/drain", drain::node_drain)
         .on(M::POST, "/v1/node/{id}/eligibility", deployments::node_eligibility)
         .on(M::PUT, "/v1/node/{id}/eligibility", deployments::node_eligibility)
         .on(M::GET, "/v1/job/{id}/deployments", deployments::job_deployments)
