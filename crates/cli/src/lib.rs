@@ -593,11 +593,14 @@ pub fn load_job(args: &JobFileArgs) -> anyhow::Result<Result<types::Job, String>
     let read_file = move |name: &str| -> Result<String, String> {
         std::fs::read_to_string(base.join(name)).map_err(|error| format!("read {name}: {error}"))
     };
+    // `uuidv4()` gets its bits from the operating system's generator.
+    let random = || uuid::Uuid::new_v4().as_u128();
     let options = jobspec::ParseOptions {
         variables,
         var_files,
         now: now_nanos(),
         read_file: Some(&read_file),
+        random: Some(&random),
         ..jobspec::ParseOptions::default()
     };
     Ok(jobspec::parse(&source, &filename, &options).map_err(|diagnostics| diagnostics.render(&source, &filename)))
@@ -1381,6 +1384,37 @@ mod tests {
         assert!(error.to_string().contains("matched multiple jobs"), "{error}");
         let error = resolve_prefix(ids, "zz", |id| id.as_str(), "job").expect_err("missing");
         assert!(error.to_string().contains("No job with prefix"), "{error}");
+    }
+
+    #[test]
+    fn uuidv4_works_in_job_files_the_cli_parses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("job.nomad.hcl");
+        std::fs::write(
+            &file,
+            r#"job "u" {
+  meta { run = uuidv4() }
+  task "t" {
+    driver = "raw_exec"
+    config { command = "/bin/true" }
+  }
+}
+"#,
+        )
+        .expect("write");
+        let args = JobFileArgs {
+            file,
+            vars: Vec::new(),
+            var_files: Vec::new(),
+        };
+        let first = load_job(&args).expect("read").expect("valid job");
+        let second = load_job(&args).expect("read").expect("valid job");
+        let id = &first.meta["run"];
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(id.as_bytes()[14], b'4', "{id}");
+        assert_ne!(id, &second.meta["run"]);
+        // The task directly in the job is a group of its own.
+        assert_eq!(first.task_groups[0].name, "t");
     }
 
     #[test]

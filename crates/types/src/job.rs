@@ -185,8 +185,11 @@ impl Job {
 
     /// Whether the job is periodic or parameterized: a template that is never
     /// placed itself, only its children are.
+    ///
+    /// A periodic job with `enabled = false` is still a template (as in
+    /// Nomad): it launches nothing, and never runs itself.
     pub fn is_template(&self) -> bool {
-        self.periodic.as_ref().is_some_and(|periodic| periodic.enabled) || self.parameterized.is_some()
+        self.periodic.is_some() || self.parameterized.is_some()
     }
 
     /// The concurrency cap of this job's children (Drover's
