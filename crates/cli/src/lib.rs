@@ -259,6 +259,16 @@ pub enum JobCommand {
         id: String,
         payload: Option<PathBuf>,
     },
+    /// Create an evaluation of a job (`-force-reschedule`: replace its
+    /// failed allocations now, whatever their reschedule policy).
+    Eval {
+        #[arg(long = "force-reschedule")]
+        force_reschedule: bool,
+        /// Return once the evaluation is created.
+        #[arg(long)]
+        detach: bool,
+        id: String,
+    },
     /// Periodic jobs: `job periodic force JOB` launches one now.
     Periodic {
         #[command(subcommand)]
@@ -690,6 +700,25 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
                 return Ok(ExitCode::SUCCESS);
             }
             println!("Evaluation ID     = {}", types::short_id(&response.eval_id));
+            monitor_launch(client, &response.eval_id, detach).await
+        }
+        JobCommand::Eval {
+            force_reschedule,
+            detach,
+            id,
+        } => {
+            let body = serde_json::json!({
+                "JobID": id,
+                "EvalOptions": { "ForceReschedule": force_reschedule },
+            });
+            let response: api_types::JobRegisterResponse = client
+                .put_json_value(&format!("/v1/job/{}/evaluate", api_client::encode(&id)), &body)
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => anyhow!("Error evaluating job ({status}): {message}"),
+                    other => anyhow!(other),
+                })?;
+            println!("Evaluation ID: {}", response.eval_id);
             monitor_launch(client, &response.eval_id, detach).await
         }
         JobCommand::Periodic {

@@ -16,6 +16,7 @@ mod cluster;
 mod deployments;
 mod drain;
 mod error;
+mod evaluate;
 mod exposure;
 mod handlers;
 mod launches;
@@ -147,6 +148,10 @@ fn server_routes() -> Routes {
         .on(M::PUT, "/v1/job/{id}/periodic/force", launches::periodic_force)
         .on(M::POST, "/v1/job/{id}/dispatch", launches::dispatch_job)
         .on(M::PUT, "/v1/job/{id}/dispatch", launches::dispatch_job)
+        .on(M::POST, "/v1/job/{id}/evaluate", evaluate::job_evaluate)
+        .on(M::PUT, "/v1/job/{id}/evaluate", evaluate::job_evaluate)
+        .on(M::POST, "/v1/node/{id}/evaluate", evaluate::node_evaluate)
+        .on(M::PUT, "/v1/node/{id}/evaluate", evaluate::node_evaluate)
         .on(M::POST, "/v1/node/{id}/drain", drain::node_drain)
         .on(M::PUT, "/v1/node/{id}/drain", drain::node_drain)
         .on(M::POST, "/v1/node/{id}/eligibility", deployments::node_eligibility)

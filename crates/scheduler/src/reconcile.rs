@@ -236,6 +236,9 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
                 }
             }
             AllocClientStatus::Lost => {}
+            AllocClientStatus::Failed if alloc.desired_transition.force_reschedule => {
+                replacements.push((alloc, PlaceKind::Reschedule { delay: 0 }))
+            }
             AllocClientStatus::Failed => match reschedule::decide(group.reschedule_policy.as_ref(), alloc, now) {
                 // A new version of a service job replaces what an older one
                 // left failed (reverting a failed rollout relies on it).

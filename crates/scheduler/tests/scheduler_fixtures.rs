@@ -194,6 +194,25 @@ eval trigger=node-update
 }
 
 #[test]
+fn force_reschedule_replaces_a_failed_alloc_past_its_attempts() {
+    check(
+        r#"
+node n1
+job work type=batch
+group g count=2 cpu=100 mem=64 attempts=0
+alloc a0 work.g[0] node=n1 status=failed force_reschedule=true
+alloc a1 work.g[1] node=n1 status=failed
+eval trigger=job-register
+"#,
+        expect![[r#"
+            eval complete queued: g=0
+            stop n1 work.g[0] (a0): alloc rescheduled after failure
+            place n1 work.g[0] (id-1) v0 cpu=100 mem=64 prev=a0 reschedule#1 delay=0s
+        "#]],
+    );
+}
+
+#[test]
 fn a_draining_node_keeps_what_the_drainer_has_not_marked() {
     check(
         r#"

@@ -172,6 +172,7 @@ pub fn plan(snapshot: &StateSnapshot, now: UnixNanos, ids: &mut dyn FnMut() -> S
             alloc_ids: marks.iter().map(|alloc| alloc.id.clone()).collect(),
             evals: evals.into_values().collect(),
             now,
+            force_reschedule: false,
         });
     }
     commands

@@ -22,6 +22,7 @@ mod cron;
 mod deployment_watcher;
 mod deployments;
 pub mod drainer;
+pub mod evaluate;
 pub mod gc;
 mod heartbeat;
 mod leader;

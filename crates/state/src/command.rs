@@ -221,6 +221,10 @@ pub enum Command {
         alloc_ids: Vec<String>,
         evals: Vec<Evaluation>,
         now: UnixNanos,
+        /// Mark them to be replaced now whatever their reschedule policy
+        /// (`ForceReschedule`) instead of to migrate.
+        #[serde(default)]
+        force_reschedule: bool,
     },
 }
 

@@ -1,6 +1,6 @@
 //! Node drains in `apply`: starting, cancelling and completing a drain
-//! (with Nomad's `LastDrain` record), and the drainer's migrate marks on
-//! allocations.
+//! (with Nomad's `LastDrain` record), and the marks on allocations: the
+//! drainer's migrate, and `ForceReschedule` from a forced job evaluation.
 
 use crate::command::CommandResult;
 use crate::store::StateSnapshot;
@@ -94,10 +94,12 @@ impl StateSnapshot {
         self.tables.nodes = index;
     }
 
-    pub(crate) fn apply_alloc_migrate(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply_alloc_transition(
         &mut self,
         index: Index,
         alloc_ids: Vec<String>,
+        force_reschedule: bool,
         evals: Vec<Evaluation>,
         now: UnixNanos,
         result: &mut CommandResult,
@@ -106,11 +108,15 @@ impl StateSnapshot {
             let Some(existing) = self.alloc(&alloc_id) else {
                 continue;
             };
-            if existing.desired_transition.migrate {
+            let mut alloc = (*existing).clone();
+            if force_reschedule {
+                alloc.desired_transition.force_reschedule = true;
+            } else {
+                alloc.desired_transition.migrate = true;
+            }
+            if alloc.desired_transition == existing.desired_transition {
                 continue;
             }
-            let mut alloc = (*existing).clone();
-            alloc.desired_transition.migrate = true;
             self.upsert_alloc(index, alloc, now);
             self.tables.allocs = index;
         }

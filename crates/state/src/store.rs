@@ -1062,9 +1062,12 @@ impl StateSnapshot {
             Command::NodeDrainComplete { node_id, now } => {
                 self.apply_node_drain_complete(index, &node_id, now, &mut result)
             }
-            Command::AllocDesiredTransition { alloc_ids, evals, now } => {
-                self.apply_alloc_migrate(index, alloc_ids, evals, now, &mut result)
-            }
+            Command::AllocDesiredTransition {
+                alloc_ids,
+                evals,
+                now,
+                force_reschedule,
+            } => self.apply_alloc_transition(index, alloc_ids, force_reschedule, evals, now, &mut result),
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -1237,6 +1240,7 @@ impl StateSnapshot {
                 alloc.task_states = existing.task_states.clone();
                 // The drainer's mark survives a plan made before it.
                 alloc.desired_transition.migrate |= existing.desired_transition.migrate;
+                alloc.desired_transition.force_reschedule |= existing.desired_transition.force_reschedule;
                 if alloc.desired_status != existing.desired_status || alloc.job_version != existing.job_version {
                     alloc.alloc_modify_index = index;
                 } else {

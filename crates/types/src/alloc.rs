@@ -189,6 +189,9 @@ pub struct DesiredTransition {
     /// Move the allocation off its draining node (set by the drainer, in
     /// batches of the group's `migrate.max_parallel`).
     pub migrate: bool,
+    /// Replace this failed allocation now, whatever its reschedule policy
+    /// says (`job eval -force-reschedule`).
+    pub force_reschedule: bool,
 }
 
 /// A task group placed on a node.
