@@ -156,6 +156,8 @@ pub const HTTP_ROUTES: &[(&str, &str, Need)] = &[
     ("PUT", "/v1/job/{id}/periodic/force", Namespace("submit-job")),
     ("POST", "/v1/job/{id}/dispatch", Namespace("dispatch-job")),
     ("PUT", "/v1/job/{id}/dispatch", Namespace("dispatch-job")),
+    ("GET", "/v1/scaling/policies", Namespace("list-scaling-policies")),
+    ("GET", "/v1/scaling/policy/{id}", ObjectNamespace("read-scaling-policy")),
     ("POST", "/v1/job/{id}/evaluate", Namespace("submit-job")),
     ("PUT", "/v1/job/{id}/evaluate", Namespace("submit-job")),
     ("POST", "/v1/node/{id}/evaluate", Node(Write)),

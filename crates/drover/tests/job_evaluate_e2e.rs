@@ -95,3 +95,59 @@ async fn force_reschedule_replaces_a_failed_allocation() {
     assert_eq!(missing.status(), Some(404));
     agent.shutdown().await;
 }
+
+const SCALED: &str = r#"
+job "scaled" {
+  group "api" {
+    count = 2
+    scaling {
+      min = 1
+      max = 5
+      policy {
+        cooldown = "1m"
+      }
+    }
+    task "server" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_policies_are_listed_and_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = common::start_agent(&dir.path().join("agent")).await;
+    let client = Client::new(format!("http://{}", agent.http_addr));
+    client.register_job(job_json(SCALED)).await.expect("register");
+    let listed: serde_json::Value = client.get("/v1/scaling/policies").await.expect("list").value;
+    let stubs = listed.as_array().expect("a list");
+    assert_eq!(stubs.len(), 1, "{listed}");
+    assert_eq!(stubs[0]["Target"]["Group"], "api");
+    assert_eq!(stubs[0]["Type"], "horizontal");
+    let id = stubs[0]["ID"].as_str().expect("an ID").to_string();
+    let policy: serde_json::Value = client
+        .get(&format!("/v1/scaling/policy/{id}"))
+        .await
+        .expect("read")
+        .value;
+    assert_eq!(policy["Max"], 5, "{policy}");
+    assert_eq!(policy["Min"], 1, "{policy}");
+    assert_eq!(policy["Target"]["Job"], "scaled");
+    let filtered: serde_json::Value = client.get("/v1/scaling/policies?job=other").await.expect("list").value;
+    assert_eq!(filtered, serde_json::json!([]));
+    let missing = client
+        .get::<serde_json::Value>("/v1/scaling/policy/00000000-0000-4000-8000-000000000000")
+        .await
+        .expect_err("missing");
+    assert_eq!(missing.status(), Some(404));
+    agent.shutdown().await;
+}

@@ -23,6 +23,7 @@ mod launches;
 mod limits;
 mod logs;
 mod query;
+mod scaling;
 mod tls_listener;
 mod ui;
 
@@ -148,6 +149,8 @@ fn server_routes() -> Routes {
         .on(M::PUT, "/v1/job/{id}/periodic/force", launches::periodic_force)
         .on(M::POST, "/v1/job/{id}/dispatch", launches::dispatch_job)
         .on(M::PUT, "/v1/job/{id}/dispatch", launches::dispatch_job)
+        .on(M::GET, "/v1/scaling/policies", scaling::list_policies)
+        .on(M::GET, "/v1/scaling/policy/{id}", scaling::get_policy)
         .on(M::POST, "/v1/job/{id}/evaluate", evaluate::job_evaluate)
         .on(M::PUT, "/v1/job/{id}/evaluate", evaluate::job_evaluate)
         .on(M::POST, "/v1/node/{id}/evaluate", evaluate::node_evaluate)

@@ -217,6 +217,17 @@ pub fn plan_evaluation<R: rand::Rng + ?Sized>(
     scheduler::schedule(&view::SnapshotView(snapshot), eval, now, ids, rng)
 }
 
+/// The ID of a task group's scaling policy: a UUID derived from its
+/// namespace, job and group, so every server names it alike without a
+/// table of its own.
+pub fn scaling_policy_id(namespace: &str, job_id: &str, group: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{namespace}\0{job_id}\0{group}").as_bytes());
+    let mut bits = [0u8; 16];
+    bits.copy_from_slice(&digest[..16]);
+    types::uuid_from_bits(u128::from_be_bytes(bits))
+}
+
 /// A fresh random ID.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
