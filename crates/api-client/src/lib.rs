@@ -357,6 +357,35 @@ impl Client {
         self.put_json(&format!("/v1/job/{}/scale", encode(job_id)), &body).await
     }
 
+    /// `PUT /v1/job/:id/dispatch`: dispatches a parameterized job with a
+    /// payload (sent as base64) and meta.
+    pub async fn dispatch_job(
+        &self,
+        job_id: &str,
+        payload: &[u8],
+        meta: &std::collections::BTreeMap<String, String>,
+        idempotency_token: &str,
+    ) -> Result<api_types::JobDispatchResponse, ApiError> {
+        use base64::Engine;
+        let body = serde_json::json!({
+            "JobID": job_id,
+            "Payload": base64::engine::general_purpose::STANDARD.encode(payload),
+            "Meta": meta,
+            "IdempotencyToken": idempotency_token,
+        });
+        self.put_json(&format!("/v1/job/{}/dispatch", encode(job_id)), &body)
+            .await
+    }
+
+    /// `PUT /v1/job/:id/periodic/force`: launches a periodic job now.
+    pub async fn force_periodic(&self, job_id: &str) -> Result<api_types::PeriodicForceResponse, ApiError> {
+        self.put_json(
+            &format!("/v1/job/{}/periodic/force", encode(job_id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     /// `PUT /v1/job/:id/plan` with the diff: the scheduler's dry run.
     pub async fn plan_job(&self, job_id: &str, job: Value) -> Result<Value, ApiError> {
         let body = serde_json::json!({ "Job": job, "Diff": true });

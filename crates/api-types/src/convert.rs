@@ -343,6 +343,21 @@ pub fn node(node: &types::Node) -> Node {
         node_pool: node.node_pool.clone(),
         computed_class: node.computed_class.clone(),
         drain: node.drain.is_some(),
+        drain_strategy: node.drain.as_ref().map(|drain| crate::DrainStrategy {
+            drain_spec: crate::DrainSpec {
+                deadline: drain.deadline,
+                ignore_system_jobs: drain.ignore_system_jobs,
+            },
+            deadline: drain.deadline,
+            ignore_system_jobs: drain.ignore_system_jobs,
+            force_deadline: format_rfc3339(drain.force_deadline),
+            started_at: format_rfc3339(drain.started_at),
+        }),
+        last_drain: node.last_drain.as_ref().map(|last| crate::DrainMetadata {
+            started_at: format_rfc3339(last.started_at),
+            updated_at: format_rfc3339(last.updated_at),
+            status: last.status.clone(),
+        }),
         scheduling_eligibility: node.scheduling_eligibility.as_str().to_string(),
         status: node.status.as_str().to_string(),
         status_description: node.status_description.clone(),

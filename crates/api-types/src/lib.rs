@@ -62,6 +62,38 @@ pub struct JobRegisterResponse {
     pub known_leader: bool,
 }
 
+/// Answer to `job dispatch` (Nomad's `JobDispatchResponse`). `EvalID` is
+/// empty while the child waits under its parent's `max_concurrent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct JobDispatchResponse {
+    #[serde(rename = "DispatchedJobID")]
+    pub dispatched_job_id: String,
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    #[serde(rename = "EvalCreateIndex")]
+    pub eval_create_index: u64,
+    #[serde(rename = "JobCreateIndex")]
+    pub job_create_index: u64,
+    #[serde(rename = "Index")]
+    pub index: u64,
+}
+
+/// Answer to `job periodic force` (Nomad's `PeriodicForceResponse`), with
+/// the child's ID as a Drover addition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PeriodicForceResponse {
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    #[serde(rename = "EvalCreateIndex")]
+    pub eval_create_index: u64,
+    #[serde(rename = "Index")]
+    pub index: u64,
+    #[serde(rename = "DispatchedJobID")]
+    pub dispatched_job_id: String,
+}
+
 /// Answer to a job deregistration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -535,6 +567,12 @@ pub struct Node {
     pub computed_class: String,
     #[serde(rename = "Drain")]
     pub drain: bool,
+    /// Nomad's `DrainStrategy` (`null` when the node is not draining).
+    #[serde(rename = "DrainStrategy")]
+    pub drain_strategy: Option<DrainStrategy>,
+    /// Nomad's `LastDrain`: the last drain, finished or not.
+    #[serde(rename = "LastDrain")]
+    pub last_drain: Option<DrainMetadata>,
     #[serde(rename = "SchedulingEligibility")]
     pub scheduling_eligibility: String,
     #[serde(rename = "Status")]
@@ -549,6 +587,59 @@ pub struct Node {
     pub create_index: u64,
     #[serde(rename = "ModifyIndex")]
     pub modify_index: u64,
+}
+
+/// Nomad's `DrainSpec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DrainSpec {
+    /// Nanoseconds: negative forces the drain, 0 means no deadline.
+    #[serde(rename = "Deadline")]
+    pub deadline: i64,
+    #[serde(rename = "IgnoreSystemJobs")]
+    pub ignore_system_jobs: bool,
+}
+
+/// Nomad's `DrainStrategy`: the spec, with the times as RFC 3339 text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DrainStrategy {
+    #[serde(rename = "DrainSpec")]
+    pub drain_spec: DrainSpec,
+    #[serde(rename = "Deadline")]
+    pub deadline: i64,
+    #[serde(rename = "IgnoreSystemJobs")]
+    pub ignore_system_jobs: bool,
+    #[serde(rename = "ForceDeadline")]
+    pub force_deadline: String,
+    #[serde(rename = "StartedAt")]
+    pub started_at: String,
+}
+
+/// Nomad's `DrainMetadata`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DrainMetadata {
+    #[serde(rename = "StartedAt")]
+    pub started_at: String,
+    #[serde(rename = "UpdatedAt")]
+    pub updated_at: String,
+    #[serde(rename = "Status")]
+    pub status: String,
+}
+
+/// `POST /v1/node/:id/drain` answer (Nomad's `NodeDrainUpdateResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct NodeDrainUpdateResponse {
+    #[serde(rename = "NodeModifyIndex")]
+    pub node_modify_index: u64,
+    #[serde(rename = "EvalIDs")]
+    pub eval_ids: Vec<String>,
+    #[serde(rename = "EvalCreateIndex")]
+    pub eval_create_index: u64,
+    #[serde(rename = "Index")]
+    pub index: u64,
 }
 
 /// The error body Drover returns with 4xx/5xx statuses. Nomad answers with

@@ -348,11 +348,52 @@ pub enum JobCommand {
     /// Dry-run the scheduler: what submitting the file would change.
     /// Exits 0 when no allocation changes, 1 when some do, 255 on error.
     Plan(JobFileArgs),
+    /// Dispatch a parameterized job: `job dispatch [-meta k=v] JOB
+    /// [PAYLOAD_FILE|-]` (`-` reads the payload from standard input).
+    Dispatch {
+        /// Meta for the dispatched job, `key=value`; repeatable.
+        #[arg(long = "meta")]
+        meta: Vec<String>,
+        /// A second dispatch with the same token makes no new job.
+        #[arg(long = "idempotency-token", default_value = "")]
+        idempotency_token: String,
+        /// Return once the job is dispatched.
+        #[arg(long)]
+        detach: bool,
+        id: String,
+        payload: Option<PathBuf>,
+    },
+    /// Create an evaluation of a job (`-force-reschedule`: replace its
+    /// failed allocations now, whatever their reschedule policy).
+    Eval {
+        #[arg(long = "force-reschedule")]
+        force_reschedule: bool,
+        /// Return once the evaluation is created.
+        #[arg(long)]
+        detach: bool,
+        id: String,
+    },
+    /// Periodic jobs: `job periodic force JOB` launches one now.
+    Periodic {
+        #[command(subcommand)]
+        command: PeriodicCommand,
+    },
     /// Write an example job file.
     Init {
         /// Where to write it.
         #[arg(default_value = "example.nomad.hcl")]
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeriodicCommand {
+    /// Launch a periodic job now, whatever its schedule.
+    Force {
+        id: String,
+        /// Return once the job is launched.
+        #[arg(long)]
+        detach: bool,
     },
 }
 
@@ -424,6 +465,37 @@ pub enum AllocCommand {
 pub enum NodeCommand {
     /// Show a node, or list all nodes.
     Status { id: Option<String> },
+    /// Start (`-enable`) or end (`-disable`) a node's drain: its
+    /// allocations move elsewhere, by each group's `migrate` block.
+    Drain {
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        /// How long allocations may take to move before they are stopped
+        /// (a Go duration; 1h by default).
+        #[arg(long, conflicts_with_all = ["no_deadline", "force"])]
+        deadline: Option<String>,
+        /// Let allocations move for as long as they need.
+        #[arg(long = "no-deadline", conflicts_with = "force")]
+        no_deadline: bool,
+        /// Stop every allocation at once, ignoring `migrate`.
+        #[arg(long)]
+        force: bool,
+        /// Leave system jobs' allocations running.
+        #[arg(long = "ignore-system")]
+        ignore_system: bool,
+        /// With `-disable`: leave the node ineligible for new work.
+        #[arg(long = "keep-ineligible")]
+        keep_ineligible: bool,
+        /// Return at once instead of following the drain.
+        #[arg(long)]
+        detach: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        id: String,
+    },
     /// Allow (`-enable`) or forbid (`-disable`) new placements on a node.
     Eligibility {
         #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
@@ -743,11 +815,14 @@ pub fn load_job(args: &JobFileArgs) -> anyhow::Result<Result<types::Job, String>
     let read_file = move |name: &str| -> Result<String, String> {
         std::fs::read_to_string(base.join(name)).map_err(|error| format!("read {name}: {error}"))
     };
+    // `uuidv4()` gets its bits from the operating system's generator.
+    let random = || uuid::Uuid::new_v4().as_u128();
     let options = jobspec::ParseOptions {
         variables,
         var_files,
         now: now_nanos(),
         read_file: Some(&read_file),
+        random: Some(&random),
         ..jobspec::ParseOptions::default()
     };
     Ok(jobspec::parse(&source, &filename, &options).map_err(|diagnostics| diagnostics.render(&source, &filename)))
@@ -831,6 +906,72 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Plan(args) => job_plan(args, client).await,
+        JobCommand::Dispatch {
+            meta,
+            idempotency_token,
+            detach,
+            id,
+            payload,
+        } => {
+            let mut pairs = std::collections::BTreeMap::new();
+            for entry in &meta {
+                let Some((key, value)) = entry.split_once('=') else {
+                    bail!("meta {entry:?} is not key=value");
+                };
+                pairs.insert(key.to_string(), value.to_string());
+            }
+            let payload = match payload {
+                None => Vec::new(),
+                Some(path) => read_payload(&path)?,
+            };
+            let response = client
+                .dispatch_job(&id, &payload, &pairs, &idempotency_token)
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => anyhow!("Failed to dispatch job ({status}): {message}"),
+                    other => anyhow!(other),
+                })?;
+            println!("Dispatched Job ID = {}", response.dispatched_job_id);
+            if response.eval_id.is_empty() {
+                println!("Evaluation ID     = <none: waiting for a slot under max_concurrent>");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Evaluation ID     = {}", types::short_id(&response.eval_id));
+            monitor_launch(client, &response.eval_id, detach).await
+        }
+        JobCommand::Eval {
+            force_reschedule,
+            detach,
+            id,
+        } => {
+            let body = serde_json::json!({
+                "JobID": id,
+                "EvalOptions": { "ForceReschedule": force_reschedule },
+            });
+            let response: api_types::JobRegisterResponse = client
+                .put_json_value(&format!("/v1/job/{}/evaluate", api_client::encode(&id)), &body)
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => anyhow!("Error evaluating job ({status}): {message}"),
+                    other => anyhow!(other),
+                })?;
+            println!("Evaluation ID: {}", response.eval_id);
+            monitor_launch(client, &response.eval_id, detach).await
+        }
+        JobCommand::Periodic {
+            command: PeriodicCommand::Force { id, detach },
+        } => {
+            let response = client.force_periodic(&id).await.map_err(|error| match error {
+                ApiError::Status { status, message } => anyhow!("Error forcing periodic job ({status}): {message}"),
+                other => anyhow!(other),
+            })?;
+            println!("Launched Job ID = {}", response.dispatched_job_id);
+            if response.eval_id.is_empty() {
+                println!("Evaluation ID   = <none: waiting for a slot under max_concurrent>");
+                return Ok(ExitCode::SUCCESS);
+            }
+            monitor_launch(client, &response.eval_id, detach).await
+        }
         JobCommand::History { id, diffs } => {
             let answer: serde_json::Value = client
                 .get(&format!("/v1/job/{}/versions?diffs={diffs}", api_client::encode(&id)))
@@ -932,6 +1073,46 @@ async fn run_job(command: JobCommand, client: &Client) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads a dispatch payload from a file, or standard input for `-`, within
+/// the servers' limit.
+fn read_payload(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = types::limits::MAX_DISPATCH_PAYLOAD;
+    let mut payload = Vec::new();
+    let reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).with_context(|| format!("open payload file {}", path.display()))?)
+    };
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut payload)
+        .with_context(|| format!("read payload {}", path.display()))?;
+    if payload.len() > limit {
+        bail!(
+            "payload {} is larger than the {limit} bytes a dispatch may carry",
+            path.display()
+        );
+    }
+    Ok(payload)
+}
+
+/// Follows a launched child's evaluation, unless detached.
+async fn monitor_launch(client: &Client, eval_id: &str, detach: bool) -> anyhow::Result<ExitCode> {
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("==> Monitoring evaluation {:?}", types::short_id(eval_id));
+    let eval = wait_eval(client, eval_id).await?;
+    println!("    {}", render::eval_line(&eval));
+    println!(
+        "==> Evaluation {:?} finished with status {:?}",
+        types::short_id(&eval.id),
+        eval.status
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for an evaluation to reach a terminal status (blocking queries).
@@ -1276,6 +1457,82 @@ async fn copy_lines<B: AsRef<[u8]>>(
 
 async fn run_node(command: NodeCommand, client: &Client) -> anyhow::Result<ExitCode> {
     match command {
+        NodeCommand::Drain {
+            enable,
+            deadline,
+            no_deadline,
+            force,
+            ignore_system,
+            keep_ineligible,
+            detach,
+            yes,
+            id,
+            ..
+        } => {
+            let stub = resolve_prefix(client.nodes(&id).await?, &id, |node| node.id.as_str(), "node")?;
+            let spec = if enable {
+                let nanos = if force {
+                    -1
+                } else if no_deadline {
+                    0
+                } else {
+                    let text = deadline.as_deref().unwrap_or("1h");
+                    let duration = types::duration::parse_duration(text)
+                        .map_err(|error| anyhow!("invalid -deadline {text:?}: {error}"))?;
+                    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX).max(1)
+                };
+                serde_json::json!({ "Deadline": nanos, "IgnoreSystemJobs": ignore_system })
+            } else {
+                serde_json::Value::Null
+            };
+            if enable && !yes && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!(
+                    "Are you sure you want to enable drain mode for node {:?}? [y/N] ",
+                    types::short_id(&stub.id)
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).context("read the answer")?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    println!("Canceling drain toggle");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let body = serde_json::json!({
+                "NodeID": stub.id,
+                "DrainSpec": spec,
+                "MarkEligible": !enable && !keep_ineligible,
+            });
+            let _: api_types::NodeDrainUpdateResponse = client
+                .put_json_value(&format!("/v1/node/{}/drain", api_client::encode(&stub.id)), &body)
+                .await
+                .map_err(|error| match error {
+                    ApiError::Status { status, message } => {
+                        anyhow!("Error updating drain specification ({status}): {message}")
+                    }
+                    other => anyhow!(other),
+                })?;
+            if !enable {
+                println!("Node {:?} drain strategy unset", types::short_id(&stub.id));
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Node {:?} drain strategy set", types::short_id(&stub.id));
+            if detach {
+                return Ok(ExitCode::SUCCESS);
+            }
+            loop {
+                let node = client.node(&stub.id).await?;
+                if node.drain_strategy.is_none() {
+                    let status = node.last_drain.map(|last| last.status).unwrap_or_default();
+                    println!("Node {:?} drain {status}", types::short_id(&stub.id));
+                    return Ok(if status == "complete" {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
         NodeCommand::Eligibility { enable, id, .. } => {
             let stub = resolve_prefix(client.nodes(&id).await?, &id, |node| node.id.as_str(), "node")?;
             let body = serde_json::json!({
@@ -1455,6 +1712,37 @@ mod tests {
         assert!(error.to_string().contains("matched multiple jobs"), "{error}");
         let error = resolve_prefix(ids, "zz", |id| id.as_str(), "job").expect_err("missing");
         assert!(error.to_string().contains("No job with prefix"), "{error}");
+    }
+
+    #[test]
+    fn uuidv4_works_in_job_files_the_cli_parses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("job.nomad.hcl");
+        std::fs::write(
+            &file,
+            r#"job "u" {
+  meta { run = uuidv4() }
+  task "t" {
+    driver = "raw_exec"
+    config { command = "/bin/true" }
+  }
+}
+"#,
+        )
+        .expect("write");
+        let args = JobFileArgs {
+            file,
+            vars: Vec::new(),
+            var_files: Vec::new(),
+        };
+        let first = load_job(&args).expect("read").expect("valid job");
+        let second = load_job(&args).expect("read").expect("valid job");
+        let id = &first.meta["run"];
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(id.as_bytes()[14], b'4', "{id}");
+        assert_ne!(id, &second.meta["run"]);
+        // The task directly in the job is a group of its own.
+        assert_eq!(first.task_groups[0].name, "t");
     }
 
     #[test]

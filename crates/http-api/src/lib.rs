@@ -16,16 +16,20 @@ mod client_control;
 mod client_fs;
 mod cluster;
 mod deployments;
+mod drain;
 mod encoding;
 mod error;
+mod evaluate;
 mod events;
 mod exposure;
 mod handlers;
+mod launches;
 mod limits;
 mod logs;
 mod metrics;
 mod node_pools;
 mod query;
+mod scaling;
 mod search;
 mod services;
 mod tls_listener;
@@ -154,6 +158,18 @@ fn server_routes() -> Routes {
         .on(M::GET, "/v1/job/{id}/scale", deployments::job_scale_status)
         .on(M::POST, "/v1/job/{id}/scale", deployments::scale_job)
         .on(M::PUT, "/v1/job/{id}/scale", deployments::scale_job)
+        .on(M::POST, "/v1/job/{id}/periodic/force", launches::periodic_force)
+        .on(M::PUT, "/v1/job/{id}/periodic/force", launches::periodic_force)
+        .on(M::POST, "/v1/job/{id}/dispatch", launches::dispatch_job)
+        .on(M::PUT, "/v1/job/{id}/dispatch", launches::dispatch_job)
+        .on(M::GET, "/v1/scaling/policies", scaling::list_policies)
+        .on(M::GET, "/v1/scaling/policy/{id}", scaling::get_policy)
+        .on(M::POST, "/v1/job/{id}/evaluate", evaluate::job_evaluate)
+        .on(M::PUT, "/v1/job/{id}/evaluate", evaluate::job_evaluate)
+        .on(M::POST, "/v1/node/{id}/evaluate", evaluate::node_evaluate)
+        .on(M::PUT, "/v1/node/{id}/evaluate", evaluate::node_evaluate)
+        .on(M::POST, "/v1/node/{id}/drain", drain::node_drain)
+        .on(M::PUT, "/v1/node/{id}/drain", drain::node_drain)
         .on(M::POST, "/v1/node/{id}/eligibility", deployments::node_eligibility)
         .on(M::PUT, "/v1/node/{id}/eligibility", deployments::node_eligibility)
         .on(M::GET, "/v1/job/{id}/deployments", deployments::job_deployments)

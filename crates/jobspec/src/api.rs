@@ -451,6 +451,9 @@ pub(crate) fn job_from_api_located(value: &Value, loc: Option<&Locator>) -> (Job
         if let Some(zone) = periodic_obj.string(p, "TimeZone", "time_zone") {
             periodic.time_zone = zone;
         }
+        if let Some(cap) = periodic_obj.u32(p, "MaxConcurrent", "max_concurrent") {
+            periodic.max_concurrent = cap;
+        }
         periodic
     });
     job.parameterized = o.object(p, "ParameterizedJob", "parameterized").map(|param_obj| {
@@ -464,6 +467,9 @@ pub(crate) fn job_from_api_located(value: &Value, loc: Option<&Locator>) -> (Job
         param.meta_optional = param_obj
             .strings(p, "MetaOptional", "meta_optional")
             .unwrap_or_default();
+        if let Some(cap) = param_obj.u32(p, "MaxConcurrent", "max_concurrent") {
+            param.max_concurrent = cap;
+        }
         param
     });
     job.ui = o.get("UI").cloned();
@@ -1255,6 +1261,7 @@ pub fn job_to_api(job: &Job) -> Value {
             ("SpecType", periodic.spec_type.clone().into()),
             ("ProhibitOverlap", periodic.prohibit_overlap.into()),
             ("TimeZone", periodic.time_zone.clone().into()),
+            ("MaxConcurrent", periodic.max_concurrent.into()),
         ])
     });
     let parameterized = job.parameterized.as_ref().map(|param| {
@@ -1262,6 +1269,7 @@ pub fn job_to_api(job: &Job) -> Value {
             ("Payload", param.payload.clone().into()),
             ("MetaRequired", strings_value(&param.meta_required)),
             ("MetaOptional", strings_value(&param.meta_optional)),
+            ("MaxConcurrent", param.max_concurrent.into()),
         ])
     });
     let value = object(vec![

@@ -467,6 +467,19 @@ pub(crate) fn job(d: &mut Decoder, node: &Node) -> Value {
         };
         groups.push(group(d, &r, block, name));
     }
+    // A task placed directly in the job is a group of its own, of the
+    // same name and one allocation, as Nomad's HCL2 parser makes it.
+    for block in r.blocks(d, "task") {
+        let path = r.field("task");
+        let Some(name) = label_of(d, block, &path, "task") else {
+            continue;
+        };
+        let mut implicit = Map::new();
+        implicit.insert("Name".into(), Value::String(name.clone()));
+        implicit.insert("Count".into(), Value::from(1));
+        implicit.insert("Tasks".into(), Value::Array(vec![task(d, &r, block, name)]));
+        groups.push(Value::Object(implicit));
+    }
     out.insert("TaskGroups".into(), Value::Array(groups));
     r.finish(d);
     Value::Object(out)
@@ -657,6 +670,7 @@ fn periodic(d: &mut Decoder, parent: &Reader, node: &Node) -> Value {
     put(&mut out, "ProhibitOverlap", r.bool(d, "prohibit_overlap"));
     put(&mut out, "TimeZone", r.string(d, "time_zone"));
     put(&mut out, "Enabled", r.bool(d, "enabled"));
+    put(&mut out, "MaxConcurrent", r.int(d, "max_concurrent"));
     r.finish(d);
     Value::Object(out)
 }
@@ -667,6 +681,7 @@ fn parameterized(d: &mut Decoder, parent: &Reader, node: &Node) -> Value {
     put(&mut out, "Payload", r.string(d, "payload"));
     put(&mut out, "MetaRequired", r.strings(d, "meta_required").map(string_list));
     put(&mut out, "MetaOptional", r.strings(d, "meta_optional").map(string_list));
+    put(&mut out, "MaxConcurrent", r.int(d, "max_concurrent"));
     r.finish(d);
     Value::Object(out)
 }

@@ -433,6 +433,7 @@ fn job() -> impl Strategy<Value = Job> {
                         spec_type: "cron".into(),
                         prohibit_overlap,
                         time_zone,
+                        max_concurrent: 0,
                     }),
             ),
             prop::option::of(
@@ -445,6 +446,7 @@ fn job() -> impl Strategy<Value = Job> {
                         payload,
                         meta_required,
                         meta_optional,
+                        max_concurrent: 3,
                     }),
             ),
             string_map(),

@@ -352,6 +352,7 @@ struct Extra {
     reschedule_tracker: Option<RescheduleTracker>,
     deployment_status: Option<types::AllocDeploymentStatus>,
     preempted_allocations: Vec<String>,
+    desired_transition: types::DesiredTransition,
     /// The metric when [`metric_counts`] cannot hold it.
     metric: Option<AllocMetric>,
     /// create, modify and alloc-modify index (the scheduler sets none).
@@ -371,6 +372,7 @@ impl Extra {
             && self.deployment_status.is_none()
             && self.reschedule_tracker.is_none()
             && self.preempted_allocations.is_empty()
+            && self.desired_transition == types::DesiredTransition::default()
             && self.metric.is_none()
             && self.indexes == [0; 3]
             && self.strs == [0; 5]
@@ -654,6 +656,7 @@ impl StoredAlloc {
             deployment_status,
             preempted_by_allocation,
             preempted_allocations,
+            desired_transition,
             metrics,
             create_index,
             modify_index,
@@ -696,6 +699,7 @@ impl StoredAlloc {
             reschedule_tracker,
             deployment_status,
             preempted_allocations,
+            desired_transition,
             indexes: [create_index, modify_index, alloc_modify_index],
             strs: rare,
             ..Extra::default()
@@ -773,6 +777,7 @@ impl StoredAlloc {
             preempted_allocations: extra
                 .map(|extra| extra.preempted_allocations.clone())
                 .unwrap_or_default(),
+            desired_transition: extra.map(|extra| extra.desired_transition.clone()).unwrap_or_default(),
             metrics: match (self.has_counts, extra.and_then(|extra| extra.metric.as_ref())) {
                 (true, _) => {
                     let counts = self.counts;

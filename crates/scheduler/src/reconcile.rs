@@ -236,6 +236,9 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
                 }
             }
             AllocClientStatus::Lost => {}
+            AllocClientStatus::Failed if alloc.desired_transition.force_reschedule => {
+                replacements.push((alloc, PlaceKind::Reschedule { delay: 0 }))
+            }
             AllocClientStatus::Failed => match reschedule::decide(group.reschedule_policy.as_ref(), alloc, now) {
                 // A new version of a service job replaces what an older one
                 // left failed (reverting a failed rollout relies on it).
@@ -268,6 +271,9 @@ fn reconcile_group<'v, V: ClusterView + ?Sized>(
                         });
                         replacements.push((alloc, PlaceKind::Lost));
                     }
+                    // Only what the drainer marked moves, so a group
+                    // migrates in batches of its `migrate.max_parallel`.
+                    NodeHealth::Draining if !alloc.desired_transition.migrate => live.push(alloc),
                     NodeHealth::Draining => {
                         result.stops.push(Stop {
                             alloc,

@@ -91,10 +91,14 @@ pub(crate) fn schedule<V: ClusterView + ?Sized>(
             let node = ctx.view.node(node_id);
             let verdict = match node_health(node) {
                 NodeHealth::Lost => Some((why::NODE_LOST, true)),
+                // The drainer marks system allocations last, once the
+                // node's other work has moved (never with system jobs
+                // ignored).
                 NodeHealth::Draining
                     if !node
                         .and_then(|node| node.drain.as_ref())
-                        .is_some_and(|drain| drain.ignore_system_jobs) =>
+                        .is_some_and(|drain| drain.ignore_system_jobs)
+                        && on_node.iter().any(|alloc| alloc.desired_transition.migrate) =>
                 {
                     Some((why::MIGRATING, false))
                 }

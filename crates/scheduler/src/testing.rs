@@ -25,7 +25,7 @@
 //! Group keys: `count cpu mem mem_max disk cores driver static=label:port dynamic=label canary max_parallel
 //! reschedule=function:delay[:max_delay] attempts interval unlimited device=name:count`.
 //! Alloc keys: `node status desired version ports=p1,p2 failed_at=DUR reschedules=DUR,DUR followup=ID
-//! created=DUR deployment=ID healthy=true|false`. Deployment keys: `version promoted=g1,g2 healthy=a1,a2
+//! created=DUR deployment=ID healthy=true|false migrate=true force_reschedule=true`. Deployment keys: `version promoted=g1,g2 healthy=a1,a2
 //! active tracked failed paused` (its ID is `deploy-<job>`). Durations are Go strings; times are offsets from the Unix epoch.
 
 use crate::{ClusterView, DeploymentInfo};
@@ -590,6 +590,8 @@ fn parse_alloc(cluster: &MemCluster, tokens: &[String], now: UnixNanos) -> Resul
                 alloc.reschedule_tracker = Some(RescheduleTracker { events });
             }
             "followup" => alloc.followup_eval_id = value.to_string(),
+            "migrate" => alloc.desired_transition.migrate = value == "true",
+            "force_reschedule" => alloc.desired_transition.force_reschedule = value == "true",
             "deployment" => alloc.deployment_id = value.to_string(),
             "healthy" => {
                 alloc.deployment_status = Some(types::AllocDeploymentStatus {

@@ -180,7 +180,7 @@ job web
 group api count=3 cpu=500 mem=256
 alloc a0 web.api[0] node=n1
 alloc a1 web.api[1] node=n2
-alloc a2 web.api[2] node=n3
+alloc a2 web.api[2] node=n3 migrate=true
 eval trigger=node-update
 "#,
         expect![[r#"
@@ -189,6 +189,46 @@ eval trigger=node-update
             stop n3 web.api[2] (a2): alloc migrating off a draining node
             place n2 web.api[0] (id-1) v0 cpu=500 mem=256 prev=a0
             place n2 web.api[2] (id-2) v0 cpu=500 mem=256 prev=a2
+        "#]],
+    );
+}
+
+#[test]
+fn force_reschedule_replaces_a_failed_alloc_past_its_attempts() {
+    check(
+        r#"
+node n1
+job work type=batch
+group g count=2 cpu=100 mem=64 attempts=0
+alloc a0 work.g[0] node=n1 status=failed force_reschedule=true
+alloc a1 work.g[1] node=n1 status=failed
+eval trigger=job-register
+"#,
+        expect![[r#"
+            eval complete queued: g=0
+            stop n1 work.g[0] (a0): alloc rescheduled after failure
+            place n1 work.g[0] (id-1) v0 cpu=100 mem=64 prev=a0 reschedule#1 delay=0s
+        "#]],
+    );
+}
+
+#[test]
+fn a_draining_node_keeps_what_the_drainer_has_not_marked() {
+    check(
+        r#"
+node n1
+node n2 drain=true
+job web
+group api count=3 cpu=500 mem=256
+alloc a0 web.api[0] node=n2 migrate=true
+alloc a1 web.api[1] node=n2
+alloc a2 web.api[2] node=n2
+eval trigger=node-drain
+"#,
+        expect![[r#"
+            eval complete queued: api=0
+            stop n2 web.api[0] (a0): alloc migrating off a draining node
+            place n1 web.api[0] (id-1) v0 cpu=500 mem=256 prev=a0
         "#]],
     );
 }

@@ -76,7 +76,7 @@ pub(crate) fn judge(
 
 /// Whether every service of the allocation's group (and its tasks) that
 /// declares checks is registered with every check passing.
-fn checks_pass(snapshot: &StateSnapshot, job: &Job, alloc: &Allocation) -> bool {
+pub(crate) fn checks_pass(snapshot: &StateSnapshot, job: &Job, alloc: &Allocation) -> bool {
     let Some(group) = job.group(&alloc.task_group) else {
         return true;
     };

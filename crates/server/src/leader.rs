@@ -89,6 +89,8 @@ async fn lead(server: Server) {
                 crate::deployment_watcher::run_once(&server).await;
                 server.ensure_root_key().await;
                 crate::vars::expire_locks(&server).await;
+                crate::periodic::run_once(&server).await;
+                crate::drainer::run_once(&server).await;
             }
             _ = gc.tick() => {
                 if let Err(error) = server.collect_garbage(false).await {

@@ -18,14 +18,18 @@
 pub mod access;
 mod broker;
 pub mod cluster;
+mod cron;
 mod deployment_watcher;
 mod deployments;
+pub mod drainer;
+pub mod evaluate;
 pub mod gc;
 mod heartbeat;
 mod keyring;
 mod leader;
 pub mod metrics;
 pub mod peer;
+pub mod periodic;
 mod plan_job;
 mod planner;
 mod rpc_handler;
@@ -216,6 +220,17 @@ pub fn plan_evaluation<R: rand::Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<types::Plan, scheduler::ScheduleError> {
     scheduler::schedule(&view::SnapshotView(snapshot), eval, now, ids, rng)
+}
+
+/// The ID of a task group's scaling policy: a UUID derived from its
+/// namespace, job and group, so every server names it alike without a
+/// table of its own.
+pub fn scaling_policy_id(namespace: &str, job_id: &str, group: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{namespace}\0{job_id}\0{group}").as_bytes());
+    let mut bits = [0u8; 16];
+    bits.copy_from_slice(&digest[..16]);
+    types::uuid_from_bits(u128::from_be_bytes(bits))
 }
 
 /// A fresh random ID.
@@ -615,6 +630,8 @@ impl Server {
         if let Some(reason) = deployment_watcher::unsupported_update(&job) {
             return Err(ServerError::BadRequest(reason));
         }
+        periodic::check_schedule(&job)
+            .map_err(|reason| ServerError::BadRequest(format!("job {:?}: periodic: {reason}", job.id)))?;
         let _namespaces = self.inner.namespace_lock.read().await;
         if self.state().namespace(&job.namespace).is_none() {
             return Err(ServerError::BadRequest(format!(

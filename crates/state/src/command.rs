@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use types::{
-    AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, EncryptedItems,
-    Evaluation, Index, Job, Namespace, Node, NodeStatus, RootKeyMeta, ScalingEvent, SchedulerConfiguration,
-    ServiceRegistration, UnixNanos, Variable, VariableLock,
+    AclPolicy, AclRole, AclToken, AllocClientUpdate, Allocation, Deployment, DeploymentStatusUpdate, DrainStrategy,
+    EncryptedItems, Evaluation, Index, Job, Namespace, Node, NodeStatus, RootKeyMeta, ScalingEvent,
+    SchedulerConfiguration, ServiceRegistration, UnixNanos, Variable, VariableLock,
 };
 
 /// One state change, as written to the Raft log.
@@ -184,6 +184,61 @@ pub enum Command {
     ServiceRegistrationUpsert { services: Vec<ServiceRegistration> },
     /// Deletes service registrations by ID (unknown IDs are ignored).
     ServiceRegistrationDelete { ids: Vec<String> },
+    /// A launch of a periodic job: its scheduled time (recorded as the
+    /// job's last launch; a scheduled launch not after the recorded one is
+    /// refused, so a new leader never repeats one) and the child to run.
+    /// Without a child, or when `prohibit_overlap` finds an earlier child
+    /// still running, only the launch is recorded. `force`
+    /// (`job periodic force`) launches whatever the schedule and overlap.
+    PeriodicLaunch {
+        namespace: String,
+        job_id: String,
+        launch: UnixNanos,
+        force: bool,
+        child: Option<Job>,
+        eval: Option<Evaluation>,
+        now: UnixNanos,
+    },
+    /// A dispatch of a parameterized job (the child names its parent). A
+    /// child of the same parent with the same idempotency token answers
+    /// instead. Past the parent's `max_concurrent`, the child is stored and
+    /// queued without its evaluation.
+    JobDispatch {
+        child: Job,
+        eval: Evaluation,
+        now: UnixNanos,
+    },
+    /// Starts queued children of a parent, front first, with these
+    /// evaluations, while its `max_concurrent` has room.
+    ChildRelease {
+        namespace: String,
+        parent_id: String,
+        evals: Vec<Evaluation>,
+    },
+    /// Starts or changes a node's drain (the node turns ineligible), or
+    /// with `drain: None` cancels it (`mark_eligible` makes the node
+    /// eligible again), with evaluations of the jobs on the node.
+    NodeDrain {
+        node_id: String,
+        drain: Option<DrainStrategy>,
+        mark_eligible: bool,
+        evals: Vec<Evaluation>,
+        now: UnixNanos,
+    },
+    /// The drainer found a draining node done: its drain ends as complete
+    /// (the node stays ineligible, as in Nomad).
+    NodeDrainComplete { node_id: String, now: UnixNanos },
+    /// Marks allocations to migrate off their draining node (the drainer),
+    /// with evaluations of their jobs.
+    AllocDesiredTransition {
+        alloc_ids: Vec<String>,
+        evals: Vec<Evaluation>,
+        now: UnixNanos,
+        /// Mark them to be replaced now whatever their reschedule policy
+        /// (`ForceReschedule`) instead of to migrate.
+        #[serde(default)]
+        force_reschedule: bool,
+    },
 }
 
 /// An operation on one variable. Items arrive encrypted.
@@ -292,6 +347,12 @@ impl Command {
             Command::VarApply { .. } => "var-apply",
             Command::ServiceRegistrationUpsert { .. } => "service-registration-upsert",
             Command::ServiceRegistrationDelete { .. } => "service-registration-delete",
+            Command::PeriodicLaunch { .. } => "periodic-launch",
+            Command::JobDispatch { .. } => "job-dispatch",
+            Command::ChildRelease { .. } => "child-release",
+            Command::NodeDrain { .. } => "node-drain",
+            Command::NodeDrainComplete { .. } => "node-drain-complete",
+            Command::AllocDesiredTransition { .. } => "alloc-desired-transition",
         }
     }
 }
@@ -318,4 +379,8 @@ pub struct CommandResult {
     /// (Nomad's 409); `error` says why.
     #[serde(default)]
     pub conflict: bool,
+    /// The child job a launch or dispatch made (or found, for a repeated
+    /// idempotency token).
+    #[serde(default)]
+    pub job_id: Option<String>,
 }

@@ -368,6 +368,26 @@ impl StateSnapshot {
                     }
                 }
             }
+            Command::PeriodicLaunch { child, eval: e, .. } => {
+                named.extend(job(child));
+                named.extend(eval(e));
+            }
+            Command::JobDispatch { child, eval: e, .. } => {
+                named.push(Named::Job(child.namespace.clone(), child.id.clone(), "JobRegistered"));
+                named.push(Named::Eval(e.id.clone(), "EvaluationUpdated"));
+            }
+            Command::ChildRelease { evals: e, .. } => named.extend(evals(e)),
+            Command::NodeDrain { node_id, evals: e, .. } => {
+                named.push(Named::Node(node_id.clone(), "NodeDrain"));
+                named.extend(evals(e));
+            }
+            Command::NodeDrainComplete { node_id, .. } => named.push(Named::Node(node_id.clone(), "NodeDrain")),
+            Command::AllocDesiredTransition { alloc_ids, evals: e, .. } => {
+                for alloc_id in alloc_ids {
+                    named.push(Named::Alloc(alloc_id.clone(), "AllocationUpdated"));
+                }
+                named.extend(evals(e));
+            }
             // Not on Nomad's event stream (or no object to report).
             Command::SchedulerConfigSet { .. }
             | Command::StateRestore { .. }

@@ -9,7 +9,9 @@
 mod acl;
 mod command;
 mod deployments;
+mod drain;
 pub mod events;
+mod launches;
 mod services;
 mod store;
 mod vars;

@@ -122,6 +122,10 @@ pub struct StateSnapshot {
     pub(crate) vars: crate::vars::VarTables,
     /// Native service registrations (see `services.rs`).
     pub(crate) services: crate::services::ServiceTables,
+    /// The last launch of each periodic job (see `launches.rs`).
+    pub(crate) periodic_launches: OrdMap<NsKey, UnixNanos>,
+    /// Children waiting for a slot under their parent's `max_concurrent`.
+    pub(crate) child_queues: OrdMap<NsKey, imbl::Vector<String>>,
 }
 
 /// Every node as the scheduler's per-evaluation pass reads it: the nodes,
@@ -257,6 +261,10 @@ struct PersistedState {
     vars: crate::vars::PersistedVars,
     #[serde(default)]
     services: crate::services::PersistedServices,
+    #[serde(default)]
+    periodic_launches: Vec<(NsKey, UnixNanos)>,
+    #[serde(default)]
+    child_queues: Vec<(NsKey, Vec<String>)>,
 }
 
 impl From<StateSnapshot> for PersistedState {
@@ -289,6 +297,12 @@ impl From<StateSnapshot> for PersistedState {
                 .collect(),
             vars: state.vars.persisted(),
             services: state.services.persisted(),
+            periodic_launches: state.periodic_launches.into_iter().collect(),
+            child_queues: state
+                .child_queues
+                .into_iter()
+                .map(|(parent, queue)| (parent, queue.into_iter().collect()))
+                .collect(),
         }
     }
 }
@@ -308,6 +322,12 @@ impl From<PersistedState> for StateSnapshot {
             acl: crate::acl::AclTables::from_persisted(persisted.acl),
             vars: crate::vars::VarTables::from_persisted(persisted.vars),
             services: crate::services::ServiceTables::from_persisted(persisted.services),
+            periodic_launches: persisted.periodic_launches.into_iter().collect(),
+            child_queues: persisted
+                .child_queues
+                .into_iter()
+                .map(|(parent, queue)| (parent, queue.into_iter().collect::<imbl::Vector<String>>()))
+                .collect(),
             ..StateSnapshot::default()
         };
         for job in persisted.job_versions {
@@ -709,6 +729,7 @@ impl StateSnapshot {
                 if purge {
                     self.jobs.remove(&job_key);
                     self.system_jobs.remove(&job_key);
+                    self.forget_children_of(&job_key);
                     self.purge_versions(&namespace, &job_id, u64::MAX);
                     self.purge_deployments(index, &job_key);
                 } else {
@@ -1046,6 +1067,37 @@ impl StateSnapshot {
             }
             Command::ServiceRegistrationUpsert { services } => self.apply_service_upsert(index, services),
             Command::ServiceRegistrationDelete { ids } => self.apply_service_delete(index, ids),
+            Command::PeriodicLaunch {
+                namespace,
+                job_id,
+                launch,
+                force,
+                child,
+                eval,
+                now,
+            } => self.apply_periodic_launch(index, &namespace, &job_id, launch, force, child, eval, now, &mut result),
+            Command::JobDispatch { child, eval, now } => self.apply_dispatch(index, child, eval, now, &mut result),
+            Command::ChildRelease {
+                namespace,
+                parent_id,
+                evals,
+            } => self.apply_child_release(index, &namespace, &parent_id, evals, &mut result),
+            Command::NodeDrain {
+                node_id,
+                drain,
+                mark_eligible,
+                evals,
+                now,
+            } => self.apply_node_drain(index, &node_id, drain, mark_eligible, evals, now, &mut result),
+            Command::NodeDrainComplete { node_id, now } => {
+                self.apply_node_drain_complete(index, &node_id, now, &mut result)
+            }
+            Command::AllocDesiredTransition {
+                alloc_ids,
+                evals,
+                now,
+                force_reschedule,
+            } => self.apply_alloc_transition(index, alloc_ids, force_reschedule, evals, now, &mut result),
             Command::GcDelete {
                 eval_ids,
                 alloc_ids,
@@ -1081,6 +1133,7 @@ impl StateSnapshot {
                     let job_key = key(&namespace, &job_id);
                     if self.jobs.remove(&job_key).is_some() {
                         self.system_jobs.remove(&job_key);
+                        self.forget_children_of(&job_key);
                         self.purge_versions(&namespace, &job_id, u64::MAX);
                         self.purge_deployments(index, &job_key);
                         self.tables.jobs = index;
@@ -1202,7 +1255,7 @@ impl StateSnapshot {
         self.refresh_job_status(index, &job_key.0, &job_key.1);
     }
 
-    fn upsert_alloc(&mut self, index: Index, mut alloc: Allocation, now: UnixNanos) {
+    pub(crate) fn upsert_alloc(&mut self, index: Index, mut alloc: Allocation, now: UnixNanos) {
         let existing = self.allocs.get(&alloc.id).cloned();
         self.count_placement(index, existing.as_deref(), &mut alloc, now);
         match self.allocs.get(&alloc.id) {
@@ -1216,6 +1269,9 @@ impl StateSnapshot {
                     alloc.client_description = existing.client_description.clone();
                 }
                 alloc.task_states = existing.task_states.clone();
+                // The drainer's mark survives a plan made before it.
+                alloc.desired_transition.migrate |= existing.desired_transition.migrate;
+                alloc.desired_transition.force_reschedule |= existing.desired_transition.force_reschedule;
                 if alloc.desired_status != existing.desired_status || alloc.job_version != existing.job_version {
                     alloc.alloc_modify_index = index;
                 } else {
@@ -1277,7 +1333,7 @@ impl StateSnapshot {
     }
 
     /// Stores a node in the table and in the scheduler's node index.
-    fn put_node(&mut self, node: Arc<Node>) {
+    pub(crate) fn put_node(&mut self, node: Arc<Node>) {
         let used = self.node_usage(&node.id);
         self.columns.upsert(&node, used);
         self.nodes.insert(node.id.clone(), node);

@@ -181,6 +181,19 @@ pub struct AllocMetric {
     pub coalesced_failures: u64,
 }
 
+/// Nomad's `DesiredTransition`: a change the servers want the scheduler to
+/// carry out for one allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DesiredTransition {
+    /// Move the allocation off its draining node (set by the drainer, in
+    /// batches of the group's `migrate.max_parallel`).
+    pub migrate: bool,
+    /// Replace this failed allocation now, whatever its reschedule policy
+    /// says (`job eval -force-reschedule`).
+    pub force_reschedule: bool,
+}
+
 /// A task group placed on a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -211,6 +224,9 @@ pub struct Allocation {
     pub deployment_status: Option<crate::AllocDeploymentStatus>,
     pub preempted_by_allocation: String,
     pub preempted_allocations: Vec<String>,
+    /// What the servers asked of this allocation beyond its desired status
+    /// (the node drainer marks it to migrate).
+    pub desired_transition: DesiredTransition,
     pub metrics: Option<AllocMetric>,
     pub create_index: Index,
     pub modify_index: Index,

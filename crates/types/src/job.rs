@@ -89,6 +89,8 @@ pub struct Job {
     pub parent_id: String,
     pub dispatched: bool,
     pub payload: Vec<u8>,
+    /// The `IdempotencyToken` of the dispatch that made this child.
+    pub dispatch_idempotency_token: String,
     /// Opaque blocks kept for later capabilities (vault, consul, …).
     pub extra: BTreeMap<String, serde_json::Value>,
 
@@ -127,6 +129,7 @@ impl Default for Job {
             parent_id: String::new(),
             dispatched: false,
             payload: Vec::new(),
+            dispatch_idempotency_token: String::new(),
             extra: BTreeMap::new(),
             stop: false,
             status: JobStatus::Pending,
@@ -182,8 +185,20 @@ impl Job {
 
     /// Whether the job is periodic or parameterized: a template that is never
     /// placed itself, only its children are.
+    ///
+    /// A periodic job with `enabled = false` is still a template (as in
+    /// Nomad): it launches nothing, and never runs itself.
     pub fn is_template(&self) -> bool {
-        self.periodic.as_ref().is_some_and(|periodic| periodic.enabled) || self.parameterized.is_some()
+        self.periodic.is_some() || self.parameterized.is_some()
+    }
+
+    /// The concurrency cap of this job's children (Drover's
+    /// `max_concurrent` extension); 0 means no cap.
+    pub fn child_cap(&self) -> u32 {
+        if let Some(parameterized) = &self.parameterized {
+            return parameterized.max_concurrent;
+        }
+        self.periodic.as_ref().map_or(0, |periodic| periodic.max_concurrent)
     }
 
     /// The sum of `count` over all groups.
@@ -624,6 +639,9 @@ pub struct PeriodicConfig {
     pub spec_type: String,
     pub prohibit_overlap: bool,
     pub time_zone: String,
+    /// Drover extension: at most this many children run at once; later
+    /// launches wait in a queue and start in order as slots free. 0: no cap.
+    pub max_concurrent: u32,
 }
 
 impl Default for PeriodicConfig {
@@ -634,6 +652,7 @@ impl Default for PeriodicConfig {
             spec_type: "cron".to_string(),
             prohibit_overlap: false,
             time_zone: "UTC".to_string(),
+            max_concurrent: 0,
         }
     }
 }
@@ -646,6 +665,10 @@ pub struct ParameterizedConfig {
     pub payload: String,
     pub meta_required: Vec<String>,
     pub meta_optional: Vec<String>,
+    /// Drover extension: at most this many dispatched children run at
+    /// once; later dispatches wait in a queue and start in order as slots
+    /// free. 0: no cap.
+    pub max_concurrent: u32,
 }
 
 impl Default for ParameterizedConfig {
@@ -654,6 +677,7 @@ impl Default for ParameterizedConfig {
             payload: "optional".to_string(),
             meta_required: Vec::new(),
             meta_optional: Vec::new(),
+            max_concurrent: 0,
         }
     }
 }

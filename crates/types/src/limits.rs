@@ -14,6 +14,17 @@ pub const MAX_GROUP_COUNT: u32 = 100_000;
 /// and periodic children within what HTTP servers accept in a path.
 pub const MAX_JOB_ID_LEN: usize = 256;
 
+/// Largest payload `job dispatch` takes, in bytes (Nomad's limit: 16 KiB).
+pub const MAX_DISPATCH_PAYLOAD: usize = 16 * 1024;
+
+/// Most meta entries one dispatch may carry, and the longest key or value.
+pub const MAX_DISPATCH_META: usize = 64;
+pub const MAX_DISPATCH_META_LEN: usize = 1024;
+
+/// Most children of one parameterized or periodic job that may wait in its
+/// `max_concurrent` queue; a dispatch beyond it is refused.
+pub const MAX_QUEUED_CHILDREN: usize = 10_000;
+
 /// Longest task group, task or namespace name, in bytes (Nomad's
 /// namespace limit). Task names become directory names on clients.
 pub const MAX_NAME_LEN: usize = 128;

@@ -68,6 +68,16 @@ pub struct DrainStrategy {
     pub started_at: UnixNanos,
 }
 
+/// The last drain of a node (Nomad's `DrainMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DrainMetadata {
+    pub started_at: UnixNanos,
+    pub updated_at: UnixNanos,
+    /// "draining", "complete" or "canceled".
+    pub status: String,
+}
+
 /// A directory of the node offered to jobs as a host volume
 /// (`client { host_volume "name" { path, read_only } }`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -104,6 +114,8 @@ pub struct Node {
     pub status_updated_at: UnixNanos,
     pub scheduling_eligibility: SchedulingEligibility,
     pub drain: Option<DrainStrategy>,
+    /// The last drain, finished or not.
+    pub last_drain: Option<DrainMetadata>,
     /// A hash of the attributes that decide feasibility, for caching.
     pub computed_class: String,
     pub create_index: Index,
@@ -132,6 +144,7 @@ impl Default for Node {
             status_updated_at: 0,
             scheduling_eligibility: SchedulingEligibility::Eligible,
             drain: None,
+            last_drain: None,
             computed_class: String::new(),
             create_index: 0,
             modify_index: 0,

@@ -60,7 +60,7 @@ impl std::error::Error for ValidationErrors {}
 
 /// A name as it appears in an error's path: cut short when it is over the
 /// limit, so that a hostile name does not make every message huge.
-pub(crate) fn shorten(name: &str) -> &str {
+pub fn shorten(name: &str) -> &str {
     if name.len() <= limits::MAX_JOB_ID_LEN {
         return name;
     }
@@ -191,6 +191,9 @@ impl Job {
             }
         }
         if let Some(parameterized) = &self.parameterized {
+            if self.periodic.as_ref().is_some_and(|periodic| periodic.enabled) {
+                collector.push(&job_path, "periodic", "a parameterized job cannot also be periodic");
+            }
             if !matches!(self.job_type, JobType::Batch | JobType::Sysbatch) {
                 collector.push(
                     &job_path,

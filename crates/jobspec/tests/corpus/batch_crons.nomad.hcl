@@ -8,6 +8,8 @@ job "cache-warmer" {
       "0 10 * * SAT,SUN",
     ]
     enabled = true
+    # Drover extension: at most one run at a time, later launches queue.
+    max_concurrent = 1
   }
 
   group "warm" {

@@ -6,6 +6,8 @@ job "transcode" {
     payload       = "required"
     meta_required = ["input"]
     meta_optional = ["preset"]
+    # Drover extension: at most 4 transcodes run at once; the rest queue.
+    max_concurrent = 4
   }
 
   group "work" {
