@@ -611,27 +611,59 @@ impl RaftNode {
                 target.id
             )));
         }
+        // The target's first campaign is refused while the others' leader
+        // lease runs; its higher term then makes this server step down,
+        // and the target wins a later round. Meanwhile this server must not
+        // campaign itself (it could win its leadership back), so its
+        // elections are off until the transfer ends either way.
+        self.raft.runtime_config().elect(false);
+        let outcome = self.hand_over(&target, rpc, &mut metrics).await;
+        self.raft.runtime_config().elect(true);
+        outcome.map(|()| target.id)
+    }
+
+    /// Asks `target` to campaign, again every second while this server
+    /// still leads, until it leads (within 5 s).
+    async fn hand_over(
+        &self,
+        target: &RaftPeer,
+        rpc: &RpcClient,
+        metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+    ) -> Result<(), RaftNodeError> {
         let request = rpc::Request::Raft(RaftRequest {
             kind: "elect".to_string(),
             payload: rpc::encode(&self.node_id).map_err(|error| RaftNodeError::Membership(error.to_string()))?,
         });
-        rpc.call_to(&target.addr, request, Duration::from_secs(5))
-            .await
-            .map_err(|error| RaftNodeError::Membership(format!("ask {} to campaign: {error}", target.addr)))?;
-        let led = async {
-            loop {
-                if metrics.borrow().current_leader == Some(target.id) {
-                    return;
-                }
-                if metrics.changed().await.is_err() {
-                    return;
-                }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.is_leader() {
+                rpc.call_to(&target.addr, request.clone(), Duration::from_secs(5))
+                    .await
+                    .map_err(|error| RaftNodeError::Membership(format!("ask {} to campaign: {error}", target.addr)))?;
             }
-        };
-        tokio::time::timeout(Duration::from_secs(5), led)
-            .await
-            .map_err(|_| RaftNodeError::Membership(format!("server {} did not take over within 5s", target.id)))?;
-        Ok(target.id)
+            let round = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+            let led = async {
+                loop {
+                    if metrics.borrow().current_leader == Some(target.id) {
+                        return true;
+                    }
+                    if metrics.changed().await.is_err() {
+                        return false;
+                    }
+                }
+            };
+            match tokio::time::timeout_at(round, led).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(RaftNodeError::Membership("raft stopped".to_string())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(RaftNodeError::Membership(format!(
+                        "server {} did not take over within 5s",
+                        target.id
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// Answers a Raft message from `peer`. Once this server belongs to a
