@@ -635,11 +635,23 @@ impl RaftNode {
             payload: rpc::encode(&self.node_id).map_err(|error| RaftNodeError::Membership(error.to_string()))?,
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut first = true;
         loop {
             if self.is_leader() {
-                rpc.call_to(&target.addr, request.clone(), Duration::from_secs(5))
-                    .await
-                    .map_err(|error| RaftNodeError::Membership(format!("ask {} to campaign: {error}", target.addr)))?;
+                let asked = rpc.call_to(&target.addr, request.clone(), Duration::from_secs(5)).await;
+                match asked {
+                    Err(error) if first => {
+                        return Err(RaftNodeError::Membership(format!(
+                            "ask {} to campaign: {error}",
+                            target.addr
+                        )));
+                    }
+                    // A target still campaigning knows no leader and
+                    // refuses the request; its campaign goes on anyway.
+                    Err(error) => tracing::debug!(target = %target.addr, %error, "asking again to campaign"),
+                    Ok(_) => {}
+                }
+                first = false;
             }
             let round = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
             let led = async {
