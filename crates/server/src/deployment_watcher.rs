@@ -313,21 +313,8 @@ pub(crate) fn plan(snapshot: &StateSnapshot, now: UnixNanos, ids: &mut dyn FnMut
 
 /// One pass of the watcher on the leader.
 pub(crate) async fn run_once(server: &Server) {
-    let snapshot = server.state();
-    let mut ids = new_id;
-    for command in plan(&snapshot, now_nanos(), &mut ids) {
-        match server.write_local(command).await {
-            Ok(result) => {
-                if let Some(error) = result.error {
-                    tracing::debug!(%error, "deployment update refused");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not record deployment progress");
-                return;
-            }
-        }
-    }
+    let commands = plan(&server.state(), now_nanos(), &mut new_id);
+    server.write_duty("deployment", commands).await;
 }
 
 /// Why a job's update settings cannot be carried out. `checks` health

@@ -184,21 +184,8 @@ pub fn plan(snapshot: &StateSnapshot, now: UnixNanos, ids: &mut dyn FnMut() -> S
 
 /// One pass of the drainer on the leader.
 pub(crate) async fn run_once(server: &Server) {
-    let snapshot = server.state();
-    let mut ids = new_id;
-    for command in plan(&snapshot, now_nanos(), &mut ids) {
-        match server.write_local(command).await {
-            Ok(result) => {
-                if let Some(error) = result.error {
-                    tracing::debug!(%error, "drain update refused");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not record drain progress");
-                return;
-            }
-        }
-    }
+    let commands = plan(&server.state(), now_nanos(), &mut new_id);
+    server.write_duty("drain", commands).await;
 }
 
 /// A drain request (Nomad's `NodeUpdateDrainRequest`): `None` ends the drain.

@@ -139,3 +139,25 @@ async fn reap_failed_evals(server: &Server) {
         tracing::warn!(%error, "could not record failed evaluations");
     }
 }
+
+impl Server {
+    /// Writes the commands a leader duty planned (the deployment watcher,
+    /// the drainer, the periodic dispatcher), in order. A command the
+    /// state refuses is logged and the rest go on; a write that fails ends
+    /// the pass (the next tick plans again from the state).
+    pub(crate) async fn write_duty(&self, duty: &str, commands: Vec<state::Command>) {
+        for command in commands {
+            match self.write_local(command).await {
+                Ok(result) => {
+                    if let Some(error) = result.error {
+                        tracing::debug!(%error, duty, "leader duty's update refused");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, duty, "could not record a leader duty's update");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -180,21 +180,8 @@ pub fn plan(snapshot: &StateSnapshot, now: UnixNanos, ids: &mut dyn FnMut() -> S
 
 /// One pass of the dispatcher on the leader.
 pub(crate) async fn run_once(server: &Server) {
-    let snapshot = server.state();
-    let mut ids = new_id;
-    for command in plan(&snapshot, now_nanos(), &mut ids) {
-        match server.write_local(command).await {
-            Ok(result) => {
-                if let Some(error) = result.error {
-                    tracing::debug!(%error, "periodic launch refused");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not record a periodic launch");
-                return;
-            }
-        }
-    }
+    let commands = plan(&server.state(), now_nanos(), &mut new_id);
+    server.write_duty("periodic launch", commands).await;
 }
 
 /// A dispatch request (Nomad's `JobDispatchRequest`).
